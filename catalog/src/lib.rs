@@ -1,1 +1,25 @@
-//! placeholder
+//! The virtual cross-border cohort schema that every analyst query is written
+//! against, and the registry of sites that hold its rows.
+//!
+//! No site stores a table called `person` that the coordinator could read:
+//! the tables here are *virtual*. The coordinator plans against their schemas
+//! only, and each site binds the same names to its own Parquet files. Because
+//! both sides share this one definition, a subplan that type-checks at the
+//! coordinator type-checks at every site.
+//!
+//! * [`schema`]: OMOP CDM v5.4 clinical tables, the genomic
+//!   `variant_occurrence` table and the public `concept` vocabulary, with the
+//!   virtual `site` column and each table's privacy unit (`person_id`).
+//! * [`registry`]: sites, federation and privacy settings as read from TOML.
+//! * [`vocabulary`]: the OMOP concepts the synthetic cohort uses.
+//! * [`synthetic`]: the deterministic three-site cohort behind `ihdsi generate`.
+
+pub mod error;
+pub mod registry;
+pub mod schema;
+pub mod synthetic;
+pub mod vocabulary;
+
+pub use error::{CatalogError, Result};
+pub use registry::{FederationConfig, PrivacyPolicy, SiteConfig, SiteEntry};
+pub use schema::{PRIVACY_UNIT, SITE_COLUMN, TableDef, TableKind};

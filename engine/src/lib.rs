@@ -1,1 +1,20 @@
-//! placeholder
+//! Execution: sites run admitted subplans over their own Parquet files and
+//! threshold them; the coordinator fans out over Arrow Flight, merges the
+//! partials, thresholds again and runs the rest of the query.
+//!
+//! * [`site`]: a site's DataFusion session over object_store, and its threshold.
+//! * [`protocol`]: the ticket a coordinator sends, and the metadata a site returns.
+//! * [`fanout`]: parallel Flight `DoGet` to the sites.
+//! * [`merge`]: per-group merge of partials and the federation threshold.
+//! * [`coordinator`]: the whole query path.
+
+pub mod coordinator;
+pub mod error;
+pub mod fanout;
+pub mod merge;
+pub mod protocol;
+pub mod site;
+
+pub use coordinator::{Coordinator, QueryOutcome};
+pub use error::{EngineError, Result};
+pub use site::{SiteAnswer, SiteEngine};

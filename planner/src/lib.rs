@@ -1,1 +1,35 @@
-//! placeholder
+//! The federated planner: SQL over the virtual cohort schema → DataFusion
+//! `LogicalPlan` → release boundaries → per-site subplan SQL and the
+//! coordinator's merge.
+//!
+//! ```text
+//!   analyst SQL
+//!       │  split::plan_query
+//!       ▼
+//!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
+//!       │                         aggregates::classify          (the boundary aggregate)
+//!       ▼
+//!   FederatedPlan
+//!     ├─ releases[i].site_sql      ──► every site: site::admit_subplan, run, threshold
+//!     ├─ releases[i].merges        ──► coordinator: merge partials, threshold
+//!     └─ coordinator_plan(released) ─► coordinator: HAVING / ORDER BY / LIMIT / joins
+//! ```
+//!
+//! The same admission code runs at the coordinator and at every site, so a
+//! site refuses whatever the coordinator should have refused.
+
+pub mod admission;
+pub mod aggregates;
+pub mod error;
+pub mod explain;
+pub mod lineage;
+pub mod release;
+pub mod site;
+pub mod split;
+pub mod virtual_table;
+
+pub use error::{PlanError, Result};
+pub use release::{PATIENTS_COLUMN, Release};
+pub use site::{SiteAdmission, admit_subplan};
+pub use split::{FederatedPlan, plan_query, release_table};
+pub use virtual_table::register_virtual_schema;

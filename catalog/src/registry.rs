@@ -1,0 +1,234 @@
+//! The site registry and the privacy settings, as read from TOML.
+//!
+//! Two files configure a federation:
+//! * `federation.toml` on the coordinator lists the sites (id, country,
+//!   endpoint, hosted tables) and the federation's privacy policy;
+//! * `site.toml` on each site names its data location and its *own* privacy
+//!   policy. A site never takes the coordinator's word for its threshold.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{CatalogError, Result};
+use crate::schema;
+
+/// Disclosure-control settings. The coordinator and every site each hold one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyPolicy {
+    /// Groups with fewer distinct patients than this are never released.
+    pub min_group_size: u64,
+    /// MIN and MAX release one patient's value; refused unless true.
+    pub allow_min_max: bool,
+}
+
+impl Default for PrivacyPolicy {
+    fn default() -> Self {
+        Self { min_group_size: 10, allow_min_max: false }
+    }
+}
+
+impl PrivacyPolicy {
+    fn validate(&self) -> Result<()> {
+        if self.min_group_size == 0 {
+            return Err(CatalogError::ConfigInvalid(
+                "privacy.min_group_size must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One site as the coordinator knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteEntry {
+    /// Short id, used as the value of the virtual `site` column.
+    pub id: String,
+    /// ISO 3166 country code, for documentation and audit.
+    #[serde(default)]
+    pub country: String,
+    /// Arrow Flight endpoint, e.g. `http://10.1.2.3:50061`.
+    pub endpoint: String,
+    /// Patient tables this site hosts; empty means all of them.
+    #[serde(default)]
+    pub tables: Vec<String>,
+}
+
+impl SiteEntry {
+    /// Whether this site hosts `table`.
+    pub fn hosts(&self, table: &str) -> bool {
+        self.tables.is_empty() || self.tables.iter().any(|t| t.eq_ignore_ascii_case(table))
+    }
+}
+
+/// Coordinator settings (`[coordinator]` in `federation.toml`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoordinatorSection {
+    /// Address the Flight SQL service listens on.
+    #[serde(default = "default_coordinator_listen")]
+    pub listen: String,
+    /// Object-store URL of the public `concept.parquet`, if any.
+    #[serde(default)]
+    pub vocabulary: Option<String>,
+    /// Seconds to wait for a site before the query fails.
+    #[serde(default = "default_site_timeout")]
+    pub site_timeout_secs: u64,
+}
+
+fn default_coordinator_listen() -> String {
+    "127.0.0.1:50051".into()
+}
+
+fn default_site_timeout() -> u64 {
+    120
+}
+
+/// `federation.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    pub coordinator: CoordinatorSection,
+    #[serde(default)]
+    pub privacy: PrivacyPolicy,
+    #[serde(default)]
+    pub sites: Vec<SiteEntry>,
+}
+
+/// `[site]` in `site.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteSection {
+    /// Site id; must match the coordinator's registry entry.
+    pub id: String,
+    #[serde(default)]
+    pub country: String,
+    /// Address the Arrow Flight service listens on.
+    pub listen: String,
+    /// Object-store URL (or plain path) of the folder holding `<table>.parquet`.
+    pub data: String,
+    /// Object-store URL (or plain path) of `concept.parquet`, if any.
+    #[serde(default)]
+    pub vocabulary: Option<String>,
+}
+
+/// `site.toml`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SiteConfig {
+    pub site: SiteSection,
+    #[serde(default)]
+    pub privacy: PrivacyPolicy,
+}
+
+fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|source| CatalogError::ConfigRead { path: path.to_path_buf(), source })?;
+    toml::from_str(&text).map_err(|e| CatalogError::ConfigParse {
+        path: PathBuf::from(path),
+        message: e.to_string(),
+    })
+}
+
+fn validate_id(id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= 32
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(CatalogError::ConfigInvalid(format!(
+            "site id '{id}' must be 1-32 characters of a-z, 0-9, '_' or '-'"
+        )))
+    }
+}
+
+fn validate_tables(tables: &[String]) -> Result<()> {
+    for t in tables {
+        if !schema::is_patient_table(t) {
+            return Err(CatalogError::UnknownTable(t.clone()));
+        }
+    }
+    Ok(())
+}
+
+impl FederationConfig {
+    /// Read and validate `federation.toml`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let cfg: Self = read_toml(path)?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Check ids, tables and thresholds.
+    pub fn validate(&self) -> Result<()> {
+        self.privacy.validate()?;
+        if self.sites.is_empty() {
+            return Err(CatalogError::ConfigInvalid("a federation needs at least one [[sites]] entry".into()));
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for s in &self.sites {
+            validate_id(&s.id)?;
+            validate_tables(&s.tables)?;
+            if !seen.insert(s.id.as_str()) {
+                return Err(CatalogError::ConfigInvalid(format!("site id '{}' is listed twice", s.id)));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl SiteConfig {
+    /// Read and validate `site.toml`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let cfg: Self = read_toml(path)?;
+        validate_id(&cfg.site.id)?;
+        cfg.privacy.validate()?;
+        Ok(cfg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn federation_config_parses_and_validates() {
+        let cfg: FederationConfig = toml::from_str(
+            r#"
+            [coordinator]
+            listen = "127.0.0.1:50051"
+            [privacy]
+            min_group_size = 5
+            [[sites]]
+            id = "lu"
+            country = "LU"
+            endpoint = "http://127.0.0.1:50061"
+            tables = ["person", "variant_occurrence"]
+            "#,
+        )
+        .expect("parse");
+        cfg.validate().expect("valid");
+        assert_eq!(cfg.privacy, PrivacyPolicy { min_group_size: 5, allow_min_max: false });
+        assert!(cfg.sites[0].hosts("PERSON"));
+        assert!(!cfg.sites[0].hosts("measurement"));
+    }
+
+    #[test]
+    fn bad_configs_are_refused_with_the_cause() {
+        let mut cfg: FederationConfig = toml::from_str(
+            "[coordinator]\n[[sites]]\nid = \"LU!\"\nendpoint = \"http://x\"\n",
+        )
+        .expect("parse");
+        let err = cfg.validate().expect_err("bad id").to_string();
+        assert!(err.contains("site id 'LU!'"), "{err}");
+        cfg.sites[0].id = "lu".into();
+        cfg.sites[0].tables = vec!["patients".into()];
+        assert!(cfg.validate().expect_err("bad table").to_string().contains("unknown table 'patients'"));
+        cfg.sites[0].tables.clear();
+        cfg.privacy.min_group_size = 0;
+        assert!(cfg.validate().is_err());
+    }
+}

@@ -1,0 +1,51 @@
+//! Execution errors at sites and at the coordinator.
+//!
+//! Messages name the cause and, where one is involved, the site. They never
+//! carry result values or per-site numbers: a site's refusal is relayed with
+//! its own (privacy-safe) reason only.
+
+use ihdsi_planner::PlanError;
+
+/// Result alias for this crate.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Why a query could not be answered.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// Planning or admission refused the query.
+    #[error(transparent)]
+    Plan(#[from] PlanError),
+    /// A site could not be reached, or did not answer in time.
+    #[error("site '{site}' is unavailable: {cause}")]
+    SiteUnavailable { site: String, cause: String },
+    /// A site refused the subplan; `reason` is the site's own message.
+    #[error("site '{site}' refused the subplan: {reason}")]
+    SiteRefused { site: String, reason: String },
+    /// A site answered with something that is not the agreed partial schema.
+    #[error("site '{site}' sent an invalid answer: {detail}")]
+    SiteProtocol { site: String, detail: String },
+    /// No site hosts every table the query reads.
+    #[error("no site hosts all of the tables {0}")]
+    NoSiteHosts(String),
+    /// The site's data could not be opened (missing folder, bad URL).
+    #[error("cannot open site data: {0}")]
+    Data(String),
+    /// DataFusion failed while executing an admitted plan.
+    #[error("execution failed: {0}")]
+    Execution(String),
+    /// A bug: an invariant does not hold.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<datafusion::error::DataFusionError> for EngineError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Self::Execution(e.to_string())
+    }
+}
+
+impl From<datafusion::arrow::error::ArrowError> for EngineError {
+    fn from(e: datafusion::arrow::error::ArrowError) -> Self {
+        Self::Execution(e.to_string())
+    }
+}

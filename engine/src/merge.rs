@@ -1,0 +1,162 @@
+//! The coordinator's merge: combine the sites' partials per group, apply the
+//! federation's threshold, and compute each analyst aggregate.
+//!
+//! This runs in plain Rust, outside DataFusion's optimiser, so that the
+//! threshold is applied exactly where it is written and nothing can be
+//! reordered around it. Groups are keyed by Arrow's row format; each group
+//! holds at most one partial row per site.
+//!
+//! Variances use Chan, Golub & LeVeque's parallel update on `(n, mean, M2)`,
+//! which is numerically stable where the textbook `Σx² − n·mean²` is not.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
+use datafusion::common::ScalarValue;
+
+use crate::error::{EngineError, Result};
+use ihdsi_planner::Release;
+use ihdsi_planner::aggregates::Merge;
+
+/// The released table of one boundary, and what was withheld.
+#[derive(Debug, Clone)]
+pub struct Released {
+    /// Columns `c0..cN`: the keys and the merged aggregates.
+    pub batch: RecordBatch,
+    /// Merged groups under the federation's `min_group_size`.
+    pub suppressed: u64,
+}
+
+struct Group {
+    keys: Vec<ScalarValue>,
+    rows: Vec<Vec<ScalarValue>>,
+    patients: i64,
+}
+
+/// Merge the partial batches of all sites for `release`.
+pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) -> Result<Released> {
+    let keys = release.key_count;
+    let width = keys + release.partial_count + 1;
+    let key_types: Vec<SortField> = release.site_types().into_iter().take(keys).map(SortField::new).collect();
+    let converter = RowConverter::new(key_types)?;
+    let mut index: HashMap<OwnedRow, usize> = HashMap::new();
+    let mut groups: Vec<Group> = Vec::new();
+    for batch in batches {
+        if batch.num_columns() != width {
+            return Err(EngineError::Internal(format!("partial batch has {} columns, expected {width}", batch.num_columns())));
+        }
+        let rows = converter.convert_columns(&batch.columns()[..keys])?;
+        for r in 0..batch.num_rows() {
+            let slot = *index.entry(rows.row(r).owned()).or_insert_with(|| {
+                groups.push(Group { keys: Vec::new(), rows: Vec::new(), patients: 0 });
+                groups.len() - 1
+            });
+            let values = (0..width).map(|c| ScalarValue::try_from_array(batch.column(c), r)).collect::<datafusion::error::Result<Vec<_>>>()?;
+            let g = &mut groups[slot];
+            if g.keys.is_empty() {
+                g.keys = values[..keys].to_vec();
+            }
+            g.patients += as_i64(&values[width - 1]);
+            g.rows.push(values[keys..width - 1].to_vec());
+        }
+    }
+    let before = groups.len();
+    groups.retain(|g| g.patients >= i64::try_from(min_group_size).unwrap_or(i64::MAX));
+    let suppressed = (before - groups.len()) as u64;
+    let batch = build_output(release, &groups)?;
+    Ok(Released { batch, suppressed })
+}
+
+fn build_output(release: &Release, groups: &[Group]) -> Result<RecordBatch> {
+    let schema = release.released_schema();
+    let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+    for (i, field) in schema.fields().iter().enumerate() {
+        let values: Vec<ScalarValue> = if i < release.key_count {
+            groups.iter().map(|g| g.keys[i].clone()).collect()
+        } else {
+            let m = &release.merges[i - release.key_count];
+            groups.iter().map(|g| finalize(m, &g.rows)).collect::<Result<_>>()?
+        };
+        let array = if values.is_empty() {
+            new_empty_array(field.data_type())
+        } else {
+            cast(&ScalarValue::iter_to_array(values)?, field.data_type())?
+        };
+        columns.push(array);
+    }
+    Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
+}
+
+fn as_i64(v: &ScalarValue) -> i64 {
+    match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
+        Ok(ScalarValue::Int64(Some(x))) => x,
+        _ => 0,
+    }
+}
+
+fn as_f64(v: &ScalarValue) -> Option<f64> {
+    match v.cast_to(&datafusion::arrow::datatypes::DataType::Float64) {
+        Ok(ScalarValue::Float64(x)) => x,
+        _ => None,
+    }
+}
+
+/// A NULL of partial column `p`'s type.
+fn typed_null(rows: &[Vec<ScalarValue>], p: usize) -> ScalarValue {
+    rows.first().and_then(|r| ScalarValue::try_from(r[p].data_type()).ok()).unwrap_or(ScalarValue::Null)
+}
+
+fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
+    let col = |p: usize| rows.iter().map(move |r| &r[p]);
+    Ok(match *m {
+        Merge::Sum(p) => {
+            let mut acc: Option<ScalarValue> = None;
+            for v in col(p).filter(|v| !v.is_null()) {
+                acc = Some(match acc {
+                    None => v.clone(),
+                    Some(a) => a.add(v)?,
+                });
+            }
+            acc.unwrap_or_else(|| typed_null(rows, p))
+        }
+        Merge::Min(p) | Merge::Max(p) => {
+            let is_min = matches!(m, Merge::Min(_));
+            let mut best: Option<&ScalarValue> = None;
+            for v in col(p).filter(|v| !v.is_null()) {
+                let better = best.is_none_or(|b| {
+                    let ord = v.partial_cmp(b);
+                    if is_min { ord == Some(std::cmp::Ordering::Less) } else { ord == Some(std::cmp::Ordering::Greater) }
+                });
+                if better {
+                    best = Some(v);
+                }
+            }
+            best.cloned().unwrap_or_else(|| typed_null(rows, p))
+        }
+        Merge::Avg { sum, count } => {
+            let n: i64 = col(count).map(as_i64).sum();
+            let s: f64 = col(sum).filter_map(as_f64).sum();
+            ScalarValue::Float64((n > 0).then(|| s / n as f64))
+        }
+        Merge::Variance { count, mean, var_pop, sample, sqrt } => {
+            let (mut n, mut mu, mut m2) = (0f64, 0f64, 0f64);
+            for r in rows {
+                let nb = as_i64(&r[count]) as f64;
+                let (Some(mb), Some(vb)) = (as_f64(&r[mean]), as_f64(&r[var_pop])) else { continue };
+                if nb == 0.0 {
+                    continue;
+                }
+                let total = n + nb;
+                let delta = mb - mu;
+                mu += delta * nb / total;
+                m2 += vb * nb + delta * delta * n * nb / total;
+                n = total;
+            }
+            let var = if sample { (n > 1.0).then(|| m2 / (n - 1.0)) } else { (n > 0.0).then(|| m2 / n) };
+            ScalarValue::Float64(if sqrt { var.map(f64::sqrt) } else { var })
+        }
+    })
+}

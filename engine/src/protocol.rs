@@ -1,0 +1,39 @@
+//! What travels between the coordinator and a site over Arrow Flight.
+//!
+//! The coordinator calls `DoGet` with a ticket holding a [`SubplanRequest`]
+//! as JSON: the canonical subplan SQL plus who is asking. The site answers
+//! with an ordinary Arrow IPC stream of partial aggregates (`k*`, `p*`,
+//! `ihdsi_patients`), whose schema metadata carries the number of groups the
+//! site suppressed under its own threshold (a count, never which ones).
+//! Refusals are gRPC statuses with the site's reason.
+
+use serde::{Deserialize, Serialize};
+
+/// Schema-metadata key: groups a site dropped under its own threshold.
+pub const SITE_SUPPRESSED_KEY: &str = "ihdsi.site_suppressed_groups";
+
+/// The ticket of a site `DoGet`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubplanRequest {
+    /// Coordinator-assigned id, logged on both sides.
+    pub query_id: String,
+    /// Identity of the analyst the query runs for.
+    pub analyst: String,
+    /// Which release of the query this subplan is.
+    pub release: usize,
+    /// Canonical subplan SQL over the virtual schema.
+    pub sql: String,
+}
+
+impl SubplanRequest {
+    /// Encode as ticket bytes.
+    pub fn to_ticket(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Decode ticket bytes; the error names what is wrong, not the content.
+    pub fn from_ticket(bytes: &[u8]) -> Result<Self, String> {
+        serde_json::from_slice(bytes).map_err(|e| format!("malformed subplan ticket: {e}"))
+    }
+}

@@ -1,0 +1,118 @@
+//! A site: admits a subplan, runs it over its own Parquet files with
+//! DataFusion, and releases only the groups that pass its own threshold.
+
+pub mod tables;
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, Int64Array};
+use datafusion::arrow::compute::{concat_batches, filter_record_batch, kernels::cmp::gt_eq};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::execution::SessionState;
+use datafusion::prelude::{SessionConfig, SessionContext};
+
+use crate::error::{EngineError, Result};
+use crate::protocol::{SITE_SUPPRESSED_KEY, SubplanRequest};
+use ihdsi_catalog::{PrivacyPolicy, SiteConfig};
+use ihdsi_planner::{PlanError, admit_subplan};
+pub use tables::{SiteData, register_tables};
+
+/// Session settings every site uses.
+///
+/// `skip_partial_aggregation_probe_ratio_threshold = 1.0`: DataFusion may
+/// otherwise switch its partial aggregation to emitting one state row per
+/// input row when groups are nearly unique. The site's final aggregation
+/// would still merge them, but we never want a per-row state to exist.
+pub fn site_session_config() -> SessionConfig {
+    let mut config = SessionConfig::new().with_information_schema(false);
+    config.options_mut().execution.skip_partial_aggregation_probe_ratio_threshold = 1.0;
+    config
+}
+
+/// What a site releases for one subplan.
+#[derive(Debug, Clone)]
+pub struct SiteAnswer {
+    /// Partial aggregates of the groups that passed the site's threshold.
+    pub batch: RecordBatch,
+    /// Groups dropped under the site's `min_group_size`.
+    pub suppressed: u64,
+}
+
+/// One site's engine.
+#[derive(Clone)]
+pub struct SiteEngine {
+    id: String,
+    ctx: SessionContext,
+    policy: PrivacyPolicy,
+    tables: Vec<String>,
+}
+
+impl std::fmt::Debug for SiteEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteEngine").field("id", &self.id).field("policy", &self.policy).field("tables", &self.tables).finish()
+    }
+}
+
+impl SiteEngine {
+    /// Open the site's data as configured in `site.toml`.
+    pub async fn open(config: &SiteConfig) -> Result<Self> {
+        let data = SiteData { id: config.site.id.clone(), location: config.site.data.clone() };
+        Self::open_with(data, config.site.vocabulary.as_deref(), config.privacy).await
+    }
+
+    /// Open a site from its parts.
+    pub async fn open_with(data: SiteData, vocabulary: Option<&str>, policy: PrivacyPolicy) -> Result<Self> {
+        let ctx = SessionContext::new_with_config(site_session_config());
+        let tables = register_tables(&ctx, std::slice::from_ref(&data), vocabulary).await?;
+        if tables.is_empty() {
+            return Err(EngineError::Data(format!("no <table>.parquet files found under {}", data.location)));
+        }
+        Ok(Self { id: data.id, ctx, policy, tables })
+    }
+
+    /// The site id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The patient tables this site hosts.
+    pub fn tables(&self) -> &[String] {
+        &self.tables
+    }
+
+    fn state(&self) -> SessionState {
+        self.ctx.state()
+    }
+
+    /// Admit, run and threshold one subplan.
+    pub async fn run(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
+        let plan = self.state().create_logical_plan(&req.sql).await.map_err(PlanError::from_datafusion)?;
+        let admission = admit_subplan(&plan, &self.policy)?;
+        let df = self.ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        let batch = concat_batches(&schema, &batches)?;
+        let (batch, suppressed) = threshold(&batch, admission.patients_index, self.policy.min_group_size)?;
+        let metadata = [(SITE_SUPPRESSED_KEY.to_string(), suppressed.to_string())].into_iter().collect();
+        let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
+        let batch = batch.with_schema(schema)?;
+        Ok(SiteAnswer { batch, suppressed })
+    }
+}
+
+/// Keep the rows whose distinct-patient count (column `patients`) is at
+/// least `min`; return them and the number dropped.
+pub fn threshold(batch: &RecordBatch, patients: usize, min: u64) -> Result<(RecordBatch, u64)> {
+    let counts = batch
+        .column(patients)
+        .as_any()
+        .downcast_ref::<Int64Array>()
+        .ok_or_else(|| EngineError::Internal("distinct-patient count is not Int64".into()))?;
+    let min = Int64Array::new_scalar(i64::try_from(min).unwrap_or(i64::MAX));
+    let keep = gt_eq(counts, &min)?;
+    let kept = filter_record_batch(batch, &keep)?;
+    let dropped = (batch.num_rows() - kept.num_rows()) as u64;
+    debug_assert!(kept.column(patients).null_count() == 0);
+    Ok((kept, dropped))
+}

@@ -1,0 +1,112 @@
+//! Binding the virtual schema to Parquet files through object_store.
+//!
+//! A site's data folder holds `<table>.parquet` per patient table. Each table
+//! becomes a view named after the virtual table:
+//!
+//! ```sql
+//! SELECT <file columns>, '<site id>' AS site FROM <the site's person.parquet>
+//! ```
+//!
+//! The inner scan is named after the virtual table too, so the privacy unit
+//! is traced through it exactly as through the coordinator's virtual tables.
+//! The raw files are never registered under a name a subplan could use.
+//! Several sites can be bound into one session (the union of their views):
+//! that is the centralized oracle the differential tests compare against.
+
+use std::sync::Arc;
+
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::{ViewTable, provider_as_source};
+use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::prelude::SessionContext;
+
+use crate::error::{EngineError, Result};
+use ihdsi_catalog::schema::{self, SITE_COLUMN, TableDef, TableKind};
+
+/// One site's data location.
+#[derive(Debug, Clone)]
+pub struct SiteData {
+    /// Site id, the value of the virtual `site` column.
+    pub id: String,
+    /// URL or path of the folder holding `<table>.parquet`.
+    pub location: String,
+}
+
+/// Normalise a plain path or URL to a folder URL ending in `/`.
+pub fn folder_url(location: &str) -> Result<String> {
+    let url = if location.contains("://") {
+        location.to_string()
+    } else {
+        let abs = std::path::absolute(location).map_err(|e| EngineError::Data(format!("{location}: {e}")))?;
+        format!("file://{}", abs.display())
+    };
+    Ok(if url.ends_with('/') { url } else { format!("{url}/") })
+}
+
+fn local_path(url: &str) -> Option<std::path::PathBuf> {
+    url.strip_prefix("file://").map(std::path::PathBuf::from)
+}
+
+/// Whether the file exists; remote object stores are assumed to hold it.
+fn present(url: &str) -> bool {
+    local_path(url).is_none_or(|p| p.exists())
+}
+
+fn parquet_scan(table: &TableDef, url: &str) -> Result<LogicalPlan> {
+    let table_url = ListingTableUrl::parse(url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(table.file_schema());
+    let provider = ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    Ok(LogicalPlanBuilder::scan(table.name, provider_as_source(Arc::new(provider)), None)?.build()?)
+}
+
+/// `SELECT <file columns>, '<site>' AS site FROM <scan>`.
+fn with_site_column(scan: LogicalPlan, site: &str) -> Result<LogicalPlan> {
+    let mut exprs: Vec<Expr> = scan.schema().columns().into_iter().map(Expr::Column).collect();
+    exprs.push(lit(site).alias(SITE_COLUMN));
+    Ok(LogicalPlanBuilder::from(scan).project(exprs)?.build()?)
+}
+
+/// Register the patient tables of `sites` (their union, if several) and the
+/// public vocabulary. Returns the names of the patient tables registered.
+pub async fn register_tables(ctx: &SessionContext, sites: &[SiteData], vocabulary: Option<&str>) -> Result<Vec<String>> {
+    let mut registered = Vec::new();
+    for table in schema::patient_tables() {
+        let mut parts = Vec::new();
+        for site in sites {
+            let url = format!("{}{}.parquet", folder_url(&site.location)?, table.name);
+            if present(&url) {
+                let scan = parquet_scan(table, &url)?;
+                parts.push(with_site_column(scan, &site.id)?);
+            }
+        }
+        let Some(first) = parts.pop() else { continue };
+        let mut builder = LogicalPlanBuilder::from(first);
+        for p in parts.into_iter().rev() {
+            builder = builder.union(p)?;
+        }
+        let view = ViewTable::new(builder.build()?, None);
+        ctx.register_table(table.name, Arc::new(view))?;
+        registered.push(table.name.to_string());
+    }
+    if let Some(vocab) = vocabulary {
+        register_vocabulary(ctx, vocab).await?;
+    }
+    Ok(registered)
+}
+
+/// Register the public `concept` table from a Parquet file URL or path.
+pub async fn register_vocabulary(ctx: &SessionContext, location: &str) -> Result<()> {
+    let def = schema::tables().iter().find(|t| t.kind == TableKind::Vocabulary).ok_or_else(|| EngineError::Internal("no vocabulary table".into()))?;
+    let url = if location.contains("://") { location.to_string() } else { folder_url(location)?.trim_end_matches('/').to_string() };
+    if !present(&url) {
+        return Err(EngineError::Data(format!("vocabulary file {url} does not exist")));
+    }
+    let table_url = ListingTableUrl::parse(&url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(def.file_schema());
+    let provider = ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    ctx.register_table(def.name, Arc::new(provider))?;
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! The site's Arrow Flight service: `DoGet` with a subplan ticket.
+//!
+//! Every subplan is logged with its query id, analyst and SQL, and so is its
+//! outcome (admitted and released N groups, or refused and why). Result
+//! values are never logged.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::{
+    Action, ActionType, Criteria, Empty, FlightData, FlightDescriptor, FlightInfo, HandshakeRequest, HandshakeResponse,
+    PollInfo, PutResult, SchemaResult, Ticket,
+};
+use futures::{Stream, StreamExt, TryStreamExt};
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::status::to_status;
+use ihdsi_engine::SiteEngine;
+use ihdsi_engine::protocol::SubplanRequest;
+
+type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
+
+/// Arrow Flight front of one site.
+#[derive(Debug, Clone)]
+pub struct SiteService {
+    engine: Arc<SiteEngine>,
+}
+
+impl SiteService {
+    pub fn new(engine: SiteEngine) -> Self {
+        Self { engine: Arc::new(engine) }
+    }
+}
+
+#[tonic::async_trait]
+impl FlightService for SiteService {
+    type HandshakeStream = BoxStream<HandshakeResponse>;
+    type ListFlightsStream = BoxStream<FlightInfo>;
+    type DoGetStream = BoxStream<FlightData>;
+    type DoPutStream = BoxStream<PutResult>;
+    type DoActionStream = BoxStream<arrow_flight::Result>;
+    type ListActionsStream = BoxStream<ActionType>;
+    type DoExchangeStream = BoxStream<FlightData>;
+
+    async fn do_get(&self, request: Request<Ticket>) -> Result<Response<Self::DoGetStream>, Status> {
+        let site = self.engine.id().to_string();
+        let req = SubplanRequest::from_ticket(&request.get_ref().ticket).map_err(|m| {
+            tracing::warn!(site, reason = %m, "subplan refused");
+            Status::invalid_argument(m)
+        })?;
+        tracing::info!(site, query_id = %req.query_id, analyst = %req.analyst, release = req.release, sql = %req.sql, "subplan received");
+        let answer = self.engine.run(&req).await.map_err(|e| {
+            tracing::warn!(site, query_id = %req.query_id, reason = %e, "subplan refused");
+            to_status(&e)
+        })?;
+        tracing::info!(site, query_id = %req.query_id, released_groups = answer.batch.num_rows(), suppressed_groups = answer.suppressed, "subplan answered");
+        let schema = answer.batch.schema();
+        let batches = futures::stream::iter([Ok(answer.batch)]);
+        let stream = FlightDataEncoderBuilder::new().with_schema(schema).build(batches).map_err(|e| Status::internal(e.to_string()));
+        Ok(Response::new(stream.boxed()))
+    }
+
+    async fn handshake(&self, _: Request<Streaming<HandshakeRequest>>) -> Result<Response<Self::HandshakeStream>, Status> {
+        Err(Status::unimplemented("sites do not take handshakes; use DoGet with a subplan ticket"))
+    }
+    async fn list_flights(&self, _: Request<Criteria>) -> Result<Response<Self::ListFlightsStream>, Status> {
+        Err(Status::unimplemented("sites do not list flights"))
+    }
+    async fn get_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        Err(Status::unimplemented("sites answer DoGet only"))
+    }
+    async fn poll_flight_info(&self, _: Request<FlightDescriptor>) -> Result<Response<PollInfo>, Status> {
+        Err(Status::unimplemented("sites answer DoGet only"))
+    }
+    async fn get_schema(&self, _: Request<FlightDescriptor>) -> Result<Response<SchemaResult>, Status> {
+        Err(Status::unimplemented("sites answer DoGet only"))
+    }
+    async fn do_put(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoPutStream>, Status> {
+        Err(Status::permission_denied("sites are read-only"))
+    }
+    async fn do_action(&self, _: Request<Action>) -> Result<Response<Self::DoActionStream>, Status> {
+        Err(Status::unimplemented("sites have no actions"))
+    }
+    async fn list_actions(&self, _: Request<Empty>) -> Result<Response<Self::ListActionsStream>, Status> {
+        Ok(Response::new(futures::stream::empty().boxed()))
+    }
+    async fn do_exchange(&self, _: Request<Streaming<FlightData>>) -> Result<Response<Self::DoExchangeStream>, Status> {
+        Err(Status::unimplemented("sites answer DoGet only"))
+    }
+}

@@ -1,0 +1,54 @@
+//! The one mapping from engine errors to gRPC statuses.
+//!
+//! Exhaustive on purpose: adding an error variant forces a decision about
+//! its code and log level here. User mistakes are `InvalidArgument`,
+//! privacy refusals `PermissionDenied`, unavailable sites `Unavailable`;
+//! internal errors are logged in full and reported with a generic message.
+
+use ihdsi_engine::EngineError;
+use ihdsi_planner::PlanError;
+use tonic::Status;
+
+/// Convert an engine error into the status the client sees.
+pub fn to_status(err: &EngineError) -> Status {
+    match err {
+        EngineError::Plan(p) => plan_status(p),
+        EngineError::SiteUnavailable { .. } | EngineError::NoSiteHosts(_) => {
+            tracing::warn!(error = %err, "site unavailable");
+            Status::unavailable(err.to_string())
+        }
+        EngineError::SiteRefused { .. } => {
+            tracing::warn!(error = %err, "site refused");
+            Status::permission_denied(err.to_string())
+        }
+        EngineError::SiteProtocol { .. } | EngineError::Data(_) => {
+            tracing::error!(error = %err, "federation fault");
+            Status::failed_precondition(err.to_string())
+        }
+        EngineError::Execution(_) => {
+            tracing::warn!(error = %err, "execution failed");
+            Status::invalid_argument(err.to_string())
+        }
+        EngineError::Internal(_) => {
+            tracing::error!(error = %err, "internal error");
+            Status::internal("internal error; the event is logged on the server")
+        }
+    }
+}
+
+fn plan_status(err: &PlanError) -> Status {
+    match err {
+        PlanError::Syntax(_) | PlanError::Schema(_) | PlanError::Unsupported { .. } | PlanError::NotAQuery(_) | PlanError::NotCanonical(_) => {
+            tracing::info!(error = %err, "query rejected");
+            Status::invalid_argument(err.to_string())
+        }
+        PlanError::RowLevel { .. } | PlanError::Policy(_) => {
+            tracing::info!(error = %err, "query refused by privacy rules");
+            Status::permission_denied(err.to_string())
+        }
+        PlanError::Internal(_) => {
+            tracing::error!(error = %err, "internal planner error");
+            Status::internal("internal planner error; the event is logged on the server")
+        }
+    }
+}

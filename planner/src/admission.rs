@@ -1,0 +1,151 @@
+//! Admission below the release boundary: does every operator keep its
+//! meaning when each site runs it over its own patients only?
+//!
+//! Patients are site-local, so anything that works *within* one patient
+//! (filters, joins on `person_id`, `GROUP BY person_id`, windows partitioned by
+//! `person_id`, `person_id IN (SELECT person_id ...)`) gives the same rows at
+//! a site as it would over the pooled data. Anything that mixes patients (a
+//! cross-patient aggregate in a filter, a LIMIT, a window over everyone, a
+//! join of two patient tables on something else) would silently change the
+//! answer, so it is refused here, with the reason.
+//!
+//! The coordinator runs this check before fanning out, and every site runs it
+//! again on the subplan it receives: a site never trusts the coordinator.
+
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
+
+use crate::error::{PlanError, Result};
+use crate::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
+
+/// Check the input of a release boundary (subqueries included).
+pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
+    let mut outcome = Ok(());
+    plan.apply_with_subqueries(|node| {
+        outcome = check_node(node);
+        Ok(if outcome.is_ok() { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+    })?;
+    outcome
+}
+
+fn cross_patient(what: &str) -> PlanError {
+    PlanError::unsupported(
+        format!("{what} below the aggregation"),
+        "Each site would compute it over its own patients only, which changes the answer. Compute it per patient (PARTITION BY / GROUP BY person_id), or run it as a separate aggregate query",
+    )
+}
+
+fn check_node(node: &LogicalPlan) -> Result<()> {
+    if !reads_patient_data(node) {
+        return Ok(());
+    }
+    check_subquery_exprs(node)?;
+    match node {
+        LogicalPlan::Aggregate(a) => {
+            if a.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+                return Err(PlanError::unsupported("GROUPING SETS, ROLLUP and CUBE", "Write one query per grouping"));
+            }
+            let l = lineage(&a.input)?;
+            if !a.group_expr.iter().any(|e| expr_is_unit(e, &a.input, &l)) {
+                return Err(cross_patient("an aggregate that is not grouped by person_id"));
+            }
+        }
+        LogicalPlan::Window(w) => {
+            let l = lineage(&w.input)?;
+            for e in &w.window_expr {
+                let per_patient = window_partitions(e).is_some_and(|parts| parts.iter().any(|p| expr_is_unit(p, &w.input, &l)));
+                if !per_patient {
+                    return Err(cross_patient("a window function not partitioned by person_id"));
+                }
+            }
+        }
+        LogicalPlan::Limit(_) => return Err(cross_patient("LIMIT")),
+        LogicalPlan::Join(j) => check_join(j)?,
+        LogicalPlan::Distinct(Distinct::All(input)) => {
+            if lineage(node)?.unit_index().is_none() && reads_patient_data(input) {
+                return Err(cross_patient("SELECT DISTINCT without person_id"));
+            }
+        }
+        LogicalPlan::Distinct(Distinct::On(d)) => {
+            let l = lineage(&d.input)?;
+            if !d.on_expr.iter().any(|e| expr_is_unit(e, &d.input, &l)) {
+                return Err(cross_patient("DISTINCT ON without person_id"));
+            }
+        }
+        LogicalPlan::TableScan(_)
+        | LogicalPlan::Projection(_)
+        | LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Subquery(_)
+        | LogicalPlan::Union(_)
+        | LogicalPlan::Repartition(_) => {}
+        other => {
+            return Err(PlanError::unsupported(
+                format!("the operator {} over patient data", other.display()),
+                "It is not on the federated planner's allow-list",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn window_partitions(e: &Expr) -> Option<&Vec<Expr>> {
+    match e {
+        Expr::Alias(a) => window_partitions(&a.expr),
+        Expr::WindowFunction(w) => Some(&w.params.partition_by),
+        _ => None,
+    }
+}
+
+fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
+    let (l, r) = (lineage(&j.left)?, lineage(&j.right)?);
+    if !(l.patient && r.patient) {
+        return Ok(());
+    }
+    if j.join_type == JoinType::Full {
+        return Err(PlanError::unsupported("FULL OUTER JOIN of patient tables", "Use inner or left joins on person_id"));
+    }
+    let on_unit = j.on.iter().any(|(a, b)| expr_is_unit(a, &j.left, &l) && expr_is_unit(b, &j.right, &r));
+    if on_unit {
+        Ok(())
+    } else {
+        Err(PlanError::unsupported(
+            "a join between patient tables that is not on person_id",
+            "Joins of patient data must match rows of the same patient (ON a.person_id = b.person_id); anything else pairs patients across each other",
+        ))
+    }
+}
+
+/// Subqueries inside expressions: only `person_id IN (SELECT person_id ...)`
+/// is site-local when the subquery reads patient data.
+fn check_subquery_exprs(node: &LogicalPlan) -> Result<()> {
+    let inputs = node.inputs();
+    let Some(input) = inputs.first() else { return Ok(()) };
+    let input_lineage: Option<Lineage> = lineage(input).ok();
+    for expr in node.expressions() {
+        let mut err = None;
+        expr.apply(|e| {
+            let problem = match e {
+                Expr::ScalarSubquery(sq) if reads_patient_data(&sq.subquery) => Some(cross_patient("a scalar subquery over patient data")),
+                Expr::Exists(ex) if reads_patient_data(&ex.subquery.subquery) => Some(PlanError::unsupported(
+                    "EXISTS over patient data",
+                    "Write it as person_id IN (SELECT person_id FROM ...), which each site can evaluate for its own patients",
+                )),
+                Expr::InSubquery(ins) if reads_patient_data(&ins.subquery.subquery) => {
+                    let sub = lineage(&ins.subquery.subquery).ok();
+                    let left_unit = input_lineage.as_ref().is_some_and(|l| expr_is_unit(&ins.expr, input, l));
+                    let right_unit = sub.is_some_and(|s| s.unit.first().copied().unwrap_or(false));
+                    (!(left_unit && right_unit)).then(|| cross_patient("an IN (subquery) over patient data that does not compare person_id with person_id"))
+                }
+                _ => None,
+            };
+            err = problem;
+            Ok(if err.is_some() { TreeNodeRecursion::Stop } else { TreeNodeRecursion::Continue })
+        })?;
+        if let Some(e) = err {
+            return Err(e);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,64 @@
+//! Planning and admission errors.
+//!
+//! Every variant is something an analyst (or a site operator reading a
+//! refusal) can act on. Messages name the cause and, where it helps, the
+//! aggregate form that would work. They never contain data values: they are
+//! built only from the query text, the schema and fixed wording.
+
+/// Result alias for this crate.
+pub type Result<T, E = PlanError> = std::result::Result<T, E>;
+
+/// Why a query cannot be federated.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    /// The SQL text does not parse.
+    #[error("SQL syntax error: {0}")]
+    Syntax(String),
+    /// The SQL parses but does not resolve against the virtual schema:
+    /// unknown table, unknown column, type mismatch.
+    #[error("{0}")]
+    Schema(String),
+    /// The query would release patient-level rows.
+    #[error("refused: row-level output. {detail} Only aggregates leave a site: group and count instead, e.g. SELECT gender_concept_id, count(*) FROM person GROUP BY gender_concept_id")]
+    RowLevel { detail: String },
+    /// A construct the federated planner cannot split without changing the
+    /// answer.
+    #[error("unsupported: {what}. {why}")]
+    Unsupported { what: String, why: String },
+    /// The federation's privacy policy forbids this query.
+    #[error("refused by privacy policy: {0}")]
+    Policy(String),
+    /// A subplan received by a site is not in the canonical form.
+    #[error("subplan rejected: {0}")]
+    NotCanonical(String),
+    /// Statements other than queries (DDL, DML, SET, ...).
+    #[error("only read-only SELECT queries are accepted; got {0}")]
+    NotAQuery(String),
+    /// A bug: an invariant of the planner does not hold.
+    #[error("internal planner error: {0}")]
+    Internal(String),
+}
+
+impl PlanError {
+    pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Self {
+        Self::Unsupported { what: what.into(), why: why.into() }
+    }
+
+    /// Classify a DataFusion error raised while planning analyst SQL.
+    pub fn from_datafusion(e: datafusion::error::DataFusionError) -> Self {
+        use datafusion::error::DataFusionError as D;
+        match e.find_root() {
+            D::SQL(err, _) => Self::Syntax(err.to_string()),
+            D::SchemaError(err, _) => Self::Schema(err.to_string()),
+            D::Plan(msg) => Self::Schema(msg.clone()),
+            D::NotImplemented(msg) => Self::unsupported(msg.clone(), "DataFusion cannot plan it"),
+            other => Self::Schema(other.to_string()),
+        }
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for PlanError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Self::Internal(e.to_string())
+    }
+}

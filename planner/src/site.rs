@@ -1,0 +1,105 @@
+//! Admission of a received subplan at a site.
+//!
+//! A site accepts exactly the canonical form the coordinator produces:
+//!
+//! ```sql
+//! SELECT <key> AS k0, ..., <partial> AS p0, ..., count(DISTINCT <person_id>) AS ihdsi_patients
+//! FROM <site-local input>
+//! GROUP BY <keys>
+//! ```
+//!
+//! It re-derives everything from the SQL text with its own catalog: the
+//! input must pass the same site-local checks as at the coordinator, every
+//! partial must be a primitive aggregate allowed by the *site's* policy, and
+//! `ihdsi_patients` must really count distinct patients. Anything else is
+//! refused, so a compromised or buggy coordinator cannot make a site release
+//! rows, raw values or an unthresholded group.
+
+use datafusion::logical_expr::{Expr, LogicalPlan};
+
+use crate::aggregates::{AggKind, check_policy, classify, is_site_primitive};
+use crate::error::{PlanError, Result};
+use crate::lineage::{expr_is_unit, lineage};
+use crate::release::{PATIENTS_COLUMN, key_column, partial_column};
+use crate::admission;
+use ihdsi_catalog::PrivacyPolicy;
+
+/// What a site learned from admitting a subplan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SiteAdmission {
+    /// Number of group-key columns.
+    pub key_count: usize,
+    /// Index of the distinct-patient count column (the last one).
+    pub patients_index: usize,
+}
+
+fn reject(msg: impl Into<String>) -> PlanError {
+    PlanError::NotCanonical(msg.into())
+}
+
+fn column_of(e: &Expr) -> Option<(&str, &datafusion::common::Column)> {
+    match e {
+        Expr::Alias(a) => match a.expr.as_ref() {
+            Expr::Column(c) => Some((a.name.as_str(), c)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Check a subplan parsed from received SQL against the site's policy.
+pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteAdmission> {
+    let LogicalPlan::Projection(proj) = plan else {
+        return Err(reject("the subplan must be SELECT ... GROUP BY ... in canonical form"));
+    };
+    let LogicalPlan::Aggregate(agg) = proj.input.as_ref() else {
+        return Err(reject("the subplan's SELECT must read directly from an aggregation"));
+    };
+    admission::check_site_local(&agg.input)?;
+    let input_lineage = lineage(&agg.input)?;
+    if agg.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+        return Err(reject("grouping sets are not accepted"));
+    }
+    if agg.group_expr.iter().any(|g| expr_is_unit(g, &agg.input, &input_lineage)) {
+        return Err(PlanError::RowLevel { detail: "The subplan groups by the patient identifier.".into() });
+    }
+    let key_count = agg.group_expr.len();
+    let n = proj.expr.len();
+    if n != agg.schema.fields().len() || n < key_count + 1 {
+        return Err(reject("the subplan must return every group key, every partial and ihdsi_patients"));
+    }
+    let mut patients_ok = false;
+    for (i, e) in proj.expr.iter().enumerate() {
+        let (name, col) = column_of(e).ok_or_else(|| reject("output columns must be plain aliased aggregation outputs"))?;
+        let source = agg.schema.index_of_column(col).map_err(|_| reject("output column does not come from the aggregation"))?;
+        if source != i {
+            return Err(reject("output columns must follow the aggregation's order"));
+        }
+        let expected = if i < key_count {
+            key_column(i)
+        } else if i + 1 < n {
+            partial_column(i - key_count)
+        } else {
+            PATIENTS_COLUMN.to_string()
+        };
+        if name != expected {
+            return Err(reject(format!("output column {i} must be named {expected}")));
+        }
+        if i < key_count {
+            continue;
+        }
+        let (kind, f) = classify(&agg.aggr_expr[i - key_count], &agg.input, &input_lineage)?;
+        if i + 1 == n {
+            patients_ok = kind == AggKind::CountDistinctUnit && f.params.filter.is_none();
+        } else {
+            if !is_site_primitive(kind) {
+                return Err(reject("partials must be count, sum, avg, var_pop, min or max"));
+            }
+            check_policy(kind, policy, "site")?;
+        }
+    }
+    if !patients_ok {
+        return Err(reject("the last column must be count(DISTINCT person_id) AS ihdsi_patients"));
+    }
+    Ok(SiteAdmission { key_count, patients_index: n - 1 })
+}

@@ -1,0 +1,185 @@
+//! SQL → logical plan → release boundaries → federated plan.
+//!
+//! The **release boundary** is the top-most aggregation over patient data.
+//! Everything below it runs at each site with unchanged meaning (checked by
+//! [`crate::admission`]); the boundary aggregate is split into site partials
+//! and a coordinator merge ([`crate::aggregates`]); everything above it runs
+//! at the coordinator over the released groups only. A query can have several
+//! boundaries (two released aggregates joined or unioned above them).
+//!
+//! We split the *unoptimised* plan: it is still shaped like the SQL the
+//! analyst wrote, which keeps the site SQL readable and the unparser on its
+//! best-tested path. Each side optimises its own part afterwards.
+
+use std::sync::Arc;
+
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::{empty::EmptyTable, provider_as_source};
+use datafusion::execution::SessionState;
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::sql::unparser::{Unparser, dialect::DefaultDialect};
+
+use crate::aggregates::{Partials, check_policy, classify};
+use crate::error::{PlanError, Result};
+use crate::lineage::{carry_unit, lineage, patient_tables, reads_patient_data};
+use crate::release::{PATIENTS_COLUMN, Release, key_column, partial_column};
+use crate::{admission, lineage::expr_is_unit};
+use ihdsi_catalog::PrivacyPolicy;
+
+/// Name of the in-memory table holding release `i` at the coordinator.
+pub fn release_table(i: usize) -> String {
+    format!("ihdsi_release_{i}")
+}
+
+/// A federated query: its releases, and the original plan from which the
+/// coordinator's part is rebuilt once the released groups are known.
+#[derive(Debug, Clone)]
+pub struct FederatedPlan {
+    /// The analyst's SQL.
+    pub sql: String,
+    /// One per release boundary; empty for queries over public tables only.
+    pub releases: Vec<Release>,
+    /// Whether the analyst asked for `EXPLAIN`.
+    pub explain: bool,
+    original: LogicalPlan,
+}
+
+/// Parse and plan `sql` over the virtual schema registered in `state`.
+pub async fn plan_query(state: &SessionState, sql: &str, policy: &PrivacyPolicy) -> Result<FederatedPlan> {
+    let plan = state.create_logical_plan(sql).await.map_err(PlanError::from_datafusion)?;
+    let (plan, explain) = match plan {
+        LogicalPlan::Explain(e) => (e.plan.as_ref().clone(), true),
+        LogicalPlan::Analyze(_) => return Err(PlanError::unsupported("EXPLAIN ANALYZE", "Use EXPLAIN to see the site subplans and the merge")),
+        other => (other, false),
+    };
+    match &plan {
+        LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_) | LogicalPlan::DescribeTable(_) => {
+            return Err(PlanError::NotAQuery(plan.display().to_string()));
+        }
+        _ => {}
+    }
+    let mut releases = Vec::new();
+    let probe = replace_boundaries(&plan, &mut |agg| {
+        let release = build_release(agg, releases.len(), policy)?;
+        let table: Arc<dyn TableProvider> = Arc::new(EmptyTable::new(release.released_schema()));
+        let scan = released_scan(&release, table);
+        releases.push(release);
+        scan
+    })?;
+    if reads_patient_data(&probe) {
+        let tables: Vec<String> = patient_tables(&probe).into_iter().collect();
+        return Err(PlanError::RowLevel {
+            detail: format!("The query returns rows of {} that are not aggregated.", tables.join(", ")),
+        });
+    }
+    Ok(FederatedPlan { sql: sql.to_string(), releases, explain, original: plan })
+}
+
+impl FederatedPlan {
+    /// The coordinator's plan, reading each release from `released[i]`.
+    pub fn coordinator_plan(&self, released: &[Arc<dyn TableProvider>]) -> Result<LogicalPlan> {
+        let mut i = 0;
+        replace_boundaries(&self.original, &mut |_agg| {
+            let release = self.releases.get(i).ok_or_else(|| PlanError::Internal("release count changed".into()))?;
+            let table = released.get(i).cloned().ok_or_else(|| PlanError::Internal("missing released table".into()))?;
+            i += 1;
+            released_scan(release, table)
+        })
+    }
+
+    /// The coordinator's plan over empty releases: its schema is the result
+    /// schema, and it is what `EXPLAIN` prints.
+    pub fn placeholder_plan(&self) -> Result<LogicalPlan> {
+        let empties: Vec<Arc<dyn TableProvider>> = self
+            .releases
+            .iter()
+            .map(|r| Arc::new(EmptyTable::new(r.released_schema())) as Arc<dyn TableProvider>)
+            .collect();
+        self.coordinator_plan(&empties)
+    }
+}
+
+/// Replace each top-most aggregate over patient data, depth-first left to
+/// right, with what `f` returns.
+fn replace_boundaries(plan: &LogicalPlan, f: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>) -> Result<LogicalPlan> {
+    if !reads_patient_data(plan) {
+        return Ok(plan.clone());
+    }
+    if let LogicalPlan::Aggregate(agg) = plan {
+        return f(agg);
+    }
+    let inputs = plan.inputs().into_iter().map(|i| replace_boundaries(i, f)).collect::<Result<Vec<_>>>()?;
+    plan.with_new_exprs(plan.expressions(), inputs).map_err(|e| PlanError::Internal(e.to_string()))
+}
+
+/// `SELECT c0 AS <original name>, ... FROM ihdsi_release_i`.
+fn released_scan(release: &Release, table: Arc<dyn TableProvider>) -> Result<LogicalPlan> {
+    let exprs: Vec<Expr> = release
+        .schema
+        .iter()
+        .enumerate()
+        .map(|(i, (q, field))| datafusion::logical_expr::col(format!("c{i}")).alias_qualified(q.cloned(), field.name()))
+        .collect();
+    LogicalPlanBuilder::scan(release_table(release.index), provider_as_source(table), None)
+        .and_then(|b| b.project(exprs))
+        .and_then(|b| b.build())
+        .map_err(|e| PlanError::Internal(e.to_string()))
+}
+
+fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
+    admission::check_site_local(&agg.input)?;
+    let input_lineage = lineage(&agg.input)?;
+    if agg.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+        return Err(PlanError::unsupported("GROUPING SETS, ROLLUP and CUBE", "Write one query per grouping"));
+    }
+    if let Some(g) = agg.group_expr.iter().find(|g| expr_is_unit(g, &agg.input, &input_lineage)) {
+        return Err(PlanError::RowLevel { detail: format!("Grouping the released result by the patient identifier ({g}) releases one row per patient.") });
+    }
+    let mut partials = Partials::default();
+    for e in &agg.aggr_expr {
+        let (kind, f) = classify(e, &agg.input, &input_lineage)?;
+        check_policy(kind, policy, "federation")?;
+        partials.push(kind, f);
+    }
+    let (input, unit) = carry_unit(&agg.input)?;
+    let mut aggr = partials.exprs.clone();
+    aggr.push(datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(unit)));
+    let site_agg = LogicalPlanBuilder::from(input)
+        .aggregate(agg.group_expr.clone(), aggr)
+        .map_err(|e| PlanError::Internal(e.to_string()))?
+        .build()
+        .map_err(|e| PlanError::Internal(e.to_string()))?;
+    let key_count = agg.group_expr.len();
+    let partial_count = partials.exprs.len();
+    let names = (0..key_count).map(key_column).chain((0..partial_count).map(partial_column)).chain([PATIENTS_COLUMN.to_string()]);
+    let outputs: Vec<Expr> = site_agg
+        .schema()
+        .iter()
+        .zip(names)
+        .map(|((q, f), name)| Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())).alias(name))
+        .collect();
+    let site_plan = LogicalPlanBuilder::from(site_agg)
+        .project(outputs)
+        .and_then(|b| b.build())
+        .map_err(|e| PlanError::Internal(e.to_string()))?;
+    let site_sql = to_site_sql(&site_plan)?;
+    Ok(Release {
+        index,
+        tables: patient_tables(&site_plan),
+        site_plan,
+        site_sql,
+        key_count,
+        partial_count,
+        merges: partials.merges,
+        schema: Arc::clone(&agg.schema),
+    })
+}
+
+/// Unparse a site subplan into its canonical SQL text.
+pub fn to_site_sql(plan: &LogicalPlan) -> Result<String> {
+    let stmt = Unparser::new(&DefaultDialect {})
+        .with_pretty(true)
+        .plan_to_sql(plan)
+        .map_err(|e| PlanError::unsupported("a subplan the SQL unparser cannot express", e.to_string()))?;
+    Ok(stmt.to_string())
+}
