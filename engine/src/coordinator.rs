@@ -108,7 +108,8 @@ impl Coordinator {
         if plan.explain {
             return self.explain(&plan, query_id);
         }
-        let runs = plan.releases.iter().map(|r| self.run_release(r, analyst, query_id));
+        type Run<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseRun>> + Send + 'a>>;
+        let runs: Vec<Run<'_>> = plan.releases.iter().map(|r| Box::pin(self.run_release(r, analyst, query_id)) as Run<'_>).collect();
         let released = futures::future::try_join_all(runs).await?;
         let mut outcome = QueryOutcome {
             query_id: query_id.to_string(),

@@ -13,7 +13,7 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightData, Ticket};
 use datafusion::arrow::record_batch::RecordBatch;
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{EngineError, Result};
@@ -109,8 +109,28 @@ impl SiteClient {
 
 /// Run `req` at all `sites` in parallel; fail if any one fails.
 pub async fn fan_out(sites: &[&SiteClient], req: &SubplanRequest) -> Result<Vec<SitePartials>> {
-    futures::stream::iter(sites.iter().map(|s| s.fetch(req)))
-        .buffer_unordered(sites.len().max(1))
-        .try_collect()
-        .await
+    let tasks: Vec<tokio::task::JoinHandle<Result<SitePartials>>> = sites
+        .iter()
+        .map(|s| {
+            let (site, req) = ((*s).clone(), req.clone());
+            tokio::spawn(async move { site.fetch(&req).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    let mut first_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(a)) => answers.push(a),
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(e) => {
+                first_error.get_or_insert(EngineError::Internal(format!("site task failed: {e}")));
+            }
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None => Ok(answers),
+    }
 }

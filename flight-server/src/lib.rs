@@ -1,1 +1,21 @@
-//! placeholder
+//! The network faces of `ihdsi` and its command line.
+//!
+//! * [`site_service`]: a site's Arrow Flight service (DoGet a subplan ticket).
+//! * [`coordinator`]: the coordinator's Flight SQL service for analysts.
+//! * [`status`]: the one mapping from engine errors to gRPC statuses.
+//! * [`serve`]: binding and running the servers.
+//! * [`client`], [`format`]: `ihdsi query`.
+//! * [`demo`]: a whole federation on loopback.
+//! * [`cli`]: the `ihdsi` command.
+
+pub mod cli;
+pub mod client;
+pub mod coordinator;
+pub mod demo;
+pub mod error;
+pub mod format;
+pub mod serve;
+pub mod site_service;
+pub mod status;
+
+pub use error::{Result, ServerError};

@@ -1,0 +1,167 @@
+//! The `ihdsi` command line. Its contract (commands, flags, the
+//! `grpc://127.0.0.1:PORT` line of the demo, exit codes) is stable: users,
+//! scripts and checks drive the engine through it.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::run_query;
+use crate::demo::{DemoOptions, run as run_demo};
+use crate::error::{Result, ServerError};
+use crate::format::{Format, footer, render};
+use crate::serve::{bind, spawn_coordinator, spawn_site};
+use ihdsi_catalog::synthetic::{GenerateOptions, generate};
+use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteConfig};
+use ihdsi_engine::{Coordinator, SiteEngine};
+
+/// Federated SQL over a cross-border OMOP cohort: only thresholded
+/// aggregates ever leave a site.
+#[derive(Debug, Parser)]
+#[command(name = "ihdsi", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a deterministic synthetic multi-site OMOP cohort as Parquet.
+    Generate {
+        /// Output folder: DIR/<site>/<table>.parquet and DIR/concept.parquet.
+        #[arg(long)]
+        out: PathBuf,
+        /// Total persons across all sites.
+        #[arg(long, default_value_t = 30_000)]
+        persons: u64,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+        /// Comma-separated site ids.
+        #[arg(long, default_value = "lu,us,kr", value_delimiter = ',')]
+        sites: Vec<String>,
+    },
+    /// Start three sites and a coordinator on 127.0.0.1 and serve until Ctrl-C.
+    Demo {
+        #[arg(long, default_value = "ihdsi-demo-data")]
+        data: PathBuf,
+        #[arg(long, default_value_t = 50051)]
+        port: u16,
+        /// Persons to generate when DATA is empty.
+        #[arg(long, default_value_t = 30_000)]
+        persons: u64,
+        /// The federation's minimum distinct patients per released group.
+        #[arg(long, default_value_t = 10)]
+        min_group_size: u64,
+        /// Each site's minimum distinct patients per group it sends.
+        #[arg(long, default_value_t = 10)]
+        site_min_group_size: u64,
+        /// Allow MIN and MAX (they release one patient's value).
+        #[arg(long)]
+        allow_min_max: bool,
+        /// Do not run the example queries at start-up.
+        #[arg(long)]
+        no_examples: bool,
+    },
+    /// Run one site's Arrow Flight service.
+    Site {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the coordinator's Flight SQL service.
+    Coordinator {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run one SQL statement against a coordinator and print the result.
+    Query {
+        /// grpc://HOST:PORT of the coordinator.
+        #[arg(long, default_value = "grpc://127.0.0.1:50051")]
+        uri: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+        /// The SQL statement.
+        sql: String,
+    },
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+}
+
+/// Entry point: parse arguments, run, map errors to exit code 1.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let quiet = matches!(cli.command, Command::Query { .. });
+    init_tracing(if quiet { "warn" } else { "info" });
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(cli.command)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Generate { out, persons, seed, sites } => {
+            let started = std::time::Instant::now();
+            let summary = tokio::task::spawn_blocking(move || generate(&GenerateOptions { out, persons, seed, sites }))
+                .await
+                .map_err(|e| ServerError::Serve(e.to_string()))??;
+            for (site, n, rows) in &summary.sites {
+                println!("site {site}: {n} persons, {rows} rows");
+            }
+            println!("done in {:.1} s", started.elapsed().as_secs_f64());
+            Ok(())
+        }
+        Command::Demo { data, port, persons, min_group_size, site_min_group_size, allow_min_max, no_examples } => {
+            let federation = PrivacyPolicy { min_group_size, allow_min_max };
+            let site = PrivacyPolicy { min_group_size: site_min_group_size, allow_min_max };
+            if min_group_size == 0 || site_min_group_size == 0 {
+                return Err(ServerError::Client("minimum group sizes must be at least 1".into()));
+            }
+            run_demo(DemoOptions { data, port, persons, federation, site, examples: !no_examples }).await
+        }
+        Command::Site { config } => {
+            let config = SiteConfig::load(&config)?;
+            let engine = SiteEngine::open(&config).await?;
+            let (listener, addr) = bind(&config.site.listen).await?;
+            tracing::info!(site = %config.site.id, %addr, tables = ?engine.tables(), min_group_size = config.privacy.min_group_size, "site listening");
+            let server = spawn_site(engine, listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            server.await.map_err(|e| ServerError::Serve(e.to_string()))?
+        }
+        Command::Coordinator { config } => {
+            let config = FederationConfig::load(&config)?;
+            let coordinator = Coordinator::new(&config).await?;
+            let (listener, addr) = bind(&config.coordinator.listen).await?;
+            tracing::info!(%addr, sites = config.sites.len(), "coordinator listening");
+            println!("Flight SQL endpoint: grpc://{addr}");
+            let server = spawn_coordinator(coordinator, listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            });
+            server.await.map_err(|e| ServerError::Serve(e.to_string()))?
+        }
+        Command::Query { uri, format, sql } => {
+            let result = run_query(&uri, &sql).await?;
+            println!("{}", render(&result, format)?);
+            if format == Format::Table {
+                println!("{}", footer(&result));
+            } else {
+                eprintln!("{}", footer(&result));
+            }
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The coordinator's Flight SQL service.
+//!
+//! `CommandStatementQuery` is answered in two steps, as Flight SQL requires:
+//! `GetFlightInfo` runs the federated query and keeps the (small, already
+//! aggregated and thresholded) result under a fresh handle; `DoGet` streams
+//! it. Running at `GetFlightInfo` means the schema announced in FlightInfo
+//! is byte-for-byte the schema streamed by `DoGet`, metadata (the
+//! suppressed-group count) and nullability included, which strict clients
+//! such as ADBC check; and errors reach the client at execute time.
+
+mod results;
+mod service;
+
+pub use results::ResultCache;
+pub use service::{ANALYST_HEADER, CoordinatorService};

@@ -1,0 +1,124 @@
+//! `FlightSqlService` for the coordinator.
+
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock};
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::flight_service_server::FlightService;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::{CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery};
+use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use futures::{Stream, StreamExt, TryStreamExt};
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use super::ResultCache;
+use crate::status::to_status;
+use ihdsi_engine::Coordinator;
+
+type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
+
+/// Header naming the analyst until authentication lands (issue 3).
+pub const ANALYST_HEADER: &str = "x-ihdsi-analyst";
+
+static SQL_INFO: LazyLock<Option<SqlInfoData>> = LazyLock::new(|| {
+    let mut b = SqlInfoDataBuilder::new();
+    b.append(SqlInfo::FlightSqlServerName, "ihdsi");
+    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+    b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
+    b.append(SqlInfo::FlightSqlServerReadOnly, true);
+    b.append(SqlInfo::FlightSqlServerSql, true);
+    b.append(SqlInfo::FlightSqlServerSubstrait, false);
+    b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.build().ok()
+});
+
+/// Flight SQL front of the federation.
+#[derive(Debug, Clone)]
+pub struct CoordinatorService {
+    coordinator: Arc<Coordinator>,
+    results: Arc<ResultCache>,
+}
+
+impl CoordinatorService {
+    pub fn new(coordinator: Coordinator) -> Self {
+        Self { coordinator: Arc::new(coordinator), results: Arc::new(ResultCache::default()) }
+    }
+
+    fn analyst<T>(request: &Request<T>) -> String {
+        request
+            .metadata()
+            .get(ANALYST_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty() && v.len() <= 128)
+            .unwrap_or("anonymous")
+            .to_string()
+    }
+}
+
+fn sql_info() -> Result<&'static SqlInfoData, Status> {
+    SQL_INFO.as_ref().ok_or_else(|| Status::internal("SqlInfo could not be built"))
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for CoordinatorService {
+    type FlightService = CoordinatorService;
+
+    async fn get_flight_info_statement(&self, query: CommandStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let analyst = Self::analyst(&request);
+        let query_id = uuid::Uuid::new_v4().to_string();
+        let outcome = self.coordinator.execute(&query.query, &analyst, &query_id).await.map_err(|e| {
+            tracing::info!(query_id, analyst, error = %e, "query failed");
+            to_status(&e)
+        })?;
+        let rows: usize = outcome.batches.iter().map(|b| b.num_rows()).sum();
+        let ticket = TicketStatementQuery { statement_handle: query_id.clone().into() };
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&outcome.schema)
+            .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner())
+            .with_total_records(rows as i64)
+            .with_ordered(true);
+        self.results.insert(outcome);
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_statement(&self, ticket: TicketStatementQuery, _request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let handle = String::from_utf8(ticket.statement_handle.to_vec()).map_err(|_| Status::invalid_argument("malformed statement handle"))?;
+        let outcome = self.results.get(&handle).ok_or_else(|| Status::not_found("unknown or expired statement handle; run the query again"))?;
+        let batches = futures::stream::iter(outcome.batches.into_iter().map(Ok));
+        let stream: DoGetStream = FlightDataEncoderBuilder::new()
+            .with_schema(outcome.schema)
+            .build(batches)
+            .map_err(|e| Status::internal(e.to_string()))
+            .boxed();
+        Ok(Response::new(stream))
+    }
+
+    async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder(sql_info()?).schema();
+        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(schema.as_ref())
+            .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner());
+        Ok(Response::new(info))
+    }
+
+    async fn do_get_sql_info(&self, query: CommandGetSqlInfo, _request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let batch = query.into_builder(sql_info()?).build().map_err(|e| Status::internal(e.to_string()))?;
+        let stream: DoGetStream = FlightDataEncoderBuilder::new()
+            .with_schema(batch.schema())
+            .build(futures::stream::iter([Ok(batch)]))
+            .map_err(|e| Status::internal(e.to_string()))
+            .boxed();
+        Ok(Response::new(stream))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}

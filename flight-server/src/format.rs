@@ -1,0 +1,57 @@
+//! Rendering results for `ihdsi query` and the demo.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::util::pretty::pretty_format_batches;
+
+use crate::client::QueryResult;
+use crate::error::{Result, ServerError};
+
+/// Output formats of `ihdsi query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+fn err(e: impl std::fmt::Display) -> ServerError {
+    ServerError::Client(format!("cannot format result: {e}"))
+}
+
+/// Render the batches in `format`.
+pub fn render(result: &QueryResult, format: Format) -> Result<String> {
+    let batches: Vec<RecordBatch> = result.batches.iter().map(|b| b.clone().with_schema(b.schema()).unwrap_or_else(|_| b.clone())).collect();
+    match format {
+        Format::Table => Ok(pretty_format_batches(&batches).map_err(err)?.to_string()),
+        Format::Csv => {
+            let mut out = Vec::new();
+            {
+                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+                for b in &batches {
+                    w.write(b).map_err(err)?;
+                }
+            }
+            String::from_utf8(out).map_err(err)
+        }
+        Format::Json => {
+            let mut w = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+            for b in &batches {
+                w.write(b).map_err(err)?;
+            }
+            w.finish().map_err(err)?;
+            let out = w.into_inner();
+            Ok(if out.is_empty() { "[]".into() } else { String::from_utf8(out).map_err(err)? })
+        }
+    }
+}
+
+/// The footer line: row count and suppressed groups.
+pub fn footer(result: &QueryResult) -> String {
+    let n = result.num_rows();
+    let s = result.suppressed_groups();
+    format!(
+        "{n} row{} released; {s} group{} suppressed (fewer patients than the minimum group size)",
+        if n == 1 { "" } else { "s" },
+        if s == 1 { "" } else { "s" }
+    )
+}
