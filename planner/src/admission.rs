@@ -13,7 +13,8 @@
 //! again on the subplan it receives: a site never trusts the coordinator.
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::{PlanError, Result};
 use crate::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
@@ -106,7 +107,18 @@ fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
     if j.join_type == JoinType::Full {
         return Err(PlanError::unsupported("FULL OUTER JOIN of patient tables", "Use inner or left joins on person_id"));
     }
-    let on_unit = j.on.iter().any(|(a, b)| expr_is_unit(a, &j.left, &l) && expr_is_unit(b, &j.right, &r));
+    let pair = |a: &Expr, b: &Expr| {
+        (expr_is_unit(a, &j.left, &l) && expr_is_unit(b, &j.right, &r)) || (expr_is_unit(b, &j.left, &l) && expr_is_unit(a, &j.right, &r))
+    };
+    // The unoptimised plan keeps `ON a.person_id = b.person_id` in the join
+    // filter; the optimiser moves it to `on` later. Accept either.
+    let in_filter = j.filter.as_ref().is_some_and(|f| {
+        split_conjunction(f).into_iter().any(|c| match c {
+            Expr::BinaryExpr(b) if b.op == Operator::Eq => pair(&b.left, &b.right),
+            _ => false,
+        })
+    });
+    let on_unit = in_filter || j.on.iter().any(|(a, b)| pair(a, b));
     if on_unit {
         Ok(())
     } else {

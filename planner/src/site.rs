@@ -43,6 +43,7 @@ fn column_of(e: &Expr) -> Option<(&str, &datafusion::common::Column)> {
             Expr::Column(c) => Some((a.name.as_str(), c)),
             _ => None,
         },
+        Expr::Column(c) => Some((c.name.as_str(), c)),
         _ => None,
     }
 }
@@ -65,15 +66,17 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
     }
     let key_count = agg.group_expr.len();
     let n = proj.expr.len();
-    if n != agg.schema.fields().len() || n < key_count + 1 {
-        return Err(reject("the subplan must return every group key, every partial and ihdsi_patients"));
+    if n < key_count + 1 {
+        return Err(reject("the subplan must return every group key, its partials and ihdsi_patients"));
     }
     let mut patients_ok = false;
     for (i, e) in proj.expr.iter().enumerate() {
         let (name, col) = column_of(e).ok_or_else(|| reject("output columns must be plain aliased aggregation outputs"))?;
         let source = agg.schema.index_of_column(col).map_err(|_| reject("output column does not come from the aggregation"))?;
-        if source != i {
-            return Err(reject("output columns must follow the aggregation's order"));
+        // Keys come first and in GROUP BY order; the planner may merge
+        // identical aggregates, so partials may share a source column.
+        if (i < key_count && source != i) || (i >= key_count && source < key_count) {
+            return Err(reject("output columns must be the group keys in order, then aggregates"));
         }
         let expected = if i < key_count {
             key_column(i)
@@ -88,7 +91,7 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
         if i < key_count {
             continue;
         }
-        let (kind, f) = classify(&agg.aggr_expr[i - key_count], &agg.input, &input_lineage)?;
+        let (kind, f) = classify(&agg.aggr_expr[source - key_count], &agg.input, &input_lineage)?;
         if i + 1 == n {
             patients_ok = kind == AggKind::CountDistinctUnit && f.params.filter.is_none();
         } else {

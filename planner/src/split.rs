@@ -142,8 +142,11 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         partials.push(kind, f);
     }
     let (input, unit) = carry_unit(&agg.input)?;
-    let mut aggr = partials.exprs.clone();
-    aggr.push(datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(unit)));
+    // Partials are aliased inside the aggregation (p0.., ihdsi_patients) so
+    // that an analyst's own count(DISTINCT person_id) and the hidden count
+    // never collide; the projection above only renames the group keys.
+    let mut aggr: Vec<Expr> = partials.exprs.iter().enumerate().map(|(j, e)| e.clone().alias(partial_column(j))).collect();
+    aggr.push(datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(unit)).alias(PATIENTS_COLUMN));
     let site_agg = LogicalPlanBuilder::from(input)
         .aggregate(agg.group_expr.clone(), aggr)
         .map_err(|e| PlanError::Internal(e.to_string()))?
@@ -151,12 +154,14 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         .map_err(|e| PlanError::Internal(e.to_string()))?;
     let key_count = agg.group_expr.len();
     let partial_count = partials.exprs.len();
-    let names = (0..key_count).map(key_column).chain((0..partial_count).map(partial_column)).chain([PATIENTS_COLUMN.to_string()]);
     let outputs: Vec<Expr> = site_agg
         .schema()
         .iter()
-        .zip(names)
-        .map(|((q, f), name)| Expr::Column(datafusion::common::Column::new(q.cloned(), f.name())).alias(name))
+        .enumerate()
+        .map(|(i, (q, f))| {
+            let column = Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
+            if i < key_count { column.alias(key_column(i)) } else { column }
+        })
         .collect();
     let site_plan = LogicalPlanBuilder::from(site_agg)
         .project(outputs)
