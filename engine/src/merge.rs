@@ -48,12 +48,20 @@ pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) ->
         if batch.num_columns() != width {
             return Err(EngineError::Internal(format!("partial batch has {} columns, expected {width}", batch.num_columns())));
         }
-        let rows = converter.convert_columns(&batch.columns()[..keys])?;
+        // Without GROUP BY there is exactly one group; the row format cannot
+        // encode zero columns, so it is not used then.
+        let rows = if keys > 0 { Some(converter.convert_columns(&batch.columns()[..keys])?) } else { None };
         for r in 0..batch.num_rows() {
-            let slot = *index.entry(rows.row(r).owned()).or_insert_with(|| {
+            let slot = match &rows {
+                Some(rows) => {
+                    let next = groups.len();
+                    *index.entry(rows.row(r).owned()).or_insert(next)
+                }
+                None => 0,
+            };
+            if slot == groups.len() {
                 groups.push(Group { keys: Vec::new(), rows: Vec::new(), patients: 0 });
-                groups.len() - 1
-            });
+            }
             let values = (0..width).map(|c| ScalarValue::try_from_array(batch.column(c), r)).collect::<datafusion::error::Result<Vec<_>>>()?;
             let g = &mut groups[slot];
             if g.keys.is_empty() {
@@ -63,7 +71,9 @@ pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) ->
             g.rows.push(values[keys..width - 1].to_vec());
         }
     }
-    let before = groups.len();
+    // A query without GROUP BY has its one group even when every site
+    // withheld it: it counts as suppressed, like any other group.
+    let before = if keys == 0 { groups.len().max(1) } else { groups.len() };
     groups.retain(|g| g.patients >= i64::try_from(min_group_size).unwrap_or(i64::MAX));
     let suppressed = (before - groups.len()) as u64;
     let batch = build_output(release, &groups)?;

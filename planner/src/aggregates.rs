@@ -63,10 +63,10 @@ pub fn classify<'a>(expr: &'a Expr, input: &LogicalPlan, lineage: &Lineage) -> R
     };
     let name = f.func.name().to_ascii_lowercase();
     let p = &f.params;
-    if !p.order_by.is_empty() {
-        return Err(PlanError::unsupported(format!("{name}(... ORDER BY ...)"), "Ordered aggregates cannot be merged across sites"));
-    }
     let kind = match name.as_str() {
+        _ if !p.order_by.is_empty() && !name.contains("percentile") && !name.ends_with("_agg") && !name.ends_with("_value") => {
+            return Err(PlanError::unsupported(format!("{name}(... ORDER BY ...)"), "Ordered aggregates cannot be merged across sites"));
+        }
         "count" if p.distinct => {
             if p.args.len() == 1 && expr_is_unit(&p.args[0], input, lineage) {
                 AggKind::CountDistinctUnit

@@ -50,11 +50,24 @@ impl PlanError {
         match e.find_root() {
             D::SQL(err, _) => Self::Syntax(err.to_string()),
             D::SchemaError(err, _) => Self::Schema(err.to_string()),
-            D::Plan(msg) => Self::Schema(msg.clone()),
+            D::Plan(msg) => match unknown_table(msg) {
+                Some(name) => Self::Schema(format!(
+                    "unknown table '{name}'. Tables: {}",
+                    ihdsi_catalog::schema::tables().iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+                )),
+                None => Self::Schema(msg.clone()),
+            },
             D::NotImplemented(msg) => Self::unsupported(msg.clone(), "DataFusion cannot plan it"),
             other => Self::Schema(other.to_string()),
         }
     }
+}
+
+/// `table 'datafusion.public.x' not found` → `x`.
+fn unknown_table(msg: &str) -> Option<&str> {
+    let rest = msg.strip_prefix("table '")?;
+    let (qualified, tail) = rest.split_once('\'')?;
+    tail.trim_start().starts_with("not found").then(|| qualified.rsplit('.').next().unwrap_or(qualified))
 }
 
 impl From<datafusion::error::DataFusionError> for PlanError {

@@ -1,0 +1,92 @@
+-- Queries that must be refused, with (part of) the error text the analyst
+-- sees. Each is followed by a query that must still succeed: the
+-- coordinator keeps serving.
+
+-- name: malformed_sql
+-- error: SQL syntax error
+SELEC count(*) FROM person;
+
+-- name: unknown_table
+-- error: unknown table 'patients'. Tables: person, observation_period
+SELECT count(*) FROM patients;
+
+-- name: unknown_column
+-- error: No field named age
+SELECT age, count(*) FROM person GROUP BY age;
+
+-- name: row_level_select_star
+-- error: refused: row-level output. The query returns rows of person
+SELECT * FROM person;
+
+-- name: row_level_projection_with_filter
+-- error: refused: row-level output
+SELECT person_id, year_of_birth FROM person WHERE year_of_birth < 1940;
+
+-- name: row_level_group_by_person
+-- error: releases one row per patient
+SELECT person_id, count(*) FROM condition_occurrence GROUP BY person_id;
+
+-- name: row_level_join_release_with_raw_rows
+-- error: refused: row-level output
+SELECT p.person_id, t.n FROM person p CROSS JOIN (SELECT count(*) AS n FROM death) t;
+
+-- name: median_not_mergeable
+-- error: unsupported: the aggregate median
+SELECT measurement_concept_id, median(value_as_number) FROM measurement GROUP BY 1;
+
+-- name: percentile_not_mergeable
+-- error: unsupported: the aggregate approx_percentile_cont
+SELECT approx_percentile_cont(0.5) WITHIN GROUP (ORDER BY value_as_number) FROM measurement;
+
+-- name: array_agg_releases_values
+-- error: returns individual patients' values
+SELECT gender_concept_id, array_agg(year_of_birth) FROM person GROUP BY 1;
+
+-- name: count_distinct_non_patient_column
+-- error: unsupported: COUNT(DISTINCT
+SELECT count(DISTINCT condition_concept_id) FROM condition_occurrence;
+
+-- name: sum_distinct
+-- error: Only COUNT(DISTINCT person_id) can be merged
+SELECT sum(DISTINCT year_of_birth) FROM person;
+
+-- name: cross_patient_scalar_subquery
+-- error: a scalar subquery over patient data below the aggregation
+SELECT count(*) FROM person WHERE year_of_birth < (SELECT avg(year_of_birth) FROM person);
+
+-- name: cross_patient_aggregate_in_subquery
+-- error: an aggregate that is not grouped by person_id below the aggregation
+SELECT n, count(*) FROM (SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id) t GROUP BY n;
+
+-- name: limit_below_boundary
+-- error: LIMIT below the aggregation
+SELECT count(*) FROM (SELECT person_id FROM person LIMIT 10) t;
+
+-- name: window_over_all_patients
+-- error: a window function not partitioned by person_id
+SELECT r, count(*) FROM (SELECT person_id, rank() OVER (ORDER BY year_of_birth) AS r FROM person) t GROUP BY r;
+
+-- name: join_not_on_person_id
+-- error: a join between patient tables that is not on person_id
+SELECT count(*) FROM person a JOIN person b ON a.year_of_birth = b.year_of_birth;
+
+-- name: exists_over_patients
+-- error: EXISTS over patient data
+SELECT count(*) FROM person p WHERE EXISTS (SELECT 1 FROM death d WHERE d.person_id = p.person_id);
+
+-- name: min_max_disabled_by_policy
+-- policy: no-min-max
+-- error: MIN and MAX release one patient's exact value
+SELECT max(year_of_birth) FROM person;
+
+-- name: ddl_refused
+-- error: only read-only SELECT queries are accepted
+CREATE TABLE t AS SELECT 1;
+
+-- name: grouping_sets
+-- error: GROUPING SETS, ROLLUP and CUBE
+SELECT site, gender_concept_id, count(*) FROM person GROUP BY ROLLUP (site, gender_concept_id);
+
+-- name: intersect_of_person_sets_not_yet_supported
+-- error: INTERSECT and EXCEPT of patient sets are not supported yet
+SELECT count(*) AS persons FROM (SELECT DISTINCT person_id FROM condition_occurrence INTERSECT SELECT DISTINCT person_id FROM drug_exposure) t;

@@ -1,0 +1,91 @@
+//! Comparing a federated result with the oracle's.
+//!
+//! Rows are compared as multisets (both sides sorted the same way), cells by
+//! value across integer widths, floats within 1e-9 relative.
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::common::ScalarValue;
+
+/// A normalised cell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Cell {
+    Null,
+    Int(i128),
+    Float(f64),
+    Text(String),
+}
+
+impl Cell {
+    fn sort_key(&self) -> String {
+        match self {
+            Cell::Null => "\0".into(),
+            Cell::Int(i) => format!("i{i:040}"),
+            Cell::Float(f) => format!("f{f:.6e}"),
+            Cell::Text(s) => format!("s{s}"),
+        }
+    }
+}
+
+fn cell(v: ScalarValue) -> Cell {
+    if v.is_null() {
+        return Cell::Null;
+    }
+    match v {
+        ScalarValue::Int8(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::Int16(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::Int32(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::Int64(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::UInt8(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::UInt16(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::UInt32(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::UInt64(Some(x)) => Cell::Int(x.into()),
+        ScalarValue::Float32(Some(x)) => Cell::Float(x.into()),
+        ScalarValue::Float64(Some(x)) => Cell::Float(x),
+        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Cell::Text(s),
+        other => Cell::Text(other.to_string()),
+    }
+}
+
+/// All rows of `batches`, normalised and sorted.
+pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
+    let mut out = Vec::new();
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let row = b.columns().iter().map(|c| ScalarValue::try_from_array(c, r).map(cell).unwrap_or(Cell::Text("<err>".into()))).collect();
+            out.push(row);
+        }
+    }
+    out.sort_by_cached_key(|r: &Vec<Cell>| r.iter().map(Cell::sort_key).collect::<Vec<_>>());
+    out
+}
+
+fn close(a: f64, b: f64) -> bool {
+    if a == b {
+        return true;
+    }
+    let scale = a.abs().max(b.abs());
+    (a - b).abs() <= 1e-9 * scale.max(1e-300) || (a - b).abs() < 1e-12
+}
+
+fn cells_equal(a: &Cell, b: &Cell) -> bool {
+    match (a, b) {
+        (Cell::Float(x), Cell::Float(y)) => close(*x, *y),
+        (Cell::Float(x), Cell::Int(y)) | (Cell::Int(y), Cell::Float(x)) => close(*x, *y as f64),
+        _ => a == b,
+    }
+}
+
+/// `None` when equal, else a description of the first difference (test
+/// output only: synthetic data).
+pub fn diff(federated: &[RecordBatch], oracle: &[RecordBatch]) -> Option<String> {
+    let (f, o) = (rows(federated), rows(oracle));
+    if f.len() != o.len() {
+        return Some(format!("{} federated rows vs {} oracle rows", f.len(), o.len()));
+    }
+    for (i, (a, b)) in f.iter().zip(&o).enumerate() {
+        if a.len() != b.len() || !a.iter().zip(b).all(|(x, y)| cells_equal(x, y)) {
+            return Some(format!("row {i}: federated {a:?} vs oracle {b:?}"));
+        }
+    }
+    None
+}

@@ -1,0 +1,89 @@
+//! Federated answers against the centralized oracle (tests/queries/*.sql).
+
+use ihdsi_flight_server::client::run_query;
+use ihdsi_tests::compare::{diff, rows};
+use ihdsi_tests::queries::load;
+use ihdsi_tests::{centralized, cohort, federation, policy};
+
+const PERSONS: u64 = 6_000;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn federated_equals_centralized_with_thresholds_at_one() {
+    let data = cohort(PERSONS);
+    let fed = federation(&data, policy(1, true), policy(1, true)).await;
+    let oracle = centralized(&data).await;
+    let cases = load("differential.sql");
+    assert!(cases.len() >= 40, "the suite must hold at least 40 queries, has {}", cases.len());
+    let mut failures = Vec::new();
+    for case in &cases {
+        let expected = match oracle.sql(&case.sql).await {
+            Ok(df) => df.collect().await.expect("oracle collect"),
+            Err(e) => panic!("{}: oracle cannot run the query: {e}", case.name),
+        };
+        assert!(!rows(&expected).is_empty(), "{}: the oracle returns no rows, so the case tests nothing", case.name);
+        match run_query(&fed.uri, &case.sql).await {
+            Ok(got) => {
+                if let Some(d) = diff(&got.batches, &expected) {
+                    failures.push(format!("{}: {d}", case.name));
+                }
+            }
+            Err(e) => failures.push(format!("{}: federated query failed: {e}", case.name)),
+        }
+    }
+    fed.shutdown().await;
+    assert!(failures.is_empty(), "{} of {} queries differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn coordinator_threshold_removes_exactly_the_small_groups() {
+    let data = cohort(PERSONS);
+    let fed = federation(&data, policy(10, true), policy(1, true)).await;
+    let oracle = centralized(&data).await;
+    let cases = load("thresholded.sql");
+    let mut failures = Vec::new();
+    let mut total_suppressed = 0;
+    for case in &cases {
+        let oracle_sql = case.oracle.as_deref().unwrap_or_else(|| panic!("{}: no -- oracle: line", case.name));
+        let expected = oracle.sql(oracle_sql).await.expect("oracle plan").collect().await.expect("oracle run");
+        let got = match run_query(&fed.uri, &case.sql).await {
+            Ok(r) => r,
+            Err(e) => {
+                failures.push(format!("{}: federated query failed: {e}", case.name));
+                continue;
+            }
+        };
+        if let Some(d) = diff(&got.batches, &expected) {
+            failures.push(format!("{}: {d}", case.name));
+        }
+        if !case.sql.to_uppercase().contains("LIMIT") {
+            let all = oracle.sql(&case.sql).await.expect("plan").collect().await.expect("run");
+            let want = (rows(&all).len() - rows(&expected).len()) as u64;
+            if got.suppressed_groups() != want {
+                failures.push(format!("{}: reported {} suppressed groups, the oracle removed {want}", case.name, got.suppressed_groups()));
+            }
+            total_suppressed += want;
+        }
+    }
+    fed.shutdown().await;
+    assert!(total_suppressed > 0, "the threshold suite must actually suppress groups");
+    assert!(failures.is_empty(), "{} of {} thresholded queries differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn site_threshold_drops_small_site_groups_before_sending() {
+    let data = cohort(PERSONS);
+    let fed = federation(&data, policy(1, false), policy(10, false)).await;
+    let oracle = centralized(&data).await;
+    // Each group lives at one site, so the site threshold is exactly a HAVING.
+    let sql = "SELECT site, condition_concept_id, count(DISTINCT person_id) AS persons FROM condition_occurrence GROUP BY site, condition_concept_id";
+    let expected = oracle.sql(&format!("{sql} HAVING count(DISTINCT person_id) >= 10")).await.expect("plan").collect().await.expect("run");
+    let all = oracle.sql(sql).await.expect("plan").collect().await.expect("run");
+    let got = run_query(&fed.uri, sql).await.expect("federated");
+    fed.shutdown().await;
+    assert_eq!(diff(&got.batches, &expected), None);
+    let dropped = rows(&all).len() - rows(&expected).len();
+    assert!(dropped > 0, "the site threshold must drop some groups in this cohort");
+    let site_suppressed: usize = got.schema.metadata()["ihdsi.site_suppressed_groups"].parse().expect("count");
+    assert_eq!(site_suppressed, dropped);
+    assert_eq!(got.suppressed_groups(), 0, "nothing is left for the coordinator to suppress");
+}

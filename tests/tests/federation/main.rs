@@ -1,0 +1,6 @@
+//! End-to-end tests of the federation: one test binary (see the workspace
+//! build notes), real Flight servers on loopback.
+
+mod bytes;
+mod differential;
+mod errors;
