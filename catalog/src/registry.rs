@@ -25,7 +25,10 @@ pub struct PrivacyPolicy {
 
 impl Default for PrivacyPolicy {
     fn default() -> Self {
-        Self { min_group_size: 10, allow_min_max: false }
+        Self {
+            min_group_size: 10,
+            allow_min_max: false,
+        }
     }
 }
 
@@ -124,8 +127,10 @@ pub struct SiteConfig {
 }
 
 fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|source| CatalogError::ConfigRead { path: path.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| CatalogError::ConfigRead {
+        path: path.to_path_buf(),
+        source,
+    })?;
     toml::from_str(&text).map_err(|e| CatalogError::ConfigParse {
         path: PathBuf::from(path),
         message: e.to_string(),
@@ -135,7 +140,9 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 32
-        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+        && id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -166,14 +173,19 @@ impl FederationConfig {
     pub fn validate(&self) -> Result<()> {
         self.privacy.validate()?;
         if self.sites.is_empty() {
-            return Err(CatalogError::ConfigInvalid("a federation needs at least one [[sites]] entry".into()));
+            return Err(CatalogError::ConfigInvalid(
+                "a federation needs at least one [[sites]] entry".into(),
+            ));
         }
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.sites {
             validate_id(&s.id)?;
             validate_tables(&s.tables)?;
             if !seen.insert(s.id.as_str()) {
-                return Err(CatalogError::ConfigInvalid(format!("site id '{}' is listed twice", s.id)));
+                return Err(CatalogError::ConfigInvalid(format!(
+                    "site id '{}' is listed twice",
+                    s.id
+                )));
             }
         }
         Ok(())
@@ -211,22 +223,32 @@ mod tests {
         )
         .expect("parse");
         cfg.validate().expect("valid");
-        assert_eq!(cfg.privacy, PrivacyPolicy { min_group_size: 5, allow_min_max: false });
+        assert_eq!(
+            cfg.privacy,
+            PrivacyPolicy {
+                min_group_size: 5,
+                allow_min_max: false
+            }
+        );
         assert!(cfg.sites[0].hosts("PERSON"));
         assert!(!cfg.sites[0].hosts("measurement"));
     }
 
     #[test]
     fn bad_configs_are_refused_with_the_cause() {
-        let mut cfg: FederationConfig = toml::from_str(
-            "[coordinator]\n[[sites]]\nid = \"LU!\"\nendpoint = \"http://x\"\n",
-        )
-        .expect("parse");
+        let mut cfg: FederationConfig =
+            toml::from_str("[coordinator]\n[[sites]]\nid = \"LU!\"\nendpoint = \"http://x\"\n")
+                .expect("parse");
         let err = cfg.validate().expect_err("bad id").to_string();
         assert!(err.contains("site id 'LU!'"), "{err}");
         cfg.sites[0].id = "lu".into();
         cfg.sites[0].tables = vec!["patients".into()];
-        assert!(cfg.validate().expect_err("bad table").to_string().contains("unknown table 'patients'"));
+        assert!(
+            cfg.validate()
+                .expect_err("bad table")
+                .to_string()
+                .contains("unknown table 'patients'")
+        );
         cfg.sites[0].tables.clear();
         cfg.privacy.min_group_size = 0;
         assert!(cfg.validate().is_err());

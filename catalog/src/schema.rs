@@ -329,34 +329,113 @@ const CONCEPT: &[Col] = &[
 
 /// `(table, kind, description, columns)` for every table of the schema.
 const TABLES: &[(&str, TableKind, &str, &[Col])] = &[
-    ("person", TableKind::Patient, "One row per patient: demographics.", PERSON),
-    ("observation_period", TableKind::Patient, "Spans of time during which clinical events are expected to be recorded.", OBSERVATION_PERIOD),
-    ("visit_occurrence", TableKind::Patient, "Encounters of a patient with the healthcare system.", VISIT_OCCURRENCE),
-    ("condition_occurrence", TableKind::Patient, "Diagnoses, signs and symptoms recorded for a patient.", CONDITION_OCCURRENCE),
-    ("drug_exposure", TableKind::Patient, "Exposures of a patient to a drug (prescribed, dispensed or administered).", DRUG_EXPOSURE),
-    ("procedure_occurrence", TableKind::Patient, "Procedures performed on a patient.", PROCEDURE_OCCURRENCE),
-    ("measurement", TableKind::Patient, "Structured values from laboratory tests and vital signs.", MEASUREMENT),
-    ("observation", TableKind::Patient, "Clinical facts not captured elsewhere, such as scores and history.", OBSERVATION),
-    ("death", TableKind::Patient, "The date and cause of a patient's death.", DEATH),
-    ("specimen", TableKind::Patient, "Biological samples taken from a patient.", SPECIMEN),
-    ("variant_occurrence", TableKind::Patient, "Genomic variants found in a patient's specimen (OMOP Genomic CDM).", VARIANT_OCCURRENCE),
-    ("concept", TableKind::Vocabulary, "The OMOP standardized vocabulary: public, no patient data.", CONCEPT),
+    (
+        "person",
+        TableKind::Patient,
+        "One row per patient: demographics.",
+        PERSON,
+    ),
+    (
+        "observation_period",
+        TableKind::Patient,
+        "Spans of time during which clinical events are expected to be recorded.",
+        OBSERVATION_PERIOD,
+    ),
+    (
+        "visit_occurrence",
+        TableKind::Patient,
+        "Encounters of a patient with the healthcare system.",
+        VISIT_OCCURRENCE,
+    ),
+    (
+        "condition_occurrence",
+        TableKind::Patient,
+        "Diagnoses, signs and symptoms recorded for a patient.",
+        CONDITION_OCCURRENCE,
+    ),
+    (
+        "drug_exposure",
+        TableKind::Patient,
+        "Exposures of a patient to a drug (prescribed, dispensed or administered).",
+        DRUG_EXPOSURE,
+    ),
+    (
+        "procedure_occurrence",
+        TableKind::Patient,
+        "Procedures performed on a patient.",
+        PROCEDURE_OCCURRENCE,
+    ),
+    (
+        "measurement",
+        TableKind::Patient,
+        "Structured values from laboratory tests and vital signs.",
+        MEASUREMENT,
+    ),
+    (
+        "observation",
+        TableKind::Patient,
+        "Clinical facts not captured elsewhere, such as scores and history.",
+        OBSERVATION,
+    ),
+    (
+        "death",
+        TableKind::Patient,
+        "The date and cause of a patient's death.",
+        DEATH,
+    ),
+    (
+        "specimen",
+        TableKind::Patient,
+        "Biological samples taken from a patient.",
+        SPECIMEN,
+    ),
+    (
+        "variant_occurrence",
+        TableKind::Patient,
+        "Genomic variants found in a patient's specimen (OMOP Genomic CDM).",
+        VARIANT_OCCURRENCE,
+    ),
+    (
+        "concept",
+        TableKind::Vocabulary,
+        "The OMOP standardized vocabulary: public, no patient data.",
+        CONCEPT,
+    ),
 ];
 
 fn column_comment(table: &str, column: &str) -> String {
     match column {
-        "person_id" if table == "person" => "Unique identifier of the patient (the privacy unit).".into(),
-        "person_id" => "The patient this row belongs to (foreign key to person; the privacy unit).".into(),
+        "person_id" if table == "person" => {
+            "Unique identifier of the patient (the privacy unit).".into()
+        }
+        "person_id" => {
+            "The patient this row belongs to (foreign key to person; the privacy unit).".into()
+        }
         SITE_COLUMN => "Virtual column: id of the site that holds this row.".into(),
         "year_of_birth" => "Year of birth of the patient.".into(),
         "value_as_number" => "The result as a number, in the unit of unit_concept_id.".into(),
-        c if c.ends_with("_type_concept_id") => "Provenance of the record (OMOP Type Concept).".into(),
+        c if c.ends_with("_type_concept_id") => {
+            "Provenance of the record (OMOP Type Concept).".into()
+        }
         c if c.ends_with("_source_value") => "The verbatim value from the source system.".into(),
-        c if c.ends_with("_source_concept_id") => "Concept id of the source code (non-standard).".into(),
-        c if c.ends_with("_concept_id") => format!("Standard OMOP concept id for {}.", c.trim_end_matches("_concept_id").replace('_', " ")),
-        c if c.ends_with("_date") => format!("{} (date).", c.trim_end_matches("_date").replace('_', " ")),
-        c if c.ends_with("_datetime") => format!("{} (date and time).", c.trim_end_matches("_datetime").replace('_', " ")),
-        c if c.ends_with("_id") => format!("Identifier: {}.", c.trim_end_matches("_id").replace('_', " ")),
+        c if c.ends_with("_source_concept_id") => {
+            "Concept id of the source code (non-standard).".into()
+        }
+        c if c.ends_with("_concept_id") => format!(
+            "Standard OMOP concept id for {}.",
+            c.trim_end_matches("_concept_id").replace('_', " ")
+        ),
+        c if c.ends_with("_date") => {
+            format!("{} (date).", c.trim_end_matches("_date").replace('_', " "))
+        }
+        c if c.ends_with("_datetime") => format!(
+            "{} (date and time).",
+            c.trim_end_matches("_datetime").replace('_', " ")
+        ),
+        c if c.ends_with("_id") => format!(
+            "Identifier: {}.",
+            c.trim_end_matches("_id").replace('_', " ")
+        ),
         c => c.replace('_', " "),
     }
 }
@@ -366,22 +445,38 @@ fn build(name: &'static str, kind: TableKind, comment: &'static str, cols: &[Col
         .iter()
         .map(|(c, t, required)| {
             Field::new(*c, t.data_type(), !required).with_metadata(
-                [("comment".to_string(), column_comment(name, c))].into_iter().collect(),
+                [("comment".to_string(), column_comment(name, c))]
+                    .into_iter()
+                    .collect(),
             )
         })
         .collect();
     if kind == TableKind::Patient {
-        fields.push(Field::new(SITE_COLUMN, DataType::Utf8, false).with_metadata(
-            [("comment".to_string(), column_comment(name, SITE_COLUMN))].into_iter().collect(),
-        ));
+        fields.push(
+            Field::new(SITE_COLUMN, DataType::Utf8, false).with_metadata(
+                [("comment".to_string(), column_comment(name, SITE_COLUMN))]
+                    .into_iter()
+                    .collect(),
+            ),
+        );
     }
-    TableDef { name, kind, comment, schema: Arc::new(Schema::new(fields)) }
+    TableDef {
+        name,
+        kind,
+        comment,
+        schema: Arc::new(Schema::new(fields)),
+    }
 }
 
 /// All tables of the virtual schema, in a stable order.
 pub fn tables() -> &'static [TableDef] {
     static DEFS: OnceLock<Vec<TableDef>> = OnceLock::new();
-    DEFS.get_or_init(|| TABLES.iter().map(|(n, k, c, cols)| build(n, *k, c, cols)).collect())
+    DEFS.get_or_init(|| {
+        TABLES
+            .iter()
+            .map(|(n, k, c, cols)| build(n, *k, c, cols))
+            .collect()
+    })
 }
 
 /// The patient tables only.
@@ -408,7 +503,10 @@ mod tests {
         for t in patient_tables() {
             let unit = t.schema.field_with_name(PRIVACY_UNIT).expect("person_id");
             assert!(!unit.is_nullable(), "{}", t.name);
-            assert_eq!(t.schema.fields().last().map(|f| f.name().as_str()), Some(SITE_COLUMN));
+            assert_eq!(
+                t.schema.fields().last().map(|f| f.name().as_str()),
+                Some(SITE_COLUMN)
+            );
             assert!(t.file_schema().field_with_name(SITE_COLUMN).is_err());
         }
         assert_eq!(patient_tables().count(), 11);
@@ -417,9 +515,22 @@ mod tests {
 
     #[test]
     fn omop_column_counts_match_the_ddl() {
-        let counts = [("person", 18), ("visit_occurrence", 17), ("condition_occurrence", 16), ("drug_exposure", 23), ("measurement", 23), ("observation", 21), ("death", 7), ("specimen", 15)];
+        let counts = [
+            ("person", 18),
+            ("visit_occurrence", 17),
+            ("condition_occurrence", 16),
+            ("drug_exposure", 23),
+            ("measurement", 23),
+            ("observation", 21),
+            ("death", 7),
+            ("specimen", 15),
+        ];
         for (name, n) in counts {
-            assert_eq!(table(name).map(|t| t.file_schema().fields().len()), Some(n), "{name}");
+            assert_eq!(
+                table(name).map(|t| t.file_schema().fields().len()),
+                Some(n),
+                "{name}"
+            );
         }
     }
 }

@@ -23,7 +23,9 @@ use crate::fanout::{SiteClient, fan_out};
 use crate::merge::merge;
 use crate::protocol::SubplanRequest;
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy};
-use ihdsi_planner::{FederatedPlan, Release, explain::explain_rows, plan_query, register_virtual_schema};
+use ihdsi_planner::{
+    FederatedPlan, Release, explain::explain_rows, plan_query, register_virtual_schema,
+};
 
 /// Schema-metadata keys of a federated result.
 pub mod metadata {
@@ -61,21 +63,33 @@ pub struct Coordinator {
 
 impl std::fmt::Debug for Coordinator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Coordinator").field("sites", &self.sites).field("policy", &self.policy).finish()
+        f.debug_struct("Coordinator")
+            .field("sites", &self.sites)
+            .field("policy", &self.policy)
+            .finish()
     }
 }
 
 impl Coordinator {
     /// Build from `federation.toml`.
     pub async fn new(config: &FederationConfig) -> Result<Self> {
-        let ctx = SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+        let ctx =
+            SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
         register_virtual_schema(&ctx)?;
         if let Some(vocab) = &config.coordinator.vocabulary {
             crate::site::tables::register_vocabulary(&ctx, vocab).await?;
         }
         let timeout = Duration::from_secs(config.coordinator.site_timeout_secs.max(1));
-        let sites = config.sites.iter().map(|s| SiteClient::new(s.clone(), timeout)).collect::<Result<Vec<_>>>()?;
-        Ok(Self { ctx, sites, policy: config.privacy })
+        let sites = config
+            .sites
+            .iter()
+            .map(|s| SiteClient::new(s.clone(), timeout))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            ctx,
+            sites,
+            policy: config.privacy,
+        })
     }
 
     /// The federation's privacy policy.
@@ -94,9 +108,20 @@ impl Coordinator {
     }
 
     fn sites_for(&self, release: &Release) -> Result<Vec<&SiteClient>> {
-        let chosen: Vec<&SiteClient> = self.sites.iter().filter(|s| release.tables.iter().all(|t| s.entry.hosts(t))).collect();
+        let chosen: Vec<&SiteClient> = self
+            .sites
+            .iter()
+            .filter(|s| release.tables.iter().all(|t| s.entry.hosts(t)))
+            .collect();
         if chosen.is_empty() {
-            return Err(EngineError::NoSiteHosts(release.tables.iter().cloned().collect::<Vec<_>>().join(", ")));
+            return Err(EngineError::NoSiteHosts(
+                release
+                    .tables
+                    .iter()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ));
         }
         Ok(chosen)
     }
@@ -104,12 +129,23 @@ impl Coordinator {
     /// Run one analyst query end to end.
     pub async fn execute(&self, sql: &str, analyst: &str, query_id: &str) -> Result<QueryOutcome> {
         let plan = self.plan(sql).await?;
-        tracing::info!(query_id, analyst, releases = plan.releases.len(), explain = plan.explain, "query planned");
+        tracing::info!(
+            query_id,
+            analyst,
+            releases = plan.releases.len(),
+            explain = plan.explain,
+            "query planned"
+        );
         if plan.explain {
             return self.explain(&plan, query_id);
         }
-        type Run<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseRun>> + Send + 'a>>;
-        let runs: Vec<Run<'_>> = plan.releases.iter().map(|r| Box::pin(self.run_release(r, analyst, query_id)) as Run<'_>).collect();
+        type Run<'a> =
+            std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseRun>> + Send + 'a>>;
+        let runs: Vec<Run<'_>> = plan
+            .releases
+            .iter()
+            .map(|r| Box::pin(self.run_release(r, analyst, query_id)) as Run<'_>)
+            .collect();
         let released = futures::future::try_join_all(runs).await?;
         let mut outcome = QueryOutcome {
             query_id: query_id.to_string(),
@@ -130,21 +166,45 @@ impl Coordinator {
                     outcome.sites.push(s);
                 }
             }
-            tables.push(Arc::new(MemTable::try_new(r.batch.schema(), vec![vec![r.batch]])?));
+            tables.push(Arc::new(MemTable::try_new(
+                r.batch.schema(),
+                vec![vec![r.batch]],
+            )?));
         }
         outcome.sites.sort();
         let logical = plan.coordinator_plan(&tables)?;
-        let batches = self.ctx.execute_logical_plan(logical).await?.collect().await?;
+        let batches = self
+            .ctx
+            .execute_logical_plan(logical)
+            .await?
+            .collect()
+            .await?;
         let (schema, batches) = self.finish_schema(&plan, batches, &outcome)?;
         outcome.schema = schema;
         outcome.batches = batches;
-        tracing::info!(query_id, analyst, suppressed = outcome.suppressed_groups, sites = outcome.sites.len(), "query answered");
+        tracing::info!(
+            query_id,
+            analyst,
+            suppressed = outcome.suppressed_groups,
+            sites = outcome.sites.len(),
+            "query answered"
+        );
         Ok(outcome)
     }
 
-    async fn run_release(&self, release: &Release, analyst: &str, query_id: &str) -> Result<ReleaseRun> {
+    async fn run_release(
+        &self,
+        release: &Release,
+        analyst: &str,
+        query_id: &str,
+    ) -> Result<ReleaseRun> {
         let sites = self.sites_for(release)?;
-        let req = SubplanRequest { query_id: query_id.into(), analyst: analyst.into(), release: release.index, sql: release.site_sql.clone() };
+        let req = SubplanRequest {
+            query_id: query_id.into(),
+            analyst: analyst.into(),
+            release: release.index,
+            sql: release.site_sql.clone(),
+        };
         let answers = fan_out(&sites, &req).await?;
         let mut batches = Vec::new();
         let mut run = ReleaseRun::default();
@@ -165,34 +225,68 @@ impl Coordinator {
 
     /// The announced schema: the plan's fields, all nullable, plus metadata.
     /// FlightInfo and DoGet both use this one schema.
-    fn finish_schema(&self, plan: &FederatedPlan, batches: Vec<RecordBatch>, o: &QueryOutcome) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+    fn finish_schema(
+        &self,
+        plan: &FederatedPlan,
+        batches: Vec<RecordBatch>,
+        o: &QueryOutcome,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let logical = plan.placeholder_plan()?;
-        let fields: Vec<Field> = logical.schema().fields().iter().map(|f| Field::new(f.name(), f.data_type().clone(), true)).collect();
+        let fields: Vec<Field> = logical
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect();
         let metadata = [
-            (metadata::SUPPRESSED.to_string(), o.suppressed_groups.to_string()),
-            (metadata::SITE_SUPPRESSED.to_string(), o.site_suppressed_groups.to_string()),
+            (
+                metadata::SUPPRESSED.to_string(),
+                o.suppressed_groups.to_string(),
+            ),
+            (
+                metadata::SITE_SUPPRESSED.to_string(),
+                o.site_suppressed_groups.to_string(),
+            ),
             (metadata::QUERY_ID.to_string(), o.query_id.clone()),
             (metadata::SITES.to_string(), o.sites.join(",")),
         ];
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata.into_iter().collect()));
         let batches = batches
             .into_iter()
-            .map(|b| RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec()).map_err(EngineError::from))
+            .map(|b| {
+                RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())
+                    .map_err(EngineError::from)
+            })
             .collect::<Result<Vec<_>>>()?;
         Ok((schema, batches))
     }
 
     fn explain(&self, plan: &FederatedPlan, query_id: &str) -> Result<QueryOutcome> {
         let rows = explain_rows(plan, self.policy.min_group_size, "set by each site")?;
-        let schema = Arc::new(Schema::new(vec![Field::new("plan_type", DataType::Utf8, true), Field::new("plan", DataType::Utf8, true)]));
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("plan_type", DataType::Utf8, true),
+            Field::new("plan", DataType::Utf8, true),
+        ]));
         let batch = RecordBatch::try_new(
             Arc::clone(&schema),
             vec![
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0.as_str()))),
-                Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1.as_str()))),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r.0.as_str()),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    rows.iter().map(|r| r.1.as_str()),
+                )),
             ],
         )?;
-        Ok(QueryOutcome { query_id: query_id.into(), schema, batches: vec![batch], suppressed_groups: 0, site_suppressed_groups: 0, sites: vec![], bytes_from_sites: 0 })
+        Ok(QueryOutcome {
+            query_id: query_id.into(),
+            schema,
+            batches: vec![batch],
+            suppressed_groups: 0,
+            site_suppressed_groups: 0,
+            sites: vec![],
+            bytes_from_sites: 0,
+        })
     }
 }
 
@@ -207,15 +301,29 @@ struct ReleaseRun {
 
 impl Default for ReleaseRun {
     fn default() -> Self {
-        Self { batch: RecordBatch::new_empty(Arc::new(Schema::empty())), suppressed: 0, site_suppressed: 0, bytes: 0, sites: vec![] }
+        Self {
+            batch: RecordBatch::new_empty(Arc::new(Schema::empty())),
+            suppressed: 0,
+            site_suppressed: 0,
+            bytes: 0,
+            sites: vec![],
+        }
     }
 }
 
 fn check_partial_schema(release: &Release, site: &str, batch: &RecordBatch) -> Result<()> {
     let expected = release.site_types();
-    let got: Vec<DataType> = batch.schema().fields().iter().map(|f| f.data_type().clone()).collect();
+    let got: Vec<DataType> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
     if got != expected {
-        return Err(EngineError::SiteProtocol { site: site.into(), detail: format!("partial columns {got:?}, expected {expected:?}") });
+        return Err(EngineError::SiteProtocol {
+            site: site.into(),
+            detail: format!("partial columns {got:?}, expected {expected:?}"),
+        });
     }
     Ok(())
 }

@@ -44,53 +44,90 @@ impl SiteClient {
     /// Prepare a client; nothing is connected until the first request.
     pub fn new(entry: SiteEntry, timeout: Duration) -> Result<Self> {
         let endpoint = Endpoint::from_shared(entry.endpoint.clone())
-            .map_err(|e| EngineError::SiteUnavailable { site: entry.id.clone(), cause: format!("invalid endpoint {}: {e}", entry.endpoint) })?
+            .map_err(|e| EngineError::SiteUnavailable {
+                site: entry.id.clone(),
+                cause: format!("invalid endpoint {}: {e}", entry.endpoint),
+            })?
             .connect_timeout(Duration::from_secs(5))
             .timeout(timeout);
-        Ok(Self { channel: endpoint.connect_lazy(), entry, timeout })
+        Ok(Self {
+            channel: endpoint.connect_lazy(),
+            entry,
+            timeout,
+        })
     }
 
     fn status_error(&self, status: tonic::Status) -> EngineError {
         let site = self.entry.id.clone();
         match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                EngineError::SiteUnavailable { site, cause: status.message().to_string() }
+                EngineError::SiteUnavailable {
+                    site,
+                    cause: status.message().to_string(),
+                }
             }
             tonic::Code::Unknown if status.message().contains("transport") => {
-                EngineError::SiteUnavailable { site, cause: status.message().to_string() }
+                EngineError::SiteUnavailable {
+                    site,
+                    cause: status.message().to_string(),
+                }
             }
-            _ => EngineError::SiteRefused { site, reason: status.message().to_string() },
+            _ => EngineError::SiteRefused {
+                site,
+                reason: status.message().to_string(),
+            },
         }
     }
 
     /// Run one subplan at this site.
     pub async fn fetch(&self, req: &SubplanRequest) -> Result<SitePartials> {
         let work = self.fetch_inner(req);
-        tokio::time::timeout(self.timeout, work).await.unwrap_or_else(|_| {
-            Err(EngineError::SiteUnavailable { site: self.entry.id.clone(), cause: format!("no answer within {} s", self.timeout.as_secs()) })
-        })
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .unwrap_or_else(|_| {
+                Err(EngineError::SiteUnavailable {
+                    site: self.entry.id.clone(),
+                    cause: format!("no answer within {} s", self.timeout.as_secs()),
+                })
+            })
     }
 
     async fn fetch_inner(&self, req: &SubplanRequest) -> Result<SitePartials> {
-        let mut client = FlightServiceClient::new(self.channel.clone()).max_decoding_message_size(256 << 20);
-        let ticket = Ticket { ticket: req.to_ticket().into() };
-        let response = client.do_get(ticket).await.map_err(|s| self.status_error(s))?;
+        let mut client =
+            FlightServiceClient::new(self.channel.clone()).max_decoding_message_size(256 << 20);
+        let ticket = Ticket {
+            ticket: req.to_ticket().into(),
+        };
+        let response = client
+            .do_get(ticket)
+            .await
+            .map_err(|s| self.status_error(s))?;
         let bytes = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let counter = std::sync::Arc::clone(&bytes);
-        let frames = response.into_inner().map(move |item: std::result::Result<FlightData, tonic::Status>| {
-            if let Ok(d) = &item {
-                let n = d.data_header.len() + d.data_body.len() + d.app_metadata.len() + d.flight_descriptor.as_ref().map_or(0, |_| 16);
-                counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-            }
-            item.map_err(|s| FlightError::Tonic(Box::new(s)))
-        });
+        let frames = response.into_inner().map(
+            move |item: std::result::Result<FlightData, tonic::Status>| {
+                if let Ok(d) = &item {
+                    let n = d.data_header.len()
+                        + d.data_body.len()
+                        + d.app_metadata.len()
+                        + d.flight_descriptor.as_ref().map_or(0, |_| 16);
+                    counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
+                item.map_err(|s| FlightError::Tonic(Box::new(s)))
+            },
+        );
         let mut stream = FlightRecordBatchStream::new_from_flight_data(frames);
         let mut batches = Vec::new();
         while let Some(item) = stream.next().await {
             match item {
                 Ok(b) => batches.push(b),
                 Err(FlightError::Tonic(status)) => return Err(self.status_error(*status)),
-                Err(e) => return Err(EngineError::SiteProtocol { site: self.entry.id.clone(), detail: e.to_string() }),
+                Err(e) => {
+                    return Err(EngineError::SiteProtocol {
+                        site: self.entry.id.clone(),
+                        detail: e.to_string(),
+                    });
+                }
             }
         }
         let suppressed = stream

@@ -40,17 +40,29 @@ struct Group {
 pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) -> Result<Released> {
     let keys = release.key_count;
     let width = keys + release.partial_count + 1;
-    let key_types: Vec<SortField> = release.site_types().into_iter().take(keys).map(SortField::new).collect();
+    let key_types: Vec<SortField> = release
+        .site_types()
+        .into_iter()
+        .take(keys)
+        .map(SortField::new)
+        .collect();
     let converter = RowConverter::new(key_types)?;
     let mut index: HashMap<OwnedRow, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
     for batch in batches {
         if batch.num_columns() != width {
-            return Err(EngineError::Internal(format!("partial batch has {} columns, expected {width}", batch.num_columns())));
+            return Err(EngineError::Internal(format!(
+                "partial batch has {} columns, expected {width}",
+                batch.num_columns()
+            )));
         }
         // Without GROUP BY there is exactly one group; the row format cannot
         // encode zero columns, so it is not used then.
-        let rows = if keys > 0 { Some(converter.convert_columns(&batch.columns()[..keys])?) } else { None };
+        let rows = if keys > 0 {
+            Some(converter.convert_columns(&batch.columns()[..keys])?)
+        } else {
+            None
+        };
         for r in 0..batch.num_rows() {
             let slot = match &rows {
                 Some(rows) => {
@@ -60,9 +72,15 @@ pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) ->
                 None => 0,
             };
             if slot == groups.len() {
-                groups.push(Group { keys: Vec::new(), rows: Vec::new(), patients: 0 });
+                groups.push(Group {
+                    keys: Vec::new(),
+                    rows: Vec::new(),
+                    patients: 0,
+                });
             }
-            let values = (0..width).map(|c| ScalarValue::try_from_array(batch.column(c), r)).collect::<datafusion::error::Result<Vec<_>>>()?;
+            let values = (0..width)
+                .map(|c| ScalarValue::try_from_array(batch.column(c), r))
+                .collect::<datafusion::error::Result<Vec<_>>>()?;
             let g = &mut groups[slot];
             if g.keys.is_empty() {
                 g.keys = values[..keys].to_vec();
@@ -73,7 +91,11 @@ pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) ->
     }
     // A query without GROUP BY has its one group even when every site
     // withheld it: it counts as suppressed, like any other group.
-    let before = if keys == 0 { groups.len().max(1) } else { groups.len() };
+    let before = if keys == 0 {
+        groups.len().max(1)
+    } else {
+        groups.len()
+    };
     groups.retain(|g| g.patients >= i64::try_from(min_group_size).unwrap_or(i64::MAX));
     let suppressed = (before - groups.len()) as u64;
     let batch = build_output(release, &groups)?;
@@ -88,7 +110,10 @@ fn build_output(release: &Release, groups: &[Group]) -> Result<RecordBatch> {
             groups.iter().map(|g| g.keys[i].clone()).collect()
         } else {
             let m = &release.merges[i - release.key_count];
-            groups.iter().map(|g| finalize(m, &g.rows)).collect::<Result<_>>()?
+            groups
+                .iter()
+                .map(|g| finalize(m, &g.rows))
+                .collect::<Result<_>>()?
         };
         let array = if values.is_empty() {
             new_empty_array(field.data_type())
@@ -116,7 +141,9 @@ fn as_f64(v: &ScalarValue) -> Option<f64> {
 
 /// A NULL of partial column `p`'s type.
 fn typed_null(rows: &[Vec<ScalarValue>], p: usize) -> ScalarValue {
-    rows.first().and_then(|r| ScalarValue::try_from(r[p].data_type()).ok()).unwrap_or(ScalarValue::Null)
+    rows.first()
+        .and_then(|r| ScalarValue::try_from(r[p].data_type()).ok())
+        .unwrap_or(ScalarValue::Null)
 }
 
 fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
@@ -138,7 +165,11 @@ fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
             for v in col(p).filter(|v| !v.is_null()) {
                 let better = best.is_none_or(|b| {
                     let ord = v.partial_cmp(b);
-                    if is_min { ord == Some(std::cmp::Ordering::Less) } else { ord == Some(std::cmp::Ordering::Greater) }
+                    if is_min {
+                        ord == Some(std::cmp::Ordering::Less)
+                    } else {
+                        ord == Some(std::cmp::Ordering::Greater)
+                    }
                 });
                 if better {
                     best = Some(v);
@@ -151,11 +182,19 @@ fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
             let s: f64 = col(sum).filter_map(as_f64).sum();
             ScalarValue::Float64((n > 0).then(|| s / n as f64))
         }
-        Merge::Variance { count, mean, var_pop, sample, sqrt } => {
+        Merge::Variance {
+            count,
+            mean,
+            var_pop,
+            sample,
+            sqrt,
+        } => {
             let (mut n, mut mu, mut m2) = (0f64, 0f64, 0f64);
             for r in rows {
                 let nb = as_i64(&r[count]) as f64;
-                let (Some(mb), Some(vb)) = (as_f64(&r[mean]), as_f64(&r[var_pop])) else { continue };
+                let (Some(mb), Some(vb)) = (as_f64(&r[mean]), as_f64(&r[var_pop])) else {
+                    continue;
+                };
                 if nb == 0.0 {
                     continue;
                 }
@@ -165,7 +204,11 @@ fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
                 m2 += vb * nb + delta * delta * n * nb / total;
                 n = total;
             }
-            let var = if sample { (n > 1.0).then(|| m2 / (n - 1.0)) } else { (n > 0.0).then(|| m2 / n) };
+            let var = if sample {
+                (n > 1.0).then(|| m2 / (n - 1.0))
+            } else {
+                (n > 0.0).then(|| m2 / n)
+            };
             ScalarValue::Float64(if sqrt { var.map(f64::sqrt) } else { var })
         }
     })

@@ -86,8 +86,13 @@ enum Command {
 }
 
 fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).try_init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
 }
 
 /// Entry point: parse arguments, run, map errors to exit code 1.
@@ -95,7 +100,10 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let quiet = matches!(cli.command, Command::Query { .. });
     init_tracing(if quiet { "warn" } else { "info" });
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -113,24 +121,60 @@ pub fn main() -> ExitCode {
 
 async fn dispatch(command: Command) -> Result<()> {
     match command {
-        Command::Generate { out, persons, seed, sites } => {
+        Command::Generate {
+            out,
+            persons,
+            seed,
+            sites,
+        } => {
             let started = std::time::Instant::now();
-            let summary = tokio::task::spawn_blocking(move || generate(&GenerateOptions { out, persons, seed, sites }))
-                .await
-                .map_err(|e| ServerError::Serve(e.to_string()))??;
+            let summary = tokio::task::spawn_blocking(move || {
+                generate(&GenerateOptions {
+                    out,
+                    persons,
+                    seed,
+                    sites,
+                })
+            })
+            .await
+            .map_err(|e| ServerError::Serve(e.to_string()))??;
             for (site, n, rows) in &summary.sites {
                 println!("site {site}: {n} persons, {rows} rows");
             }
             println!("done in {:.1} s", started.elapsed().as_secs_f64());
             Ok(())
         }
-        Command::Demo { data, port, persons, min_group_size, site_min_group_size, allow_min_max, no_examples } => {
-            let federation = PrivacyPolicy { min_group_size, allow_min_max };
-            let site = PrivacyPolicy { min_group_size: site_min_group_size, allow_min_max };
+        Command::Demo {
+            data,
+            port,
+            persons,
+            min_group_size,
+            site_min_group_size,
+            allow_min_max,
+            no_examples,
+        } => {
+            let federation = PrivacyPolicy {
+                min_group_size,
+                allow_min_max,
+            };
+            let site = PrivacyPolicy {
+                min_group_size: site_min_group_size,
+                allow_min_max,
+            };
             if min_group_size == 0 || site_min_group_size == 0 {
-                return Err(ServerError::Client("minimum group sizes must be at least 1".into()));
+                return Err(ServerError::Client(
+                    "minimum group sizes must be at least 1".into(),
+                ));
             }
-            run_demo(DemoOptions { data, port, persons, federation, site, examples: !no_examples }).await
+            run_demo(DemoOptions {
+                data,
+                port,
+                persons,
+                federation,
+                site,
+                examples: !no_examples,
+            })
+            .await
         }
         Command::Site { config } => {
             let config = SiteConfig::load(&config)?;
@@ -140,7 +184,9 @@ async fn dispatch(command: Command) -> Result<()> {
             let server = spawn_site(engine, listener, async {
                 let _ = tokio::signal::ctrl_c().await;
             });
-            server.await.map_err(|e| ServerError::Serve(e.to_string()))?
+            server
+                .await
+                .map_err(|e| ServerError::Serve(e.to_string()))?
         }
         Command::Coordinator { config } => {
             let config = FederationConfig::load(&config)?;
@@ -151,7 +197,9 @@ async fn dispatch(command: Command) -> Result<()> {
             let server = spawn_coordinator(coordinator, listener, async {
                 let _ = tokio::signal::ctrl_c().await;
             });
-            server.await.map_err(|e| ServerError::Serve(e.to_string()))?
+            server
+                .await
+                .map_err(|e| ServerError::Serve(e.to_string()))?
         }
         Command::Query { uri, format, sql } => {
             let result = run_query(&uri, &sql).await?;

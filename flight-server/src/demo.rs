@@ -31,7 +31,10 @@ pub struct DemoOptions {
 
 /// Example queries shown at start-up.
 pub const EXAMPLES: &[(&str, &str)] = &[
-    ("Patients per site", "SELECT site, count(DISTINCT person_id) AS patients FROM person GROUP BY site ORDER BY site"),
+    (
+        "Patients per site",
+        "SELECT site, count(DISTINCT person_id) AS patients FROM person GROUP BY site ORDER BY site",
+    ),
     (
         "Bladder-cancer patients by site and sex",
         "SELECT p.site, c.concept_name AS sex, count(DISTINCT p.person_id) AS patients\nFROM person p\nJOIN condition_occurrence co ON co.person_id = p.person_id\nJOIN concept c ON c.concept_id = p.gender_concept_id\nWHERE co.condition_concept_id = 197508\nGROUP BY p.site, c.concept_name ORDER BY 1, 2",
@@ -48,7 +51,10 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 
 /// The site subfolders of a data folder.
 pub fn site_folders(data: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(data).map_err(|e| ServerError::DataFolder { path: data.to_path_buf(), message: e.to_string() })?;
+    let entries = std::fs::read_dir(data).map_err(|e| ServerError::DataFolder {
+        path: data.to_path_buf(),
+        message: e.to_string(),
+    })?;
     let mut sites: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter(|e| e.path().is_dir())
@@ -56,7 +62,10 @@ pub fn site_folders(data: &Path) -> Result<Vec<(String, PathBuf)>> {
         .collect();
     sites.sort();
     if sites.is_empty() {
-        return Err(ServerError::DataFolder { path: data.to_path_buf(), message: "no site subfolders".into() });
+        return Err(ServerError::DataFolder {
+            path: data.to_path_buf(),
+            message: "no site subfolders".into(),
+        });
     }
     Ok(sites)
 }
@@ -66,8 +75,15 @@ pub fn ensure_data(data: &Path, persons: u64) -> Result<()> {
     if data.join("concept.parquet").exists() {
         return Ok(());
     }
-    eprintln!("generating a {persons}-person three-site cohort in {} ...", data.display());
-    generate(&GenerateOptions { out: data.to_path_buf(), persons, ..GenerateOptions::default() })?;
+    eprintln!(
+        "generating a {persons}-person three-site cohort in {} ...",
+        data.display()
+    );
+    generate(&GenerateOptions {
+        out: data.to_path_buf(),
+        persons,
+        ..GenerateOptions::default()
+    })?;
     Ok(())
 }
 
@@ -90,7 +106,9 @@ impl Federation {
     }
 }
 
-fn stopper(rx: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<Output = ()> + Send + 'static {
+fn stopper(
+    rx: &tokio::sync::watch::Receiver<bool>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
     let mut rx = rx.clone();
     async move {
         let _ = rx.wait_for(|stop| *stop).await;
@@ -98,40 +116,73 @@ fn stopper(rx: &tokio::sync::watch::Receiver<bool>) -> impl std::future::Future<
 }
 
 /// Start sites and coordinator over `data` (which must exist).
-pub async fn start(data: &Path, port: u16, federation: PrivacyPolicy, site: PrivacyPolicy) -> Result<Federation> {
+pub async fn start(
+    data: &Path,
+    port: u16,
+    federation: PrivacyPolicy,
+    site: PrivacyPolicy,
+) -> Result<Federation> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let vocabulary = data.join("concept.parquet").display().to_string();
     let mut handles = Vec::new();
     let mut entries = Vec::new();
     for (id, folder) in site_folders(data)? {
-        let engine = SiteEngine::open_with(SiteData { id: id.clone(), location: folder.display().to_string() }, Some(&vocabulary), site).await?;
+        let engine = SiteEngine::open_with(
+            SiteData {
+                id: id.clone(),
+                location: folder.display().to_string(),
+            },
+            Some(&vocabulary),
+            site,
+        )
+        .await?;
         let (listener, addr) = bind("127.0.0.1:0").await?;
         let tables = engine.tables().to_vec();
         handles.push(spawn_site(engine, listener, stopper(&rx)));
         tracing::info!(site = %id, %addr, "site listening");
-        entries.push(SiteEntry { id, country: String::new(), endpoint: format!("http://{addr}"), tables });
+        entries.push(SiteEntry {
+            id,
+            country: String::new(),
+            endpoint: format!("http://{addr}"),
+            tables,
+        });
     }
     let config = FederationConfig {
-        coordinator: CoordinatorSection { listen: format!("127.0.0.1:{port}"), vocabulary: Some(vocabulary), site_timeout_secs: 120 },
+        coordinator: CoordinatorSection {
+            listen: format!("127.0.0.1:{port}"),
+            vocabulary: Some(vocabulary),
+            site_timeout_secs: 120,
+        },
         privacy: federation,
         sites: entries.clone(),
     };
     let coordinator = Coordinator::new(&config).await?;
     let (listener, addr) = bind(&config.coordinator.listen).await?;
     handles.push(spawn_coordinator(coordinator, listener, stopper(&rx)));
-    Ok(Federation { uri: format!("grpc://{addr}"), site_endpoints: entries.into_iter().map(|e| (e.id, e.endpoint)).collect(), handles, stop })
+    Ok(Federation {
+        uri: format!("grpc://{addr}"),
+        site_endpoints: entries.into_iter().map(|e| (e.id, e.endpoint)).collect(),
+        handles,
+        stop,
+    })
 }
 
 /// Run the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<()> {
     ensure_data(&opts.data, opts.persons)?;
     let fed = start(&opts.data, opts.port, opts.federation, opts.site).await?;
-    println!("ihdsi demo federation is up: {} sites", fed.site_endpoints.len());
+    println!(
+        "ihdsi demo federation is up: {} sites",
+        fed.site_endpoints.len()
+    );
     for (id, ep) in &fed.site_endpoints {
         println!("  site {id:<4} {ep}");
     }
     println!("Flight SQL endpoint: {}", fed.uri);
-    println!("  minimum group size: federation {}, sites {}", opts.federation.min_group_size, opts.site.min_group_size);
+    println!(
+        "  minimum group size: federation {}, sites {}",
+        opts.federation.min_group_size, opts.site.min_group_size
+    );
     if opts.examples {
         for (title, sql) in EXAMPLES {
             println!("\n-- {title}\n{sql};");
@@ -141,7 +192,10 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             }
         }
     }
-    println!("\nTry: ihdsi query --uri {} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"", fed.uri);
+    println!(
+        "\nTry: ihdsi query --uri {} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"",
+        fed.uri
+    );
     println!("Serving until Ctrl-C.");
     let _ = tokio::signal::ctrl_c().await;
     fed.shutdown().await;

@@ -20,13 +20,23 @@ fn err(e: impl std::fmt::Display) -> ServerError {
 
 /// Render the batches in `format`.
 pub fn render(result: &QueryResult, format: Format) -> Result<String> {
-    let batches: Vec<RecordBatch> = result.batches.iter().map(|b| b.clone().with_schema(b.schema()).unwrap_or_else(|_| b.clone())).collect();
+    let batches: Vec<RecordBatch> = result
+        .batches
+        .iter()
+        .map(|b| {
+            b.clone()
+                .with_schema(b.schema())
+                .unwrap_or_else(|_| b.clone())
+        })
+        .collect();
     match format {
         Format::Table => Ok(pretty_format_batches(&batches).map_err(err)?.to_string()),
         Format::Csv => {
             let mut out = Vec::new();
             {
-                let mut w = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut out);
+                let mut w = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(&mut out);
                 for b in &batches {
                     w.write(b).map_err(err)?;
                 }
@@ -40,7 +50,11 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
             }
             w.finish().map_err(err)?;
             let out = w.into_inner();
-            Ok(if out.is_empty() { "[]".into() } else { String::from_utf8(out).map_err(err)? })
+            Ok(if out.is_empty() {
+                "[]".into()
+            } else {
+                String::from_utf8(out).map_err(err)?
+            })
         }
     }
 }

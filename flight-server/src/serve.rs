@@ -21,14 +21,28 @@ const MAX_MESSAGE: usize = 256 << 20;
 
 /// Bind `addr` (e.g. `127.0.0.1:0`).
 pub async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr)> {
-    let listener = TcpListener::bind(addr).await.map_err(|source| ServerError::Bind { addr: addr.to_string(), source })?;
-    let local = listener.local_addr().map_err(|source| ServerError::Bind { addr: addr.to_string(), source })?;
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServerError::Bind {
+            addr: addr.to_string(),
+            source,
+        })?;
+    let local = listener.local_addr().map_err(|source| ServerError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
     Ok((listener, local))
 }
 
 /// Serve a site until `shutdown` resolves.
-pub fn spawn_site(engine: SiteEngine, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> JoinHandle<Result<()>> {
-    let svc = FlightServiceServer::new(SiteService::new(engine)).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
+pub fn spawn_site(
+    engine: SiteEngine,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Result<()>> {
+    let svc = FlightServiceServer::new(SiteService::new(engine))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(svc)
@@ -39,8 +53,14 @@ pub fn spawn_site(engine: SiteEngine, listener: TcpListener, shutdown: impl Futu
 }
 
 /// Serve the coordinator's Flight SQL service until `shutdown` resolves.
-pub fn spawn_coordinator(coordinator: Coordinator, listener: TcpListener, shutdown: impl Future<Output = ()> + Send + 'static) -> JoinHandle<Result<()>> {
-    let svc = FlightServiceServer::new(CoordinatorService::new(coordinator)).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
+pub fn spawn_coordinator(
+    coordinator: Coordinator,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Result<()>> {
+    let svc = FlightServiceServer::new(CoordinatorService::new(coordinator))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .add_service(svc)

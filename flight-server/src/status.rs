@@ -38,7 +38,11 @@ pub fn to_status(err: &EngineError) -> Status {
 
 fn plan_status(err: &PlanError) -> Status {
     match err {
-        PlanError::Syntax(_) | PlanError::Schema(_) | PlanError::Unsupported { .. } | PlanError::NotAQuery(_) | PlanError::NotCanonical(_) => {
+        PlanError::Syntax(_)
+        | PlanError::Schema(_)
+        | PlanError::Unsupported { .. }
+        | PlanError::NotAQuery(_)
+        | PlanError::NotCanonical(_) => {
             tracing::info!(error = %err, "query rejected");
             Status::invalid_argument(err.to_string())
         }

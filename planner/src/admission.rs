@@ -24,7 +24,11 @@ pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
     let mut outcome = Ok(());
     plan.apply_with_subqueries(|node| {
         outcome = check_node(node);
-        Ok(if outcome.is_ok() { TreeNodeRecursion::Continue } else { TreeNodeRecursion::Stop })
+        Ok(if outcome.is_ok() {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
     })?;
     outcome
 }
@@ -43,20 +47,31 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
     check_subquery_exprs(node)?;
     match node {
         LogicalPlan::Aggregate(a) => {
-            if a.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
-                return Err(PlanError::unsupported("GROUPING SETS, ROLLUP and CUBE", "Write one query per grouping"));
+            if a.group_expr
+                .iter()
+                .any(|e| matches!(e, Expr::GroupingSet(_)))
+            {
+                return Err(PlanError::unsupported(
+                    "GROUPING SETS, ROLLUP and CUBE",
+                    "Write one query per grouping",
+                ));
             }
             let l = lineage(&a.input)?;
             if !a.group_expr.iter().any(|e| expr_is_unit(e, &a.input, &l)) {
-                return Err(cross_patient("an aggregate that is not grouped by person_id"));
+                return Err(cross_patient(
+                    "an aggregate that is not grouped by person_id",
+                ));
             }
         }
         LogicalPlan::Window(w) => {
             let l = lineage(&w.input)?;
             for e in &w.window_expr {
-                let per_patient = window_partitions(e).is_some_and(|parts| parts.iter().any(|p| expr_is_unit(p, &w.input, &l)));
+                let per_patient = window_partitions(e)
+                    .is_some_and(|parts| parts.iter().any(|p| expr_is_unit(p, &w.input, &l)));
                 if !per_patient {
-                    return Err(cross_patient("a window function not partitioned by person_id"));
+                    return Err(cross_patient(
+                        "a window function not partitioned by person_id",
+                    ));
                 }
             }
         }
@@ -105,10 +120,14 @@ fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
         return Ok(());
     }
     if j.join_type == JoinType::Full {
-        return Err(PlanError::unsupported("FULL OUTER JOIN of patient tables", "Use inner or left joins on person_id"));
+        return Err(PlanError::unsupported(
+            "FULL OUTER JOIN of patient tables",
+            "Use inner or left joins on person_id",
+        ));
     }
     let pair = |a: &Expr, b: &Expr| {
-        (expr_is_unit(a, &j.left, &l) && expr_is_unit(b, &j.right, &r)) || (expr_is_unit(b, &j.left, &l) && expr_is_unit(a, &j.right, &r))
+        (expr_is_unit(a, &j.left, &l) && expr_is_unit(b, &j.right, &r))
+            || (expr_is_unit(b, &j.left, &l) && expr_is_unit(a, &j.right, &r))
     };
     // The unoptimised plan keeps `ON a.person_id = b.person_id` in the join
     // filter; the optimiser moves it to `on` later. Accept either.
@@ -133,7 +152,9 @@ fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
 /// is site-local when the subquery reads patient data.
 fn check_subquery_exprs(node: &LogicalPlan) -> Result<()> {
     let inputs = node.inputs();
-    let Some(input) = inputs.first() else { return Ok(()) };
+    let Some(input) = inputs.first() else {
+        return Ok(());
+    };
     let input_lineage: Option<Lineage> = lineage(input).ok();
     for expr in node.expressions() {
         let mut err = None;

@@ -14,7 +14,9 @@
 //! state: the site SQL stays readable and runnable by other engines, and
 //! nothing but ordinary aggregate values leaves a site.
 
-use datafusion::functions_aggregate::{average::avg_udaf, count::count_udaf, sum::sum_udaf, variance::var_pop_udaf};
+use datafusion::functions_aggregate::{
+    average::avg_udaf, count::count_udaf, sum::sum_udaf, variance::var_pop_udaf,
+};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
@@ -32,7 +34,10 @@ pub enum AggKind {
     Min,
     Max,
     /// `var`/`var_samp` (`sample`), `var_pop`, and with `sqrt` the stddevs.
-    Variance { sample: bool, sqrt: bool },
+    Variance {
+        sample: bool,
+        sqrt: bool,
+    },
 }
 
 /// How one aggregate output is computed from the merged site partials
@@ -44,9 +49,18 @@ pub enum Merge {
     Min(usize),
     Max(usize),
     /// Σ sum / Σ count.
-    Avg { sum: usize, count: usize },
+    Avg {
+        sum: usize,
+        count: usize,
+    },
     /// Chan et al.'s parallel merge of `(n, mean, n·var_pop)`.
-    Variance { count: usize, mean: usize, var_pop: usize, sample: bool, sqrt: bool },
+    Variance {
+        count: usize,
+        mean: usize,
+        var_pop: usize,
+        sample: bool,
+        sqrt: bool,
+    },
 }
 
 fn strip_alias(e: &Expr) -> &Expr {
@@ -57,46 +71,90 @@ fn strip_alias(e: &Expr) -> &Expr {
 }
 
 /// Recognise one aggregate expression of a release boundary.
-pub fn classify<'a>(expr: &'a Expr, input: &LogicalPlan, lineage: &Lineage) -> Result<(AggKind, &'a AggregateFunction)> {
+pub fn classify<'a>(
+    expr: &'a Expr,
+    input: &LogicalPlan,
+    lineage: &Lineage,
+) -> Result<(AggKind, &'a AggregateFunction)> {
     let Expr::AggregateFunction(f) = strip_alias(expr) else {
-        return Err(PlanError::Internal(format!("expected an aggregate function, got {expr}")));
+        return Err(PlanError::Internal(format!(
+            "expected an aggregate function, got {expr}"
+        )));
     };
     let name = f.func.name().to_ascii_lowercase();
     let p = &f.params;
     let kind = match name.as_str() {
-        _ if !p.order_by.is_empty() && !name.contains("percentile") && !name.ends_with("_agg") && !name.ends_with("_value") => {
-            return Err(PlanError::unsupported(format!("{name}(... ORDER BY ...)"), "Ordered aggregates cannot be merged across sites"));
+        _ if !p.order_by.is_empty()
+            && !name.contains("percentile")
+            && !name.ends_with("_agg")
+            && !name.ends_with("_value") =>
+        {
+            return Err(PlanError::unsupported(
+                format!("{name}(... ORDER BY ...)"),
+                "Ordered aggregates cannot be merged across sites",
+            ));
         }
         "count" if p.distinct => {
             if p.args.len() == 1 && expr_is_unit(&p.args[0], input, lineage) {
                 AggKind::CountDistinctUnit
             } else {
                 return Err(PlanError::unsupported(
-                    format!("COUNT(DISTINCT {})", p.args.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", ")),
+                    format!(
+                        "COUNT(DISTINCT {})",
+                        p.args
+                            .iter()
+                            .map(|a| a.to_string())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
                     "The same value can occur at several sites, so per-site distinct counts do not add up. Count distinct patients (COUNT(DISTINCT person_id)) or GROUP BY the column instead",
                 ));
             }
         }
         "count" => AggKind::Count,
         _ if p.distinct => {
-            return Err(PlanError::unsupported(format!("{}(DISTINCT ...)", name.to_uppercase()), "Only COUNT(DISTINCT person_id) can be merged across sites"));
+            return Err(PlanError::unsupported(
+                format!("{}(DISTINCT ...)", name.to_uppercase()),
+                "Only COUNT(DISTINCT person_id) can be merged across sites",
+            ));
         }
         "sum" => AggKind::Sum,
         "avg" => AggKind::Avg,
         "min" => AggKind::Min,
         "max" => AggKind::Max,
-        "var" | "var_samp" => AggKind::Variance { sample: true, sqrt: false },
-        "var_pop" => AggKind::Variance { sample: false, sqrt: false },
-        "stddev" | "stddev_samp" => AggKind::Variance { sample: true, sqrt: true },
-        "stddev_pop" => AggKind::Variance { sample: false, sqrt: true },
-        "median" | "approx_median" | "percentile_cont" | "approx_percentile_cont" | "approx_percentile_cont_with_weight" | "approx_distinct" | "mode" => {
+        "var" | "var_samp" => AggKind::Variance {
+            sample: true,
+            sqrt: false,
+        },
+        "var_pop" => AggKind::Variance {
+            sample: false,
+            sqrt: false,
+        },
+        "stddev" | "stddev_samp" => AggKind::Variance {
+            sample: true,
+            sqrt: true,
+        },
+        "stddev_pop" => AggKind::Variance {
+            sample: false,
+            sqrt: true,
+        },
+        "median"
+        | "approx_median"
+        | "percentile_cont"
+        | "approx_percentile_cont"
+        | "approx_percentile_cont_with_weight"
+        | "approx_distinct"
+        | "mode" => {
             return Err(PlanError::unsupported(
                 format!("the aggregate {name}"),
                 "It cannot be merged exactly from per-site results, and its merge state would carry individual patients' values",
             ));
         }
         "array_agg" | "string_agg" | "first_value" | "last_value" | "nth_value" => {
-            return Err(PlanError::unsupported(format!("the aggregate {name}"), "It returns individual patients' values"));
+            return Err(PlanError::unsupported(
+                format!("the aggregate {name}"),
+                "It returns individual patients' values",
+            ));
         }
         _ => {
             return Err(PlanError::unsupported(
@@ -137,18 +195,33 @@ impl Partials {
         self.exprs.len() - 1
     }
 
-    fn with_fn(f: &AggregateFunction, udf: std::sync::Arc<datafusion::logical_expr::AggregateUDF>) -> Expr {
-        Expr::AggregateFunction(AggregateFunction::new_udf(udf, f.params.args.clone(), false, f.params.filter.clone(), vec![], None))
+    fn with_fn(
+        f: &AggregateFunction,
+        udf: std::sync::Arc<datafusion::logical_expr::AggregateUDF>,
+    ) -> Expr {
+        Expr::AggregateFunction(AggregateFunction::new_udf(
+            udf,
+            f.params.args.clone(),
+            false,
+            f.params.filter.clone(),
+            vec![],
+            None,
+        ))
     }
 
     /// Add the partials of one classified analyst aggregate.
     pub fn push(&mut self, kind: AggKind, f: &AggregateFunction) {
         let same = Expr::AggregateFunction(f.clone());
         let merge = match kind {
-            AggKind::Count | AggKind::CountDistinctUnit | AggKind::Sum => Merge::Sum(self.add(same)),
+            AggKind::Count | AggKind::CountDistinctUnit | AggKind::Sum => {
+                Merge::Sum(self.add(same))
+            }
             AggKind::Min => Merge::Min(self.add(same)),
             AggKind::Max => Merge::Max(self.add(same)),
-            AggKind::Avg => Merge::Avg { sum: self.add(Self::with_fn(f, sum_udaf())), count: self.add(Self::with_fn(f, count_udaf())) },
+            AggKind::Avg => Merge::Avg {
+                sum: self.add(Self::with_fn(f, sum_udaf())),
+                count: self.add(Self::with_fn(f, count_udaf())),
+            },
             AggKind::Variance { sample, sqrt } => Merge::Variance {
                 count: self.add(Self::with_fn(f, count_udaf())),
                 mean: self.add(Self::with_fn(f, avg_udaf())),
@@ -163,5 +236,8 @@ impl Partials {
 
 /// Whether `kind` is a primitive a site may compute directly.
 pub fn is_site_primitive(kind: AggKind) -> bool {
-    !matches!(kind, AggKind::Variance { sample: true, .. } | AggKind::Variance { sqrt: true, .. })
+    !matches!(
+        kind,
+        AggKind::Variance { sample: true, .. } | AggKind::Variance { sqrt: true, .. }
+    )
 }

@@ -19,7 +19,9 @@ pub enum PlanError {
     #[error("{0}")]
     Schema(String),
     /// The query would release patient-level rows.
-    #[error("refused: row-level output. {detail} Only aggregates leave a site: group and count instead, e.g. SELECT gender_concept_id, count(*) FROM person GROUP BY gender_concept_id")]
+    #[error(
+        "refused: row-level output. {detail} Only aggregates leave a site: group and count instead, e.g. SELECT gender_concept_id, count(*) FROM person GROUP BY gender_concept_id"
+    )]
     RowLevel { detail: String },
     /// A construct the federated planner cannot split without changing the
     /// answer.
@@ -41,7 +43,10 @@ pub enum PlanError {
 
 impl PlanError {
     pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Self {
-        Self::Unsupported { what: what.into(), why: why.into() }
+        Self::Unsupported {
+            what: what.into(),
+            why: why.into(),
+        }
     }
 
     /// Classify a DataFusion error raised while planning analyst SQL.
@@ -53,7 +58,11 @@ impl PlanError {
             D::Plan(msg) => match unknown_table(msg) {
                 Some(name) => Self::Schema(format!(
                     "unknown table '{name}'. Tables: {}",
-                    ihdsi_catalog::schema::tables().iter().map(|t| t.name).collect::<Vec<_>>().join(", ")
+                    ihdsi_catalog::schema::tables()
+                        .iter()
+                        .map(|t| t.name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )),
                 None => Self::Schema(msg.clone()),
             },
@@ -67,7 +76,9 @@ impl PlanError {
 fn unknown_table(msg: &str) -> Option<&str> {
     let rest = msg.strip_prefix("table '")?;
     let (qualified, tail) = rest.split_once('\'')?;
-    tail.trim_start().starts_with("not found").then(|| qualified.rsplit('.').next().unwrap_or(qualified))
+    tail.trim_start()
+        .starts_with("not found")
+        .then(|| qualified.rsplit('.').next().unwrap_or(qualified))
 }
 
 impl From<datafusion::error::DataFusionError> for PlanError {

@@ -5,10 +5,21 @@ use crate::error::Result;
 use crate::split::FederatedPlan;
 
 /// `(plan_type, plan)` rows, as DataFusion's own EXPLAIN returns them.
-pub fn explain_rows(plan: &FederatedPlan, federation_min: u64, site_min_note: &str) -> Result<Vec<(String, String)>> {
+pub fn explain_rows(
+    plan: &FederatedPlan,
+    federation_min: u64,
+    site_min_note: &str,
+) -> Result<Vec<(String, String)>> {
     let mut rows = Vec::new();
     for r in &plan.releases {
-        rows.push((format!("site_subplan[{}] (sent to each site hosting {})", r.index, r.tables.iter().cloned().collect::<Vec<_>>().join(", ")), r.site_sql.clone()));
+        rows.push((
+            format!(
+                "site_subplan[{}] (sent to each site hosting {})",
+                r.index,
+                r.tables.iter().cloned().collect::<Vec<_>>().join(", ")
+            ),
+            r.site_sql.clone(),
+        ));
         let mut merge = vec![format!(
             "group by {} key(s); drop a site's group if ihdsi_patients < its own min_group_size ({site_min_note}); drop a merged group if Σ ihdsi_patients < {federation_min}",
             r.key_count
@@ -20,7 +31,10 @@ pub fn explain_rows(plan: &FederatedPlan, federation_min: u64, site_min_note: &s
         }
         rows.push((format!("coordinator_merge[{}]", r.index), merge.join("\n")));
     }
-    rows.push(("coordinator_plan".into(), plan.placeholder_plan()?.display_indent().to_string()));
+    rows.push((
+        "coordinator_plan".into(),
+        plan.placeholder_plan()?.display_indent().to_string(),
+    ));
     Ok(rows)
 }
 
@@ -30,10 +44,20 @@ fn describe(m: &Merge) -> String {
         Merge::Min(p) => format!("min(p{p})"),
         Merge::Max(p) => format!("max(p{p})"),
         Merge::Avg { sum, count } => format!("sum(p{sum}) / sum(p{count})"),
-        Merge::Variance { count, mean, var_pop, sample, sqrt } => format!(
+        Merge::Variance {
+            count,
+            mean,
+            var_pop,
+            sample,
+            sqrt,
+        } => format!(
             "{}{} of Chan-merged (n=p{count}, mean=p{mean}, var_pop=p{var_pop})",
             if *sqrt { "sqrt of " } else { "" },
-            if *sample { "sample variance" } else { "population variance" }
+            if *sample {
+                "sample variance"
+            } else {
+                "population variance"
+            }
         ),
     }
 }

@@ -17,9 +17,7 @@
 use std::sync::Arc;
 
 use datafusion::common::{Column, tree_node::TreeNode};
-use datafusion::logical_expr::{
-    Distinct, Expr, JoinType, LogicalPlan, Projection, SubqueryAlias,
-};
+use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Projection, SubqueryAlias};
 
 use crate::error::{PlanError, Result};
 use ihdsi_catalog::schema;
@@ -38,7 +36,10 @@ pub struct Lineage {
 
 impl Lineage {
     fn public(width: usize) -> Self {
-        Self { patient: false, unit: vec![false; width] }
+        Self {
+            patient: false,
+            unit: vec![false; width],
+        }
     }
     /// Index of the first unit column, if any.
     pub fn unit_index(&self) -> Option<usize> {
@@ -98,8 +99,14 @@ pub fn expr_is_unit(expr: &Expr, input: &LogicalPlan, lineage: &Lineage) -> bool
 
 fn project(exprs: &[Expr], input: &LogicalPlan) -> Result<Lineage> {
     let inner = lineage(input)?;
-    let unit = exprs.iter().map(|e| expr_is_unit(e, input, &inner)).collect();
-    Ok(Lineage { patient: inner.patient, unit })
+    let unit = exprs
+        .iter()
+        .map(|e| expr_is_unit(e, input, &inner))
+        .collect();
+    Ok(Lineage {
+        patient: inner.patient,
+        unit,
+    })
 }
 
 /// Compute the lineage of `plan`'s output columns.
@@ -110,8 +117,16 @@ pub fn lineage(plan: &LogicalPlan) -> Result<Lineage> {
             if !schema::is_patient_table(scan.table_name.table()) {
                 return Ok(Lineage::public(width));
             }
-            let unit = scan.projected_schema.fields().iter().map(|f| f.name() == schema::PRIVACY_UNIT).collect();
-            Lineage { patient: true, unit }
+            let unit = scan
+                .projected_schema
+                .fields()
+                .iter()
+                .map(|f| f.name() == schema::PRIVACY_UNIT)
+                .collect();
+            Lineage {
+                patient: true,
+                unit,
+            }
         }
         LogicalPlan::Projection(p) => project(&p.expr, &p.input)?,
         LogicalPlan::Filter(_)
@@ -134,9 +149,16 @@ pub fn lineage(plan: &LogicalPlan) -> Result<Lineage> {
         }
         LogicalPlan::Aggregate(a) => {
             let inner = lineage(&a.input)?;
-            let mut unit: Vec<bool> = a.group_expr.iter().map(|e| expr_is_unit(e, &a.input, &inner)).collect();
+            let mut unit: Vec<bool> = a
+                .group_expr
+                .iter()
+                .map(|e| expr_is_unit(e, &a.input, &inner))
+                .collect();
             unit.resize(width, false);
-            Lineage { patient: inner.patient, unit }
+            Lineage {
+                patient: inner.patient,
+                unit,
+            }
         }
         LogicalPlan::Join(j) => {
             let l = lineage(&j.left)?;
@@ -156,11 +178,27 @@ pub fn lineage(plan: &LogicalPlan) -> Result<Lineage> {
             Lineage { patient, unit }
         }
         LogicalPlan::Union(u) => {
-            let inputs = u.inputs.iter().map(|i| lineage(i)).collect::<Result<Vec<_>>>()?;
-            let unit = (0..width).map(|i| inputs.iter().all(|l| l.unit.get(i).copied().unwrap_or(false))).collect();
-            Lineage { patient: inputs.iter().any(|l| l.patient), unit }
+            let inputs = u
+                .inputs
+                .iter()
+                .map(|i| lineage(i))
+                .collect::<Result<Vec<_>>>()?;
+            let unit = (0..width)
+                .map(|i| {
+                    inputs
+                        .iter()
+                        .all(|l| l.unit.get(i).copied().unwrap_or(false))
+                })
+                .collect();
+            Lineage {
+                patient: inputs.iter().any(|l| l.patient),
+                unit,
+            }
         }
-        other => Lineage { patient: reads_patient_data(other), unit: vec![false; width] },
+        other => Lineage {
+            patient: reads_patient_data(other),
+            unit: vec![false; width],
+        },
     })
 }
 
@@ -182,13 +220,18 @@ pub fn carry_unit(plan: &LogicalPlan) -> Result<(LogicalPlan, Column)> {
             let (input, unit) = carry_unit(&p.input)?;
             let mut exprs = p.expr.clone();
             exprs.push(Expr::Column(unit).alias(UNIT_ALIAS));
-            let new = Projection::try_new(exprs, Arc::new(input)).map_err(|e| PlanError::Internal(e.to_string()))?;
+            let new = Projection::try_new(exprs, Arc::new(input))
+                .map_err(|e| PlanError::Internal(e.to_string()))?;
             Ok((LogicalPlan::Projection(new), Column::from_name(UNIT_ALIAS)))
         }
         LogicalPlan::SubqueryAlias(s) => {
             let (input, unit) = carry_unit(&s.input)?;
-            let new = SubqueryAlias::try_new(Arc::new(input), s.alias.clone()).map_err(|e| PlanError::Internal(e.to_string()))?;
-            Ok((LogicalPlan::SubqueryAlias(new), Column::new(Some(s.alias.clone()), unit.name)))
+            let new = SubqueryAlias::try_new(Arc::new(input), s.alias.clone())
+                .map_err(|e| PlanError::Internal(e.to_string()))?;
+            Ok((
+                LogicalPlan::SubqueryAlias(new),
+                Column::new(Some(s.alias.clone()), unit.name),
+            ))
         }
         LogicalPlan::Filter(_) | LogicalPlan::Sort(_) | LogicalPlan::Window(_) => {
             let (input, unit) = carry_unit(plan.inputs()[0])?;
@@ -204,7 +247,12 @@ pub fn carry_unit(plan: &LogicalPlan) -> Result<(LogicalPlan, Column)> {
 /// Whether any expression of `plan` (not its inputs) holds a subquery.
 pub fn has_subquery_exprs(plan: &LogicalPlan) -> bool {
     plan.expressions().iter().any(|e| {
-        e.exists(|x| Ok(matches!(x, Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_))))
-            .unwrap_or(true)
+        e.exists(|x| {
+            Ok(matches!(
+                x,
+                Expr::ScalarSubquery(_) | Expr::InSubquery(_) | Expr::Exists(_)
+            ))
+        })
+        .unwrap_or(true)
     })
 }

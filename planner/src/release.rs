@@ -60,6 +60,11 @@ impl Release {
 
     /// The data types of the site answer's columns, as planned.
     pub fn site_types(&self) -> Vec<DataType> {
-        self.site_plan.schema().fields().iter().map(|f| f.data_type().clone()).collect()
+        self.site_plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect()
     }
 }

@@ -17,11 +17,11 @@
 
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
+use crate::admission;
 use crate::aggregates::{AggKind, check_policy, classify, is_site_primitive};
 use crate::error::{PlanError, Result};
 use crate::lineage::{expr_is_unit, lineage};
 use crate::release::{PATIENTS_COLUMN, key_column, partial_column};
-use crate::admission;
 use ihdsi_catalog::PrivacyPolicy;
 
 /// What a site learned from admitting a subplan.
@@ -51,32 +51,54 @@ fn column_of(e: &Expr) -> Option<(&str, &datafusion::common::Column)> {
 /// Check a subplan parsed from received SQL against the site's policy.
 pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteAdmission> {
     let LogicalPlan::Projection(proj) = plan else {
-        return Err(reject("the subplan must be SELECT ... GROUP BY ... in canonical form"));
+        return Err(reject(
+            "the subplan must be SELECT ... GROUP BY ... in canonical form",
+        ));
     };
     let LogicalPlan::Aggregate(agg) = proj.input.as_ref() else {
-        return Err(reject("the subplan's SELECT must read directly from an aggregation"));
+        return Err(reject(
+            "the subplan's SELECT must read directly from an aggregation",
+        ));
     };
     admission::check_site_local(&agg.input)?;
     let input_lineage = lineage(&agg.input)?;
-    if agg.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
+    if agg
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
         return Err(reject("grouping sets are not accepted"));
     }
-    if agg.group_expr.iter().any(|g| expr_is_unit(g, &agg.input, &input_lineage)) {
-        return Err(PlanError::RowLevel { detail: "The subplan groups by the patient identifier.".into() });
+    if agg
+        .group_expr
+        .iter()
+        .any(|g| expr_is_unit(g, &agg.input, &input_lineage))
+    {
+        return Err(PlanError::RowLevel {
+            detail: "The subplan groups by the patient identifier.".into(),
+        });
     }
     let key_count = agg.group_expr.len();
     let n = proj.expr.len();
     if n < key_count + 1 {
-        return Err(reject("the subplan must return every group key, its partials and ihdsi_patients"));
+        return Err(reject(
+            "the subplan must return every group key, its partials and ihdsi_patients",
+        ));
     }
     let mut patients_ok = false;
     for (i, e) in proj.expr.iter().enumerate() {
-        let (name, col) = column_of(e).ok_or_else(|| reject("output columns must be plain aliased aggregation outputs"))?;
-        let source = agg.schema.index_of_column(col).map_err(|_| reject("output column does not come from the aggregation"))?;
+        let (name, col) = column_of(e)
+            .ok_or_else(|| reject("output columns must be plain aliased aggregation outputs"))?;
+        let source = agg
+            .schema
+            .index_of_column(col)
+            .map_err(|_| reject("output column does not come from the aggregation"))?;
         // Keys come first and in GROUP BY order; the planner may merge
         // identical aggregates, so partials may share a source column.
         if (i < key_count && source != i) || (i >= key_count && source < key_count) {
-            return Err(reject("output columns must be the group keys in order, then aggregates"));
+            return Err(reject(
+                "output columns must be the group keys in order, then aggregates",
+            ));
         }
         let expected = if i < key_count {
             key_column(i)
@@ -86,23 +108,36 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
             PATIENTS_COLUMN.to_string()
         };
         if name != expected {
-            return Err(reject(format!("output column {i} must be named {expected}")));
+            return Err(reject(format!(
+                "output column {i} must be named {expected}"
+            )));
         }
         if i < key_count {
             continue;
         }
-        let (kind, f) = classify(&agg.aggr_expr[source - key_count], &agg.input, &input_lineage)?;
+        let (kind, f) = classify(
+            &agg.aggr_expr[source - key_count],
+            &agg.input,
+            &input_lineage,
+        )?;
         if i + 1 == n {
             patients_ok = kind == AggKind::CountDistinctUnit && f.params.filter.is_none();
         } else {
             if !is_site_primitive(kind) {
-                return Err(reject("partials must be count, sum, avg, var_pop, min or max"));
+                return Err(reject(
+                    "partials must be count, sum, avg, var_pop, min or max",
+                ));
             }
             check_policy(kind, policy, "site")?;
         }
     }
     if !patients_ok {
-        return Err(reject("the last column must be count(DISTINCT person_id) AS ihdsi_patients"));
+        return Err(reject(
+            "the last column must be count(DISTINCT person_id) AS ihdsi_patients",
+        ));
     }
-    Ok(SiteAdmission { key_count, patients_index: n - 1 })
+    Ok(SiteAdmission {
+        key_count,
+        patients_index: n - 1,
+    })
 }

@@ -45,15 +45,31 @@ pub struct FederatedPlan {
 }
 
 /// Parse and plan `sql` over the virtual schema registered in `state`.
-pub async fn plan_query(state: &SessionState, sql: &str, policy: &PrivacyPolicy) -> Result<FederatedPlan> {
-    let plan = state.create_logical_plan(sql).await.map_err(PlanError::from_datafusion)?;
+pub async fn plan_query(
+    state: &SessionState,
+    sql: &str,
+    policy: &PrivacyPolicy,
+) -> Result<FederatedPlan> {
+    let plan = state
+        .create_logical_plan(sql)
+        .await
+        .map_err(PlanError::from_datafusion)?;
     let (plan, explain) = match plan {
         LogicalPlan::Explain(e) => (e.plan.as_ref().clone(), true),
-        LogicalPlan::Analyze(_) => return Err(PlanError::unsupported("EXPLAIN ANALYZE", "Use EXPLAIN to see the site subplans and the merge")),
+        LogicalPlan::Analyze(_) => {
+            return Err(PlanError::unsupported(
+                "EXPLAIN ANALYZE",
+                "Use EXPLAIN to see the site subplans and the merge",
+            ));
+        }
         other => (other, false),
     };
     match &plan {
-        LogicalPlan::Ddl(_) | LogicalPlan::Dml(_) | LogicalPlan::Statement(_) | LogicalPlan::Copy(_) | LogicalPlan::DescribeTable(_) => {
+        LogicalPlan::Ddl(_)
+        | LogicalPlan::Dml(_)
+        | LogicalPlan::Statement(_)
+        | LogicalPlan::Copy(_)
+        | LogicalPlan::DescribeTable(_) => {
             return Err(PlanError::NotAQuery(plan.display().to_string()));
         }
         _ => {}
@@ -69,13 +85,21 @@ pub async fn plan_query(state: &SessionState, sql: &str, policy: &PrivacyPolicy)
     if reads_patient_data(&probe) {
         let tables: Vec<String> = patient_tables(&probe).into_iter().collect();
         return Err(PlanError::RowLevel {
-            detail: format!("The query returns rows of {} that are not aggregated.", tables.join(", ")),
+            detail: format!(
+                "The query returns rows of {} that are not aggregated.",
+                tables.join(", ")
+            ),
         });
     }
     for release in &releases {
         check_round_trip(state, release).await?;
     }
-    Ok(FederatedPlan { sql: sql.to_string(), releases, explain, original: plan })
+    Ok(FederatedPlan {
+        sql: sql.to_string(),
+        releases,
+        explain,
+        original: plan,
+    })
 }
 
 /// The site SQL must plan, over the same schema, to a subplan that a site
@@ -86,15 +110,31 @@ async fn check_round_trip(state: &SessionState, release: &Release) -> Result<()>
     let fail = |why: String| {
         PlanError::unsupported(
             "a subplan that cannot be written as SQL for the sites",
-            format!("{why}. INTERSECT and EXCEPT of patient sets are not supported yet: write person_id IN (SELECT person_id FROM ...) or NOT IN instead"),
+            format!(
+                "{why}. INTERSECT and EXCEPT of patient sets are not supported yet: write person_id IN (SELECT person_id FROM ...) or NOT IN instead"
+            ),
         )
     };
-    let reparsed = state.create_logical_plan(&release.site_sql).await.map_err(|e| fail(e.to_string()))?;
-    let permissive = PrivacyPolicy { min_group_size: 1, allow_min_max: true };
+    let reparsed = state
+        .create_logical_plan(&release.site_sql)
+        .await
+        .map_err(|e| fail(e.to_string()))?;
+    let permissive = PrivacyPolicy {
+        min_group_size: 1,
+        allow_min_max: true,
+    };
     crate::site::admit_subplan(&reparsed, &permissive).map_err(|e| fail(e.to_string()))?;
-    let types = |p: &LogicalPlan| p.schema().fields().iter().map(|f| f.data_type().clone()).collect::<Vec<_>>();
+    let types = |p: &LogicalPlan| {
+        p.schema()
+            .fields()
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect::<Vec<_>>()
+    };
     if types(&reparsed) != types(&release.site_plan) {
-        return Err(fail("the site SQL does not reproduce the planned partial columns".into()));
+        return Err(fail(
+            "the site SQL does not reproduce the planned partial columns".into(),
+        ));
     }
     Ok(())
 }
@@ -104,8 +144,14 @@ impl FederatedPlan {
     pub fn coordinator_plan(&self, released: &[Arc<dyn TableProvider>]) -> Result<LogicalPlan> {
         let mut i = 0;
         replace_boundaries(&self.original, &mut |_agg| {
-            let release = self.releases.get(i).ok_or_else(|| PlanError::Internal("release count changed".into()))?;
-            let table = released.get(i).cloned().ok_or_else(|| PlanError::Internal("missing released table".into()))?;
+            let release = self
+                .releases
+                .get(i)
+                .ok_or_else(|| PlanError::Internal("release count changed".into()))?;
+            let table = released
+                .get(i)
+                .cloned()
+                .ok_or_else(|| PlanError::Internal("missing released table".into()))?;
             i += 1;
             released_scan(release, table)
         })
@@ -125,15 +171,23 @@ impl FederatedPlan {
 
 /// Replace each top-most aggregate over patient data, depth-first left to
 /// right, with what `f` returns.
-fn replace_boundaries(plan: &LogicalPlan, f: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>) -> Result<LogicalPlan> {
+fn replace_boundaries(
+    plan: &LogicalPlan,
+    f: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>,
+) -> Result<LogicalPlan> {
     if !reads_patient_data(plan) {
         return Ok(plan.clone());
     }
     if let LogicalPlan::Aggregate(agg) = plan {
         return f(agg);
     }
-    let inputs = plan.inputs().into_iter().map(|i| replace_boundaries(i, f)).collect::<Result<Vec<_>>>()?;
-    plan.with_new_exprs(plan.expressions(), inputs).map_err(|e| PlanError::Internal(e.to_string()))
+    let inputs = plan
+        .inputs()
+        .into_iter()
+        .map(|i| replace_boundaries(i, f))
+        .collect::<Result<Vec<_>>>()?;
+    plan.with_new_exprs(plan.expressions(), inputs)
+        .map_err(|e| PlanError::Internal(e.to_string()))
 }
 
 /// `SELECT c0 AS <original name>, ... FROM ihdsi_release_i`.
@@ -142,22 +196,43 @@ fn released_scan(release: &Release, table: Arc<dyn TableProvider>) -> Result<Log
         .schema
         .iter()
         .enumerate()
-        .map(|(i, (q, field))| datafusion::logical_expr::col(format!("c{i}")).alias_qualified(q.cloned(), field.name()))
+        .map(|(i, (q, field))| {
+            datafusion::logical_expr::col(format!("c{i}")).alias_qualified(q.cloned(), field.name())
+        })
         .collect();
-    LogicalPlanBuilder::scan(release_table(release.index), provider_as_source(table), None)
-        .and_then(|b| b.project(exprs))
-        .and_then(|b| b.build())
-        .map_err(|e| PlanError::Internal(e.to_string()))
+    LogicalPlanBuilder::scan(
+        release_table(release.index),
+        provider_as_source(table),
+        None,
+    )
+    .and_then(|b| b.project(exprs))
+    .and_then(|b| b.build())
+    .map_err(|e| PlanError::Internal(e.to_string()))
 }
 
 fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
     admission::check_site_local(&agg.input)?;
     let input_lineage = lineage(&agg.input)?;
-    if agg.group_expr.iter().any(|e| matches!(e, Expr::GroupingSet(_))) {
-        return Err(PlanError::unsupported("GROUPING SETS, ROLLUP and CUBE", "Write one query per grouping"));
+    if agg
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Err(PlanError::unsupported(
+            "GROUPING SETS, ROLLUP and CUBE",
+            "Write one query per grouping",
+        ));
     }
-    if let Some(g) = agg.group_expr.iter().find(|g| expr_is_unit(g, &agg.input, &input_lineage)) {
-        return Err(PlanError::RowLevel { detail: format!("Grouping the released result by the patient identifier ({g}) releases one row per patient.") });
+    if let Some(g) = agg
+        .group_expr
+        .iter()
+        .find(|g| expr_is_unit(g, &agg.input, &input_lineage))
+    {
+        return Err(PlanError::RowLevel {
+            detail: format!(
+                "Grouping the released result by the patient identifier ({g}) releases one row per patient."
+            ),
+        });
     }
     let mut partials = Partials::default();
     for e in &agg.aggr_expr {
@@ -169,8 +244,16 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
     // Partials are aliased inside the aggregation (p0.., ihdsi_patients) so
     // that an analyst's own count(DISTINCT person_id) and the hidden count
     // never collide; the projection above only renames the group keys.
-    let mut aggr: Vec<Expr> = partials.exprs.iter().enumerate().map(|(j, e)| e.clone().alias(partial_column(j))).collect();
-    aggr.push(datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(unit)).alias(PATIENTS_COLUMN));
+    let mut aggr: Vec<Expr> = partials
+        .exprs
+        .iter()
+        .enumerate()
+        .map(|(j, e)| e.clone().alias(partial_column(j)))
+        .collect();
+    aggr.push(
+        datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(unit))
+            .alias(PATIENTS_COLUMN),
+    );
     let site_agg = LogicalPlanBuilder::from(input)
         .aggregate(agg.group_expr.clone(), aggr)
         .map_err(|e| PlanError::Internal(e.to_string()))?
@@ -184,7 +267,11 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         .enumerate()
         .map(|(i, (q, f))| {
             let column = Expr::Column(datafusion::common::Column::new(q.cloned(), f.name()));
-            if i < key_count { column.alias(key_column(i)) } else { column }
+            if i < key_count {
+                column.alias(key_column(i))
+            } else {
+                column
+            }
         })
         .collect();
     let site_plan = LogicalPlanBuilder::from(site_agg)
@@ -209,6 +296,8 @@ pub fn to_site_sql(plan: &LogicalPlan) -> Result<String> {
     let stmt = Unparser::new(&DefaultDialect {})
         .with_pretty(true)
         .plan_to_sql(plan)
-        .map_err(|e| PlanError::unsupported("a subplan the SQL unparser cannot express", e.to_string()))?;
+        .map_err(|e| {
+            PlanError::unsupported("a subplan the SQL unparser cannot express", e.to_string())
+        })?;
     Ok(stmt.to_string())
 }

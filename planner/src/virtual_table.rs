@@ -35,7 +35,13 @@ impl TableProvider for VirtualTable {
         TableType::Base
     }
 
-    async fn scan(&self, _: &dyn Session, _: Option<&Vec<usize>>, _: &[Expr], _: Option<usize>) -> Result<Arc<dyn ExecutionPlan>> {
+    async fn scan(
+        &self,
+        _: &dyn Session,
+        _: Option<&Vec<usize>>,
+        _: &[Expr],
+        _: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
         Err(DataFusionError::Plan(format!(
             "patient table '{}' cannot be read at the coordinator; only released aggregates are available here",
             self.name
@@ -45,8 +51,17 @@ impl TableProvider for VirtualTable {
 
 /// Register every patient table of the virtual schema as a [`VirtualTable`].
 pub fn register_virtual_schema(ctx: &SessionContext) -> datafusion::error::Result<()> {
-    for t in schema::tables().iter().filter(|t| t.kind == TableKind::Patient) {
-        ctx.register_table(t.name, Arc::new(VirtualTable { name: t.name, schema: Arc::clone(&t.schema) }))?;
+    for t in schema::tables()
+        .iter()
+        .filter(|t| t.kind == TableKind::Patient)
+    {
+        ctx.register_table(
+            t.name,
+            Arc::new(VirtualTable {
+                name: t.name,
+                schema: Arc::clone(&t.schema),
+            }),
+        )?;
     }
     Ok(())
 }

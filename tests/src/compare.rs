@@ -41,7 +41,9 @@ fn cell(v: ScalarValue) -> Cell {
         ScalarValue::UInt64(Some(x)) => Cell::Int(x.into()),
         ScalarValue::Float32(Some(x)) => Cell::Float(x.into()),
         ScalarValue::Float64(Some(x)) => Cell::Float(x),
-        ScalarValue::Utf8(Some(s)) | ScalarValue::LargeUtf8(Some(s)) | ScalarValue::Utf8View(Some(s)) => Cell::Text(s),
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::LargeUtf8(Some(s))
+        | ScalarValue::Utf8View(Some(s)) => Cell::Text(s),
         other => Cell::Text(other.to_string()),
     }
 }
@@ -51,7 +53,15 @@ pub fn rows(batches: &[RecordBatch]) -> Vec<Vec<Cell>> {
     let mut out = Vec::new();
     for b in batches {
         for r in 0..b.num_rows() {
-            let row = b.columns().iter().map(|c| ScalarValue::try_from_array(c, r).map(cell).unwrap_or(Cell::Text("<err>".into()))).collect();
+            let row = b
+                .columns()
+                .iter()
+                .map(|c| {
+                    ScalarValue::try_from_array(c, r)
+                        .map(cell)
+                        .unwrap_or(Cell::Text("<err>".into()))
+                })
+                .collect();
             out.push(row);
         }
     }
@@ -80,7 +90,11 @@ fn cells_equal(a: &Cell, b: &Cell) -> bool {
 pub fn diff(federated: &[RecordBatch], oracle: &[RecordBatch]) -> Option<String> {
     let (f, o) = (rows(federated), rows(oracle));
     if f.len() != o.len() {
-        return Some(format!("{} federated rows vs {} oracle rows", f.len(), o.len()));
+        return Some(format!(
+            "{} federated rows vs {} oracle rows",
+            f.len(),
+            o.len()
+        ));
     }
     for (i, (a, b)) in f.iter().zip(&o).enumerate() {
         if a.len() != b.len() || !a.iter().zip(b).all(|(x, y)| cells_equal(x, y)) {

@@ -25,11 +25,18 @@ static GENERATE: Mutex<()> = Mutex::new(());
 /// run (generation is deterministic, so reuse is safe).
 pub fn cohort(persons: u64) -> PathBuf {
     let _guard = GENERATE.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::env::temp_dir().join(format!("ihdsi-tests-{}", std::process::id())).join(format!("cohort-{persons}"));
+    let dir = std::env::temp_dir()
+        .join(format!("ihdsi-tests-{}", std::process::id()))
+        .join(format!("cohort-{persons}"));
     if !dir.join("concept.parquet").exists() {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
-        generate(&GenerateOptions { out: tmp.clone(), persons, ..GenerateOptions::default() }).expect("generate cohort");
+        generate(&GenerateOptions {
+            out: tmp.clone(),
+            persons,
+            ..GenerateOptions::default()
+        })
+        .expect("generate cohort");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::rename(&tmp, &dir).expect("publish cohort");
     }
@@ -38,12 +45,21 @@ pub fn cohort(persons: u64) -> PathBuf {
 
 /// Thresholds and MIN/MAX policy of a test federation.
 pub fn policy(min_group_size: u64, allow_min_max: bool) -> PrivacyPolicy {
-    PrivacyPolicy { min_group_size, allow_min_max }
+    PrivacyPolicy {
+        min_group_size,
+        allow_min_max,
+    }
 }
 
 /// Start a federation over `data` on free loopback ports.
-pub async fn federation(data: &Path, federation_policy: PrivacyPolicy, site_policy: PrivacyPolicy) -> Federation {
-    start(data, 0, federation_policy, site_policy).await.expect("start federation")
+pub async fn federation(
+    data: &Path,
+    federation_policy: PrivacyPolicy,
+    site_policy: PrivacyPolicy,
+) -> Federation {
+    start(data, 0, federation_policy, site_policy)
+        .await
+        .expect("start federation")
 }
 
 /// The oracle: one session over the union of all sites' files.
@@ -52,9 +68,14 @@ pub async fn centralized(data: &Path) -> SessionContext {
     let sites: Vec<SiteData> = site_folders(data)
         .expect("site folders")
         .into_iter()
-        .map(|(id, p)| SiteData { id, location: p.display().to_string() })
+        .map(|(id, p)| SiteData {
+            id,
+            location: p.display().to_string(),
+        })
         .collect();
     let vocab = data.join("concept.parquet").display().to_string();
-    register_tables(&ctx, &sites, Some(&vocab)).await.expect("register oracle tables");
+    register_tables(&ctx, &sites, Some(&vocab))
+        .await
+        .expect("register oracle tables");
     ctx
 }

@@ -22,8 +22,11 @@ pub struct Case {
 
 /// Parse a query file.
 pub fn load(file: &str) -> Vec<Case> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("queries").join(file);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("queries")
+        .join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mut cases = Vec::new();
     let mut current: Option<Case> = None;
     for line in text.lines() {
@@ -31,10 +34,15 @@ pub fn load(file: &str) -> Vec<Case> {
             if let Some(c) = current.take() {
                 cases.push(c);
             }
-            current = Some(Case { name: name.trim().to_string(), ..Case::default() });
+            current = Some(Case {
+                name: name.trim().to_string(),
+                ..Case::default()
+            });
             continue;
         }
-        let Some(case) = current.as_mut() else { continue };
+        let Some(case) = current.as_mut() else {
+            continue;
+        };
         if let Some(v) = line.strip_prefix("-- oracle:") {
             case.oracle = Some(v.trim().trim_end_matches(';').to_string());
         } else if let Some(v) = line.strip_prefix("-- error:") {

@@ -54,7 +54,9 @@ impl Col {
             DataType::Float64 => Col::F64(Float64Builder::new()),
             DataType::Utf8 => Col::S(StringBuilder::new()),
             DataType::Date32 => Col::D(Date32Builder::new()),
-            DataType::Timestamp(TimeUnit::Microsecond, None) => Col::Ts(TimestampMicrosecondBuilder::new()),
+            DataType::Timestamp(TimeUnit::Microsecond, None) => {
+                Col::Ts(TimestampMicrosecondBuilder::new())
+            }
             _ => return None,
         })
     }
@@ -123,26 +125,50 @@ pub(crate) fn writer_properties() -> WriterProperties {
 }
 
 fn encode_err(table: &str, e: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Encode { table: table.to_string(), message: e.to_string() }
+    CatalogError::Encode {
+        table: table.to_string(),
+        message: e.to_string(),
+    }
 }
 
 impl TableBuffer {
     /// A buffer writing `path`, filled in the order of `fill` column names.
-    pub(crate) fn create(table: &'static str, schema: SchemaRef, fill: &[&str], path: &Path) -> Result<Self> {
+    pub(crate) fn create(
+        table: &'static str,
+        schema: SchemaRef,
+        fill: &[&str],
+        path: &Path,
+    ) -> Result<Self> {
         let cols = schema
             .fields()
             .iter()
-            .map(|f| Col::for_type(f.data_type()).ok_or_else(|| encode_err(table, format!("unsupported type of {}", f.name()))))
+            .map(|f| {
+                Col::for_type(f.data_type())
+                    .ok_or_else(|| encode_err(table, format!("unsupported type of {}", f.name())))
+            })
             .collect::<Result<Vec<_>>>()?;
         let fill = fill
             .iter()
             .map(|c| schema.index_of(c).map_err(|e| encode_err(table, e)))
             .collect::<Result<Vec<_>>>()?;
         let rest = (0..cols.len()).filter(|i| !fill.contains(i)).collect();
-        let file = File::create(path).map_err(|source| CatalogError::Write { path: path.to_path_buf(), source })?;
+        let file = File::create(path).map_err(|source| CatalogError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
         let writer = ArrowWriter::try_new(file, Arc::clone(&schema), Some(writer_properties()))
             .map_err(|e| encode_err(table, e))?;
-        Ok(Self { table, schema, cols, fill, rest, rows: 0, written: 0, mismatches: 0, writer })
+        Ok(Self {
+            table,
+            schema,
+            cols,
+            fill,
+            rest,
+            rows: 0,
+            written: 0,
+            mismatches: 0,
+            writer,
+        })
     }
 
     /// Append one row: `values` in the order given to [`TableBuffer::create`].
@@ -171,8 +197,11 @@ impl TableBuffer {
             return Ok(());
         }
         let arrays: Vec<ArrayRef> = self.cols.iter_mut().map(Col::finish).collect();
-        let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays).map_err(|e| encode_err(self.table, e))?;
-        self.writer.write(&batch).map_err(|e| encode_err(self.table, e))?;
+        let batch = RecordBatch::try_new(Arc::clone(&self.schema), arrays)
+            .map_err(|e| encode_err(self.table, e))?;
+        self.writer
+            .write(&batch)
+            .map_err(|e| encode_err(self.table, e))?;
         self.written += self.rows as u64;
         self.rows = 0;
         Ok(())
@@ -182,7 +211,10 @@ impl TableBuffer {
     pub(crate) fn finish(mut self) -> Result<u64> {
         self.flush()?;
         if self.mismatches > 0 {
-            return Err(encode_err(self.table, format!("{} values of the wrong type", self.mismatches)));
+            return Err(encode_err(
+                self.table,
+                format!("{} values of the wrong type", self.mismatches),
+            ));
         }
         self.writer.close().map_err(|e| encode_err(self.table, e))?;
         Ok(self.written)

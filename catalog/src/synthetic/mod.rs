@@ -60,7 +60,10 @@ pub struct GenerateSummary {
 /// Split `total` persons over sites in proportion to their profile weights.
 fn split_persons(total: u64, profiles: &[SiteProfile]) -> Vec<u64> {
     let weight: f64 = profiles.iter().map(|p| p.weight).sum();
-    let mut counts: Vec<u64> = profiles.iter().map(|p| (total as f64 * p.weight / weight).floor() as u64).collect();
+    let mut counts: Vec<u64> = profiles
+        .iter()
+        .map(|p| (total as f64 * p.weight / weight).floor() as u64)
+        .collect();
     let assigned: u64 = counts.iter().sum();
     if let Some(first) = counts.first_mut() {
         *first += total - assigned;
@@ -71,11 +74,20 @@ fn split_persons(total: u64, profiles: &[SiteProfile]) -> Vec<u64> {
 /// Generate the cohort. Existing files in `out` are overwritten.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     if opts.sites.is_empty() {
-        return Err(CatalogError::ConfigInvalid("--sites needs at least one site id".into()));
+        return Err(CatalogError::ConfigInvalid(
+            "--sites needs at least one site id".into(),
+        ));
     }
-    let profiles: Vec<SiteProfile> = opts.sites.iter().map(|s| SiteProfile::for_site(s)).collect();
+    let profiles: Vec<SiteProfile> = opts
+        .sites
+        .iter()
+        .map(|s| SiteProfile::for_site(s))
+        .collect();
     let counts = split_persons(opts.persons, &profiles);
-    std::fs::create_dir_all(&opts.out).map_err(|source| CatalogError::Write { path: opts.out.clone(), source })?;
+    std::fs::create_dir_all(&opts.out).map_err(|source| CatalogError::Write {
+        path: opts.out.clone(),
+        source,
+    })?;
     write_concepts(&opts.out.join("concept.parquet"))?;
     let results: Vec<Result<(String, u64, u64)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = opts
@@ -88,23 +100,40 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
                 let dir = opts.out.join(site);
                 let seed = opts.seed.wrapping_mul(1_000_003).wrapping_add(k as u64);
                 scope.spawn(move || {
-                    let rows = patient::generate_site(&dir, &profile, (k as i64 + 1) * 1_000_000_000, n, seed)?;
+                    let rows = patient::generate_site(
+                        &dir,
+                        &profile,
+                        (k as i64 + 1) * 1_000_000_000,
+                        n,
+                        seed,
+                    )?;
                     Ok((site.clone(), n, rows))
                 })
             })
             .collect();
         handles
             .into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(CatalogError::ConfigInvalid("generator thread panicked".into()))))
+            .map(|h| {
+                h.join().unwrap_or_else(|_| {
+                    Err(CatalogError::ConfigInvalid(
+                        "generator thread panicked".into(),
+                    ))
+                })
+            })
             .collect()
     });
     let sites = results.into_iter().collect::<Result<Vec<_>>>()?;
-    tracing::info!(persons = opts.persons, sites = sites.len(), "cohort generated");
+    tracing::info!(
+        persons = opts.persons,
+        sites = sites.len(),
+        "cohort generated"
+    );
     Ok(GenerateSummary { sites })
 }
 
 fn write_concepts(path: &Path) -> Result<()> {
-    let def = schema::table("concept").ok_or_else(|| CatalogError::UnknownTable("concept".into()))?;
+    let def =
+        schema::table("concept").ok_or_else(|| CatalogError::UnknownTable("concept".into()))?;
     let start = rng::days_from_civil(1970, 1, 1);
     let end = rng::days_from_civil(2099, 12, 31);
     let n = CONCEPTS.len();
@@ -112,7 +141,9 @@ fn write_concepts(path: &Path) -> Result<()> {
         Arc::new(StringArray::from_iter_values(CONCEPTS.iter().map(f)))
     };
     let standard: ArrayRef = Arc::new(StringArray::from_iter(
-        CONCEPTS.iter().map(|c| (c.vocabulary != "IHDSI" && c.id != 0).then_some("S")),
+        CONCEPTS
+            .iter()
+            .map(|c| (c.vocabulary != "IHDSI" && c.id != 0).then_some("S")),
     ));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(Int32Array::from_iter_values(CONCEPTS.iter().map(|c| c.id))),
@@ -126,10 +157,17 @@ fn write_concepts(path: &Path) -> Result<()> {
         Arc::new(Date32Array::from(vec![end; n])),
         Arc::new(StringArray::from(vec![None::<&str>; n])),
     ];
-    let encode = |e: &dyn std::fmt::Display| CatalogError::Encode { table: "concept".into(), message: e.to_string() };
+    let encode = |e: &dyn std::fmt::Display| CatalogError::Encode {
+        table: "concept".into(),
+        message: e.to_string(),
+    };
     let batch = RecordBatch::try_new(def.file_schema(), columns).map_err(|e| encode(&e))?;
-    let file = std::fs::File::create(path).map_err(|source| CatalogError::Write { path: path.to_path_buf(), source })?;
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(buffer::writer_properties())).map_err(|e| encode(&e))?;
+    let file = std::fs::File::create(path).map_err(|source| CatalogError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(buffer::writer_properties()))
+        .map_err(|e| encode(&e))?;
     writer.write(&batch).map_err(|e| encode(&e))?;
     writer.close().map_err(|e| encode(&e))?;
     Ok(())
@@ -141,7 +179,10 @@ mod tests {
 
     #[test]
     fn split_is_exact_and_weighted() {
-        let profiles: Vec<SiteProfile> = ["lu", "us", "kr"].iter().map(|s| SiteProfile::for_site(s)).collect();
+        let profiles: Vec<SiteProfile> = ["lu", "us", "kr"]
+            .iter()
+            .map(|s| SiteProfile::for_site(s))
+            .collect();
         let c = split_persons(30_001, &profiles);
         assert_eq!(c.iter().sum::<u64>(), 30_001);
         assert!(c[1] > c[2] && c[2] > c[0], "{c:?}");

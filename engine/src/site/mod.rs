@@ -26,7 +26,10 @@ pub use tables::{SiteData, register_tables};
 /// would still merge them, but we never want a per-row state to exist.
 pub fn site_session_config() -> SessionConfig {
     let mut config = SessionConfig::new().with_information_schema(false);
-    config.options_mut().execution.skip_partial_aggregation_probe_ratio_threshold = 1.0;
+    config
+        .options_mut()
+        .execution
+        .skip_partial_aggregation_probe_ratio_threshold = 1.0;
     config
 }
 
@@ -50,25 +53,44 @@ pub struct SiteEngine {
 
 impl std::fmt::Debug for SiteEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SiteEngine").field("id", &self.id).field("policy", &self.policy).field("tables", &self.tables).finish()
+        f.debug_struct("SiteEngine")
+            .field("id", &self.id)
+            .field("policy", &self.policy)
+            .field("tables", &self.tables)
+            .finish()
     }
 }
 
 impl SiteEngine {
     /// Open the site's data as configured in `site.toml`.
     pub async fn open(config: &SiteConfig) -> Result<Self> {
-        let data = SiteData { id: config.site.id.clone(), location: config.site.data.clone() };
+        let data = SiteData {
+            id: config.site.id.clone(),
+            location: config.site.data.clone(),
+        };
         Self::open_with(data, config.site.vocabulary.as_deref(), config.privacy).await
     }
 
     /// Open a site from its parts.
-    pub async fn open_with(data: SiteData, vocabulary: Option<&str>, policy: PrivacyPolicy) -> Result<Self> {
+    pub async fn open_with(
+        data: SiteData,
+        vocabulary: Option<&str>,
+        policy: PrivacyPolicy,
+    ) -> Result<Self> {
         let ctx = SessionContext::new_with_config(site_session_config());
         let tables = register_tables(&ctx, std::slice::from_ref(&data), vocabulary).await?;
         if tables.is_empty() {
-            return Err(EngineError::Data(format!("no <table>.parquet files found under {}", data.location)));
+            return Err(EngineError::Data(format!(
+                "no <table>.parquet files found under {}",
+                data.location
+            )));
         }
-        Ok(Self { id: data.id, ctx, policy, tables })
+        Ok(Self {
+            id: data.id,
+            ctx,
+            policy,
+            tables,
+        })
     }
 
     /// The site id.
@@ -87,14 +109,21 @@ impl SiteEngine {
 
     /// Admit, run and threshold one subplan.
     pub async fn run(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
-        let plan = self.state().create_logical_plan(&req.sql).await.map_err(PlanError::from_datafusion)?;
+        let plan = self
+            .state()
+            .create_logical_plan(&req.sql)
+            .await
+            .map_err(PlanError::from_datafusion)?;
         let admission = admit_subplan(&plan, &self.policy)?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
         let batch = concat_batches(&schema, &batches)?;
-        let (batch, suppressed) = threshold(&batch, admission.patients_index, self.policy.min_group_size)?;
-        let metadata = [(SITE_SUPPRESSED_KEY.to_string(), suppressed.to_string())].into_iter().collect();
+        let (batch, suppressed) =
+            threshold(&batch, admission.patients_index, self.policy.min_group_size)?;
+        let metadata = [(SITE_SUPPRESSED_KEY.to_string(), suppressed.to_string())]
+            .into_iter()
+            .collect();
         let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
         let batch = batch.with_schema(schema)?;
         Ok(SiteAnswer { batch, suppressed })

@@ -16,7 +16,9 @@
 use std::sync::Arc;
 
 use datafusion::datasource::file_format::parquet::ParquetFormat;
-use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
@@ -38,10 +40,15 @@ pub fn folder_url(location: &str) -> Result<String> {
     let url = if location.contains("://") {
         location.to_string()
     } else {
-        let abs = std::path::absolute(location).map_err(|e| EngineError::Data(format!("{location}: {e}")))?;
+        let abs = std::path::absolute(location)
+            .map_err(|e| EngineError::Data(format!("{location}: {e}")))?;
         format!("file://{}", abs.display())
     };
-    Ok(if url.ends_with('/') { url } else { format!("{url}/") })
+    Ok(if url.ends_with('/') {
+        url
+    } else {
+        format!("{url}/")
+    })
 }
 
 fn local_path(url: &str) -> Option<std::path::PathBuf> {
@@ -54,23 +61,40 @@ fn present(url: &str) -> bool {
 }
 
 fn parquet_scan(table: &TableDef, url: &str) -> Result<LogicalPlan> {
-    let table_url = ListingTableUrl::parse(url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(table.file_schema());
-    let provider = ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
-    Ok(LogicalPlanBuilder::scan(table.name, provider_as_source(Arc::new(provider)), None)?.build()?)
+    let table_url =
+        ListingTableUrl::parse(url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(table_url)
+        .with_listing_options(options)
+        .with_schema(table.file_schema());
+    let provider =
+        ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    Ok(
+        LogicalPlanBuilder::scan(table.name, provider_as_source(Arc::new(provider)), None)?
+            .build()?,
+    )
 }
 
 /// `SELECT <file columns>, '<site>' AS site FROM <scan>`.
 fn with_site_column(scan: LogicalPlan, site: &str) -> Result<LogicalPlan> {
-    let mut exprs: Vec<Expr> = scan.schema().columns().into_iter().map(Expr::Column).collect();
+    let mut exprs: Vec<Expr> = scan
+        .schema()
+        .columns()
+        .into_iter()
+        .map(Expr::Column)
+        .collect();
     exprs.push(lit(site).alias(SITE_COLUMN));
     Ok(LogicalPlanBuilder::from(scan).project(exprs)?.build()?)
 }
 
 /// Register the patient tables of `sites` (their union, if several) and the
 /// public vocabulary. Returns the names of the patient tables registered.
-pub async fn register_tables(ctx: &SessionContext, sites: &[SiteData], vocabulary: Option<&str>) -> Result<Vec<String>> {
+pub async fn register_tables(
+    ctx: &SessionContext,
+    sites: &[SiteData],
+    vocabulary: Option<&str>,
+) -> Result<Vec<String>> {
     let mut registered = Vec::new();
     for table in schema::patient_tables() {
         let mut parts = Vec::new();
@@ -98,15 +122,29 @@ pub async fn register_tables(ctx: &SessionContext, sites: &[SiteData], vocabular
 
 /// Register the public `concept` table from a Parquet file URL or path.
 pub async fn register_vocabulary(ctx: &SessionContext, location: &str) -> Result<()> {
-    let def = schema::tables().iter().find(|t| t.kind == TableKind::Vocabulary).ok_or_else(|| EngineError::Internal("no vocabulary table".into()))?;
-    let url = if location.contains("://") { location.to_string() } else { folder_url(location)?.trim_end_matches('/').to_string() };
+    let def = schema::tables()
+        .iter()
+        .find(|t| t.kind == TableKind::Vocabulary)
+        .ok_or_else(|| EngineError::Internal("no vocabulary table".into()))?;
+    let url = if location.contains("://") {
+        location.to_string()
+    } else {
+        folder_url(location)?.trim_end_matches('/').to_string()
+    };
     if !present(&url) {
-        return Err(EngineError::Data(format!("vocabulary file {url} does not exist")));
+        return Err(EngineError::Data(format!(
+            "vocabulary file {url} does not exist"
+        )));
     }
-    let table_url = ListingTableUrl::parse(&url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
-    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new(table_url).with_listing_options(options).with_schema(def.file_schema());
-    let provider = ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    let table_url =
+        ListingTableUrl::parse(&url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new(table_url)
+        .with_listing_options(options)
+        .with_schema(def.file_schema());
+    let provider =
+        ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
     ctx.register_table(def.name, Arc::new(provider))?;
     Ok(())
 }

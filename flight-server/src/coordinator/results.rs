@@ -22,7 +22,11 @@ impl Default for ResultCache {
 
 impl ResultCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        Self { ttl, capacity, entries: Mutex::new(HashMap::new()) }
+        Self {
+            ttl,
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
     }
 
     /// Keep `outcome` under its query id, evicting expired and oldest entries.
@@ -31,7 +35,13 @@ impl ResultCache {
         let now = Instant::now();
         map.retain(|_, (t, _)| now.duration_since(*t) < self.ttl);
         while map.len() >= self.capacity {
-            let Some(oldest) = map.iter().min_by_key(|(_, (t, _))| *t).map(|(k, _)| k.clone()) else { break };
+            let Some(oldest) = map
+                .iter()
+                .min_by_key(|(_, (t, _))| *t)
+                .map(|(k, _)| k.clone())
+            else {
+                break;
+            };
             map.remove(&oldest);
         }
         map.insert(outcome.query_id.clone(), (now, outcome));
@@ -40,6 +50,8 @@ impl ResultCache {
     /// The result for `handle`, if it has not expired.
     pub fn get(&self, handle: &str) -> Option<QueryOutcome> {
         let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(handle).filter(|(t, _)| t.elapsed() < self.ttl).map(|(_, o)| o.clone())
+        map.get(handle)
+            .filter(|(t, _)| t.elapsed() < self.ttl)
+            .map(|(_, o)| o.clone())
     }
 }

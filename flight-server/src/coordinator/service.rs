@@ -7,7 +7,9 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
-use arrow_flight::sql::{CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery};
+use arrow_flight::sql::{
+    CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+};
 use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
@@ -44,7 +46,10 @@ pub struct CoordinatorService {
 
 impl CoordinatorService {
     pub fn new(coordinator: Coordinator) -> Self {
-        Self { coordinator: Arc::new(coordinator), results: Arc::new(ResultCache::default()) }
+        Self {
+            coordinator: Arc::new(coordinator),
+            results: Arc::new(ResultCache::default()),
+        }
     }
 
     fn analyst<T>(request: &Request<T>) -> String {
@@ -59,23 +64,36 @@ impl CoordinatorService {
 }
 
 fn sql_info() -> Result<&'static SqlInfoData, Status> {
-    SQL_INFO.as_ref().ok_or_else(|| Status::internal("SqlInfo could not be built"))
+    SQL_INFO
+        .as_ref()
+        .ok_or_else(|| Status::internal("SqlInfo could not be built"))
 }
 
 #[tonic::async_trait]
 impl FlightSqlService for CoordinatorService {
     type FlightService = CoordinatorService;
 
-    async fn get_flight_info_statement(&self, query: CommandStatementQuery, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
         let analyst = Self::analyst(&request);
         let query_id = uuid::Uuid::new_v4().to_string();
-        let outcome = self.coordinator.execute(&query.query, &analyst, &query_id).await.map_err(|e| {
-            tracing::info!(query_id, analyst, error = %e, "query failed");
-            to_status(&e)
-        })?;
+        let outcome = self
+            .coordinator
+            .execute(&query.query, &analyst, &query_id)
+            .await
+            .map_err(|e| {
+                tracing::info!(query_id, analyst, error = %e, "query failed");
+                to_status(&e)
+            })?;
         let rows: usize = outcome.batches.iter().map(|b| b.num_rows()).sum();
-        let ticket = TicketStatementQuery { statement_handle: query_id.clone().into() };
-        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let ticket = TicketStatementQuery {
+            statement_handle: query_id.clone().into(),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
         let info = FlightInfo::new()
             .try_with_schema(&outcome.schema)
             .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
@@ -87,9 +105,16 @@ impl FlightSqlService for CoordinatorService {
         Ok(Response::new(info))
     }
 
-    async fn do_get_statement(&self, ticket: TicketStatementQuery, _request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let handle = String::from_utf8(ticket.statement_handle.to_vec()).map_err(|_| Status::invalid_argument("malformed statement handle"))?;
-        let outcome = self.results.get(&handle).ok_or_else(|| Status::not_found("unknown or expired statement handle; run the query again"))?;
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let handle = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("malformed statement handle"))?;
+        let outcome = self.results.get(&handle).ok_or_else(|| {
+            Status::not_found("unknown or expired statement handle; run the query again")
+        })?;
         let batches = futures::stream::iter(outcome.batches.into_iter().map(Ok));
         let stream: DoGetStream = FlightDataEncoderBuilder::new()
             .with_schema(outcome.schema)
@@ -99,9 +124,14 @@ impl FlightSqlService for CoordinatorService {
         Ok(Response::new(stream))
     }
 
-    async fn get_flight_info_sql_info(&self, query: CommandGetSqlInfo, request: Request<FlightDescriptor>) -> Result<Response<FlightInfo>, Status> {
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
         let schema = query.clone().into_builder(sql_info()?).schema();
-        let endpoint = FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(query.as_any().encode_to_vec()));
         let info = FlightInfo::new()
             .try_with_schema(schema.as_ref())
             .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
@@ -110,8 +140,15 @@ impl FlightSqlService for CoordinatorService {
         Ok(Response::new(info))
     }
 
-    async fn do_get_sql_info(&self, query: CommandGetSqlInfo, _request: Request<Ticket>) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
-        let batch = query.into_builder(sql_info()?).build().map_err(|e| Status::internal(e.to_string()))?;
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let batch = query
+            .into_builder(sql_info()?)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
         let stream: DoGetStream = FlightDataEncoderBuilder::new()
             .with_schema(batch.schema())
             .build(futures::stream::iter([Ok(batch)]))

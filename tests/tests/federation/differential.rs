@@ -13,14 +13,22 @@ async fn federated_equals_centralized_with_thresholds_at_one() {
     let fed = federation(&data, policy(1, true), policy(1, true)).await;
     let oracle = centralized(&data).await;
     let cases = load("differential.sql");
-    assert!(cases.len() >= 40, "the suite must hold at least 40 queries, has {}", cases.len());
+    assert!(
+        cases.len() >= 40,
+        "the suite must hold at least 40 queries, has {}",
+        cases.len()
+    );
     let mut failures = Vec::new();
     for case in &cases {
         let expected = match oracle.sql(&case.sql).await {
             Ok(df) => df.collect().await.expect("oracle collect"),
             Err(e) => panic!("{}: oracle cannot run the query: {e}", case.name),
         };
-        assert!(!rows(&expected).is_empty(), "{}: the oracle returns no rows, so the case tests nothing", case.name);
+        assert!(
+            !rows(&expected).is_empty(),
+            "{}: the oracle returns no rows, so the case tests nothing",
+            case.name
+        );
         match run_query(&fed.uri, &case.sql).await {
             Ok(got) => {
                 if let Some(d) = diff(&got.batches, &expected) {
@@ -31,7 +39,13 @@ async fn federated_equals_centralized_with_thresholds_at_one() {
         }
     }
     fed.shutdown().await;
-    assert!(failures.is_empty(), "{} of {} queries differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -43,8 +57,17 @@ async fn coordinator_threshold_removes_exactly_the_small_groups() {
     let mut failures = Vec::new();
     let mut total_suppressed = 0;
     for case in &cases {
-        let oracle_sql = case.oracle.as_deref().unwrap_or_else(|| panic!("{}: no -- oracle: line", case.name));
-        let expected = oracle.sql(oracle_sql).await.expect("oracle plan").collect().await.expect("oracle run");
+        let oracle_sql = case
+            .oracle
+            .as_deref()
+            .unwrap_or_else(|| panic!("{}: no -- oracle: line", case.name));
+        let expected = oracle
+            .sql(oracle_sql)
+            .await
+            .expect("oracle plan")
+            .collect()
+            .await
+            .expect("oracle run");
         let got = match run_query(&fed.uri, &case.sql).await {
             Ok(r) => r,
             Err(e) => {
@@ -56,17 +79,36 @@ async fn coordinator_threshold_removes_exactly_the_small_groups() {
             failures.push(format!("{}: {d}", case.name));
         }
         if !case.sql.to_uppercase().contains("LIMIT") {
-            let all = oracle.sql(&case.sql).await.expect("plan").collect().await.expect("run");
+            let all = oracle
+                .sql(&case.sql)
+                .await
+                .expect("plan")
+                .collect()
+                .await
+                .expect("run");
             let want = (rows(&all).len() - rows(&expected).len()) as u64;
             if got.suppressed_groups() != want {
-                failures.push(format!("{}: reported {} suppressed groups, the oracle removed {want}", case.name, got.suppressed_groups()));
+                failures.push(format!(
+                    "{}: reported {} suppressed groups, the oracle removed {want}",
+                    case.name,
+                    got.suppressed_groups()
+                ));
             }
             total_suppressed += want;
         }
     }
     fed.shutdown().await;
-    assert!(total_suppressed > 0, "the threshold suite must actually suppress groups");
-    assert!(failures.is_empty(), "{} of {} thresholded queries differ:\n{}", failures.len(), cases.len(), failures.join("\n"));
+    assert!(
+        total_suppressed > 0,
+        "the threshold suite must actually suppress groups"
+    );
+    assert!(
+        failures.is_empty(),
+        "{} of {} thresholded queries differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -76,14 +118,35 @@ async fn site_threshold_drops_small_site_groups_before_sending() {
     let oracle = centralized(&data).await;
     // Each group lives at one site, so the site threshold is exactly a HAVING.
     let sql = "SELECT site, condition_concept_id, count(DISTINCT person_id) AS persons FROM condition_occurrence GROUP BY site, condition_concept_id";
-    let expected = oracle.sql(&format!("{sql} HAVING count(DISTINCT person_id) >= 10")).await.expect("plan").collect().await.expect("run");
-    let all = oracle.sql(sql).await.expect("plan").collect().await.expect("run");
+    let expected = oracle
+        .sql(&format!("{sql} HAVING count(DISTINCT person_id) >= 10"))
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
+    let all = oracle
+        .sql(sql)
+        .await
+        .expect("plan")
+        .collect()
+        .await
+        .expect("run");
     let got = run_query(&fed.uri, sql).await.expect("federated");
     fed.shutdown().await;
     assert_eq!(diff(&got.batches, &expected), None);
     let dropped = rows(&all).len() - rows(&expected).len();
-    assert!(dropped > 0, "the site threshold must drop some groups in this cohort");
-    let site_suppressed: usize = got.schema.metadata()["ihdsi.site_suppressed_groups"].parse().expect("count");
+    assert!(
+        dropped > 0,
+        "the site threshold must drop some groups in this cohort"
+    );
+    let site_suppressed: usize = got.schema.metadata()["ihdsi.site_suppressed_groups"]
+        .parse()
+        .expect("count");
     assert_eq!(site_suppressed, dropped);
-    assert_eq!(got.suppressed_groups(), 0, "nothing is left for the coordinator to suppress");
+    assert_eq!(
+        got.suppressed_groups(),
+        0,
+        "nothing is left for the coordinator to suppress"
+    );
 }

@@ -17,11 +17,15 @@ use ihdsi_tests::queries::load;
 use ihdsi_tests::{cohort, federation, policy};
 use tokio::sync::oneshot;
 
-const HEALTHY: &str = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id";
+const HEALTHY: &str =
+    "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id";
 
 async fn expect_error(uri: &str, sql: &str, needle: &str) -> Result<(), String> {
     match run_query(uri, sql).await {
-        Ok(r) => Err(format!("expected an error containing {needle:?}, got {} rows", r.num_rows())),
+        Ok(r) => Err(format!(
+            "expected an error containing {needle:?}, got {} rows",
+            r.num_rows()
+        )),
         Err(e) if e.to_string().contains(needle) => Ok(()),
         Err(e) => Err(format!("expected an error containing {needle:?}, got: {e}")),
     }
@@ -36,13 +40,23 @@ async fn refused_queries_name_their_cause_and_the_coordinator_keeps_serving() {
     assert!(cases.len() >= 15);
     let mut failures = Vec::new();
     for case in &cases {
-        let uri = if case.policy.as_deref() == Some("no-min-max") { &strict.uri } else { &permissive.uri };
-        let needle = case.error.as_deref().unwrap_or_else(|| panic!("{}: no -- error: line", case.name));
+        let uri = if case.policy.as_deref() == Some("no-min-max") {
+            &strict.uri
+        } else {
+            &permissive.uri
+        };
+        let needle = case
+            .error
+            .as_deref()
+            .unwrap_or_else(|| panic!("{}: no -- error: line", case.name));
         if let Err(msg) = expect_error(uri, &case.sql, needle).await {
             failures.push(format!("{}: {msg}", case.name));
         }
         if let Err(e) = run_query(uri, HEALTHY).await {
-            failures.push(format!("{}: the coordinator stopped serving: {e}", case.name));
+            failures.push(format!(
+                "{}: the coordinator stopped serving: {e}",
+                case.name
+            ));
         }
     }
     permissive.shutdown().await;
@@ -57,46 +71,88 @@ struct Manual {
     coordinator_stop: oneshot::Sender<()>,
 }
 
-async fn manual(site_policy: impl Fn(&str) -> PrivacyPolicy, federation_policy: PrivacyPolicy) -> Manual {
+async fn manual(
+    site_policy: impl Fn(&str) -> PrivacyPolicy,
+    federation_policy: PrivacyPolicy,
+) -> Manual {
     let data = cohort(6_000);
     let vocab = data.join("concept.parquet").display().to_string();
     let mut stops = Vec::new();
     let mut entries = Vec::new();
     for (id, folder) in site_folders(&data).expect("sites") {
-        let engine = SiteEngine::open_with(SiteData { id: id.clone(), location: folder.display().to_string() }, Some(&vocab), site_policy(&id)).await.expect("site");
+        let engine = SiteEngine::open_with(
+            SiteData {
+                id: id.clone(),
+                location: folder.display().to_string(),
+            },
+            Some(&vocab),
+            site_policy(&id),
+        )
+        .await
+        .expect("site");
         let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
         let (tx, rx) = oneshot::channel::<()>();
         spawn_site(engine, listener, async move {
             let _ = rx.await;
         });
         stops.push((id.clone(), tx));
-        entries.push(SiteEntry { id, country: String::new(), endpoint: format!("http://{addr}"), tables: vec![] });
+        entries.push(SiteEntry {
+            id,
+            country: String::new(),
+            endpoint: format!("http://{addr}"),
+            tables: vec![],
+        });
     }
     let config = FederationConfig {
-        coordinator: CoordinatorSection { listen: "127.0.0.1:0".into(), vocabulary: Some(vocab), site_timeout_secs: 20 },
+        coordinator: CoordinatorSection {
+            listen: "127.0.0.1:0".into(),
+            vocabulary: Some(vocab),
+            site_timeout_secs: 20,
+        },
         privacy: federation_policy,
         sites: entries,
     };
     let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
     let (tx, rx) = oneshot::channel::<()>();
-    spawn_coordinator(Coordinator::new(&config).await.expect("coordinator"), listener, async move {
-        let _ = rx.await;
-    });
-    Manual { uri: format!("grpc://{addr}"), stops, coordinator_stop: tx }
+    spawn_coordinator(
+        Coordinator::new(&config).await.expect("coordinator"),
+        listener,
+        async move {
+            let _ = rx.await;
+        },
+    );
+    Manual {
+        uri: format!("grpc://{addr}"),
+        stops,
+        coordinator_stop: tx,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_site_that_is_down_is_named_and_the_coordinator_keeps_serving() {
     let mut fed = manual(|_| policy(1, false), policy(1, false)).await;
-    run_query(&fed.uri, HEALTHY).await.expect("healthy federation answers");
+    run_query(&fed.uri, HEALTHY)
+        .await
+        .expect("healthy federation answers");
     let (site, stop) = fed.stops.remove(0);
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let err = run_query(&fed.uri, HEALTHY).await.expect_err("a query needing a stopped site must fail").to_string();
-    assert!(err.contains(&format!("site '{site}' is unavailable")), "{err}");
-    let public = run_query(&fed.uri, "SELECT count(*) AS n FROM concept").await.expect("public tables still answer");
+    let err = run_query(&fed.uri, HEALTHY)
+        .await
+        .expect_err("a query needing a stopped site must fail")
+        .to_string();
+    assert!(
+        err.contains(&format!("site '{site}' is unavailable")),
+        "{err}"
+    );
+    let public = run_query(&fed.uri, "SELECT count(*) AS n FROM concept")
+        .await
+        .expect("public tables still answer");
     assert_eq!(public.num_rows(), 1);
-    let again = run_query(&fed.uri, HEALTHY).await.expect_err("still failing, not hanging").to_string();
+    let again = run_query(&fed.uri, HEALTHY)
+        .await
+        .expect_err("still failing, not hanging")
+        .to_string();
     assert!(again.contains(&site), "{again}");
     let _ = fed.coordinator_stop.send(());
 }
@@ -104,10 +160,18 @@ async fn a_site_that_is_down_is_named_and_the_coordinator_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_site_that_refuses_is_named_with_its_reason() {
     let fed = manual(|id| policy(1, id != "lu"), policy(1, true)).await;
-    let err = run_query(&fed.uri, "SELECT gender_concept_id, max(year_of_birth) AS youngest FROM person GROUP BY 1").await.expect_err("lu refuses MIN/MAX").to_string();
+    let err = run_query(
+        &fed.uri,
+        "SELECT gender_concept_id, max(year_of_birth) AS youngest FROM person GROUP BY 1",
+    )
+    .await
+    .expect_err("lu refuses MIN/MAX")
+    .to_string();
     assert!(err.contains("site 'lu' refused the subplan"), "{err}");
     assert!(err.contains("disabled by the site's policy"), "{err}");
-    run_query(&fed.uri, HEALTHY).await.expect("the coordinator keeps serving");
+    run_query(&fed.uri, HEALTHY)
+        .await
+        .expect("the coordinator keeps serving");
     let _ = fed.coordinator_stop.send(());
 }
 
@@ -118,24 +182,62 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
     let data = cohort(6_000);
     let fed = federation(&data, policy(1, true), policy(10, true)).await;
     let endpoint = fed.site_endpoints[0].1.clone();
-    let channel = tonic::transport::Endpoint::from_shared(endpoint).expect("endpoint").connect().await.expect("connect to site");
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect to site");
     let mut client = FlightServiceClient::new(channel);
     let hostile = [
-        ("SELECT * FROM person", "must read directly from an aggregation"),
-        ("SELECT person_id AS k0, count(*) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY person_id", "patient identifier"),
-        ("SELECT gender_concept_id AS k0, count(*) AS p0, count(*) AS ihdsi_patients FROM person GROUP BY gender_concept_id", "subplan rejected"),
-        ("SELECT gender_concept_id AS k0, stddev(year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id", "partials must be"),
-        ("SELECT gender_concept_id AS k0, count(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id", "COUNT(DISTINCT"),
+        (
+            "SELECT * FROM person",
+            "must read directly from an aggregation",
+        ),
+        (
+            "SELECT person_id AS k0, count(*) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY person_id",
+            "patient identifier",
+        ),
+        (
+            "SELECT gender_concept_id AS k0, count(*) AS p0, count(*) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "subplan rejected",
+        ),
+        (
+            "SELECT gender_concept_id AS k0, stddev(year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "partials must be",
+        ),
+        (
+            "SELECT gender_concept_id AS k0, count(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "COUNT(DISTINCT",
+        ),
     ];
     for (sql, needle) in hostile {
-        let req = SubplanRequest { query_id: "hostile".into(), analyst: "mallory".into(), release: 0, sql: sql.into() };
-        let status = match client.do_get(Ticket { ticket: req.to_ticket().into() }).await {
+        let req = SubplanRequest {
+            query_id: "hostile".into(),
+            analyst: "mallory".into(),
+            release: 0,
+            sql: sql.into(),
+        };
+        let status = match client
+            .do_get(Ticket {
+                ticket: req.to_ticket().into(),
+            })
+            .await
+        {
             Ok(_) => panic!("site accepted {sql}"),
             Err(s) => s,
         };
-        assert!(status.message().contains(needle), "{sql}: {}", status.message());
+        assert!(
+            status.message().contains(needle),
+            "{sql}: {}",
+            status.message()
+        );
     }
-    let bad = client.do_get(Ticket { ticket: b"not json".to_vec().into() }).await.expect_err("malformed ticket");
+    let bad = client
+        .do_get(Ticket {
+            ticket: b"not json".to_vec().into(),
+        })
+        .await
+        .expect_err("malformed ticket");
     assert_eq!(bad.code(), tonic::Code::InvalidArgument);
     assert!(bad.message().contains("malformed subplan ticket"));
     fed.shutdown().await;

@@ -1,0 +1,81 @@
+"""Real clients against a real `ihdsi demo`: ADBC Flight SQL (DBAPI) and
+pyarrow.flight. The expected numbers are computed independently, with
+pyarrow, from the same Parquet files the sites read."""
+
+import collections
+
+import adbc_driver_flightsql.dbapi as flightsql
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.flight as flight
+import pyarrow.parquet as pq
+import pytest
+
+
+def persons(data):
+    tables = [pq.read_table(p) for p in sorted(data.glob("*/person.parquet"))]
+    assert len(tables) == 3
+    return pa.concat_tables(tables)
+
+
+def test_adbc_query_matches_the_files(demo):
+    expected = collections.Counter(persons(demo.data).column("gender_concept_id").to_pylist())
+    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+        cur.execute("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id ORDER BY gender_concept_id")
+        table = cur.fetch_arrow_table()
+    got = dict(zip(table.column("gender_concept_id").to_pylist(), table.column("n").to_pylist()))
+    assert got == dict(expected)
+    assert sum(got.values()) == 3000
+
+
+def test_adbc_reports_suppressed_groups_in_schema_metadata(demo):
+    p = persons(demo.data)
+    cells = collections.Counter(zip(p.column("year_of_birth").to_pylist(), p.column("race_concept_id").to_pylist()))
+    small = sum(1 for n in cells.values() if n < 10)
+    large = {k: n for k, n in cells.items() if n >= 10}
+    assert small > 0 and large, "the cohort must have both rare and common cells for this test to mean anything"
+    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+        cur.execute("SELECT year_of_birth, race_concept_id, count(*) AS n FROM person GROUP BY year_of_birth, race_concept_id")
+        table = cur.fetch_arrow_table()
+    got = {(y, r): n for y, r, n in zip(*(table.column(c).to_pylist() for c in ("year_of_birth", "race_concept_id", "n")))}
+    assert got == large
+    assert table.schema.metadata[b"ihdsi.suppressed_groups"] == str(small).encode()
+
+
+def test_adbc_row_level_query_is_refused_with_the_cause(demo):
+    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+        with pytest.raises(Exception, match="row-level output"):
+            cur.execute("SELECT person_id, year_of_birth FROM person")
+        cur.execute("SELECT count(*) AS n FROM person")
+        assert cur.fetchone() == (3000,)
+
+
+def _command_statement_query(sql: str) -> bytes:
+    """Flight SQL's CommandStatementQuery wrapped in google.protobuf.Any,
+    encoded by hand (pyarrow.flight speaks Flight, not Flight SQL)."""
+
+    def field(number: int, payload: bytes) -> bytes:
+        key = (number << 3) | 2
+        length, out = len(payload), bytearray()
+        while True:
+            byte = length & 0x7F
+            length >>= 7
+            out.append(byte | (0x80 if length else 0))
+            if not length:
+                break
+        return bytes([key]) + bytes(out) + payload
+
+    command = field(1, sql.encode())
+    type_url = b"type.googleapis.com/arrow.flight.protocol.sql.CommandStatementQuery"
+    return field(1, type_url) + field(2, command)
+
+
+def test_pyarrow_flight_runs_a_query(demo):
+    client = flight.connect(demo.uri)
+    sql = "SELECT site, count(DISTINCT person_id) AS patients FROM person GROUP BY site ORDER BY site"
+    info = client.get_flight_info(flight.FlightDescriptor.for_command(_command_statement_query(sql)))
+    table = pa.concat_tables([client.do_get(ep.ticket).read_all() for ep in info.endpoints])
+    assert table.schema == info.schema
+    counts = {s: pq.read_table(demo.data / s / "person.parquet").num_rows for s in ("kr", "lu", "us")}
+    assert dict(zip(table.column("site").to_pylist(), table.column("patients").to_pylist())) == counts
+    assert pc.sum(table.column("patients")).as_py() == 3000
