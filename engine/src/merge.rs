@@ -213,3 +213,113 @@ fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn partial(xs: &[f64]) -> Vec<ScalarValue> {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        let var_pop = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n;
+        vec![
+            ScalarValue::Int64(Some(xs.len() as i64)),
+            ScalarValue::Float64(Some(mean)),
+            ScalarValue::Float64(Some(var_pop)),
+        ]
+    }
+
+    fn direct(xs: &[f64], sample: bool) -> f64 {
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / if sample { n - 1.0 } else { n }
+    }
+
+    #[test]
+    fn chan_merge_equals_pooled_variance_even_with_a_large_offset() {
+        let xs: Vec<f64> = (0..301)
+            .map(|i| 1e6 + ((i * 37) % 101) as f64 * 0.01)
+            .collect();
+        let rows = vec![
+            partial(&xs[..17]),
+            partial(&xs[17..200]),
+            partial(&xs[200..]),
+        ];
+        for (sample, sqrt) in [(true, false), (false, false), (true, true)] {
+            let m = Merge::Variance {
+                count: 0,
+                mean: 1,
+                var_pop: 2,
+                sample,
+                sqrt,
+            };
+            let ScalarValue::Float64(Some(got)) = finalize(&m, &rows).expect("merge") else {
+                panic!("null")
+            };
+            let want = if sqrt {
+                direct(&xs, sample).sqrt()
+            } else {
+                direct(&xs, sample)
+            };
+            assert!(((got - want) / want).abs() < 1e-9, "{got} vs {want}");
+        }
+    }
+
+    #[test]
+    fn sample_variance_of_one_value_is_null_and_empty_sites_are_skipped() {
+        let empty = vec![
+            ScalarValue::Int64(Some(0)),
+            ScalarValue::Float64(None),
+            ScalarValue::Float64(None),
+        ];
+        let rows = vec![partial(&[4.0]), empty];
+        let samp = Merge::Variance {
+            count: 0,
+            mean: 1,
+            var_pop: 2,
+            sample: true,
+            sqrt: false,
+        };
+        assert_eq!(
+            finalize(&samp, &rows).expect("merge"),
+            ScalarValue::Float64(None)
+        );
+        let pop = Merge::Variance {
+            count: 0,
+            mean: 1,
+            var_pop: 2,
+            sample: false,
+            sqrt: false,
+        };
+        assert_eq!(
+            finalize(&pop, &rows).expect("merge"),
+            ScalarValue::Float64(Some(0.0))
+        );
+    }
+
+    #[test]
+    fn sums_skip_nulls_and_stay_typed_when_all_null() {
+        let rows = vec![
+            vec![ScalarValue::Int64(Some(5))],
+            vec![ScalarValue::Int64(None)],
+            vec![ScalarValue::Int64(Some(7))],
+        ];
+        assert_eq!(
+            finalize(&Merge::Sum(0), &rows).expect("sum"),
+            ScalarValue::Int64(Some(12))
+        );
+        let nulls = vec![vec![ScalarValue::Float64(None)]];
+        assert_eq!(
+            finalize(&Merge::Sum(0), &nulls).expect("sum"),
+            ScalarValue::Float64(None)
+        );
+        assert_eq!(
+            finalize(&Merge::Min(0), &rows).expect("min"),
+            ScalarValue::Int64(Some(5))
+        );
+        assert_eq!(
+            finalize(&Merge::Max(0), &rows).expect("max"),
+            ScalarValue::Int64(Some(7))
+        );
+    }
+}

@@ -2,6 +2,9 @@
 //! `grpc://127.0.0.1:PORT` line of the demo, exit codes) is stable: users,
 //! scripts and checks drive the engine through it.
 
+// Printing to the terminal is this module's interface.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::PathBuf;
 use std::process::ExitCode;
 

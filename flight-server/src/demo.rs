@@ -5,6 +5,9 @@
 //! prints the Flight SQL URI and a few example queries with their answers,
 //! and serves until Ctrl-C.
 
+// Printing to the terminal is this module's interface.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
 use std::path::{Path, PathBuf};
 
 use crate::client::run_query;

@@ -145,3 +145,34 @@ pub fn threshold(batch: &RecordBatch, patients: usize, min: u64) -> Result<(Reco
     debug_assert!(kept.column(patients).null_count() == 0);
     Ok((kept, dropped))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn threshold_keeps_groups_at_or_above_the_minimum() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("k0", DataType::Utf8, true),
+            Field::new("ihdsi_patients", DataType::Int64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
+                Arc::new(Int64Array::from(vec![9, 10, 0, 11])),
+            ],
+        )
+        .expect("batch");
+        let (kept, dropped) = threshold(&batch, 1, 10).expect("threshold");
+        assert_eq!(dropped, 2);
+        let keys = kept
+            .column(0)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("keys");
+        assert_eq!(keys.iter().flatten().collect::<Vec<_>>(), vec!["b", "d"]);
+    }
+}

@@ -1,6 +1,9 @@
 //! What crosses from the sites to the coordinator grows with the number of
 //! groups, not with the number of patients.
 
+// The measured figures are printed for the record (`--nocapture`).
+#![allow(clippy::print_stdout)]
+
 use ihdsi_catalog::FederationConfig;
 use ihdsi_catalog::SiteEntry;
 use ihdsi_catalog::registry::CoordinatorSection;
