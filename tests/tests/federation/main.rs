@@ -2,5 +2,6 @@
 //! build notes), real Flight servers on loopback.
 
 mod bytes;
+mod cohort;
 mod differential;
 mod errors;
