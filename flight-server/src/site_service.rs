@@ -17,8 +17,8 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::status::to_status;
-use ihdsi_engine::SiteEngine;
 use ihdsi_engine::protocol::SubplanRequest;
+use ihdsi_engine::{EngineError, SiteEngine};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -33,6 +33,21 @@ impl SiteService {
         Self {
             engine: Arc::new(engine),
         }
+    }
+}
+
+/// What a site tells the coordinator when a subplan fails. Refusals carry
+/// their reason (built from the query text and schema only). Execution
+/// errors can quote data (a failed cast names the offending value), so they
+/// stay in the site's own log and the coordinator gets a reference.
+fn relayable_status(e: &EngineError, query_id: &str) -> Status {
+    match e {
+        EngineError::Execution(_) | EngineError::Internal(_) => {
+            Status::failed_precondition(format!(
+                "execution failed at the site; details are in the site's log under query id {query_id}"
+            ))
+        }
+        other => to_status(other),
     }
 }
 
@@ -58,7 +73,7 @@ impl FlightService for SiteService {
         tracing::info!(site, query_id = %req.query_id, analyst = %req.analyst, release = req.release, sql = %req.sql, "subplan received");
         let answer = self.engine.run(&req).await.map_err(|e| {
             tracing::warn!(site, query_id = %req.query_id, reason = %e, "subplan refused");
-            to_status(&e)
+            relayable_status(&e, &req.query_id)
         })?;
         tracing::info!(site, query_id = %req.query_id, released_groups = answer.batch.num_rows(), suppressed_groups = answer.suppressed, "subplan answered");
         let schema = answer.batch.schema();
