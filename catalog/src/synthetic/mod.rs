@@ -11,6 +11,8 @@
 //! a generic profile.
 
 mod buffer;
+mod clinical;
+mod courses;
 mod patient;
 mod rng;
 
