@@ -80,6 +80,14 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
             "--sites needs at least one site id".into(),
         ));
     }
+    for (i, site) in opts.sites.iter().enumerate() {
+        crate::registry::validate_id(site)?;
+        if opts.sites[..i].contains(site) {
+            return Err(CatalogError::ConfigInvalid(format!(
+                "site id '{site}' is listed twice"
+            )));
+        }
+    }
     let profiles: Vec<SiteProfile> = opts
         .sites
         .iter()
