@@ -34,13 +34,16 @@ pub async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
-/// Serve a site until `shutdown` resolves.
-pub fn spawn_site(
-    engine: SiteEngine,
+/// Serve one Flight service on `listener` until `shutdown` resolves.
+fn spawn_flight<S>(
+    service: S,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> JoinHandle<Result<()>> {
-    let svc = FlightServiceServer::new(SiteService::new(engine))
+) -> JoinHandle<Result<()>>
+where
+    S: arrow_flight::flight_service_server::FlightService,
+{
+    let svc = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     tokio::spawn(async move {
@@ -52,20 +55,20 @@ pub fn spawn_site(
     })
 }
 
+/// Serve a site until `shutdown` resolves.
+pub fn spawn_site(
+    engine: SiteEngine,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> JoinHandle<Result<()>> {
+    spawn_flight(SiteService::new(engine), listener, shutdown)
+}
+
 /// Serve the coordinator's Flight SQL service until `shutdown` resolves.
 pub fn spawn_coordinator(
     coordinator: Coordinator,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> JoinHandle<Result<()>> {
-    let svc = FlightServiceServer::new(CoordinatorService::new(coordinator))
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
-            .add_service(svc)
-            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
-            .await
-            .map_err(|e| ServerError::Serve(e.to_string()))
-    })
+    spawn_flight(CoordinatorService::new(coordinator), listener, shutdown)
 }

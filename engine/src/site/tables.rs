@@ -60,16 +60,23 @@ fn present(url: &str) -> bool {
     local_path(url).is_none_or(|p| p.exists())
 }
 
-fn parquet_scan(table: &TableDef, url: &str) -> Result<LogicalPlan> {
-    let table_url =
-        ListingTableUrl::parse(url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+/// A Parquet listing table at `url` with the given (file) schema.
+fn parquet_table(
+    url: &str,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+) -> Result<ListingTable> {
+    let data_err = |e: datafusion::error::DataFusionError| EngineError::Data(format!("{url}: {e}"));
+    let table_url = ListingTableUrl::parse(url).map_err(data_err)?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
     let config = ListingTableConfig::new(table_url)
         .with_listing_options(options)
-        .with_schema(table.file_schema());
-    let provider =
-        ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+        .with_schema(schema);
+    ListingTable::try_new(config).map_err(data_err)
+}
+
+fn parquet_scan(table: &TableDef, url: &str) -> Result<LogicalPlan> {
+    let provider = parquet_table(url, table.file_schema())?;
     Ok(
         LogicalPlanBuilder::scan(table.name, provider_as_source(Arc::new(provider)), None)?
             .build()?,
@@ -136,15 +143,7 @@ pub async fn register_vocabulary(ctx: &SessionContext, location: &str) -> Result
             "vocabulary file {url} does not exist"
         )));
     }
-    let table_url =
-        ListingTableUrl::parse(&url).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new(table_url)
-        .with_listing_options(options)
-        .with_schema(def.file_schema());
-    let provider =
-        ListingTable::try_new(config).map_err(|e| EngineError::Data(format!("{url}: {e}")))?;
+    let provider = parquet_table(&url, def.file_schema())?;
     ctx.register_table(def.name, Arc::new(provider))?;
     Ok(())
 }

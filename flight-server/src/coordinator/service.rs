@@ -63,6 +63,18 @@ impl CoordinatorService {
     }
 }
 
+/// Stream `batches` as Flight data announcing exactly `schema`.
+fn encode(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    batches: Vec<datafusion::arrow::array::RecordBatch>,
+) -> DoGetStream {
+    FlightDataEncoderBuilder::new()
+        .with_schema(schema)
+        .build(futures::stream::iter(batches.into_iter().map(Ok)))
+        .map_err(|e| Status::internal(e.to_string()))
+        .boxed()
+}
+
 fn sql_info() -> Result<&'static SqlInfoData, Status> {
     SQL_INFO
         .as_ref()
@@ -115,13 +127,7 @@ impl FlightSqlService for CoordinatorService {
         let outcome = self.results.get(&handle).ok_or_else(|| {
             Status::not_found("unknown or expired statement handle; run the query again")
         })?;
-        let batches = futures::stream::iter(outcome.batches.into_iter().map(Ok));
-        let stream: DoGetStream = FlightDataEncoderBuilder::new()
-            .with_schema(outcome.schema)
-            .build(batches)
-            .map_err(|e| Status::internal(e.to_string()))
-            .boxed();
-        Ok(Response::new(stream))
+        Ok(Response::new(encode(outcome.schema, outcome.batches)))
     }
 
     async fn get_flight_info_sql_info(
@@ -149,12 +155,7 @@ impl FlightSqlService for CoordinatorService {
             .into_builder(sql_info()?)
             .build()
             .map_err(|e| Status::internal(e.to_string()))?;
-        let stream: DoGetStream = FlightDataEncoderBuilder::new()
-            .with_schema(batch.schema())
-            .build(futures::stream::iter([Ok(batch)]))
-            .map_err(|e| Status::internal(e.to_string()))
-            .boxed();
-        Ok(Response::new(stream))
+        Ok(Response::new(encode(batch.schema(), vec![batch])))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
