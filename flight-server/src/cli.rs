@@ -22,7 +22,11 @@ use ihdsi_engine::{Coordinator, SiteEngine};
 /// Federated SQL over a cross-border OMOP cohort: only thresholded
 /// aggregates ever leave a site.
 #[derive(Debug, Parser)]
-#[command(name = "ihdsi", version, about)]
+#[command(
+    name = "ihdsi",
+    version,
+    about = "Federated SQL over a cross-border OMOP cohort: only thresholded aggregates ever leave a site."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
