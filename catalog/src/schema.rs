@@ -20,6 +20,12 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit}
 /// unit whose distinct count decides whether a group may be released.
 pub const PRIVACY_UNIT: &str = "person_id";
 
+/// The catalog that holds the virtual schema, as SQL clients see it.
+pub const CATALOG_NAME: &str = "ihdsi";
+
+/// The schema that holds the virtual tables, as SQL clients see it.
+pub const SCHEMA_NAME: &str = "omop";
+
 /// The virtual column naming the site that holds a row.
 pub const SITE_COLUMN: &str = "site";
 

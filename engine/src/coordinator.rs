@@ -73,8 +73,14 @@ impl std::fmt::Debug for Coordinator {
 impl Coordinator {
     /// Build from `federation.toml`.
     pub async fn new(config: &FederationConfig) -> Result<Self> {
-        let ctx =
-            SessionContext::new_with_config(SessionConfig::new().with_information_schema(false));
+        let ctx = SessionContext::new_with_config(
+            SessionConfig::new()
+                .with_information_schema(false)
+                .with_default_catalog_and_schema(
+                    ihdsi_catalog::schema::CATALOG_NAME,
+                    ihdsi_catalog::schema::SCHEMA_NAME,
+                ),
+        );
         register_virtual_schema(&ctx)?;
         if let Some(vocab) = &config.coordinator.vocabulary {
             crate::site::tables::register_vocabulary(&ctx, vocab).await?;

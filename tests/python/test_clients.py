@@ -79,3 +79,19 @@ def test_pyarrow_flight_runs_a_query(demo):
     counts = {s: pq.read_table(demo.data / s / "person.parquet").num_rows for s in ("kr", "lu", "us")}
     assert dict(zip(table.column("site").to_pylist(), table.column("patients").to_pylist())) == counts
     assert pc.sum(table.column("patients")).as_py() == 3000
+
+
+def test_adbc_browses_the_virtual_schema(demo):
+    with flightsql.connect(demo.uri) as conn:
+        objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
+        assert [c["catalog_name"] for c in objects] == ["ihdsi"]
+        schemas = objects[0]["catalog_db_schemas"]
+        assert [s["db_schema_name"] for s in schemas] == ["omop"]
+        tables = {t["table_name"]: t for t in schemas[0]["db_schema_tables"]}
+        assert len(tables) == 12 and "variant_occurrence" in tables
+        columns = [c["column_name"] for c in tables["person"]["table_columns"]]
+        assert columns[0] == "person_id" and columns[-1] == "site"
+        schema = conn.adbc_get_table_schema("person")
+        assert schema.field("site").type == pa.string()
+        info = conn.adbc_get_info()
+        assert info["vendor_name"] == "ihdsi"

@@ -14,7 +14,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_SUPPRESSED_KEY, SubplanRequest};
-use ihdsi_catalog::{PrivacyPolicy, SiteConfig};
+use ihdsi_catalog::{PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::{PlanError, admit_subplan};
 pub use tables::{SiteData, register_tables};
 
@@ -25,7 +25,9 @@ pub use tables::{SiteData, register_tables};
 /// input row when groups are nearly unique. The site's final aggregation
 /// would still merge them, but we never want a per-row state to exist.
 pub fn site_session_config() -> SessionConfig {
-    let mut config = SessionConfig::new().with_information_schema(false);
+    let mut config = SessionConfig::new()
+        .with_information_schema(false)
+        .with_default_catalog_and_schema(schema::CATALOG_NAME, schema::SCHEMA_NAME);
     config
         .options_mut()
         .execution

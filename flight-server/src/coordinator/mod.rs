@@ -8,6 +8,7 @@
 //! suppressed-group count) and nullability included, which strict clients
 //! such as ADBC check; and errors reach the client at execute time.
 
+pub mod metadata;
 mod results;
 mod service;
 

@@ -8,14 +8,15 @@ use arrow_flight::flight_service_server::FlightService;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
-    CommandGetSqlInfo, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
+    CommandGetTables, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
 use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
 use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use super::ResultCache;
+use super::{ResultCache, metadata};
 use crate::status::to_status;
 use ihdsi_engine::Coordinator;
 
@@ -61,6 +62,21 @@ impl CoordinatorService {
             .unwrap_or("anonymous")
             .to_string()
     }
+}
+
+/// A FlightInfo announcing `schema`, with one endpoint (no location: clients
+/// reuse their connection) whose ticket is `ticket`.
+fn info(
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    ticket: Vec<u8>,
+    request: Request<FlightDescriptor>,
+) -> Result<Response<FlightInfo>, Status> {
+    let info = FlightInfo::new()
+        .try_with_schema(schema.as_ref())
+        .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
+        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
+        .with_descriptor(request.into_inner());
+    Ok(Response::new(info))
 }
 
 /// Stream `batches` as Flight data announcing exactly `schema`.
@@ -155,6 +171,78 @@ impl FlightSqlService for CoordinatorService {
             .into_builder(sql_info()?)
             .build()
             .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(encode(batch.schema(), vec![batch])))
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info(schema, query.as_any().encode_to_vec(), request)
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let batch = metadata::catalogs(query)?;
+        Ok(Response::new(encode(batch.schema(), vec![batch])))
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info(schema, query.as_any().encode_to_vec(), request)
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let batch = metadata::db_schemas(query)?;
+        Ok(Response::new(encode(batch.schema(), vec![batch])))
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info(schema, query.as_any().encode_to_vec(), request)
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let batch = metadata::tables(query)?;
+        Ok(Response::new(encode(batch.schema(), vec![batch])))
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let schema = query.clone().into_builder().schema();
+        info(schema, query.as_any().encode_to_vec(), request)
+    }
+
+    async fn do_get_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let batch = metadata::table_types(query)?;
         Ok(Response::new(encode(batch.schema(), vec![batch])))
     }
 

@@ -5,3 +5,4 @@ mod bytes;
 mod cohort;
 mod differential;
 mod errors;
+mod metadata;

@@ -1,0 +1,152 @@
+//! Catalog metadata over Flight SQL, checked with the Rust
+//! `FlightSqlServiceClient` against the schemas the specification prescribes.
+
+use arrow_flight::FlightInfo;
+use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::sql::{
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables,
+};
+use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::ipc::convert::try_schema_from_ipc_buffer;
+use futures::TryStreamExt;
+use ihdsi_tests::{cohort, federation, policy};
+use tonic::transport::Channel;
+
+async fn fetch(
+    mut client: FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> (SchemaRef, Vec<RecordBatch>) {
+    let schema = std::sync::Arc::new(info.clone().try_decode_schema().expect("schema"));
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let stream = client
+            .do_get(ep.ticket.expect("ticket"))
+            .await
+            .expect("do_get");
+        let mut got: Vec<RecordBatch> = stream.try_collect().await.expect("stream");
+        for b in &got {
+            assert_eq!(
+                b.schema().as_ref(),
+                schema.as_ref(),
+                "DoGet schema differs from FlightInfo"
+            );
+        }
+        batches.append(&mut got);
+    }
+    (schema, batches)
+}
+
+fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
+    let col = batch.column_by_name(column).expect(column);
+    let a = col.as_any().downcast_ref::<StringArray>().expect("utf8");
+    (0..a.len()).map(|i| a.value(i).to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
+    let data = cohort(6_000);
+    let fed = federation(&data, policy(10, false), policy(10, false)).await;
+    let endpoint = fed.uri.replacen("grpc://", "http://", 1);
+    let channel = tonic::transport::Endpoint::from_shared(endpoint)
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let client = FlightSqlServiceClient::new(channel);
+
+    let (schema, batches) = fetch(
+        client.clone(),
+        client.clone().get_catalogs().await.expect("catalogs"),
+    )
+    .await;
+    assert_eq!(schema, CommandGetCatalogs {}.into_builder().schema());
+    assert_eq!(strings(&batches[0], "catalog_name"), vec!["ihdsi"]);
+
+    let all = CommandGetDbSchemas {
+        catalog: None,
+        db_schema_filter_pattern: None,
+    };
+    let (schema, batches) = fetch(
+        client.clone(),
+        client
+            .clone()
+            .get_db_schemas(all.clone())
+            .await
+            .expect("schemas"),
+    )
+    .await;
+    assert_eq!(schema, all.into_builder().schema());
+    assert_eq!(strings(&batches[0], "db_schema_name"), vec!["omop"]);
+
+    let tables = CommandGetTables {
+        catalog: None,
+        db_schema_filter_pattern: None,
+        table_name_filter_pattern: None,
+        table_types: vec![],
+        include_schema: true,
+    };
+    let (schema, batches) = fetch(
+        client.clone(),
+        client
+            .clone()
+            .get_tables(tables.clone())
+            .await
+            .expect("tables"),
+    )
+    .await;
+    assert_eq!(schema, tables.into_builder().schema());
+    let names = strings(&batches[0], "table_name");
+    assert_eq!(names.len(), 12, "{names:?}");
+    let person = names
+        .iter()
+        .position(|n| n == "person")
+        .expect("person listed");
+    let ipc = batches[0]
+        .column_by_name("table_schema")
+        .expect("table_schema");
+    let ipc = ipc.as_any().downcast_ref::<BinaryArray>().expect("binary");
+    let person_schema = try_schema_from_ipc_buffer(ipc.value(person)).expect("ipc schema");
+    assert!(person_schema.field_with_name("site").is_ok());
+    assert!(
+        person_schema
+            .field_with_name("person_id")
+            .expect("person_id")
+            .metadata()
+            .contains_key("comment")
+    );
+
+    let filtered = CommandGetTables {
+        catalog: Some("ihdsi".into()),
+        db_schema_filter_pattern: Some("omop".into()),
+        table_name_filter_pattern: Some("%occurrence".into()),
+        table_types: vec!["TABLE".into()],
+        include_schema: false,
+    };
+    let (_, batches) = fetch(
+        client.clone(),
+        client.clone().get_tables(filtered).await.expect("filtered"),
+    )
+    .await;
+    assert_eq!(strings(&batches[0], "table_name").len(), 4);
+
+    let (schema, batches) = fetch(
+        client.clone(),
+        client.clone().get_table_types().await.expect("types"),
+    )
+    .await;
+    assert_eq!(schema, CommandGetTableTypes {}.into_builder().schema());
+    assert_eq!(
+        strings(&batches[0], "table_type"),
+        vec!["TABLE", "VOCABULARY"]
+    );
+
+    let qualified = ihdsi_flight_server::client::run_query(
+        &fed.uri,
+        "SELECT count(*) AS n FROM ihdsi.omop.person",
+    )
+    .await
+    .expect("qualified names resolve");
+    assert_eq!(qualified.num_rows(), 1);
+    fed.shutdown().await;
+}
