@@ -179,7 +179,7 @@ impl FlightSqlService for CoordinatorService {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info(schema, query.as_any().encode_to_vec(), request)
     }
 
@@ -233,7 +233,7 @@ impl FlightSqlService for CoordinatorService {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let schema = query.clone().into_builder().schema();
+        let schema = query.into_builder().schema();
         info(schema, query.as_any().encode_to_vec(), request)
     }
 
