@@ -24,7 +24,8 @@ use crate::merge::merge;
 use crate::protocol::SubplanRequest;
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy};
 use ihdsi_planner::{
-    FederatedPlan, Release, explain::explain_rows, plan_query, register_virtual_schema,
+    FederatedPlan, Release, explain::explain_rows, plan_query, plan_query_with_params,
+    register_virtual_schema,
 };
 
 /// Schema-metadata keys of a federated result.
@@ -134,7 +135,18 @@ impl Coordinator {
 
     /// Run one analyst query end to end.
     pub async fn execute(&self, sql: &str, analyst: &str, query_id: &str) -> Result<QueryOutcome> {
-        let plan = self.plan(sql).await?;
+        self.execute_with_params(sql, None, analyst, query_id).await
+    }
+
+    /// Run one analyst query with values for its positional parameters.
+    pub async fn execute_with_params(
+        &self,
+        sql: &str,
+        params: Option<Vec<datafusion::common::ScalarValue>>,
+        analyst: &str,
+        query_id: &str,
+    ) -> Result<QueryOutcome> {
+        let plan = plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await?;
         tracing::info!(
             query_id,
             analyst,

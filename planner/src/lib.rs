@@ -31,5 +31,7 @@ pub mod virtual_table;
 pub use error::{PlanError, Result};
 pub use release::{PATIENTS_COLUMN, Release};
 pub use site::{SiteAdmission, admit_subplan};
-pub use split::{FederatedPlan, plan_query, release_table};
+pub use split::{
+    FederatedPlan, parameter_types, plan_query, plan_query_with_params, release_table,
+};
 pub use virtual_table::register_virtual_schema;

@@ -13,7 +13,9 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
 use datafusion::datasource::{empty::EmptyTable, provider_as_source};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
@@ -50,10 +52,62 @@ pub async fn plan_query(
     sql: &str,
     policy: &PrivacyPolicy,
 ) -> Result<FederatedPlan> {
+    plan_query_with_params(state, sql, None, policy).await
+}
+
+/// The positional parameters (`$1`, `$2`, ...) of `sql` and their types,
+/// where DataFusion can infer them (`Null` otherwise).
+pub async fn parameter_types(state: &SessionState, sql: &str) -> Result<Vec<(String, DataType)>> {
     let plan = state
         .create_logical_plan(sql)
         .await
         .map_err(PlanError::from_datafusion)?;
+    let mut params: Vec<(String, DataType)> = plan
+        .get_parameter_types()
+        .map_err(PlanError::from_datafusion)?
+        .into_iter()
+        .map(|(name, t)| (name, t.unwrap_or(DataType::Null)))
+        .collect();
+    params.sort_by_key(|(name, _)| {
+        name.trim_start_matches('$')
+            .parse::<usize>()
+            .unwrap_or(usize::MAX)
+    });
+    Ok(params)
+}
+
+/// Like [`plan_query`], with values for the positional parameters. The
+/// values become literals before the split, so sites receive plain SQL.
+pub async fn plan_query_with_params(
+    state: &SessionState,
+    sql: &str,
+    params: Option<Vec<ScalarValue>>,
+    policy: &PrivacyPolicy,
+) -> Result<FederatedPlan> {
+    let mut plan = state
+        .create_logical_plan(sql)
+        .await
+        .map_err(PlanError::from_datafusion)?;
+    match params {
+        Some(values) => {
+            plan = plan
+                .with_param_values(values)
+                .map_err(PlanError::from_datafusion)?
+        }
+        None => {
+            let unbound = plan
+                .get_parameter_types()
+                .map_err(PlanError::from_datafusion)?;
+            if !unbound.is_empty() {
+                let mut names: Vec<String> = unbound.into_keys().collect();
+                names.sort();
+                return Err(PlanError::Schema(format!(
+                    "the query has parameters ({}); bind their values through a prepared statement",
+                    names.join(", ")
+                )));
+            }
+        }
+    }
     let (plan, explain) = match plan {
         LogicalPlan::Explain(e) => (e.plan.as_ref().clone(), true),
         LogicalPlan::Analyze(_) => {

@@ -95,3 +95,16 @@ def test_adbc_browses_the_virtual_schema(demo):
         assert schema.field("site").type == pa.string()
         info = conn.adbc_get_info()
         assert info["vendor_name"] == "ihdsi"
+
+
+def test_adbc_binds_parameters_through_a_prepared_statement(demo):
+    p = persons(demo.data)
+    old = pc.less(p.column("year_of_birth"), 1960)
+    expected = collections.Counter(pc.filter(p.column("gender_concept_id"), old).to_pylist())
+    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+        sql = "SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < $1 GROUP BY gender_concept_id"
+        cur.execute(sql, parameters=(1960,))
+        got = dict(cur.fetchall())
+        assert got == {g: n for g, n in expected.items() if n >= 10}
+        cur.execute(sql, parameters=(1900,))
+        assert cur.fetchall() == []

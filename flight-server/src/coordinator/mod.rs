@@ -9,6 +9,7 @@
 //! such as ADBC check; and errors reach the client at execute time.
 
 pub mod metadata;
+pub mod prepared;
 mod results;
 mod service;
 

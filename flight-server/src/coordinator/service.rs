@@ -16,9 +16,22 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use super::prepared::{self, Handle};
 use super::{ResultCache, metadata};
 use crate::status::to_status;
+use arrow_flight::Action;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::server::PeekableFlightDataStream;
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, CommandPreparedStatementQuery,
+    DoPutPreparedStatementResult,
+};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, Schema};
 use ihdsi_engine::Coordinator;
+use ihdsi_planner::{parameter_types, plan_query_with_params};
 
 type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
@@ -46,6 +59,41 @@ pub struct CoordinatorService {
 }
 
 impl CoordinatorService {
+    /// Run a query and keep its result for `DoGet`; the FlightInfo announces
+    /// the result's exact schema.
+    async fn run(
+        &self,
+        sql: &str,
+        params: Option<Vec<datafusion::common::ScalarValue>>,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let analyst = Self::analyst(&request);
+        let query_id = uuid::Uuid::new_v4().to_string();
+        let outcome = self
+            .coordinator
+            .execute_with_params(sql, params, &analyst, &query_id)
+            .await
+            .map_err(|e| {
+                tracing::info!(query_id, analyst, error = %e, "query failed");
+                to_status(&e)
+            })?;
+        let rows: usize = outcome.batches.iter().map(|b| b.num_rows()).sum();
+        let ticket = TicketStatementQuery {
+            statement_handle: query_id.clone().into(),
+        };
+        let endpoint =
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
+        let info = FlightInfo::new()
+            .try_with_schema(&outcome.schema)
+            .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
+            .with_endpoint(endpoint)
+            .with_descriptor(request.into_inner())
+            .with_total_records(rows as i64)
+            .with_ordered(true);
+        self.results.insert(outcome);
+        Ok(Response::new(info))
+    }
+
     pub fn new(coordinator: Coordinator) -> Self {
         Self {
             coordinator: Arc::new(coordinator),
@@ -106,31 +154,78 @@ impl FlightSqlService for CoordinatorService {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let analyst = Self::analyst(&request);
-        let query_id = uuid::Uuid::new_v4().to_string();
-        let outcome = self
-            .coordinator
-            .execute(&query.query, &analyst, &query_id)
+        self.run(&query.query, None, request).await
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        let values = handle.values()?;
+        self.run(&handle.sql, values, request).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let state = self.coordinator.session().state();
+        let params = parameter_types(&state, &query.query)
             .await
-            .map_err(|e| {
-                tracing::info!(query_id, analyst, error = %e, "query failed");
-                to_status(&e)
-            })?;
-        let rows: usize = outcome.batches.iter().map(|b| b.num_rows()).sum();
-        let ticket = TicketStatementQuery {
-            statement_handle: query_id.clone().into(),
+            .map_err(|e| to_status(&e.into()))?;
+        let values = (!params.is_empty()).then(|| prepared::null_values(&params));
+        let plan = plan_query_with_params(&state, &query.query, values, self.coordinator.policy())
+            .await
+            .map_err(|e| to_status(&e.into()))?;
+        let logical = plan.placeholder_plan().map_err(|e| to_status(&e.into()))?;
+        let fields: Vec<Field> = logical
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
+            .collect();
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: Handle {
+                sql: query.query,
+                params: None,
+            }
+            .encode(),
+            dataset_schema: prepared::schema_bytes(&Schema::new(fields))?,
+            parameter_schema: prepared::schema_bytes(&prepared::parameter_schema(&params))?,
+        })
+    }
+
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let handle = Handle::decode(&query.prepared_statement_handle)?;
+        let frames = request
+            .into_inner()
+            .map_err(|s| FlightError::Tonic(Box::new(s)));
+        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(frames)
+            .try_collect()
+            .await
+            .map_err(|e| Status::invalid_argument(format!("cannot read parameter values: {e}")))?;
+        let bound = Handle {
+            sql: handle.sql,
+            params: Some(prepared::encode_params(&batches)?),
         };
-        let endpoint =
-            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec()));
-        let info = FlightInfo::new()
-            .try_with_schema(&outcome.schema)
-            .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
-            .with_endpoint(endpoint)
-            .with_descriptor(request.into_inner())
-            .with_total_records(rows as i64)
-            .with_ordered(true);
-        self.results.insert(outcome);
-        Ok(Response::new(info))
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(bound.encode()),
+        })
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        Handle::decode(&query.prepared_statement_handle).map(|_| ())
     }
 
     async fn do_get_statement(
