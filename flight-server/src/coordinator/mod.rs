@@ -10,8 +10,10 @@
 
 pub mod metadata;
 pub mod prepared;
+mod replies;
 mod results;
 mod service;
+pub mod types;
 
 pub use results::ResultCache;
 pub use service::{ANALYST_HEADER, CoordinatorService};

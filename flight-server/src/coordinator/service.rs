@@ -1,28 +1,32 @@
 //! `FlightSqlService` for the coordinator.
 
-use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::sql::server::FlightSqlService;
 use arrow_flight::sql::{
     CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
     CommandGetTables, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
 };
-use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
-use futures::{Stream, StreamExt, TryStreamExt};
+use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use futures::TryStreamExt;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::prepared::{self, Handle};
-use super::{ResultCache, metadata};
+use super::replies::{encode, info, no_foreign_keys, read_only, sql_info, xdbc_types};
+use super::{ResultCache, metadata, types};
 use crate::status::to_status;
 use arrow_flight::Action;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::server::PeekableFlightDataStream;
+use arrow_flight::sql::{
+    ActionBeginTransactionRequest, ActionBeginTransactionResult, CommandGetCrossReference,
+    CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetXdbcTypeInfo,
+    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementSubstraitPlan,
+    CommandStatementUpdate,
+};
 use arrow_flight::sql::{
     ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
     ActionCreatePreparedStatementResult, CommandPreparedStatementQuery,
@@ -33,23 +37,8 @@ use datafusion::arrow::datatypes::{Field, Schema};
 use ihdsi_engine::Coordinator;
 use ihdsi_planner::{parameter_types, plan_query_with_params};
 
-type DoGetStream = Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
-
 /// Header naming the analyst until authentication lands (issue 3).
 pub const ANALYST_HEADER: &str = "x-ihdsi-analyst";
-
-static SQL_INFO: LazyLock<Option<SqlInfoData>> = LazyLock::new(|| {
-    let mut b = SqlInfoDataBuilder::new();
-    b.append(SqlInfo::FlightSqlServerName, "ihdsi");
-    b.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
-    b.append(SqlInfo::FlightSqlServerArrowVersion, "1.3");
-    b.append(SqlInfo::FlightSqlServerReadOnly, true);
-    b.append(SqlInfo::FlightSqlServerSql, true);
-    b.append(SqlInfo::FlightSqlServerSubstrait, false);
-    b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
-    b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
-    b.build().ok()
-});
 
 /// Flight SQL front of the federation.
 #[derive(Debug, Clone)]
@@ -110,39 +99,6 @@ impl CoordinatorService {
             .unwrap_or("anonymous")
             .to_string()
     }
-}
-
-/// A FlightInfo announcing `schema`, with one endpoint (no location: clients
-/// reuse their connection) whose ticket is `ticket`.
-fn info(
-    schema: datafusion::arrow::datatypes::SchemaRef,
-    ticket: Vec<u8>,
-    request: Request<FlightDescriptor>,
-) -> Result<Response<FlightInfo>, Status> {
-    let info = FlightInfo::new()
-        .try_with_schema(schema.as_ref())
-        .map_err(|e| Status::internal(format!("cannot encode schema: {e}")))?
-        .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket)))
-        .with_descriptor(request.into_inner());
-    Ok(Response::new(info))
-}
-
-/// Stream `batches` as Flight data announcing exactly `schema`.
-fn encode(
-    schema: datafusion::arrow::datatypes::SchemaRef,
-    batches: Vec<datafusion::arrow::array::RecordBatch>,
-) -> DoGetStream {
-    FlightDataEncoderBuilder::new()
-        .with_schema(schema)
-        .build(futures::stream::iter(batches.into_iter().map(Ok)))
-        .map_err(|e| Status::internal(e.to_string()))
-        .boxed()
-}
-
-fn sql_info() -> Result<&'static SqlInfoData, Status> {
-    SQL_INFO
-        .as_ref()
-        .ok_or_else(|| Status::internal("SqlInfo could not be built"))
 }
 
 #[tonic::async_trait]
@@ -339,6 +295,157 @@ impl FlightSqlService for CoordinatorService {
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let batch = metadata::table_types(query)?;
         Ok(Response::new(encode(batch.schema(), vec![batch])))
+    }
+
+    async fn get_flight_info_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let data = xdbc_types()?;
+        info(
+            query.into_builder(data).schema(),
+            query.as_any().encode_to_vec(),
+            request,
+        )
+    }
+
+    async fn do_get_xdbc_type_info(
+        &self,
+        query: CommandGetXdbcTypeInfo,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let batch = query
+            .into_builder(xdbc_types()?)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        Ok(Response::new(encode(batch.schema(), vec![batch])))
+    }
+
+    async fn get_flight_info_primary_keys(
+        &self,
+        query: CommandGetPrimaryKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info(
+            types::primary_keys_schema(),
+            query.as_any().encode_to_vec(),
+            request,
+        )
+    }
+
+    async fn do_get_primary_keys(
+        &self,
+        _query: CommandGetPrimaryKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        let schema = types::primary_keys_schema();
+        Ok(Response::new(encode(
+            Arc::clone(&schema),
+            vec![types::empty(schema)],
+        )))
+    }
+
+    async fn get_flight_info_imported_keys(
+        &self,
+        query: CommandGetImportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info(
+            types::foreign_keys_schema(),
+            query.as_any().encode_to_vec(),
+            request,
+        )
+    }
+
+    async fn do_get_imported_keys(
+        &self,
+        _query: CommandGetImportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        no_foreign_keys()
+    }
+
+    async fn get_flight_info_exported_keys(
+        &self,
+        query: CommandGetExportedKeys,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info(
+            types::foreign_keys_schema(),
+            query.as_any().encode_to_vec(),
+            request,
+        )
+    }
+
+    async fn do_get_exported_keys(
+        &self,
+        _query: CommandGetExportedKeys,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        no_foreign_keys()
+    }
+
+    async fn get_flight_info_cross_reference(
+        &self,
+        query: CommandGetCrossReference,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        info(
+            types::foreign_keys_schema(),
+            query.as_any().encode_to_vec(),
+            request,
+        )
+    }
+
+    async fn do_get_cross_reference(
+        &self,
+        _query: CommandGetCrossReference,
+        _request: Request<Ticket>,
+    ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
+        no_foreign_keys()
+    }
+
+    async fn do_put_statement_update(
+        &self,
+        _query: CommandStatementUpdate,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        Err(read_only())
+    }
+
+    async fn do_put_prepared_statement_update(
+        &self,
+        _query: CommandPreparedStatementUpdate,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        Err(read_only())
+    }
+
+    async fn do_put_statement_ingest(
+        &self,
+        _query: CommandStatementIngest,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        Err(read_only())
+    }
+
+    async fn do_action_begin_transaction(
+        &self,
+        _query: ActionBeginTransactionRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionBeginTransactionResult, Status> {
+        Err(read_only())
+    }
+
+    async fn get_flight_info_substrait_plan(
+        &self,
+        _query: CommandStatementSubstraitPlan,
+        _request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        Err(Status::unimplemented(
+            "Substrait plans are not accepted; send SQL, which the planner checks for disclosure control",
+        ))
     }
 
     async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}

@@ -4,7 +4,8 @@
 use arrow_flight::FlightInfo;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetTableTypes, CommandGetTables,
+    CommandGetCatalogs, CommandGetDbSchemas, CommandGetImportedKeys, CommandGetPrimaryKeys,
+    CommandGetTableTypes, CommandGetTables, CommandGetXdbcTypeInfo,
 };
 use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
@@ -140,6 +141,58 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
         strings(&batches[0], "table_type"),
         vec!["TABLE", "VOCABULARY"]
     );
+
+    let xdbc = CommandGetXdbcTypeInfo { data_type: None };
+    let (_, batches) = fetch(
+        client.clone(),
+        client.clone().get_xdbc_type_info(xdbc).await.expect("xdbc"),
+    )
+    .await;
+    assert_eq!(
+        strings(&batches[0], "type_name"),
+        vec![
+            "BIGINT",
+            "INTEGER",
+            "DOUBLE",
+            "VARCHAR",
+            "DATE",
+            "TIMESTAMP"
+        ]
+    );
+    let pk = CommandGetPrimaryKeys {
+        catalog: None,
+        db_schema: None,
+        table: "person".into(),
+    };
+    let (schema, batches) = fetch(
+        client.clone(),
+        client.clone().get_primary_keys(pk).await.expect("pk"),
+    )
+    .await;
+    assert_eq!(schema.field(3).name(), "column_name");
+    assert!(!schema.field(3).is_nullable());
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 0);
+    let fk = CommandGetImportedKeys {
+        catalog: None,
+        db_schema: None,
+        table: "person".into(),
+    };
+    let (schema, _) = fetch(
+        client.clone(),
+        client.clone().get_imported_keys(fk).await.expect("fk"),
+    )
+    .await;
+    assert_eq!(schema.fields().len(), 13);
+    assert_eq!(
+        schema.field(12).data_type(),
+        &datafusion::arrow::datatypes::DataType::UInt8
+    );
+    let update = client
+        .clone()
+        .execute_update("DELETE FROM person".into(), None)
+        .await
+        .expect_err("read-only");
+    assert!(update.to_string().contains("read-only"), "{update}");
 
     let qualified = ihdsi_flight_server::client::run_query(
         &fed.uri,
