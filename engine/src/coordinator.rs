@@ -249,13 +249,7 @@ impl Coordinator {
         batches: Vec<RecordBatch>,
         o: &QueryOutcome,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let logical = plan.placeholder_plan()?;
-        let fields: Vec<Field> = logical
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-            .collect();
+        let fields = plan.result_schema()?.fields().clone();
         let metadata = [
             (
                 metadata::SUPPRESSED.to_string(),

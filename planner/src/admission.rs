@@ -33,6 +33,36 @@ pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
     outcome
 }
 
+/// Everything a release boundary must satisfy, at the coordinator and at
+/// every site: a site-local input, no grouping sets, and no grouping by the
+/// patient identifier. Returns the lineage of the boundary's input.
+pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Lineage> {
+    check_site_local(&agg.input)?;
+    let input_lineage = lineage(&agg.input)?;
+    if agg
+        .group_expr
+        .iter()
+        .any(|e| matches!(e, Expr::GroupingSet(_)))
+    {
+        return Err(PlanError::unsupported(
+            "GROUPING SETS, ROLLUP and CUBE",
+            "Write one query per grouping",
+        ));
+    }
+    if let Some(g) = agg
+        .group_expr
+        .iter()
+        .find(|g| expr_is_unit(g, &agg.input, &input_lineage))
+    {
+        return Err(PlanError::RowLevel {
+            detail: format!(
+                "Grouping the released result by the patient identifier ({g}) releases one row per patient."
+            ),
+        });
+    }
+    Ok(input_lineage)
+}
+
 fn cross_patient(what: &str) -> PlanError {
     PlanError::unsupported(
         format!("{what} below the aggregation"),

@@ -20,7 +20,6 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 use crate::admission;
 use crate::aggregates::{AggKind, check_policy, classify, is_site_primitive};
 use crate::error::{PlanError, Result};
-use crate::lineage::{expr_is_unit, lineage};
 use crate::release::{PATIENTS_COLUMN, key_column, partial_column};
 use ihdsi_catalog::PrivacyPolicy;
 
@@ -60,24 +59,7 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
             "the subplan's SELECT must read directly from an aggregation",
         ));
     };
-    admission::check_site_local(&agg.input)?;
-    let input_lineage = lineage(&agg.input)?;
-    if agg
-        .group_expr
-        .iter()
-        .any(|e| matches!(e, Expr::GroupingSet(_)))
-    {
-        return Err(reject("grouping sets are not accepted"));
-    }
-    if agg
-        .group_expr
-        .iter()
-        .any(|g| expr_is_unit(g, &agg.input, &input_lineage))
-    {
-        return Err(PlanError::RowLevel {
-            detail: "The subplan groups by the patient identifier.".into(),
-        });
-    }
+    let input_lineage = admission::check_boundary(agg)?;
     let key_count = agg.group_expr.len();
     let n = proj.expr.len();
     if n < key_count + 1 {

@@ -21,11 +21,11 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::sql::unparser::{Unparser, dialect::DefaultDialect};
 
+use crate::admission;
 use crate::aggregates::{Partials, check_policy, classify};
 use crate::error::{PlanError, Result};
-use crate::lineage::{carry_unit, lineage, patient_tables, reads_patient_data};
+use crate::lineage::{carry_unit, patient_tables, reads_patient_data};
 use crate::release::{PATIENTS_COLUMN, Release, key_column, partial_column};
-use crate::{admission, lineage::expr_is_unit};
 use ihdsi_catalog::PrivacyPolicy;
 
 /// Name of the in-memory table holding release `i` at the coordinator.
@@ -211,6 +211,21 @@ impl FederatedPlan {
         })
     }
 
+    /// The result schema as announced to clients: the coordinator plan's
+    /// fields, all nullable (released groups can hold NULLs anywhere).
+    pub fn result_schema(&self) -> Result<datafusion::arrow::datatypes::Schema> {
+        let plan = self.placeholder_plan()?;
+        let fields: Vec<datafusion::arrow::datatypes::Field> = plan
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| {
+                datafusion::arrow::datatypes::Field::new(f.name(), f.data_type().clone(), true)
+            })
+            .collect();
+        Ok(datafusion::arrow::datatypes::Schema::new(fields))
+    }
+
     /// The coordinator's plan over empty releases: its schema is the result
     /// schema, and it is what `EXPLAIN` prints.
     pub fn placeholder_plan(&self) -> Result<LogicalPlan> {
@@ -265,29 +280,7 @@ fn released_scan(release: &Release, table: Arc<dyn TableProvider>) -> Result<Log
 }
 
 fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
-    admission::check_site_local(&agg.input)?;
-    let input_lineage = lineage(&agg.input)?;
-    if agg
-        .group_expr
-        .iter()
-        .any(|e| matches!(e, Expr::GroupingSet(_)))
-    {
-        return Err(PlanError::unsupported(
-            "GROUPING SETS, ROLLUP and CUBE",
-            "Write one query per grouping",
-        ));
-    }
-    if let Some(g) = agg
-        .group_expr
-        .iter()
-        .find(|g| expr_is_unit(g, &agg.input, &input_lineage))
-    {
-        return Err(PlanError::RowLevel {
-            detail: format!(
-                "Grouping the released result by the patient identifier ({g}) releases one row per patient."
-            ),
-        });
-    }
+    let input_lineage = admission::check_boundary(agg)?;
     let mut partials = Partials::default();
     for e in &agg.aggr_expr {
         let (kind, f) = classify(e, &agg.input, &input_lineage)?;

@@ -33,7 +33,6 @@ use arrow_flight::sql::{
     DoPutPreparedStatementResult,
 };
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, Schema};
 use ihdsi_engine::Coordinator;
 use ihdsi_planner::{parameter_types, plan_query_with_params};
 
@@ -136,20 +135,14 @@ impl FlightSqlService for CoordinatorService {
         let plan = plan_query_with_params(&state, &query.query, values, self.coordinator.policy())
             .await
             .map_err(|e| to_status(&e.into()))?;
-        let logical = plan.placeholder_plan().map_err(|e| to_status(&e.into()))?;
-        let fields: Vec<Field> = logical
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| Field::new(f.name(), f.data_type().clone(), true))
-            .collect();
+        let schema = plan.result_schema().map_err(|e| to_status(&e.into()))?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: Handle {
                 sql: query.query,
                 params: None,
             }
             .encode(),
-            dataset_schema: prepared::schema_bytes(&Schema::new(fields))?,
+            dataset_schema: prepared::schema_bytes(&schema)?,
             parameter_schema: prepared::schema_bytes(&prepared::parameter_schema(&params))?,
         })
     }
