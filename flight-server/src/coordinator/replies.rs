@@ -16,6 +16,28 @@ use super::types;
 pub(super) type DoGetStream =
     Pin<Box<dyn Stream<Item = Result<FlightData, Status>> + Send + 'static>>;
 
+/// Function names advertised to JDBC/ODBC tools (what DataFusion provides).
+const NUMERIC_FUNCTIONS: &[&str] = &[
+    "abs", "ceil", "floor", "round", "trunc", "sqrt", "exp", "ln", "log", "log10", "power", "sign",
+];
+const STRING_FUNCTIONS: &[&str] = &[
+    "lower", "upper", "length", "substr", "trim", "ltrim", "rtrim", "concat", "replace", "left",
+    "right", "lpad", "rpad",
+];
+const DATETIME_FUNCTIONS: &[&str] = &[
+    "date_part",
+    "date_trunc",
+    "extract",
+    "now",
+    "current_date",
+    "to_date",
+    "to_timestamp",
+];
+const KEYWORDS: &[&str] = &["EXPLAIN", "FILTER", "QUALIFY", "WITHIN"];
+
+/// What `GetSqlInfo` reports: a read-only server with ANSI-92 entry-level
+/// SQL, lowercase identifier folding, double-quote quoting, no DDL, no
+/// transactions. JDBC reads these for `DatabaseMetaData`; Tableau needs them.
 pub(super) static SQL_INFO: LazyLock<Option<SqlInfoData>> = LazyLock::new(|| {
     let mut b = SqlInfoDataBuilder::new();
     b.append(SqlInfo::FlightSqlServerName, "ihdsi");
@@ -25,7 +47,47 @@ pub(super) static SQL_INFO: LazyLock<Option<SqlInfoData>> = LazyLock::new(|| {
     b.append(SqlInfo::FlightSqlServerSql, true);
     b.append(SqlInfo::FlightSqlServerSubstrait, false);
     b.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+    b.append(SqlInfo::FlightSqlServerCancel, false);
+    b.append(SqlInfo::FlightSqlServerBulkIngestion, false);
+    b.append(SqlInfo::SqlDdlCatalog, false);
+    b.append(SqlInfo::SqlDdlSchema, false);
+    b.append(SqlInfo::SqlDdlTable, false);
+    b.append(SqlInfo::SqlIdentifierCase, 3i32); // lowercase
     b.append(SqlInfo::SqlIdentifierQuoteChar, "\"");
+    b.append(SqlInfo::SqlAllTablesAreSelectable, true);
+    b.append(SqlInfo::SqlNullOrdering, 0i32); // NULLs sort high
+    b.append(SqlInfo::SqlKeywords, KEYWORDS);
+    b.append(SqlInfo::SqlNumericFunctions, NUMERIC_FUNCTIONS);
+    b.append(SqlInfo::SqlStringFunctions, STRING_FUNCTIONS);
+    b.append(SqlInfo::SqlSystemFunctions, &[] as &[&str]);
+    b.append(SqlInfo::SqlDatetimeFunctions, DATETIME_FUNCTIONS);
+    b.append(SqlInfo::SqlSearchStringEscape, "\\");
+    b.append(SqlInfo::SqlExtraNameCharacters, "");
+    b.append(SqlInfo::SqlSupportsColumnAliasing, true);
+    b.append(SqlInfo::SqlNullPlusNullIsNull, true);
+    b.append(SqlInfo::SqlSupportsTableCorrelationNames, true);
+    b.append(SqlInfo::SqlSupportsDifferentTableCorrelationNames, false);
+    b.append(SqlInfo::SqlSupportsExpressionsInOrderBy, true);
+    b.append(SqlInfo::SqlSupportsOrderByUnrelated, true);
+    b.append(SqlInfo::SqlSupportedGroupBy, 3i32); // unrelated, beyond select
+    b.append(SqlInfo::SqlSupportsLikeEscapeClause, true);
+    b.append(SqlInfo::SqlSupportsNonNullableColumns, true);
+    b.append(SqlInfo::SqlSupportedGrammar, 3i32); // minimum, core
+    b.append(SqlInfo::SqlAnsi92SupportedLevel, 1i32); // entry
+    b.append(SqlInfo::SqlSupportsIntegrityEnhancementFacility, false);
+    b.append(SqlInfo::SqlOuterJoinsSupportLevel, 2i32); // full
+    b.append(SqlInfo::SqlSchemaTerm, "schema");
+    b.append(SqlInfo::SqlProcedureTerm, "procedure");
+    b.append(SqlInfo::SqlCatalogTerm, "catalog");
+    b.append(SqlInfo::SqlCatalogAtStart, true);
+    b.append(SqlInfo::SqlSelectForUpdateSupported, false);
+    b.append(SqlInfo::SqlStoredProceduresSupported, false);
+    b.append(SqlInfo::SqlSupportedSubqueries, 7i32); // comparisons, EXISTS, IN
+    b.append(SqlInfo::SqlCorrelatedSubqueriesSupported, true);
+    b.append(SqlInfo::SqlSupportedUnions, 3i32); // UNION, UNION ALL
+    b.append(SqlInfo::SqlTransactionsSupported, false);
+    b.append(SqlInfo::SqlDefaultTransactionIsolation, 0i32);
+    b.append(SqlInfo::SqlDataDefinitionCausesTransactionCommit, false);
     b.build().ok()
 });
 

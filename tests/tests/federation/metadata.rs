@@ -194,6 +194,14 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
         .expect_err("read-only");
     assert!(update.to_string().contains("read-only"), "{update}");
 
+    let info = client.clone().get_sql_info(vec![]).await.expect("sql info");
+    let (_, batches) = fetch(client.clone(), info).await;
+    let keys = batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    assert!(
+        keys >= 40,
+        "GetSqlInfo with no ids returns every key; got {keys}"
+    );
+
     let qualified = ihdsi_flight_server::client::run_query(
         &fed.uri,
         "SELECT count(*) AS n FROM ihdsi.omop.person",
