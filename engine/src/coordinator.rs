@@ -224,21 +224,24 @@ impl Coordinator {
             sql: release.site_sql.clone(),
         };
         let answers = fan_out(&sites, &req).await?;
-        let mut batches = Vec::new();
-        let mut run = ReleaseRun::default();
+        let site_suppressed = answers.iter().map(|a| a.suppressed).sum();
+        let bytes = answers.iter().map(|a| a.bytes).sum();
+        let (mut batches, mut sites) = (Vec::new(), Vec::new());
         for a in answers {
-            run.site_suppressed += a.suppressed;
-            run.bytes += a.bytes;
-            run.sites.push(a.site.clone());
-            for b in a.batches {
-                check_partial_schema(release, &a.site, &b)?;
-                batches.push(b);
+            for b in &a.batches {
+                check_partial_schema(release, &a.site, b)?;
             }
+            batches.extend(a.batches);
+            sites.push(a.site);
         }
         let released = merge(release, &batches, self.policy.min_group_size)?;
-        run.suppressed = released.suppressed;
-        run.batch = released.batch;
-        Ok(run)
+        Ok(ReleaseRun {
+            batch: released.batch,
+            suppressed: released.suppressed,
+            site_suppressed,
+            bytes,
+            sites,
+        })
     }
 
     /// The announced schema: the plan's fields, all nullable, plus metadata.
@@ -309,18 +312,6 @@ struct ReleaseRun {
     site_suppressed: u64,
     bytes: u64,
     sites: Vec<String>,
-}
-
-impl Default for ReleaseRun {
-    fn default() -> Self {
-        Self {
-            batch: RecordBatch::new_empty(Arc::new(Schema::empty())),
-            suppressed: 0,
-            site_suppressed: 0,
-            bytes: 0,
-            sites: vec![],
-        }
-    }
 }
 
 fn check_partial_schema(release: &Release, site: &str, batch: &RecordBatch) -> Result<()> {

@@ -48,8 +48,7 @@ impl SiteClient {
                 site: entry.id.clone(),
                 cause: format!("invalid endpoint {}: {e}", entry.endpoint),
             })?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(timeout);
+            .connect_timeout(Duration::from_secs(5));
         Ok(Self {
             channel: endpoint.connect_lazy(),
             entry,
@@ -107,10 +106,7 @@ impl SiteClient {
         let frames = response.into_inner().map(
             move |item: std::result::Result<FlightData, tonic::Status>| {
                 if let Ok(d) = &item {
-                    let n = d.data_header.len()
-                        + d.data_body.len()
-                        + d.app_metadata.len()
-                        + d.flight_descriptor.as_ref().map_or(0, |_| 16);
+                    let n = d.data_header.len() + d.data_body.len() + d.app_metadata.len();
                     counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                 }
                 item.map_err(|s| FlightError::Tonic(Box::new(s)))

@@ -79,3 +79,17 @@ pub async fn centralized(data: &Path) -> SessionContext {
         .expect("register oracle tables");
     ctx
 }
+
+/// Run `sql` on the oracle session and collect it; panics name the query.
+pub async fn oracle_rows(
+    ctx: &SessionContext,
+    sql: &str,
+) -> Vec<datafusion::arrow::array::RecordBatch> {
+    let df = ctx
+        .sql(sql)
+        .await
+        .unwrap_or_else(|e| panic!("oracle cannot plan {sql}: {e}"));
+    df.collect()
+        .await
+        .unwrap_or_else(|e| panic!("oracle cannot run {sql}: {e}"))
+}

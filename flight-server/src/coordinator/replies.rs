@@ -8,6 +8,7 @@ use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::sql::SqlInfo;
 use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
 use arrow_flight::{FlightData, FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
+use datafusion::arrow::array::RecordBatch;
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status};
 
@@ -131,6 +132,11 @@ pub(super) fn read_only() -> Status {
     Status::permission_denied(
         "ihdsi is read-only: updates, ingestion and transactions are refused; only SELECT queries run",
     )
+}
+
+/// The DoGet reply of a one-batch metadata result.
+pub(super) fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
+    Response::new(encode(batch.schema(), vec![batch]))
 }
 
 /// Stream `batches` as Flight data announcing exactly `schema`.

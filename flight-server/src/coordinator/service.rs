@@ -14,7 +14,7 @@ use prost::Message;
 use tonic::{Request, Response, Status};
 
 use super::prepared::{self, Handle};
-use super::replies::{encode, info, no_foreign_keys, read_only, sql_info, xdbc_types};
+use super::replies::{encode, info, no_foreign_keys, one_batch, read_only, sql_info, xdbc_types};
 use super::{ResultCache, metadata, types};
 use crate::status::to_status;
 use arrow_flight::Action;
@@ -215,7 +215,7 @@ impl FlightSqlService for CoordinatorService {
             .into_builder(sql_info()?)
             .build()
             .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(encode(batch.schema(), vec![batch])))
+        Ok(one_batch(batch))
     }
 
     async fn get_flight_info_catalogs(
@@ -233,7 +233,7 @@ impl FlightSqlService for CoordinatorService {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let batch = metadata::catalogs(query)?;
-        Ok(Response::new(encode(batch.schema(), vec![batch])))
+        Ok(one_batch(batch))
     }
 
     async fn get_flight_info_schemas(
@@ -251,7 +251,7 @@ impl FlightSqlService for CoordinatorService {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let batch = metadata::db_schemas(query)?;
-        Ok(Response::new(encode(batch.schema(), vec![batch])))
+        Ok(one_batch(batch))
     }
 
     async fn get_flight_info_tables(
@@ -269,7 +269,7 @@ impl FlightSqlService for CoordinatorService {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let batch = metadata::tables(query)?;
-        Ok(Response::new(encode(batch.schema(), vec![batch])))
+        Ok(one_batch(batch))
     }
 
     async fn get_flight_info_table_types(
@@ -287,7 +287,7 @@ impl FlightSqlService for CoordinatorService {
         _request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let batch = metadata::table_types(query)?;
-        Ok(Response::new(encode(batch.schema(), vec![batch])))
+        Ok(one_batch(batch))
     }
 
     async fn get_flight_info_xdbc_type_info(
@@ -312,7 +312,7 @@ impl FlightSqlService for CoordinatorService {
             .into_builder(xdbc_types()?)
             .build()
             .map_err(|e| Status::internal(e.to_string()))?;
-        Ok(Response::new(encode(batch.schema(), vec![batch])))
+        Ok(one_batch(batch))
     }
 
     async fn get_flight_info_primary_keys(

@@ -3,16 +3,10 @@
 
 use datafusion::arrow::array::{Array, Float64Array, Int64Array};
 use ihdsi_catalog::schema;
-use ihdsi_tests::{centralized, cohort};
+use ihdsi_tests::{centralized, cohort, oracle_rows};
 
 async fn scalar_i64(ctx: &datafusion::prelude::SessionContext, sql: &str) -> i64 {
-    let batches = ctx
-        .sql(sql)
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
+    let batches = oracle_rows(ctx, sql).await;
     let col = batches[0].column(0);
     col.as_any()
         .downcast_ref::<Int64Array>()
@@ -73,13 +67,7 @@ async fn case_mix_differs_by_site_as_designed() {
     let mut rates = std::collections::HashMap::new();
     for site in ["lu", "us", "kr"] {
         for (name, concept) in [("bladder", 197508), ("parkinson", 381270)] {
-            let batches = ctx
-                .sql(&rate(concept, site))
-                .await
-                .expect("plan")
-                .collect()
-                .await
-                .expect("run");
+            let batches = oracle_rows(&ctx, &rate(concept, site)).await;
             let v = batches[0]
                 .column(0)
                 .as_any()
@@ -105,13 +93,11 @@ async fn case_mix_differs_by_site_as_designed() {
         rates[&("parkinson", "kr")] > 2.0 * rates[&("parkinson", "us")],
         "{rates:?}"
     );
-    let sizes = ctx
-        .sql("SELECT site, count(*) AS n FROM person GROUP BY site ORDER BY n")
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
+    let sizes = oracle_rows(
+        &ctx,
+        "SELECT site, count(*) AS n FROM person GROUP BY site ORDER BY n",
+    )
+    .await;
     assert_eq!(sizes[0].num_rows(), 3);
     let dead = scalar_i64(&ctx, "SELECT count(*) FROM death").await;
     assert!(dead > 0 && dead < 6_000 / 5, "{dead} deaths");

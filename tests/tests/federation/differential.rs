@@ -3,7 +3,7 @@
 use ihdsi_flight_server::client::run_query;
 use ihdsi_tests::compare::{diff, rows};
 use ihdsi_tests::queries::load;
-use ihdsi_tests::{centralized, cohort, federation, policy};
+use ihdsi_tests::{centralized, cohort, federation, oracle_rows, policy};
 
 const PERSONS: u64 = 6_000;
 
@@ -20,10 +20,7 @@ async fn federated_equals_centralized_with_thresholds_at_one() {
     );
     let mut failures = Vec::new();
     for case in &cases {
-        let expected = match oracle.sql(&case.sql).await {
-            Ok(df) => df.collect().await.expect("oracle collect"),
-            Err(e) => panic!("{}: oracle cannot run the query: {e}", case.name),
-        };
+        let expected = oracle_rows(&oracle, &case.sql).await;
         assert!(
             !rows(&expected).is_empty(),
             "{}: the oracle returns no rows, so the case tests nothing",
@@ -61,13 +58,7 @@ async fn coordinator_threshold_removes_exactly_the_small_groups() {
             .oracle
             .as_deref()
             .unwrap_or_else(|| panic!("{}: no -- oracle: line", case.name));
-        let expected = oracle
-            .sql(oracle_sql)
-            .await
-            .expect("oracle plan")
-            .collect()
-            .await
-            .expect("oracle run");
+        let expected = oracle_rows(&oracle, oracle_sql).await;
         let got = match run_query(&fed.uri, &case.sql).await {
             Ok(r) => r,
             Err(e) => {
@@ -79,13 +70,7 @@ async fn coordinator_threshold_removes_exactly_the_small_groups() {
             failures.push(format!("{}: {d}", case.name));
         }
         if !case.sql.to_uppercase().contains("LIMIT") {
-            let all = oracle
-                .sql(&case.sql)
-                .await
-                .expect("plan")
-                .collect()
-                .await
-                .expect("run");
+            let all = oracle_rows(&oracle, &case.sql).await;
             let want = (rows(&all).len() - rows(&expected).len()) as u64;
             if got.suppressed_groups() != want {
                 failures.push(format!(
@@ -118,20 +103,12 @@ async fn site_threshold_drops_small_site_groups_before_sending() {
     let oracle = centralized(&data).await;
     // Each group lives at one site, so the site threshold is exactly a HAVING.
     let sql = "SELECT site, condition_concept_id, count(DISTINCT person_id) AS persons FROM condition_occurrence GROUP BY site, condition_concept_id";
-    let expected = oracle
-        .sql(&format!("{sql} HAVING count(DISTINCT person_id) >= 10"))
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
-    let all = oracle
-        .sql(sql)
-        .await
-        .expect("plan")
-        .collect()
-        .await
-        .expect("run");
+    let expected = oracle_rows(
+        &oracle,
+        &format!("{sql} HAVING count(DISTINCT person_id) >= 10"),
+    )
+    .await;
+    let all = oracle_rows(&oracle, sql).await;
     let got = run_query(&fed.uri, sql).await.expect("federated");
     fed.shutdown().await;
     assert_eq!(diff(&got.batches, &expected), None);
