@@ -14,12 +14,14 @@
 //! * [`vocabulary`]: the OMOP concepts the synthetic cohort uses.
 //! * [`synthetic`]: the deterministic three-site cohort behind `ihdsi generate`.
 
+pub mod auth;
 pub mod error;
 pub mod registry;
 pub mod schema;
 pub mod synthetic;
 pub mod vocabulary;
 
+pub use auth::AuthSection;
 pub use error::{CatalogError, Result};
 pub use registry::{FederationConfig, PrivacyPolicy, SiteConfig, SiteEntry};
 pub use schema::{PRIVACY_UNIT, SITE_COLUMN, TableDef, TableKind};

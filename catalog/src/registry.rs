@@ -2,7 +2,8 @@
 //!
 //! Two files configure a federation:
 //! * `federation.toml` on the coordinator lists the sites (id, country,
-//!   endpoint, hosted tables) and the federation's privacy policy;
+//!   endpoint, hosted tables), the federation's privacy policy and who may
+//!   query (`[auth]`, see [`crate::auth`]);
 //! * `site.toml` on each site names its data location and its *own* privacy
 //!   policy. A site never takes the coordinator's word for its threshold.
 
@@ -94,6 +95,9 @@ fn default_site_timeout() -> u64 {
 #[serde(deny_unknown_fields)]
 pub struct FederationConfig {
     pub coordinator: CoordinatorSection,
+    /// Who may query (required: a coordinator never answers anonymously).
+    #[serde(default)]
+    pub auth: crate::AuthSection,
     #[serde(default)]
     pub privacy: PrivacyPolicy,
     #[serde(default)]
@@ -172,6 +176,7 @@ impl FederationConfig {
     /// Check ids, tables and thresholds.
     pub fn validate(&self) -> Result<()> {
         self.privacy.validate()?;
+        self.auth.validate()?;
         if self.sites.is_empty() {
             return Err(CatalogError::ConfigInvalid(
                 "a federation needs at least one [[sites]] entry".into(),
@@ -214,6 +219,9 @@ mod tests {
             listen = "127.0.0.1:50051"
             [privacy]
             min_group_size = 5
+            [[auth.users]]
+            name = "alice"
+            password_hash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA"
             [[sites]]
             id = "lu"
             country = "LU"
@@ -237,7 +245,7 @@ mod tests {
     #[test]
     fn bad_configs_are_refused_with_the_cause() {
         let mut cfg: FederationConfig =
-            toml::from_str("[coordinator]\n[[sites]]\nid = \"LU!\"\nendpoint = \"http://x\"\n")
+            toml::from_str("[coordinator]\n[[auth.service_tokens]]\nname = \"job\"\ntoken_blake2s = \"00000000000000000000000000000000000000000000000000000000000000ff\"\n[[sites]]\nid = \"LU!\"\nendpoint = \"http://x\"\n")
                 .expect("parse");
         let err = cfg.validate().expect_err("bad id").to_string();
         assert!(err.contains("site id 'LU!'"), "{err}");

@@ -21,6 +21,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::error::{EngineError, Result};
 use crate::fanout::{SiteClient, fan_out};
 use crate::merge::merge;
+use crate::progress::Progress;
 use crate::protocol::SubplanRequest;
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy};
 use ihdsi_planner::{
@@ -38,6 +39,26 @@ pub mod metadata {
     pub const QUERY_ID: &str = "ihdsi.query_id";
     /// Comma-separated ids of the sites that answered.
     pub const SITES: &str = "ihdsi.sites";
+}
+
+/// Who runs a query, under which id, and where its progress is recorded.
+#[derive(Debug, Clone)]
+pub struct QueryContext {
+    /// The authenticated analyst; sent to every site and logged there.
+    pub analyst: String,
+    pub query_id: String,
+    pub progress: Progress,
+}
+
+impl QueryContext {
+    /// A context with a fresh progress record.
+    pub fn new(analyst: &str, query_id: &str) -> Self {
+        Self {
+            analyst: analyst.to_string(),
+            query_id: query_id.to_string(),
+            progress: Progress::default(),
+        }
+    }
 }
 
 /// The answer to one analyst query.
@@ -135,17 +156,19 @@ impl Coordinator {
 
     /// Run one analyst query end to end.
     pub async fn execute(&self, sql: &str, analyst: &str, query_id: &str) -> Result<QueryOutcome> {
-        self.execute_with_params(sql, None, analyst, query_id).await
+        self.execute_with_params(sql, None, &QueryContext::new(analyst, query_id))
+            .await
     }
 
-    /// Run one analyst query with values for its positional parameters.
+    /// Run one analyst query with values for its positional parameters,
+    /// recording per-site progress in `cx.progress`.
     pub async fn execute_with_params(
         &self,
         sql: &str,
         params: Option<Vec<datafusion::common::ScalarValue>>,
-        analyst: &str,
-        query_id: &str,
+        cx: &QueryContext,
     ) -> Result<QueryOutcome> {
+        let (analyst, query_id) = (cx.analyst.as_str(), cx.query_id.as_str());
         let plan = plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await?;
         tracing::info!(
             query_id,
@@ -162,7 +185,7 @@ impl Coordinator {
         let runs: Vec<Run<'_>> = plan
             .releases
             .iter()
-            .map(|r| Box::pin(self.run_release(r, analyst, query_id)) as Run<'_>)
+            .map(|r| Box::pin(self.run_release(r, cx)) as Run<'_>)
             .collect();
         let released = futures::future::try_join_all(runs).await?;
         let mut outcome = QueryOutcome {
@@ -210,20 +233,15 @@ impl Coordinator {
         Ok(outcome)
     }
 
-    async fn run_release(
-        &self,
-        release: &Release,
-        analyst: &str,
-        query_id: &str,
-    ) -> Result<ReleaseRun> {
+    async fn run_release(&self, release: &Release, cx: &QueryContext) -> Result<ReleaseRun> {
         let sites = self.sites_for(release)?;
         let req = SubplanRequest {
-            query_id: query_id.into(),
-            analyst: analyst.into(),
+            query_id: cx.query_id.clone(),
+            analyst: cx.analyst.clone(),
             release: release.index,
             sql: release.site_sql.clone(),
         };
-        let answers = fan_out(&sites, &req).await?;
+        let answers = fan_out(&sites, &req, &cx.progress).await?;
         let site_suppressed = answers.iter().map(|a| a.suppressed).sum();
         let bytes = answers.iter().map(|a| a.bytes).sum();
         let (mut batches, mut sites) = (Vec::new(), Vec::new());

@@ -17,6 +17,7 @@ use futures::StreamExt;
 use tonic::transport::{Channel, Endpoint};
 
 use crate::error::{EngineError, Result};
+use crate::progress::Progress;
 use crate::protocol::{SITE_SUPPRESSED_KEY, SubplanRequest};
 use ihdsi_catalog::SiteEntry;
 
@@ -140,13 +141,23 @@ impl SiteClient {
     }
 }
 
-/// Run `req` at all `sites` in parallel; fail if any one fails.
-pub async fn fan_out(sites: &[&SiteClient], req: &SubplanRequest) -> Result<Vec<SitePartials>> {
+/// Run `req` at all `sites` in parallel, recording each site's state in
+/// `progress`; fail if any one fails.
+pub async fn fan_out(
+    sites: &[&SiteClient],
+    req: &SubplanRequest,
+    progress: &Progress,
+) -> Result<Vec<SitePartials>> {
     let tasks: Vec<tokio::task::JoinHandle<Result<SitePartials>>> = sites
         .iter()
         .map(|s| {
-            let (site, req) = ((*s).clone(), req.clone());
-            tokio::spawn(async move { site.fetch(&req).await })
+            let (site, req, progress) = ((*s).clone(), req.clone(), progress.clone());
+            tokio::spawn(async move {
+                let line = progress.started(&site.entry.id, req.release);
+                let answer = site.fetch(&req).await;
+                progress.finished(line, answer.is_ok());
+                answer
+            })
         })
         .collect();
     let mut answers = Vec::with_capacity(tasks.len());

@@ -6,15 +6,18 @@
 //! * [`protocol`]: the ticket a coordinator sends, and the metadata a site returns.
 //! * [`fanout`]: parallel Flight `DoGet` to the sites.
 //! * [`merge`]: per-group merge of partials and the federation threshold.
+//! * [`progress`]: per-site state and elapsed time of a running query.
 //! * [`coordinator`]: the whole query path.
 
 pub mod coordinator;
 pub mod error;
 pub mod fanout;
 pub mod merge;
+pub mod progress;
 pub mod protocol;
 pub mod site;
 
-pub use coordinator::{Coordinator, QueryOutcome};
+pub use coordinator::{Coordinator, QueryContext, QueryOutcome};
 pub use error::{EngineError, Result};
+pub use progress::{Progress, SiteProgress, SiteState};
 pub use site::{SiteAnswer, SiteEngine};

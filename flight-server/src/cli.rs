@@ -8,13 +8,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
-use crate::client::run_query;
-use crate::demo::{DemoOptions, run as run_demo};
+use crate::auth::secrets;
+use crate::client::{Connection, Credentials, run_query};
+use crate::demo::{DEMO_PASSWORD, DEMO_USER, DemoOptions, run as run_demo};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
 use crate::serve::{bind, spawn_coordinator, spawn_site};
+use crate::shell;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteConfig};
 use ihdsi_engine::{Coordinator, SiteEngine};
@@ -66,6 +68,9 @@ enum Command {
         /// Allow MIN and MAX (they release one patient's value).
         #[arg(long)]
         allow_min_max: bool,
+        /// Password of the demo analyst 'analyst'.
+        #[arg(long, env = "IHDSI_DEMO_PASSWORD", default_value = DEMO_PASSWORD)]
+        password: String,
         /// Do not run the example queries at start-up.
         #[arg(long)]
         no_examples: bool,
@@ -82,14 +87,66 @@ enum Command {
     },
     /// Run one SQL statement against a coordinator and print the result.
     Query {
-        /// grpc://HOST:PORT of the coordinator.
-        #[arg(long, default_value = "grpc://127.0.0.1:50051")]
-        uri: String,
+        #[command(flatten)]
+        login: Login,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// The SQL statement.
         sql: String,
     },
+    /// Interactive SQL shell against a coordinator.
+    Shell {
+        #[command(flatten)]
+        login: Login,
+    },
+    /// Print the argon2 hash of a password read from standard input, for
+    /// `[[auth.users]]` in federation.toml.
+    HashPassword,
+    /// Print a new random service-account token and its digest, for
+    /// `[[auth.service_tokens]]` in federation.toml.
+    NewToken {
+        /// The service account's name.
+        #[arg(long)]
+        name: String,
+    },
+}
+
+/// Where the coordinator is and how to log in to it.
+#[derive(Debug, Args)]
+struct Login {
+    /// grpc://HOST:PORT of the coordinator.
+    #[arg(long, env = "IHDSI_URI", default_value = "grpc://127.0.0.1:50051")]
+    uri: String,
+    /// User name for the handshake.
+    #[arg(long, env = "IHDSI_USER", default_value = DEMO_USER)]
+    user: String,
+    /// Password for the handshake.
+    #[arg(long, env = "IHDSI_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    /// A bearer token instead of a password (service accounts).
+    #[arg(
+        long,
+        env = "IHDSI_TOKEN",
+        hide_env_values = true,
+        conflicts_with = "password"
+    )]
+    token: Option<String>,
+}
+
+impl Login {
+    fn credentials(&self) -> Result<Credentials> {
+        match (&self.token, &self.password) {
+            (Some(token), _) => Ok(Credentials::Token(token.clone())),
+            (None, Some(password)) => Ok(Credentials::Password {
+                user: self.user.clone(),
+                password: password.clone(),
+            }),
+            (None, None) => Err(ServerError::Client(
+                "no credentials: pass --password (or set IHDSI_PASSWORD), or --token (IHDSI_TOKEN)"
+                    .into(),
+            )),
+        }
+    }
 }
 
 fn init_tracing(default: &str) {
@@ -105,7 +162,13 @@ fn init_tracing(default: &str) {
 /// Entry point: parse arguments, run, map errors to exit code 1.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let quiet = matches!(cli.command, Command::Query { .. });
+    let quiet = matches!(
+        cli.command,
+        Command::Query { .. }
+            | Command::Shell { .. }
+            | Command::HashPassword
+            | Command::NewToken { .. }
+    );
     init_tracing(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -158,6 +221,7 @@ async fn dispatch(command: Command) -> Result<()> {
             min_group_size,
             site_min_group_size,
             allow_min_max,
+            password,
             no_examples,
         } => {
             let federation = PrivacyPolicy {
@@ -179,6 +243,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 persons,
                 federation,
                 site,
+                password,
                 examples: !no_examples,
             })
             .await
@@ -201,21 +266,49 @@ async fn dispatch(command: Command) -> Result<()> {
             let (listener, addr) = bind(&config.coordinator.listen).await?;
             tracing::info!(%addr, sites = config.sites.len(), "coordinator listening");
             println!("Flight SQL endpoint: grpc://{addr}");
-            let server = spawn_coordinator(coordinator, listener, async {
+            let server = spawn_coordinator(coordinator, &config.auth, listener, async {
                 let _ = tokio::signal::ctrl_c().await;
-            });
+            })?;
             server
                 .await
                 .map_err(|e| ServerError::Serve(e.to_string()))?
         }
-        Command::Query { uri, format, sql } => {
-            let result = run_query(&uri, &sql).await?;
+        Command::Query { login, format, sql } => {
+            let result = run_query(&login.uri, &login.credentials()?, &sql).await?;
             println!("{}", render(&result, format)?);
             if format == Format::Table {
                 println!("{}", footer(&result));
             } else {
                 eprintln!("{}", footer(&result));
             }
+            Ok(())
+        }
+        Command::Shell { login } => {
+            let connection = Connection::connect(&login.uri, &login.credentials()?).await?;
+            shell::run(connection, &login.uri).await
+        }
+        Command::HashPassword => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .map_err(|e| ServerError::Client(format!("cannot read the password: {e}")))?;
+            let password = password.trim_end_matches(['\n', '\r']);
+            if password.is_empty() {
+                return Err(ServerError::Client(
+                    "empty password: type it on standard input".into(),
+                ));
+            }
+            println!("{}", secrets::hash_password(password)?);
+            Ok(())
+        }
+        Command::NewToken { name } => {
+            ihdsi_catalog::auth::validate_principal(&name)?;
+            let token = secrets::new_token();
+            println!("# give this token to the service account, and keep it secret:");
+            println!("# {token}");
+            println!("[[auth.service_tokens]]");
+            println!("name = \"{name}\"");
+            println!("token_blake2s = \"{}\"", secrets::token_digest(&token));
             Ok(())
         }
     }

@@ -1,14 +1,19 @@
-//! A Flight SQL client for `ihdsi query`, the demo and the tests.
+//! A Flight SQL client for `ihdsi query`, `ihdsi shell`, the demo and the
+//! tests: connect, log in, run statements, follow a query's progress.
 
 use std::time::Duration;
 
+use arrow_flight::Action;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use futures::TryStreamExt;
-use tonic::transport::Endpoint;
+use ihdsi_engine::SiteProgress;
+use tonic::transport::{Channel, Endpoint};
+
+use crate::coordinator::actions::{PROGRESS_ACTION, REQUEST_ID_HEADER};
 
 use crate::error::{Result, ServerError};
 
@@ -67,39 +72,122 @@ pub fn describe(e: &FlightError) -> String {
     }
 }
 
-/// Run one SQL statement against a coordinator.
-pub async fn run_query(uri: &str, sql: &str) -> Result<QueryResult> {
-    let endpoint = Endpoint::from_shared(http_uri(uri)?)
-        .map_err(|e| ServerError::Client(format!("invalid URI '{uri}': {e}")))?
-        .connect_timeout(Duration::from_secs(10));
-    let channel = endpoint
-        .connect()
-        .await
-        .map_err(|e| ServerError::Client(format!("cannot connect to {uri}: {e}")))?;
-    let mut client = FlightSqlServiceClient::new(channel);
-    let info = client
-        .execute(sql.to_string(), None)
-        .await
-        .map_err(|e| ServerError::Client(describe(&e)))?;
-    let schema = info
-        .clone()
-        .try_decode_schema()
-        .map_err(|e| ServerError::Client(format!("invalid result schema: {e}")))?;
-    let mut batches = Vec::new();
-    for ep in info.endpoint {
-        let Some(ticket) = ep.ticket else { continue };
-        let stream = client
-            .do_get(ticket)
+/// How a client proves who it is.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Log in through the handshake (HTTP Basic) and use the issued token.
+    Password { user: String, password: String },
+    /// A service-account or previously issued bearer token.
+    Token(String),
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Password { user, .. } => write!(f, "Password {{ user: {user:?}, .. }}"),
+            Credentials::Token(_) => f.write_str("Token(..)"),
+        }
+    }
+}
+
+/// An authenticated Flight SQL connection to a coordinator.
+#[derive(Debug, Clone)]
+pub struct Connection {
+    client: FlightSqlServiceClient<Channel>,
+}
+
+impl Connection {
+    /// Connect to `uri` and log in.
+    pub async fn connect(uri: &str, credentials: &Credentials) -> Result<Self> {
+        let endpoint = Endpoint::from_shared(http_uri(uri)?)
+            .map_err(|e| ServerError::Client(format!("invalid URI '{uri}': {e}")))?
+            .connect_timeout(Duration::from_secs(10));
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|e| ServerError::Client(format!("cannot connect to {uri}: {e}")))?;
+        let mut client = FlightSqlServiceClient::new(channel);
+        match credentials {
+            Credentials::Password { user, password } => {
+                client.handshake(user, password).await.map_err(|e| {
+                    ServerError::Client(format!("login to {uri} as '{user}' failed: {e}"))
+                })?;
+            }
+            Credentials::Token(token) => client.set_token(token.clone()),
+        }
+        Ok(Self { client })
+    }
+
+    /// The underlying Flight SQL client (authenticated).
+    pub fn client(&self) -> FlightSqlServiceClient<Channel> {
+        self.client.clone()
+    }
+
+    /// Run one SQL statement.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        self.query_tagged(sql, None).await
+    }
+
+    /// Run one SQL statement, tagged with `request_id` so that
+    /// [`Connection::progress`] can follow it.
+    pub async fn query_tagged(&self, sql: &str, request_id: Option<&str>) -> Result<QueryResult> {
+        let mut client = self.client.clone();
+        if let Some(id) = request_id {
+            client.set_header(REQUEST_ID_HEADER, id);
+        }
+        let info = client
+            .execute(sql.to_string(), None)
             .await
             .map_err(|e| ServerError::Client(describe(&e)))?;
-        let mut got: Vec<RecordBatch> = stream
+        let schema = info
+            .clone()
+            .try_decode_schema()
+            .map_err(|e| ServerError::Client(format!("invalid result schema: {e}")))?;
+        let mut batches = Vec::new();
+        for ep in info.endpoint {
+            let Some(ticket) = ep.ticket else { continue };
+            let stream = client
+                .do_get(ticket)
+                .await
+                .map_err(|e| ServerError::Client(describe(&e)))?;
+            let mut got: Vec<RecordBatch> = stream
+                .try_collect()
+                .await
+                .map_err(|e| ServerError::Client(describe(&e)))?;
+            batches.append(&mut got);
+        }
+        Ok(QueryResult {
+            schema: std::sync::Arc::new(schema),
+            batches,
+        })
+    }
+
+    /// Per-site progress of the query tagged `request_id`.
+    pub async fn progress(&self, request_id: &str) -> Result<Vec<SiteProgress>> {
+        let action = Action {
+            r#type: PROGRESS_ACTION.into(),
+            body: request_id.as_bytes().to_vec().into(),
+        };
+        let mut client = self.client.clone();
+        let results: Vec<arrow_flight::Result> = client
+            .do_action(action)
+            .await
+            .map_err(|e| ServerError::Client(describe(&e)))?
             .try_collect()
             .await
-            .map_err(|e| ServerError::Client(describe(&e)))?;
-        batches.append(&mut got);
+            .map_err(|s| ServerError::Client(describe(&FlightError::Tonic(Box::new(s)))))?;
+        let Some(first) = results.first() else {
+            return Ok(Vec::new());
+        };
+        serde_json::from_slice(&first.body)
+            .map_err(|e| ServerError::Client(format!("malformed progress report: {e}")))
     }
-    Ok(QueryResult {
-        schema: std::sync::Arc::new(schema),
-        batches,
-    })
+}
+
+/// Connect, log in and run one SQL statement.
+pub async fn run_query(uri: &str, credentials: &Credentials, sql: &str) -> Result<QueryResult> {
+    Connection::connect(uri, credentials)
+        .await?
+        .query(sql)
+        .await
 }

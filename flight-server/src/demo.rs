@@ -10,10 +10,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::client::run_query;
+use crate::auth::secrets;
+use crate::client::{Credentials, run_query};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
 use crate::serve::{bind, spawn_coordinator, spawn_site};
+use ihdsi_catalog::AuthSection;
+use ihdsi_catalog::auth::{ServiceToken, UserEntry};
 use ihdsi_catalog::registry::CoordinatorSection;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteEntry};
@@ -28,8 +31,35 @@ pub struct DemoOptions {
     pub persons: u64,
     pub federation: PrivacyPolicy,
     pub site: PrivacyPolicy,
+    /// Password of the demo analyst [`DEMO_USER`].
+    pub password: String,
     /// Print example queries after start-up.
     pub examples: bool,
+}
+
+/// The demo's analyst account.
+pub const DEMO_USER: &str = "analyst";
+/// The demo analyst's default password (override with `--password`).
+pub const DEMO_PASSWORD: &str = "ihdsi-demo";
+/// The demo's service account, whose token is printed at start-up.
+pub const DEMO_SERVICE: &str = "demo-service";
+
+/// `[auth]` for a demo: one analyst with `password`, and one service
+/// account with a fresh random token, returned alongside.
+pub fn demo_auth(password: &str) -> Result<(AuthSection, String)> {
+    let token = secrets::new_token();
+    let auth = AuthSection {
+        users: vec![UserEntry {
+            name: DEMO_USER.into(),
+            password_hash: secrets::hash_password(password)?,
+        }],
+        service_tokens: vec![ServiceToken {
+            name: DEMO_SERVICE.into(),
+            token_blake2s: secrets::token_digest(&token),
+        }],
+        ..AuthSection::default()
+    };
+    Ok((auth, token))
 }
 
 /// Example queries shown at start-up.
@@ -118,12 +148,14 @@ fn stopper(
     }
 }
 
-/// Start sites and coordinator over `data` (which must exist).
+/// Start sites and coordinator over `data` (which must exist), admitting
+/// the analysts of `auth`.
 pub async fn start(
     data: &Path,
     port: u16,
     federation: PrivacyPolicy,
     site: PrivacyPolicy,
+    auth: &AuthSection,
 ) -> Result<Federation> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let vocabulary = data.join("concept.parquet").display().to_string();
@@ -156,12 +188,18 @@ pub async fn start(
             vocabulary: Some(vocabulary),
             site_timeout_secs: 120,
         },
+        auth: auth.clone(),
         privacy: federation,
         sites: entries.clone(),
     };
     let coordinator = Coordinator::new(&config).await?;
     let (listener, addr) = bind(&config.coordinator.listen).await?;
-    handles.push(spawn_coordinator(coordinator, listener, stopper(&rx)));
+    handles.push(spawn_coordinator(
+        coordinator,
+        auth,
+        listener,
+        stopper(&rx),
+    )?);
     Ok(Federation {
         uri: format!("grpc://{addr}"),
         site_endpoints: entries.into_iter().map(|e| (e.id, e.endpoint)).collect(),
@@ -173,7 +211,12 @@ pub async fn start(
 /// Run the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<()> {
     ensure_data(&opts.data, opts.persons)?;
-    let fed = start(&opts.data, opts.port, opts.federation, opts.site).await?;
+    let (auth, service_token) = demo_auth(&opts.password)?;
+    let fed = start(&opts.data, opts.port, opts.federation, opts.site, &auth).await?;
+    let login = Credentials::Password {
+        user: DEMO_USER.into(),
+        password: opts.password.clone(),
+    };
     println!(
         "ihdsi demo federation is up: {} sites",
         fed.site_endpoints.len()
@@ -182,6 +225,8 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         println!("  site {id:<4} {ep}");
     }
     println!("Flight SQL endpoint: {}", fed.uri);
+    println!("  user: {DEMO_USER}  password: {}", opts.password);
+    println!("  service token ({DEMO_SERVICE}): {service_token}");
     println!(
         "  minimum group size: federation {}, sites {}",
         opts.federation.min_group_size, opts.site.min_group_size
@@ -189,15 +234,15 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     if opts.examples {
         for (title, sql) in EXAMPLES {
             println!("\n-- {title}\n{sql};");
-            match run_query(&fed.uri, sql).await {
+            match run_query(&fed.uri, &login, sql).await {
                 Ok(r) => println!("{}\n{}", render(&r, Format::Table)?, footer(&r)),
                 Err(e) => println!("error: {e}"),
             }
         }
     }
     println!(
-        "\nTry: ihdsi query --uri {} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"",
-        fed.uri
+        "\nTry: ihdsi shell --uri {} --user {DEMO_USER} --password {}\n  or: ihdsi query --uri {} --user {DEMO_USER} --password {} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"",
+        fed.uri, opts.password, fed.uri, opts.password
     );
     println!("Serving until Ctrl-C.");
     let _ = tokio::signal::ctrl_c().await;

@@ -27,7 +27,39 @@ pub enum ServerError {
     /// A client call to a coordinator failed.
     #[error("{0}")]
     Client(String),
+    /// The `[auth]` configuration cannot be used.
+    #[error("authentication setup: {0}")]
+    AuthSetup(String),
     /// A data folder is missing or unusable.
     #[error("data folder {path}: {message}")]
     DataFolder { path: PathBuf, message: String },
+}
+
+/// Why a call was not authenticated. The message never contains the secret
+/// that was presented; it names what was wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `authorization` header.
+    #[error(
+        "no credentials: log in with HTTP Basic through the Flight SQL handshake, then send the bearer token it returns"
+    )]
+    Missing,
+    /// A header that is neither `Basic` nor `Bearer`, or undecodable.
+    #[error("malformed authorization header: {0}")]
+    Malformed(&'static str),
+    /// Unknown user or wrong password (deliberately not told apart).
+    #[error("invalid user name or password")]
+    BadPassword {
+        /// The claimed user, for the server log only.
+        user: String,
+    },
+    /// A bearer token that was never issued or configured, or has been forged.
+    #[error("unknown bearer token; log in again through the handshake")]
+    UnknownToken,
+    /// A token issued by the handshake whose lifetime is over.
+    #[error("bearer token expired; log in again through the handshake")]
+    Expired {
+        /// Whose token it was, for the server log only.
+        analyst: String,
+    },
 }

@@ -1,13 +1,16 @@
 //! The network faces of `ihdsi` and its command line.
 //!
+//! * [`auth`]: analyst authentication in front of the coordinator.
 //! * [`site_service`]: a site's Arrow Flight service (DoGet a subplan ticket).
 //! * [`coordinator`]: the coordinator's Flight SQL service for analysts.
 //! * [`status`]: the one mapping from engine errors to gRPC statuses.
 //! * [`serve`]: binding and running the servers.
 //! * [`client`], [`format`]: `ihdsi query`.
+//! * [`shell`]: `ihdsi shell`, the interactive SQL shell.
 //! * [`demo`]: a whole federation on loopback.
 //! * [`cli`]: the `ihdsi` command.
 
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod coordinator;
@@ -15,6 +18,7 @@ pub mod demo;
 pub mod error;
 pub mod format;
 pub mod serve;
+pub mod shell;
 pub mod site_service;
 pub mod status;
 

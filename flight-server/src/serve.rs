@@ -5,15 +5,19 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::auth::Authenticator;
+use crate::auth::layer::AuthLayer;
 use crate::coordinator::CoordinatorService;
 use crate::error::{Result, ServerError};
 use crate::site_service::SiteService;
+use ihdsi_catalog::AuthSection;
 use ihdsi_engine::{Coordinator, SiteEngine};
 
 /// Largest gRPC message accepted or sent (partials of very fine groupings).
@@ -65,10 +69,23 @@ pub fn spawn_site(
 }
 
 /// Serve the coordinator's Flight SQL service until `shutdown` resolves.
+/// Every call passes the [`AuthLayer`] first; `[auth]` must let someone in.
 pub fn spawn_coordinator(
     coordinator: Coordinator,
+    auth: &AuthSection,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> JoinHandle<Result<()>> {
-    spawn_flight(CoordinatorService::new(coordinator), listener, shutdown)
+) -> Result<JoinHandle<Result<()>>> {
+    let auth = Arc::new(Authenticator::new(auth)?);
+    let svc = FlightServiceServer::new(CoordinatorService::new(coordinator, Arc::clone(&auth)))
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
+    Ok(tokio::spawn(async move {
+        tonic::transport::Server::builder()
+            .layer(AuthLayer::new(auth))
+            .add_service(svc)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
+            .await
+            .map_err(|e| ServerError::Serve(e.to_string()))
+    }))
 }

@@ -5,6 +5,7 @@
 //! privacy refusals `PermissionDenied`, unavailable sites `Unavailable`;
 //! internal errors are logged in full and reported with a generic message.
 
+use crate::error::AuthError;
 use ihdsi_engine::EngineError;
 use ihdsi_planner::PlanError;
 use tonic::Status;
@@ -55,4 +56,21 @@ fn plan_status(err: &PlanError) -> Status {
             Status::internal("internal planner error; the event is logged on the server")
         }
     }
+}
+
+/// Convert a refused authentication into `Unauthenticated`, logging the
+/// reason (never the secret) and the gRPC method that was called.
+pub fn auth_status(err: &AuthError, method: &str) -> Status {
+    match err {
+        AuthError::Missing | AuthError::Malformed(_) | AuthError::UnknownToken => {
+            tracing::warn!(method, reason = %err, "call refused: not authenticated");
+        }
+        AuthError::BadPassword { user } => {
+            tracing::warn!(method, user = %user.escape_debug(), reason = %err, "call refused: not authenticated");
+        }
+        AuthError::Expired { analyst } => {
+            tracing::info!(method, analyst, reason = %err, "call refused: not authenticated");
+        }
+    }
+    Status::unauthenticated(err.to_string())
 }

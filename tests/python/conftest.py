@@ -27,11 +27,25 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+PASSWORD = "py-test-pw-42"
+
+
 class Demo:
-    def __init__(self, uri: str, data: pathlib.Path, proc: subprocess.Popen):
+    """A running demo and the credentials it printed."""
+
+    def __init__(self, uri: str, data: pathlib.Path, proc: subprocess.Popen, printed: str):
         self.uri = uri
         self.data = data
         self.proc = proc
+        self.binary = ihdsi_binary()
+        login = re.search(r"user: (\S+)\s+password: (\S+)", printed)
+        token = re.search(r"service token \(demo-service\): ([0-9a-f]{64})", printed)
+        assert login and token, "the demo must print its credentials:\n" + printed
+        self.user, self.password = login.group(1), login.group(2)
+        self.token = token.group(1)
+
+    def db_kwargs(self):
+        return {"username": self.user, "password": self.password}
 
 
 @pytest.fixture(scope="session")
@@ -42,7 +56,8 @@ def demo(tmp_path_factory):
     port = free_port()
     proc = subprocess.Popen(
         [str(binary), "demo", "--data", str(data), "--persons", "3000", "--port", str(port),
-         "--min-group-size", "10", "--site-min-group-size", "1", "--no-examples"],
+         "--min-group-size", "10", "--site-min-group-size", "1", "--no-examples",
+         "--password", PASSWORD],
         stdout=subprocess.PIPE, stderr=open(data / "ihdsi-demo.log", "w"), stdin=subprocess.DEVNULL, text=True,
     )
     lines = []
@@ -51,7 +66,7 @@ def demo(tmp_path_factory):
     def read():
         for line in proc.stdout:
             lines.append(line)
-            if re.search(rf"grpc://127\.0\.0\.1:{port}\b", line):
+            if "service token" in line:
                 found.set()
 
     threading.Thread(target=read, daemon=True).start()
@@ -60,8 +75,10 @@ def demo(tmp_path_factory):
         time.sleep(0.1)
     if not found.is_set():
         proc.kill()
-        pytest.fail("ihdsi demo did not print its grpc:// line:\n" + "".join(lines))
-    yield Demo(f"grpc://127.0.0.1:{port}", data, proc)
+        pytest.fail("ihdsi demo did not print its endpoint and credentials:\n" + "".join(lines))
+    printed = "".join(lines)
+    assert f"grpc://127.0.0.1:{port}" in printed, printed
+    yield Demo(f"grpc://127.0.0.1:{port}", data, proc, printed)
     proc.terminate()
     try:
         proc.wait(timeout=10)

@@ -20,7 +20,7 @@ def persons(data):
 
 def test_adbc_query_matches_the_files(demo):
     expected = collections.Counter(persons(demo.data).column("gender_concept_id").to_pylist())
-    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id ORDER BY gender_concept_id")
         table = cur.fetch_arrow_table()
     got = dict(zip(table.column("gender_concept_id").to_pylist(), table.column("n").to_pylist()))
@@ -34,7 +34,7 @@ def test_adbc_reports_suppressed_groups_in_schema_metadata(demo):
     small = sum(1 for n in cells.values() if n < 10)
     large = {k: n for k, n in cells.items() if n >= 10}
     assert small > 0 and large, "the cohort must have both rare and common cells for this test to mean anything"
-    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
         cur.execute("SELECT year_of_birth, race_concept_id, count(*) AS n FROM person GROUP BY year_of_birth, race_concept_id")
         table = cur.fetch_arrow_table()
     got = {(y, r): n for y, r, n in zip(*(table.column(c).to_pylist() for c in ("year_of_birth", "race_concept_id", "n")))}
@@ -43,7 +43,7 @@ def test_adbc_reports_suppressed_groups_in_schema_metadata(demo):
 
 
 def test_adbc_row_level_query_is_refused_with_the_cause(demo):
-    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
         with pytest.raises(Exception, match="row-level output"):
             cur.execute("SELECT person_id, year_of_birth FROM person")
         cur.execute("SELECT count(*) AS n FROM person")
@@ -70,19 +70,45 @@ def _command_statement_query(sql: str) -> bytes:
     return field(1, type_url) + field(2, command)
 
 
-def test_pyarrow_flight_runs_a_query(demo):
+def test_pyarrow_flight_handshake_and_ticket_flow(demo):
     client = flight.connect(demo.uri)
     sql = "SELECT site, count(DISTINCT person_id) AS patients FROM person GROUP BY site ORDER BY site"
-    info = client.get_flight_info(flight.FlightDescriptor.for_command(_command_statement_query(sql)))
-    table = pa.concat_tables([client.do_get(ep.ticket).read_all() for ep in info.endpoints])
+    descriptor = flight.FlightDescriptor.for_command(_command_statement_query(sql))
+    with pytest.raises(flight.FlightUnauthenticatedError, match="no credentials"):
+        client.get_flight_info(descriptor)
+    with pytest.raises(flight.FlightUnauthenticatedError, match="invalid user name or password"):
+        client.authenticate_basic_token(demo.user, demo.password + "x")
+    header, value = client.authenticate_basic_token(demo.user, demo.password)
+    assert header == b"authorization" and value.startswith(b"Bearer ")
+    options = flight.FlightCallOptions(headers=[(header, value)])
+    info = client.get_flight_info(descriptor, options)
+    assert all(not ep.locations for ep in info.endpoints), "endpoints must reuse this connection"
+    table = pa.concat_tables([client.do_get(ep.ticket, options).read_all() for ep in info.endpoints])
     assert table.schema == info.schema
     counts = {s: pq.read_table(demo.data / s / "person.parquet").num_rows for s in ("kr", "lu", "us")}
     assert dict(zip(table.column("site").to_pylist(), table.column("patients").to_pylist())) == counts
     assert pc.sum(table.column("patients")).as_py() == 3000
 
 
+def test_adbc_get_objects_at_every_depth(demo):
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
+        catalogs = conn.adbc_get_objects(depth="catalogs").read_all().to_pylist()
+        assert [c["catalog_name"] for c in catalogs] == ["ihdsi"]
+        assert not catalogs[0]["catalog_db_schemas"]
+        schemas = conn.adbc_get_objects(depth="db_schemas").read_all().to_pylist()
+        assert [s["db_schema_name"] for s in schemas[0]["catalog_db_schemas"]] == ["omop"]
+        assert not schemas[0]["catalog_db_schemas"][0]["db_schema_tables"]
+        tables = conn.adbc_get_objects(depth="tables").read_all().to_pylist()
+        listed = tables[0]["catalog_db_schemas"][0]["db_schema_tables"]
+        assert len(listed) == 12 and all(not t["table_columns"] for t in listed)
+        filtered = conn.adbc_get_objects(depth="columns", table_name_filter="person", column_name_filter="site")
+        person = filtered.read_all().to_pylist()[0]["catalog_db_schemas"][0]["db_schema_tables"]
+        assert [t["table_name"] for t in person] == ["person"]
+        assert [c["column_name"] for c in person[0]["table_columns"]] == ["site"]
+
+
 def test_adbc_browses_the_virtual_schema(demo):
-    with flightsql.connect(demo.uri) as conn:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
         objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
         assert [c["catalog_name"] for c in objects] == ["ihdsi"]
         schemas = objects[0]["catalog_db_schemas"]
@@ -101,10 +127,28 @@ def test_adbc_binds_parameters_through_a_prepared_statement(demo):
     p = persons(demo.data)
     old = pc.less(p.column("year_of_birth"), 1960)
     expected = collections.Counter(pc.filter(p.column("gender_concept_id"), old).to_pylist())
-    with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
         sql = "SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < $1 GROUP BY gender_concept_id"
         cur.execute(sql, parameters=(1960,))
         got = dict(cur.fetchall())
         assert got == {g: n for g, n in expected.items() if n >= 10}
         cur.execute(sql, parameters=(1900,))
         assert cur.fetchall() == []
+
+
+def test_adbc_refuses_wrong_password_and_accepts_a_service_token(demo):
+    with pytest.raises(Exception, match="invalid user name or password"):
+        with flightsql.connect(demo.uri, db_kwargs={"username": demo.user, "password": "wrong"}) as conn:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM person")
+    with pytest.raises(Exception, match="no credentials"):
+        with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM person")
+    forged = {"adbc.flight.sql.authorization_header": "Bearer " + "0" * 64}
+    with pytest.raises(Exception, match="unknown bearer token"):
+        with flightsql.connect(demo.uri, db_kwargs=forged) as conn, conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM person")
+    service = {"adbc.flight.sql.authorization_header": "Bearer " + demo.token}
+    with flightsql.connect(demo.uri, db_kwargs=service) as conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM person")
+        assert cur.fetchone() == (3000,)

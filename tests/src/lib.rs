@@ -7,6 +7,7 @@
 //! Parquet files the sites read.
 
 pub mod compare;
+pub mod logs;
 pub mod queries;
 
 use std::path::{Path, PathBuf};
@@ -17,7 +18,10 @@ use datafusion::prelude::SessionContext;
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_engine::site::{SiteData, register_tables};
-use ihdsi_flight_server::demo::{Federation, site_folders, start};
+use ihdsi_flight_server::client::{Connection, Credentials};
+use ihdsi_flight_server::demo::{
+    DEMO_PASSWORD, DEMO_USER, Federation, demo_auth, site_folders, start,
+};
 
 static GENERATE: Mutex<()> = Mutex::new(());
 
@@ -51,15 +55,40 @@ pub fn policy(min_group_size: u64, allow_min_max: bool) -> PrivacyPolicy {
     }
 }
 
-/// Start a federation over `data` on free loopback ports.
+/// Start a federation over `data` on free loopback ports, admitting the
+/// demo analyst ([`analyst`]).
 pub async fn federation(
     data: &Path,
     federation_policy: PrivacyPolicy,
     site_policy: PrivacyPolicy,
 ) -> Federation {
-    start(data, 0, federation_policy, site_policy)
+    let (auth, _) = demo_auth(DEMO_PASSWORD).expect("demo auth");
+    start(data, 0, federation_policy, site_policy, &auth)
         .await
         .expect("start federation")
+}
+
+/// The demo analyst's credentials.
+pub fn analyst() -> Credentials {
+    Credentials::Password {
+        user: DEMO_USER.into(),
+        password: DEMO_PASSWORD.into(),
+    }
+}
+
+/// A logged-in connection to the coordinator at `uri`.
+pub async fn connect(uri: &str) -> Connection {
+    Connection::connect(uri, &analyst())
+        .await
+        .expect("connect and log in")
+}
+
+/// Run `sql` as the demo analyst.
+pub async fn ask(
+    uri: &str,
+    sql: &str,
+) -> ihdsi_flight_server::Result<ihdsi_flight_server::client::QueryResult> {
+    connect(uri).await.query(sql).await
 }
 
 /// The oracle: one session over the union of all sites' files.

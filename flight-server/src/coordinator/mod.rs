@@ -8,6 +8,7 @@
 //! suppressed-group count) and nullability included, which strict clients
 //! such as ADBC check; and errors reach the client at execute time.
 
+pub mod actions;
 pub mod metadata;
 pub mod prepared;
 mod replies;
@@ -16,4 +17,4 @@ mod service;
 pub mod types;
 
 pub use results::ResultCache;
-pub use service::{ANALYST_HEADER, CoordinatorService};
+pub use service::CoordinatorService;

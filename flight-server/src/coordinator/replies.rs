@@ -134,6 +134,12 @@ pub(super) fn read_only() -> Status {
     )
 }
 
+pub(super) fn no_substrait() -> Status {
+    Status::unimplemented(
+        "Substrait plans are not accepted; send SQL, which the planner checks for disclosure control",
+    )
+}
+
 /// The DoGet reply of a one-batch metadata result.
 pub(super) fn one_batch(batch: RecordBatch) -> Response<DoGetStream> {
     Response::new(encode(batch.schema(), vec![batch]))

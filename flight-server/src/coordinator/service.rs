@@ -13,14 +13,23 @@ use futures::TryStreamExt;
 use prost::Message;
 use tonic::{Request, Response, Status};
 
+use super::actions::{self, PROGRESS_ACTION, ProgressBoard};
 use super::prepared::{self, Handle};
-use super::replies::{encode, info, no_foreign_keys, one_batch, read_only, sql_info, xdbc_types};
+use super::replies::{
+    encode, info, no_foreign_keys, no_substrait, one_batch, read_only, sql_info, xdbc_types,
+};
 use super::{ResultCache, metadata, types};
+use crate::auth::Authenticator;
 use crate::status::to_status;
 use arrow_flight::Action;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::server::PeekableFlightDataStream;
+use arrow_flight::sql::{
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionCancelQueryRequest,
+    ActionCancelQueryResult, ActionCreatePreparedSubstraitPlanRequest, ActionEndSavepointRequest,
+    ActionEndTransactionRequest,
+};
 use arrow_flight::sql::{
     ActionBeginTransactionRequest, ActionBeginTransactionResult, CommandGetCrossReference,
     CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetXdbcTypeInfo,
@@ -32,18 +41,22 @@ use arrow_flight::sql::{
     ActionCreatePreparedStatementResult, CommandPreparedStatementQuery,
     DoPutPreparedStatementResult,
 };
+use arrow_flight::{ActionType, HandshakeRequest, HandshakeResponse};
 use datafusion::arrow::array::RecordBatch;
+use futures::Stream;
 use ihdsi_engine::Coordinator;
+use ihdsi_engine::QueryContext;
 use ihdsi_planner::{parameter_types, plan_query_with_params};
-
-/// Header naming the analyst until authentication lands (issue 3).
-pub const ANALYST_HEADER: &str = "x-ihdsi-analyst";
+use std::pin::Pin;
+use tonic::Streaming;
 
 /// Flight SQL front of the federation.
 #[derive(Debug, Clone)]
 pub struct CoordinatorService {
     coordinator: Arc<Coordinator>,
     results: Arc<ResultCache>,
+    auth: Arc<Authenticator>,
+    progress: Arc<ProgressBoard>,
 }
 
 impl CoordinatorService {
@@ -55,11 +68,16 @@ impl CoordinatorService {
         params: Option<Vec<datafusion::common::ScalarValue>>,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let analyst = Self::analyst(&request);
+        let analyst = actions::analyst(&request)?.name.clone();
         let query_id = uuid::Uuid::new_v4().to_string();
+        let cx = QueryContext::new(&analyst, &query_id);
+        if let Some(request_id) = ProgressBoard::request_id(&request) {
+            self.progress
+                .follow(&analyst, request_id, cx.progress.clone());
+        }
         let outcome = self
             .coordinator
-            .execute_with_params(sql, params, &analyst, &query_id)
+            .execute_with_params(sql, params, &cx)
             .await
             .map_err(|e| {
                 tracing::info!(query_id, analyst, error = %e, "query failed");
@@ -78,31 +96,52 @@ impl CoordinatorService {
             .with_descriptor(request.into_inner())
             .with_total_records(rows as i64)
             .with_ordered(true);
-        self.results.insert(outcome);
+        self.results.insert(&analyst, outcome);
         Ok(Response::new(info))
     }
 
-    pub fn new(coordinator: Coordinator) -> Self {
+    /// Serve `coordinator`; `auth` issues the handshake's tokens (the
+    /// [`crate::auth::layer::AuthLayer`] in front checks every call).
+    pub fn new(coordinator: Coordinator, auth: Arc<Authenticator>) -> Self {
         Self {
             coordinator: Arc::new(coordinator),
             results: Arc::new(ResultCache::default()),
+            auth,
+            progress: Arc::new(ProgressBoard::default()),
         }
-    }
-
-    fn analyst<T>(request: &Request<T>) -> String {
-        request
-            .metadata()
-            .get(ANALYST_HEADER)
-            .and_then(|v| v.to_str().ok())
-            .filter(|v| !v.is_empty() && v.len() <= 128)
-            .unwrap_or("anonymous")
-            .to_string()
     }
 }
 
 #[tonic::async_trait]
 impl FlightSqlService for CoordinatorService {
     type FlightService = CoordinatorService;
+
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        actions::handshake(&self.auth, &request)
+    }
+
+    async fn do_action_fallback(
+        &self,
+        request: Request<Action>,
+    ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
+        if request.get_ref().r#type != PROGRESS_ACTION {
+            return Err(actions::unsupported_action(&request.get_ref().r#type));
+        }
+        let analyst = actions::analyst(&request)?;
+        let body = self.progress.poll(&analyst.name, &request.get_ref().body)?;
+        let result = arrow_flight::Result { body: body.into() };
+        Ok(Response::new(Box::pin(futures::stream::iter([Ok(result)]))))
+    }
+
+    async fn list_custom_actions(&self) -> Option<Vec<Result<ActionType, Status>>> {
+        Some(actions::custom_actions())
+    }
 
     async fn get_flight_info_statement(
         &self,
@@ -180,11 +219,12 @@ impl FlightSqlService for CoordinatorService {
     async fn do_get_statement(
         &self,
         ticket: TicketStatementQuery,
-        _request: Request<Ticket>,
+        request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let handle = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("malformed statement handle"))?;
-        let outcome = self.results.get(&handle).ok_or_else(|| {
+        let analyst = &actions::analyst(&request)?.name;
+        let outcome = self.results.get(analyst, &handle).ok_or_else(|| {
             Status::not_found("unknown or expired statement handle; run the query again")
         })?;
         Ok(Response::new(encode(outcome.schema, outcome.batches)))
@@ -436,8 +476,56 @@ impl FlightSqlService for CoordinatorService {
         _query: CommandStatementSubstraitPlan,
         _request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        Err(no_substrait())
+    }
+
+    async fn do_action_end_transaction(
+        &self,
+        _query: ActionEndTransactionRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        Err(read_only())
+    }
+
+    async fn do_action_begin_savepoint(
+        &self,
+        _query: ActionBeginSavepointRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionBeginSavepointResult, Status> {
+        Err(read_only())
+    }
+
+    async fn do_action_end_savepoint(
+        &self,
+        _query: ActionEndSavepointRequest,
+        _request: Request<Action>,
+    ) -> Result<(), Status> {
+        Err(read_only())
+    }
+
+    async fn do_put_substrait_plan(
+        &self,
+        _query: CommandStatementSubstraitPlan,
+        _request: Request<PeekableFlightDataStream>,
+    ) -> Result<i64, Status> {
+        Err(read_only())
+    }
+
+    async fn do_action_create_prepared_substrait_plan(
+        &self,
+        _query: ActionCreatePreparedSubstraitPlanRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        Err(no_substrait())
+    }
+
+    async fn do_action_cancel_query(
+        &self,
+        _query: ActionCancelQueryRequest,
+        _request: Request<Action>,
+    ) -> Result<ActionCancelQueryResult, Status> {
         Err(Status::unimplemented(
-            "Substrait plans are not accepted; send SQL, which the planner checks for disclosure control",
+            "CancelQuery: a query runs to completion inside GetFlightInfo, so there is nothing left to cancel",
         ))
     }
 

@@ -1,9 +1,8 @@
 //! Federated answers against the centralized oracle (tests/queries/*.sql).
 
-use ihdsi_flight_server::client::run_query;
 use ihdsi_tests::compare::{diff, rows};
 use ihdsi_tests::queries::load;
-use ihdsi_tests::{centralized, cohort, federation, oracle_rows, policy};
+use ihdsi_tests::{ask, centralized, cohort, federation, oracle_rows, policy};
 
 const PERSONS: u64 = 6_000;
 
@@ -26,7 +25,7 @@ async fn federated_equals_centralized_with_thresholds_at_one() {
             "{}: the oracle returns no rows, so the case tests nothing",
             case.name
         );
-        match run_query(&fed.uri, &case.sql).await {
+        match ask(&fed.uri, &case.sql).await {
             Ok(got) => {
                 if let Some(d) = diff(&got.batches, &expected) {
                     failures.push(format!("{}: {d}", case.name));
@@ -59,7 +58,7 @@ async fn coordinator_threshold_removes_exactly_the_small_groups() {
             .as_deref()
             .unwrap_or_else(|| panic!("{}: no -- oracle: line", case.name));
         let expected = oracle_rows(&oracle, oracle_sql).await;
-        let got = match run_query(&fed.uri, &case.sql).await {
+        let got = match ask(&fed.uri, &case.sql).await {
             Ok(r) => r,
             Err(e) => {
                 failures.push(format!("{}: federated query failed: {e}", case.name));
@@ -109,7 +108,7 @@ async fn site_threshold_drops_small_site_groups_before_sending() {
     )
     .await;
     let all = oracle_rows(&oracle, sql).await;
-    let got = run_query(&fed.uri, sql).await.expect("federated");
+    let got = ask(&fed.uri, sql).await.expect("federated");
     fed.shutdown().await;
     assert_eq!(diff(&got.batches, &expected), None);
     let dropped = rows(&all).len() - rows(&expected).len();

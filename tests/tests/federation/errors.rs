@@ -10,18 +10,17 @@ use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteEntry};
 use ihdsi_engine::protocol::SubplanRequest;
 use ihdsi_engine::site::SiteData;
 use ihdsi_engine::{Coordinator, SiteEngine};
-use ihdsi_flight_server::client::run_query;
-use ihdsi_flight_server::demo::site_folders;
+use ihdsi_flight_server::demo::{DEMO_PASSWORD, demo_auth, site_folders};
 use ihdsi_flight_server::serve::{bind, spawn_coordinator, spawn_site};
 use ihdsi_tests::queries::load;
-use ihdsi_tests::{cohort, federation, policy};
+use ihdsi_tests::{ask, cohort, federation, policy};
 use tokio::sync::oneshot;
 
 const HEALTHY: &str =
     "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id";
 
 async fn expect_error(uri: &str, sql: &str, needle: &str) -> Result<(), String> {
-    match run_query(uri, sql).await {
+    match ask(uri, sql).await {
         Ok(r) => Err(format!(
             "expected an error containing {needle:?}, got {} rows",
             r.num_rows()
@@ -52,7 +51,7 @@ async fn refused_queries_name_their_cause_and_the_coordinator_keeps_serving() {
         if let Err(msg) = expect_error(uri, &case.sql, needle).await {
             failures.push(format!("{}: {msg}", case.name));
         }
-        if let Err(e) = run_query(uri, HEALTHY).await {
+        if let Err(e) = ask(uri, HEALTHY).await {
             failures.push(format!(
                 "{}: the coordinator stopped serving: {e}",
                 case.name
@@ -109,6 +108,7 @@ async fn manual(
             vocabulary: Some(vocab),
             site_timeout_secs: 20,
         },
+        auth: demo_auth(DEMO_PASSWORD).expect("auth").0,
         privacy: federation_policy,
         sites: entries,
     };
@@ -116,11 +116,13 @@ async fn manual(
     let (tx, rx) = oneshot::channel::<()>();
     spawn_coordinator(
         Coordinator::new(&config).await.expect("coordinator"),
+        &config.auth,
         listener,
         async move {
             let _ = rx.await;
         },
-    );
+    )
+    .expect("serve coordinator");
     Manual {
         uri: format!("grpc://{addr}"),
         stops,
@@ -131,13 +133,13 @@ async fn manual(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_site_that_is_down_is_named_and_the_coordinator_keeps_serving() {
     let mut fed = manual(|_| policy(1, false), policy(1, false)).await;
-    run_query(&fed.uri, HEALTHY)
+    ask(&fed.uri, HEALTHY)
         .await
         .expect("healthy federation answers");
     let (site, stop) = fed.stops.remove(0);
     let _ = stop.send(());
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let err = run_query(&fed.uri, HEALTHY)
+    let err = ask(&fed.uri, HEALTHY)
         .await
         .expect_err("a query needing a stopped site must fail")
         .to_string();
@@ -145,11 +147,11 @@ async fn a_site_that_is_down_is_named_and_the_coordinator_keeps_serving() {
         err.contains(&format!("site '{site}' is unavailable")),
         "{err}"
     );
-    let public = run_query(&fed.uri, "SELECT count(*) AS n FROM concept")
+    let public = ask(&fed.uri, "SELECT count(*) AS n FROM concept")
         .await
         .expect("public tables still answer");
     assert_eq!(public.num_rows(), 1);
-    let again = run_query(&fed.uri, HEALTHY)
+    let again = ask(&fed.uri, HEALTHY)
         .await
         .expect_err("still failing, not hanging")
         .to_string();
@@ -160,7 +162,7 @@ async fn a_site_that_is_down_is_named_and_the_coordinator_keeps_serving() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_site_that_refuses_is_named_with_its_reason() {
     let fed = manual(|id| policy(1, id != "lu"), policy(1, true)).await;
-    let err = run_query(
+    let err = ask(
         &fed.uri,
         "SELECT gender_concept_id, max(year_of_birth) AS youngest FROM person GROUP BY 1",
     )
@@ -169,7 +171,7 @@ async fn a_site_that_refuses_is_named_with_its_reason() {
     .to_string();
     assert!(err.contains("site 'lu' refused the subplan"), "{err}");
     assert!(err.contains("disabled by the site's policy"), "{err}");
-    run_query(&fed.uri, HEALTHY)
+    ask(&fed.uri, HEALTHY)
         .await
         .expect("the coordinator keeps serving");
     let _ = fed.coordinator_stop.send(());

@@ -1,8 +1,11 @@
 //! End-to-end tests of the federation: one test binary (see the workspace
 //! build notes), real Flight servers on loopback.
 
+mod auth;
 mod bytes;
 mod cohort;
 mod differential;
 mod errors;
+mod jdbc;
 mod metadata;
+mod surface;

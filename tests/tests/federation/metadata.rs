@@ -48,13 +48,7 @@ fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
 async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
     let data = cohort(6_000);
     let fed = federation(&data, policy(10, false), policy(10, false)).await;
-    let endpoint = fed.uri.replacen("grpc://", "http://", 1);
-    let channel = tonic::transport::Endpoint::from_shared(endpoint)
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let client = FlightSqlServiceClient::new(channel);
+    let client = ihdsi_tests::connect(&fed.uri).await.client();
 
     let (schema, batches) = fetch(
         client.clone(),
@@ -202,12 +196,9 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
         "GetSqlInfo with no ids returns every key; got {keys}"
     );
 
-    let qualified = ihdsi_flight_server::client::run_query(
-        &fed.uri,
-        "SELECT count(*) AS n FROM ihdsi.omop.person",
-    )
-    .await
-    .expect("qualified names resolve");
+    let qualified = ihdsi_tests::ask(&fed.uri, "SELECT count(*) AS n FROM ihdsi.omop.person")
+        .await
+        .expect("qualified names resolve");
     assert_eq!(qualified.num_rows(), 1);
     fed.shutdown().await;
 }
