@@ -5,6 +5,7 @@
 // Printing to the terminal is this module's interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -155,6 +156,7 @@ fn init_tracing(default: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
@@ -264,11 +266,11 @@ async fn dispatch(command: Command) -> Result<()> {
             let config = FederationConfig::load(&config)?;
             let coordinator = Coordinator::new(&config).await?;
             let (listener, addr) = bind(&config.coordinator.listen).await?;
-            tracing::info!(%addr, sites = config.sites.len(), "coordinator listening");
-            println!("Flight SQL endpoint: grpc://{addr}");
             let server = spawn_coordinator(coordinator, &config.auth, listener, async {
                 let _ = tokio::signal::ctrl_c().await;
             })?;
+            tracing::info!(%addr, sites = config.sites.len(), "coordinator listening");
+            println!("Flight SQL endpoint: grpc://{addr}");
             server
                 .await
                 .map_err(|e| ServerError::Serve(e.to_string()))?

@@ -46,9 +46,16 @@ pub fn hash_password(password: &str) -> Result<String, ServerError> {
 
 /// Check that a configured hash can be parsed (at start-up, not at login).
 pub fn check_hash(phc: &str) -> Result<(), String> {
-    PasswordHash::new(phc)
+    let parsed = PasswordHash::new(phc).map_err(|e| e.to_string())?;
+    if !parsed.algorithm.as_str().starts_with("argon2") {
+        return Err(format!("algorithm {} is not argon2", parsed.algorithm));
+    }
+    if parsed.salt.is_none() || parsed.hash.is_none() {
+        return Err("the PHC string lacks its salt or hash".into());
+    }
+    argon2::Params::try_from(&parsed)
         .map(|_| ())
-        .map_err(|e| e.to_string())
+        .map_err(|e| format!("unusable argon2 parameters: {e}"))
 }
 
 /// Whether `password` matches the PHC string `phc`. CPU-heavy by design:
@@ -98,6 +105,13 @@ mod tests {
         assert!(verify_password(&phc, "correct horse"));
         assert!(!verify_password(&phc, "correct horse "));
         assert!(!verify_password("not a hash", "correct horse"));
+        for bad in [
+            "$argon2id$garbage",
+            "$argon2id$v=19$m=19456,t=2,p=1",
+            "$pbkdf2$x",
+        ] {
+            assert!(check_hash(bad).is_err(), "{bad}");
+        }
         assert_ne!(phc, hash_password("correct horse").expect("hash"), "salted");
     }
 
