@@ -20,6 +20,59 @@ use datafusion::common::ScalarValue;
 use serde::{Deserialize, Serialize};
 use tonic::Status;
 
+use crate::status::to_status;
+use arrow_flight::decode::FlightRecordBatchStream;
+use arrow_flight::error::FlightError;
+use arrow_flight::sql::server::PeekableFlightDataStream;
+use arrow_flight::sql::{ActionCreatePreparedStatementResult, DoPutPreparedStatementResult};
+use futures::TryStreamExt;
+use ihdsi_engine::Coordinator;
+use ihdsi_planner::{parameter_types, plan_query_with_params};
+
+/// `ActionCreatePreparedStatementRequest`: plan once with placeholder
+/// values (NULLs of the inferred types) to check the statement and derive
+/// the dataset schema, and return a handle holding only the SQL.
+pub async fn create(
+    coordinator: &Coordinator,
+    sql: String,
+) -> Result<ActionCreatePreparedStatementResult, Status> {
+    let state = coordinator.session().state();
+    let params = parameter_types(&state, &sql)
+        .await
+        .map_err(|e| to_status(&e.into()))?;
+    let values = (!params.is_empty()).then(|| null_values(&params));
+    let plan = plan_query_with_params(&state, &sql, values, coordinator.policy())
+        .await
+        .map_err(|e| to_status(&e.into()))?;
+    let schema = plan.result_schema().map_err(|e| to_status(&e.into()))?;
+    Ok(ActionCreatePreparedStatementResult {
+        prepared_statement_handle: Handle { sql, params: None }.encode(),
+        dataset_schema: schema_bytes(&schema)?,
+        parameter_schema: schema_bytes(&parameter_schema(&params))?,
+    })
+}
+
+/// `DoPut(CommandPreparedStatementQuery)`: read the parameter batch and
+/// return a new handle carrying the values.
+pub async fn bind(
+    handle: &[u8],
+    frames: PeekableFlightDataStream,
+) -> Result<DoPutPreparedStatementResult, Status> {
+    let handle = Handle::decode(handle)?;
+    let frames = frames.map_err(|s| FlightError::Tonic(Box::new(s)));
+    let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(frames)
+        .try_collect()
+        .await
+        .map_err(|e| Status::invalid_argument(format!("cannot read parameter values: {e}")))?;
+    let bound = Handle {
+        sql: handle.sql,
+        params: Some(encode_params(&batches)?),
+    };
+    Ok(DoPutPreparedStatementResult {
+        prepared_statement_handle: Some(bound.encode()),
+    })
+}
+
 /// The content of a prepared-statement handle.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

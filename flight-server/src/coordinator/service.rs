@@ -1,17 +1,33 @@
-//! `FlightSqlService` for the coordinator.
+//! `FlightSqlService` for the coordinator: each method is a thin dispatch
+//! to the module that owns the behaviour (statements run here; prepared
+//! statements, metadata, type info, actions and refusals live beside it).
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use arrow_flight::flight_service_server::FlightService;
-use arrow_flight::sql::server::FlightSqlService;
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
 use arrow_flight::sql::{
-    CommandGetCatalogs, CommandGetDbSchemas, CommandGetSqlInfo, CommandGetTableTypes,
-    CommandGetTables, CommandStatementQuery, ProstMessageExt, SqlInfo, TicketStatementQuery,
+    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionBeginTransactionRequest,
+    ActionBeginTransactionResult, ActionCancelQueryRequest, ActionCancelQueryResult,
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, ActionCreatePreparedSubstraitPlanRequest,
+    ActionEndSavepointRequest, ActionEndTransactionRequest, CommandGetCatalogs,
+    CommandGetCrossReference, CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys,
+    CommandGetPrimaryKeys, CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables,
+    CommandGetXdbcTypeInfo, CommandPreparedStatementQuery, CommandPreparedStatementUpdate,
+    CommandStatementIngest, CommandStatementQuery, CommandStatementSubstraitPlan,
+    CommandStatementUpdate, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
 };
-use arrow_flight::{FlightDescriptor, FlightEndpoint, FlightInfo, Ticket};
-use futures::TryStreamExt;
+use arrow_flight::{
+    Action, ActionType, FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest,
+    HandshakeResponse, Ticket,
+};
+use futures::Stream;
+use ihdsi_engine::{Coordinator, QueryContext};
 use prost::Message;
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, Streaming};
 
 use super::actions::{self, PROGRESS_ACTION, ProgressBoard};
 use super::prepared::{self, Handle};
@@ -21,34 +37,6 @@ use super::replies::{
 use super::{ResultCache, metadata, types};
 use crate::auth::Authenticator;
 use crate::status::to_status;
-use arrow_flight::Action;
-use arrow_flight::decode::FlightRecordBatchStream;
-use arrow_flight::error::FlightError;
-use arrow_flight::sql::server::PeekableFlightDataStream;
-use arrow_flight::sql::{
-    ActionBeginSavepointRequest, ActionBeginSavepointResult, ActionCancelQueryRequest,
-    ActionCancelQueryResult, ActionCreatePreparedSubstraitPlanRequest, ActionEndSavepointRequest,
-    ActionEndTransactionRequest,
-};
-use arrow_flight::sql::{
-    ActionBeginTransactionRequest, ActionBeginTransactionResult, CommandGetCrossReference,
-    CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys, CommandGetXdbcTypeInfo,
-    CommandPreparedStatementUpdate, CommandStatementIngest, CommandStatementSubstraitPlan,
-    CommandStatementUpdate,
-};
-use arrow_flight::sql::{
-    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
-    ActionCreatePreparedStatementResult, CommandPreparedStatementQuery,
-    DoPutPreparedStatementResult,
-};
-use arrow_flight::{ActionType, HandshakeRequest, HandshakeResponse};
-use datafusion::arrow::array::RecordBatch;
-use futures::Stream;
-use ihdsi_engine::Coordinator;
-use ihdsi_engine::QueryContext;
-use ihdsi_planner::{parameter_types, plan_query_with_params};
-use std::pin::Pin;
-use tonic::Streaming;
 
 /// Flight SQL front of the federation.
 #[derive(Debug, Clone)]
@@ -166,24 +154,7 @@ impl FlightSqlService for CoordinatorService {
         query: ActionCreatePreparedStatementRequest,
         _request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let state = self.coordinator.session().state();
-        let params = parameter_types(&state, &query.query)
-            .await
-            .map_err(|e| to_status(&e.into()))?;
-        let values = (!params.is_empty()).then(|| prepared::null_values(&params));
-        let plan = plan_query_with_params(&state, &query.query, values, self.coordinator.policy())
-            .await
-            .map_err(|e| to_status(&e.into()))?;
-        let schema = plan.result_schema().map_err(|e| to_status(&e.into()))?;
-        Ok(ActionCreatePreparedStatementResult {
-            prepared_statement_handle: Handle {
-                sql: query.query,
-                params: None,
-            }
-            .encode(),
-            dataset_schema: prepared::schema_bytes(&schema)?,
-            parameter_schema: prepared::schema_bytes(&prepared::parameter_schema(&params))?,
-        })
+        prepared::create(&self.coordinator, query.query).await
     }
 
     async fn do_put_prepared_statement_query(
@@ -191,21 +162,7 @@ impl FlightSqlService for CoordinatorService {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let handle = Handle::decode(&query.prepared_statement_handle)?;
-        let frames = request
-            .into_inner()
-            .map_err(|s| FlightError::Tonic(Box::new(s)));
-        let batches: Vec<RecordBatch> = FlightRecordBatchStream::new_from_flight_data(frames)
-            .try_collect()
-            .await
-            .map_err(|e| Status::invalid_argument(format!("cannot read parameter values: {e}")))?;
-        let bound = Handle {
-            sql: handle.sql,
-            params: Some(prepared::encode_params(&batches)?),
-        };
-        Ok(DoPutPreparedStatementResult {
-            prepared_statement_handle: Some(bound.encode()),
-        })
+        prepared::bind(&query.prepared_statement_handle, request.into_inner()).await
     }
 
     async fn do_action_close_prepared_statement(
