@@ -1,4 +1,5 @@
-//! Test harness: generated cohorts, real federations on loopback, the
+//! Test harness: generated cohorts, real federations on loopback (in this
+//! process, or the shipped `ihdsi demo` binary as a child process), the
 //! centralized oracle, text-based query files and result comparison.
 //!
 //! Every federation started here is real: site Arrow Flight servers and the
@@ -8,6 +9,7 @@
 
 pub mod compare;
 pub mod logs;
+pub mod process;
 pub mod queries;
 
 use std::path::{Path, PathBuf};

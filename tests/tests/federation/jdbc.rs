@@ -22,6 +22,8 @@
 //!    `GetFlightInfo(CommandPreparedStatementQuery)` → `DoGet` per endpoint
 //!    → `DoAction(ClosePreparedStatement)`.
 //!
+//! The coordinator is the shipped `ihdsi demo` binary, run as a process.
+//!
 //! The driver opens a new connection for any endpoint that names a
 //! location, so endpoints must carry none (apache/arrow-java#1232).
 
@@ -33,8 +35,9 @@ use arrow_flight::sql::{
 };
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
 use futures::TryStreamExt;
-use ihdsi_flight_server::demo::{DEMO_PASSWORD, DEMO_USER};
-use ihdsi_tests::{cohort, federation, policy};
+use ihdsi_flight_server::demo::DEMO_USER;
+use ihdsi_tests::cohort;
+use ihdsi_tests::process::{self, DemoProcess};
 use tonic::transport::Channel;
 
 /// DoGet every endpoint of `info`, as the driver's `FlightStream` does.
@@ -75,9 +78,8 @@ fn rows(batches: &[RecordBatch]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
-    let data = cohort(6_000);
-    let fed = federation(&data, policy(10, false), policy(10, false)).await;
-    let channel = tonic::transport::Endpoint::from_shared(fed.uri.replacen("grpc", "http", 1))
+    let demo = DemoProcess::start(&cohort(6_000));
+    let channel = tonic::transport::Endpoint::from_shared(demo.uri.replacen("grpc", "http", 1))
         .expect("uri")
         .connect()
         .await
@@ -86,7 +88,7 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
 
     // 1. Handshake (Basic) → bearer token from the response header.
     client
-        .handshake(DEMO_USER, DEMO_PASSWORD)
+        .handshake(DEMO_USER, process::PASSWORD)
         .await
         .expect("handshake");
     assert!(
@@ -215,5 +217,4 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
         .collect();
     assert_eq!(sites, vec!["kr", "lu", "us"]);
     prepared.close().await.expect("ClosePreparedStatement");
-    fed.shutdown().await;
 }

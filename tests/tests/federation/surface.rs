@@ -2,6 +2,7 @@
 //! what is implemented answers with the exact Arrow schema the Flight SQL
 //! specification (FlightSql.proto) prescribes; what is empty is empty with
 //! that schema; what is refused by design says why, with the right code.
+//! The coordinator is the shipped `ihdsi demo` binary, run as a process.
 
 use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::sql::client::FlightSqlServiceClient;
@@ -14,10 +15,21 @@ use arrow_flight::sql::{
 use arrow_flight::{Action, Criteria, FlightDescriptor, FlightInfo};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::TryStreamExt;
-use ihdsi_tests::{cohort, connect, federation, policy};
+use ihdsi_flight_server::client::{Connection, Credentials};
+use ihdsi_flight_server::demo::DEMO_USER;
+use ihdsi_tests::cohort;
+use ihdsi_tests::process::{self, DemoProcess};
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
+
+/// The demo analyst of the test process.
+fn login() -> Credentials {
+    Credentials::Password {
+        user: DEMO_USER.into(),
+        password: process::PASSWORD.into(),
+    }
+}
 
 fn utf8(name: &str, nullable: bool) -> Field {
     Field::new(name, DataType::Utf8, nullable)
@@ -97,13 +109,14 @@ fn expect_code<T: std::fmt::Debug>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_flight_sql_command_answers_as_specified_or_says_why_not() {
-    let data = cohort(6_000);
-    let fed = federation(&data, policy(10, false), policy(10, false)).await;
-    let connection = connect(&fed.uri).await;
+    let demo = DemoProcess::start(&cohort(6_000));
+    let connection = Connection::connect(&demo.uri, &login())
+        .await
+        .expect("login");
     let mut client = connection.client();
     let token = client.token().expect("logged in").clone();
     let mut raw = FlightServiceClient::new(
-        tonic::transport::Endpoint::from_shared(fed.uri.replacen("grpc", "http", 1))
+        tonic::transport::Endpoint::from_shared(demo.uri.replacen("grpc", "http", 1))
             .expect("uri")
             .connect()
             .await
@@ -289,7 +302,6 @@ async fn every_flight_sql_command_answers_as_specified_or_says_why_not() {
         .await
         .expect("query");
     assert_eq!(after.num_rows(), 1);
-    fed.shutdown().await;
 }
 
 /// `ihdsi.progress` reports each site's state to the analyst who asked, and
@@ -297,16 +309,12 @@ async fn every_flight_sql_command_answers_as_specified_or_says_why_not() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn query_progress_is_reported_per_site_to_its_own_analyst_only() {
     use ihdsi_engine::SiteState;
-    use ihdsi_flight_server::client::{Connection, Credentials};
-    use ihdsi_flight_server::demo::{DEMO_PASSWORD, demo_auth, start};
 
-    let data = cohort(6_000);
-    let (auth, service_token) = demo_auth(DEMO_PASSWORD).expect("auth");
-    let fed = start(&data, 0, policy(10, false), policy(10, false), &auth)
+    let demo = DemoProcess::start(&cohort(6_000));
+    let analyst = Connection::connect(&demo.uri, &login())
         .await
-        .expect("federation");
-    let analyst = connect(&fed.uri).await;
-    let other = Connection::connect(&fed.uri, &Credentials::Token(service_token))
+        .expect("login");
+    let other = Connection::connect(&demo.uri, &Credentials::Token(demo.service_token.clone()))
         .await
         .expect("service login");
     let id = "7f1c2a4e-progress-test";
@@ -367,5 +375,4 @@ async fn query_progress_is_reported_per_site_to_its_own_analyst_only() {
         .await
         .expect("stream");
     assert_eq!(own.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
-    fed.shutdown().await;
 }

@@ -1,0 +1,111 @@
+//! A real `ihdsi demo` process, for tests that must talk to the shipped
+//! binary exactly as a client on another machine would (the JDBC replay,
+//! the Flight SQL surface).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The password the demo processes of the tests run with.
+pub const PASSWORD: &str = "rust-tests-pw";
+
+/// A running `ihdsi demo`; killed on drop.
+#[derive(Debug)]
+pub struct DemoProcess {
+    child: Child,
+    /// `grpc://127.0.0.1:PORT`.
+    pub uri: String,
+    /// The service token the demo printed.
+    pub service_token: String,
+}
+
+/// The `ihdsi` binary: `IHDSI_BIN`, or `target/<profile>/ihdsi` beside this
+/// test executable (`target/<profile>/deps/…`).
+pub fn ihdsi_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("IHDSI_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
+    profile_dir.join("ihdsi")
+}
+
+fn free_port() -> u16 {
+    let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    socket.local_addr().expect("addr").port()
+}
+
+impl DemoProcess {
+    /// Start the demo over the generated cohort in `data`, thresholds 10.
+    pub fn start(data: &Path) -> Self {
+        let binary = ihdsi_binary();
+        assert!(
+            binary.exists(),
+            "{} is missing: run `cargo build --workspace` first (scripts/test.sh does)",
+            binary.display()
+        );
+        let port = free_port().to_string();
+        let mut child = Command::new(&binary)
+            .args([
+                "demo",
+                "--no-examples",
+                "--port",
+                &port,
+                "--password",
+                PASSWORD,
+            ])
+            .arg("--data")
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn ihdsi demo");
+        let stdout = child.stdout.take().expect("stdout");
+        let (uri, service_token) = read_banner(BufReader::new(stdout));
+        assert!(uri.ends_with(&format!(":{port}")), "{uri}");
+        Self {
+            child,
+            uri,
+            service_token,
+        }
+    }
+}
+
+/// Read the demo's start-up lines until its endpoint and service token.
+fn read_banner(stdout: impl BufRead) -> (String, String) {
+    let started = Instant::now();
+    let (mut uri, mut token) = (None, None);
+    for line in stdout.lines() {
+        let line = line.expect("demo output");
+        if let Some(rest) = line.strip_prefix("Flight SQL endpoint: ") {
+            uri = Some(rest.trim().to_string());
+        }
+        if let Some((_, t)) = line.split_once("service token (demo-service): ") {
+            token = Some(t.trim().to_string());
+        }
+        if uri.is_some() && token.is_some() {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the demo did not start"
+        );
+    }
+    match (uri, token) {
+        (Some(u), Some(t)) => (u, t),
+        _ => panic!("the demo exited before printing its endpoint and credentials"),
+    }
+}
+
+impl Drop for DemoProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
