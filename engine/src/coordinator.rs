@@ -21,6 +21,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::error::{EngineError, Result};
 use crate::fanout::{SiteClient, fan_out};
 use crate::merge::merge;
+use crate::plausibility::check_site_answer;
 use crate::progress::Progress;
 use crate::protocol::SubplanRequest;
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy};
@@ -246,9 +247,7 @@ impl Coordinator {
         let bytes = answers.iter().map(|a| a.bytes).sum();
         let (mut batches, mut sites) = (Vec::new(), Vec::new());
         for a in answers {
-            for b in &a.batches {
-                check_partial_schema(release, &a.site, b)?;
-            }
+            check_site_answer(release, &a.site, &a.batches)?;
             batches.extend(a.batches);
             sites.push(a.site);
         }
@@ -330,21 +329,4 @@ struct ReleaseRun {
     site_suppressed: u64,
     bytes: u64,
     sites: Vec<String>,
-}
-
-fn check_partial_schema(release: &Release, site: &str, batch: &RecordBatch) -> Result<()> {
-    let expected = release.site_types();
-    let got: Vec<DataType> = batch
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| f.data_type().clone())
-        .collect();
-    if got != expected {
-        return Err(EngineError::SiteProtocol {
-            site: site.into(),
-            detail: format!("partial columns {got:?}, expected {expected:?}"),
-        });
-    }
-    Ok(())
 }

@@ -24,6 +24,10 @@ pub enum EngineError {
     /// A site answered with something that is not the agreed partial schema.
     #[error("site '{site}' sent an invalid answer: {detail}")]
     SiteProtocol { site: String, detail: String },
+    /// Merged counts or sums overflow 64 bits: no real cohort does that, so
+    /// the partials are implausible (or an attack on wrap-around).
+    #[error("a merged count or sum overflows; the sites' partials are implausible")]
+    Overflow,
     /// No site hosts every table the query reads.
     #[error("no site hosts all of the tables {0}")]
     NoSiteHosts(String),

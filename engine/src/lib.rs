@@ -5,6 +5,7 @@
 //! * [`site`]: a site's DataFusion session over object_store, and its threshold.
 //! * [`protocol`]: the ticket a coordinator sends, and the metadata a site returns.
 //! * [`fanout`]: parallel Flight `DoGet` to the sites.
+//! * [`plausibility`]: what the coordinator checks of each site's partials.
 //! * [`merge`]: per-group merge of partials and the federation threshold.
 //! * [`progress`]: per-site state and elapsed time of a running query.
 //! * [`coordinator`]: the whole query path.
@@ -13,6 +14,7 @@ pub mod coordinator;
 pub mod error;
 pub mod fanout;
 pub mod merge;
+pub mod plausibility;
 pub mod progress;
 pub mod protocol;
 pub mod site;

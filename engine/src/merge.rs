@@ -85,7 +85,10 @@ pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) ->
             if g.keys.is_empty() {
                 g.keys = values[..keys].to_vec();
             }
-            g.patients += as_i64(&values[width - 1]);
+            g.patients = g
+                .patients
+                .checked_add(as_i64(&values[width - 1]))
+                .ok_or_else(overflow)?;
             g.rows.push(values[keys..width - 1].to_vec());
         }
     }
@@ -125,6 +128,12 @@ fn build_output(release: &Release, groups: &[Group]) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
 }
 
+/// Integer overflow while merging: no real cohort gets there, so it is a
+/// site sending implausible numbers or an attack on wrap-around (A26).
+fn overflow() -> EngineError {
+    EngineError::Overflow
+}
+
 fn as_i64(v: &ScalarValue) -> i64 {
     match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
         Ok(ScalarValue::Int64(Some(x))) => x,
@@ -154,7 +163,7 @@ fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
             for v in col(p).filter(|v| !v.is_null()) {
                 acc = Some(match acc {
                     None => v.clone(),
-                    Some(a) => a.add(v)?,
+                    Some(a) => a.add_checked(v).map_err(|_| overflow())?,
                 });
             }
             acc.unwrap_or_else(|| typed_null(rows, p))
@@ -178,7 +187,10 @@ fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
             best.cloned().unwrap_or_else(|| typed_null(rows, p))
         }
         Merge::Avg { sum, count } => {
-            let n: i64 = col(count).map(as_i64).sum();
+            let n = col(count)
+                .map(as_i64)
+                .try_fold(0i64, i64::checked_add)
+                .ok_or_else(overflow)?;
             let s: f64 = col(sum).filter_map(as_f64).sum();
             ScalarValue::Float64((n > 0).then(|| s / n as f64))
         }
@@ -295,6 +307,16 @@ mod tests {
             finalize(&pop, &rows).expect("merge"),
             ScalarValue::Float64(Some(0.0))
         );
+    }
+
+    #[test]
+    fn integer_sums_that_overflow_are_refused_not_wrapped() {
+        let rows = vec![
+            vec![ScalarValue::Int64(Some(i64::MAX))],
+            vec![ScalarValue::Int64(Some(1))],
+        ];
+        let err = finalize(&Merge::Sum(0), &rows).expect_err("overflow");
+        assert!(err.to_string().contains("overflows"), "{err}");
     }
 
     #[test]

@@ -79,6 +79,11 @@ impl Progress {
         }
     }
 
+    /// Whether some site is still working.
+    pub fn running(&self) -> bool {
+        self.lock().iter().any(|e| e.state == SiteState::Running)
+    }
+
     /// The current state, ordered by release then site.
     pub fn snapshot(&self) -> Vec<SiteProgress> {
         let now = Instant::now();
@@ -124,7 +129,9 @@ mod tests {
                 ("us", SiteState::Answered)
             ]
         );
+        assert!(p.running());
         p.finished(kr, true);
+        assert!(!p.running());
         let json = serde_json::to_string(&p.snapshot()).expect("json");
         assert!(json.contains("\"state\":\"answered\""), "{json}");
     }

@@ -22,7 +22,7 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::warn!(error = %err, "site refused");
             Status::permission_denied(err.to_string())
         }
-        EngineError::SiteProtocol { .. } | EngineError::Data(_) => {
+        EngineError::SiteProtocol { .. } | EngineError::Overflow | EngineError::Data(_) => {
             tracing::error!(error = %err, "federation fault");
             Status::failed_precondition(err.to_string())
         }

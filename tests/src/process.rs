@@ -4,8 +4,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::Duration;
 
 /// The password the demo processes of the tests run with.
 pub const PASSWORD: &str = "rust-tests-pw";
@@ -67,7 +67,7 @@ impl DemoProcess {
             .spawn()
             .expect("spawn ihdsi demo");
         let stdout = child.stdout.take().expect("stdout");
-        let (uri, service_token) = read_banner(BufReader::new(stdout));
+        let (uri, service_token) = read_banner(stdout);
         assert!(uri.ends_with(&format!(":{port}")), "{uri}");
         Self {
             child,
@@ -77,30 +77,28 @@ impl DemoProcess {
     }
 }
 
-/// Read the demo's start-up lines until its endpoint and service token.
-fn read_banner(stdout: impl BufRead) -> (String, String) {
-    let started = Instant::now();
-    let (mut uri, mut token) = (None, None);
-    for line in stdout.lines() {
-        let line = line.expect("demo output");
-        if let Some(rest) = line.strip_prefix("Flight SQL endpoint: ") {
-            uri = Some(rest.trim().to_string());
+/// Read the demo's start-up lines until its endpoint and service token,
+/// then keep draining its output on a thread: a closed pipe would make the
+/// demo's next `println!` fail and the process exit.
+fn read_banner(stdout: ChildStdout) -> (String, String) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (mut uri, mut token) = (None, None);
+        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            if let Some(rest) = line.strip_prefix("Flight SQL endpoint: ") {
+                uri = Some(rest.trim().to_string());
+            }
+            if let Some((_, t)) = line.split_once("service token (demo-service): ") {
+                token = Some(t.trim().to_string());
+            }
+            if let (Some(u), Some(t)) = (&uri, &token) {
+                let _ = tx.send((u.clone(), t.clone()));
+                uri = None;
+            }
         }
-        if let Some((_, t)) = line.split_once("service token (demo-service): ") {
-            token = Some(t.trim().to_string());
-        }
-        if uri.is_some() && token.is_some() {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(120),
-            "the demo did not start"
-        );
-    }
-    match (uri, token) {
-        (Some(u), Some(t)) => (u, t),
-        _ => panic!("the demo exited before printing its endpoint and credentials"),
-    }
+    });
+    rx.recv_timeout(Duration::from_secs(120))
+        .expect("the demo did not print its endpoint and credentials within 120 s")
 }
 
 impl Drop for DemoProcess {

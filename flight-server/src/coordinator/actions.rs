@@ -27,7 +27,8 @@ use crate::auth::{Analyst, Authenticator};
 pub const REQUEST_ID_HEADER: &str = "x-ihdsi-request-id";
 /// `DoAction` type that returns the progress of a tagged query as JSON.
 pub const PROGRESS_ACTION: &str = "ihdsi.progress";
-/// How long finished queries stay visible to progress polls.
+/// Queries stay visible to progress polls while a site works on them, and
+/// for at least this long after they start (so the final state can be read).
 const KEEP_FINISHED: Duration = Duration::from_secs(60);
 
 type HandshakeStream = Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>;
@@ -81,7 +82,9 @@ impl ProgressBoard {
     pub fn follow(&self, analyst: &str, request_id: String, progress: Progress) {
         let now = Instant::now();
         let mut queries = self.queries.lock().unwrap_or_else(|p| p.into_inner());
-        queries.retain(|_, (_, since)| now.duration_since(*since) < KEEP_FINISHED);
+        queries.retain(|_, (progress, since)| {
+            progress.running() || now.duration_since(*since) < KEEP_FINISHED
+        });
         queries.insert((analyst.to_string(), request_id), (progress, now));
     }
 

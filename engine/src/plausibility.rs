@@ -1,0 +1,225 @@
+//! What the coordinator checks of each site's partials before merging.
+//!
+//! The coordinator does not take a site's answer on trust: a buggy or
+//! compromised site could send a malformed answer, or numbers no real data
+//! can produce, to distort a federated result or to push a small group over
+//! the federation's threshold. Each site's answer is checked on its own:
+//!
+//! * the columns are the planned partial schema;
+//! * every group names at least one patient (sites never send empty groups:
+//!   their own threshold is at least 1), and the patient count is not NULL;
+//! * counts are never negative and population variances never negative;
+//! * a site sends each group at most once.
+//!
+//! Refusals name the site and the rule broken, never the values: partial
+//! numbers of one site are not something the analyst may see.
+
+use std::collections::HashSet;
+
+use datafusion::arrow::array::{Array, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::row::{RowConverter, SortField};
+
+use crate::error::{EngineError, Result};
+use ihdsi_planner::Release;
+use ihdsi_planner::aggregates::Merge;
+
+fn refuse(site: &str, rule: &str) -> EngineError {
+    EngineError::SiteProtocol {
+        site: site.into(),
+        detail: format!("implausible partials: {rule}"),
+    }
+}
+
+/// Check one site's whole answer for `release`.
+pub fn check_site_answer(release: &Release, site: &str, batches: &[RecordBatch]) -> Result<()> {
+    let expected = release.site_types();
+    let key_fields: Vec<SortField> = expected
+        .iter()
+        .take(release.key_count)
+        .cloned()
+        .map(SortField::new)
+        .collect();
+    let converter = RowConverter::new(key_fields)?;
+    let mut seen = HashSet::new();
+    let mut rows = 0usize;
+    for batch in batches {
+        check_schema(&expected, site, batch)?;
+        check_values(release, site, batch)?;
+        rows += batch.num_rows();
+        if release.key_count > 0 {
+            let keys = converter.convert_columns(&batch.columns()[..release.key_count])?;
+            for r in 0..batch.num_rows() {
+                if !seen.insert(keys.row(r).owned()) {
+                    return Err(refuse(site, "the same group was sent twice"));
+                }
+            }
+        }
+    }
+    if release.key_count == 0 && rows > 1 {
+        return Err(refuse(site, "an aggregate without GROUP BY has one group"));
+    }
+    Ok(())
+}
+
+fn check_schema(expected: &[DataType], site: &str, batch: &RecordBatch) -> Result<()> {
+    let got: Vec<DataType> = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.data_type().clone())
+        .collect();
+    if got != expected {
+        return Err(EngineError::SiteProtocol {
+            site: site.into(),
+            detail: format!("partial columns {got:?}, expected {expected:?}"),
+        });
+    }
+    Ok(())
+}
+
+/// The partial columns that hold counts and variances, by position.
+fn counts_and_variances(release: &Release) -> (Vec<usize>, Vec<usize>) {
+    let (mut counts, mut variances) = (Vec::new(), Vec::new());
+    for m in &release.merges {
+        match *m {
+            Merge::Avg { count, .. } => counts.push(count),
+            Merge::Variance { count, var_pop, .. } => {
+                counts.push(count);
+                variances.push(var_pop);
+            }
+            Merge::Sum(_) | Merge::Min(_) | Merge::Max(_) => {}
+        }
+    }
+    (counts, variances)
+}
+
+/// The smallest value of a column as f64 (NULLs ignored), or `None`.
+fn min_value(batch: &RecordBatch, column: usize) -> Result<Option<f64>> {
+    let values = cast(batch.column(column), &DataType::Float64)?;
+    let values = values
+        .as_any()
+        .downcast_ref::<datafusion::arrow::array::Float64Array>()
+        .ok_or_else(|| EngineError::Internal("cast to Float64".into()))?;
+    Ok(values.iter().flatten().reduce(f64::min))
+}
+
+fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()> {
+    let keys = release.key_count;
+    let patients = keys + release.partial_count;
+    if batch.column(patients).null_count() > 0 {
+        return Err(refuse(site, "a group without a patient count"));
+    }
+    if min_value(batch, patients)?.is_some_and(|m| m < 1.0) {
+        return Err(refuse(site, "a group with fewer than one patient"));
+    }
+    let (counts, variances) = counts_and_variances(release);
+    for p in counts {
+        if min_value(batch, keys + p)?.is_some_and(|m| m < 0.0) {
+            return Err(refuse(site, "a negative count"));
+        }
+    }
+    for p in variances {
+        if min_value(batch, keys + p)?.is_some_and(|m| m < 0.0) {
+            return Err(refuse(site, "a negative variance"));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use datafusion::arrow::array::{ArrayRef, Int64Array};
+    use datafusion::arrow::datatypes::{Field, Schema};
+    use datafusion::prelude::SessionContext;
+    use ihdsi_catalog::PrivacyPolicy;
+    use ihdsi_planner::{plan_query, register_virtual_schema};
+
+    use super::*;
+
+    async fn release(sql: &str) -> Release {
+        let ctx = SessionContext::new();
+        register_virtual_schema(&ctx).expect("virtual schema");
+        let plan = plan_query(&ctx.state(), sql, &PrivacyPolicy::default())
+            .await
+            .expect("plan");
+        plan.releases[0].clone()
+    }
+
+    /// A batch of the release's site schema from rows of integers.
+    fn answer(release: &Release, rows: &[&[i64]]) -> RecordBatch {
+        let types = release.site_types();
+        let fields: Vec<Field> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| Field::new(format!("c{i}"), t.clone(), true))
+            .collect();
+        let columns: Vec<ArrayRef> = types
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let ints: ArrayRef =
+                    Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r[i])));
+                cast(&ints, t).expect("cast")
+            })
+            .collect();
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
+    }
+
+    #[tokio::test]
+    async fn sound_answers_pass_and_implausible_ones_are_refused_without_values() {
+        // k0 = gender, p0 = sum, p1 = count (the AVG's parts), patients.
+        let r =
+            release("SELECT gender_concept_id, avg(year_of_birth) FROM person GROUP BY 1").await;
+        assert_eq!(r.site_types().len(), 4, "{:?}", r.site_types());
+        let ok = answer(
+            &r,
+            &[&[8507, 987_654, 500, 500], &[8532, 991_000, 510, 510]],
+        );
+        check_site_answer(&r, "lu", &[ok]).expect("plausible");
+        let cases: [(&[&[i64]], &str); 3] = [
+            (&[&[8507, 987_654, 500, 0]], "fewer than one patient"),
+            (&[&[8507, 987_654, -500, 500]], "negative count"),
+            (
+                &[&[8507, 987_654, 500, 500], &[8507, 987_654, 500, 500]],
+                "sent twice",
+            ),
+        ];
+        for (rows, rule) in cases {
+            let err = check_site_answer(&r, "lu", &[answer(&r, rows)])
+                .expect_err(rule)
+                .to_string();
+            assert!(err.contains("site 'lu'") && err.contains(rule), "{err}");
+            assert!(
+                !err.contains("987654") && !err.contains("500"),
+                "values leaked: {err}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_global_aggregate_has_one_group_and_variances_are_not_negative() {
+        let r = release("SELECT stddev(year_of_birth) FROM person").await;
+        let width = r.site_types().len();
+        let row = |var: i64| -> Vec<i64> {
+            // count, mean, var_pop, patients in the planner's order; only
+            // the sign of var_pop matters here.
+            let mut v = vec![40; width];
+            if let Some(Merge::Variance { var_pop, .. }) = r.merges.first() {
+                v[*var_pop] = var;
+            }
+            v
+        };
+        let good = row(3);
+        check_site_answer(&r, "us", &[answer(&r, &[&good])]).expect("plausible");
+        let err =
+            check_site_answer(&r, "us", &[answer(&r, &[&good, &good])]).expect_err("two rows");
+        assert!(err.to_string().contains("one group"), "{err}");
+        let bad = row(-3);
+        let err = check_site_answer(&r, "us", &[answer(&r, &[&bad])]).expect_err("negative");
+        assert!(err.to_string().contains("negative variance"), "{err}");
+    }
+}
