@@ -17,6 +17,7 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::{PlanError, Result};
+use crate::identifier;
 use crate::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
 
 /// Check the input of a release boundary (subqueries included).
@@ -38,6 +39,7 @@ pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
 /// patient identifier. Returns the lineage of the boundary's input.
 pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Lineage> {
     check_site_local(&agg.input)?;
+    identifier::check_aggregate(agg)?;
     let input_lineage = lineage(&agg.input)?;
     if agg
         .group_expr
@@ -75,6 +77,7 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
         return Ok(());
     }
     check_subquery_exprs(node)?;
+    identifier::check_node(node)?;
     match node {
         LogicalPlan::Aggregate(a) => {
             if a.group_expr

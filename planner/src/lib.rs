@@ -7,6 +7,7 @@
 //!       │  split::plan_query
 //!       ▼
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
+//!       │                         identifier::check_*           (where person_id may appear)
 //!       │                         aggregates::classify          (the boundary aggregate)
 //!       ▼
 //!   FederatedPlan
@@ -22,6 +23,7 @@ pub mod admission;
 pub mod aggregates;
 pub mod error;
 pub mod explain;
+pub mod identifier;
 pub mod lineage;
 pub mod release;
 pub mod site;

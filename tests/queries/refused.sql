@@ -90,3 +90,42 @@ SELECT site, gender_concept_id, count(*) FROM person GROUP BY ROLLUP (site, gend
 -- name: intersect_of_person_sets_not_yet_supported
 -- error: INTERSECT and EXCEPT of patient sets are not supported yet
 SELECT count(*) AS persons FROM (SELECT DISTINCT person_id FROM condition_occurrence INTERSECT SELECT DISTINCT person_id FROM drug_exposure) t;
+
+-- The patient identifier may be counted, grouped per patient, joined and
+-- linked; any other use singles patients out (attacks A06, A09, A10).
+
+-- name: identifier_compared_with_a_value
+-- error: person_id is used in a filter
+SELECT count(*) FROM person WHERE person_id = 12345;
+
+-- name: identifier_excluded_for_differencing
+-- error: person_id is used in a filter
+SELECT count(*) FROM person WHERE person_id <> 12345;
+
+-- name: identifier_arithmetic_in_a_filter
+-- error: person_id is used in a filter
+SELECT count(*) FROM person WHERE person_id % 2 = 0;
+
+-- name: identifier_arithmetic_as_group_key
+-- error: person_id is used in a grouping expression
+SELECT person_id % 10 AS d, count(*) FROM person GROUP BY 1;
+
+-- name: identifier_summed
+-- error: person_id is used in an aggregate other than count
+SELECT sum(person_id) AS s FROM person;
+
+-- name: identifier_averaged_through_a_join
+-- error: person_id is used in an aggregate other than count
+SELECT avg(co.person_id) FROM person p JOIN condition_occurrence co ON co.person_id = p.person_id;
+
+-- name: identifier_in_a_computed_column_below_the_boundary
+-- error: person_id is used in a computed column
+SELECT bucket, count(*) FROM (SELECT person_id, person_id / 1000 AS bucket FROM person) t GROUP BY bucket;
+
+-- name: identifier_in_a_join_condition_with_an_offset
+-- error: person_id is used in a join condition
+SELECT count(*) FROM person p JOIN observation o ON o.person_id = p.person_id + 1;
+
+-- name: identifier_as_a_window_argument
+-- error: person_id is used in a window function
+SELECT n, count(*) FROM (SELECT person_id, lag(person_id) OVER (PARTITION BY person_id ORDER BY year_of_birth) AS n FROM person) t GROUP BY n;

@@ -211,6 +211,14 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
             "SELECT gender_concept_id AS k0, count(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
             "COUNT(DISTINCT",
         ),
+        (
+            "SELECT gender_concept_id AS k0, sum(person_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "person_id is used in an aggregate other than count",
+        ),
+        (
+            "SELECT gender_concept_id AS k0, count(*) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person WHERE person_id = 17 GROUP BY gender_concept_id",
+            "person_id is used in a filter",
+        ),
     ];
     for (sql, needle) in hostile {
         let req = SubplanRequest {
