@@ -5,6 +5,7 @@ mod auth;
 mod bytes;
 mod cohort;
 mod differential;
+mod disclosure;
 mod errors;
 mod jdbc;
 mod metadata;
