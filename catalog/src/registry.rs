@@ -22,6 +22,9 @@ pub struct PrivacyPolicy {
     pub min_group_size: u64,
     /// MIN and MAX release one patient's value; refused unless true.
     pub allow_min_max: bool,
+    /// Released counts are rounded to the nearest multiple of this (1 =
+    /// exact). Federation only: the threshold always sees exact counts.
+    pub round_counts_to: u64,
 }
 
 impl Default for PrivacyPolicy {
@@ -29,6 +32,7 @@ impl Default for PrivacyPolicy {
         Self {
             min_group_size: 10,
             allow_min_max: false,
+            round_counts_to: 1,
         }
     }
 }
@@ -38,6 +42,11 @@ impl PrivacyPolicy {
         if self.min_group_size == 0 {
             return Err(CatalogError::ConfigInvalid(
                 "privacy.min_group_size must be at least 1".into(),
+            ));
+        }
+        if self.round_counts_to == 0 {
+            return Err(CatalogError::ConfigInvalid(
+                "privacy.round_counts_to must be at least 1 (1 = exact counts)".into(),
             ));
         }
         Ok(())
@@ -203,6 +212,11 @@ impl SiteConfig {
         let cfg: Self = read_toml(path)?;
         validate_id(&cfg.site.id)?;
         cfg.privacy.validate()?;
+        if cfg.privacy.round_counts_to != 1 {
+            return Err(CatalogError::ConfigInvalid(
+                "privacy.round_counts_to applies to released results: set it in federation.toml, not site.toml (sites send exact partials)".into(),
+            ));
+        }
         Ok(cfg)
     }
 }
@@ -235,7 +249,8 @@ mod tests {
             cfg.privacy,
             PrivacyPolicy {
                 min_group_size: 5,
-                allow_min_max: false
+                allow_min_max: false,
+                round_counts_to: 1,
             }
         );
         assert!(cfg.sites[0].hosts("PERSON"));

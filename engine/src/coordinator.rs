@@ -40,6 +40,8 @@ pub mod metadata {
     pub const QUERY_ID: &str = "ihdsi.query_id";
     /// Comma-separated ids of the sites that answered.
     pub const SITES: &str = "ihdsi.sites";
+    /// Base to which released counts are rounded (1 = exact).
+    pub const COUNTS_ROUNDED_TO: &str = "ihdsi.counts_rounded_to";
 }
 
 /// Who runs a query, under which id, and where its progress is recorded.
@@ -251,7 +253,7 @@ impl Coordinator {
             batches.extend(a.batches);
             sites.push(a.site);
         }
-        let released = merge(release, &batches, self.policy.min_group_size)?;
+        let released = merge(release, &batches, &self.policy)?;
         Ok(ReleaseRun {
             batch: released.batch,
             suppressed: released.suppressed,
@@ -281,6 +283,10 @@ impl Coordinator {
             ),
             (metadata::QUERY_ID.to_string(), o.query_id.clone()),
             (metadata::SITES.to_string(), o.sites.join(",")),
+            (
+                metadata::COUNTS_ROUNDED_TO.to_string(),
+                self.policy.round_counts_to.to_string(),
+            ),
         ];
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata.into_iter().collect()));
         let batches = batches

@@ -18,6 +18,7 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use crate::error::{EngineError, Result};
+use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
 
@@ -36,8 +37,15 @@ struct Group {
     patients: i64,
 }
 
-/// Merge the partial batches of all sites for `release`.
-pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) -> Result<Released> {
+/// Merge the partial batches of all sites for `release` under the
+/// federation's `policy`: its threshold on the exact distinct-patient count,
+/// then its rounding of released counts.
+pub fn merge(
+    release: &Release,
+    batches: &[RecordBatch],
+    policy: &PrivacyPolicy,
+) -> Result<Released> {
+    let min_group_size = policy.min_group_size;
     let keys = release.key_count;
     let width = keys + release.partial_count + 1;
     let key_types: Vec<SortField> = release
@@ -101,11 +109,11 @@ pub fn merge(release: &Release, batches: &[RecordBatch], min_group_size: u64) ->
     };
     groups.retain(|g| g.patients >= i64::try_from(min_group_size).unwrap_or(i64::MAX));
     let suppressed = (before - groups.len()) as u64;
-    let batch = build_output(release, &groups)?;
+    let batch = build_output(release, &groups, policy.round_counts_to)?;
     Ok(Released { batch, suppressed })
 }
 
-fn build_output(release: &Release, groups: &[Group]) -> Result<RecordBatch> {
+fn build_output(release: &Release, groups: &[Group], round_to: u64) -> Result<RecordBatch> {
     let schema = release.released_schema();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
@@ -115,7 +123,13 @@ fn build_output(release: &Release, groups: &[Group]) -> Result<RecordBatch> {
             let m = &release.merges[i - release.key_count];
             groups
                 .iter()
-                .map(|g| finalize(m, &g.rows))
+                .map(|g| {
+                    let v = finalize(m, &g.rows)?;
+                    match m {
+                        Merge::Count(_) => round_count(v, round_to),
+                        _ => Ok(v),
+                    }
+                })
                 .collect::<Result<_>>()?
         };
         let array = if values.is_empty() {
@@ -132,6 +146,23 @@ fn build_output(release: &Release, groups: &[Group]) -> Result<RecordBatch> {
 /// site sending implausible numbers or an attack on wrap-around (A26).
 fn overflow() -> EngineError {
     EngineError::Overflow
+}
+
+/// Round a released count to the nearest multiple of `base` (halves up), as
+/// statistical offices and OpenSAFELY do; `base` 1 leaves it exact. Applied
+/// after the threshold, which always sees the exact count.
+fn round_count(v: ScalarValue, base: u64) -> Result<ScalarValue> {
+    if base <= 1 || v.is_null() {
+        return Ok(v);
+    }
+    let data_type = v.data_type();
+    let n = as_i64(&v);
+    let base = i64::try_from(base).map_err(|_| overflow())?;
+    let rounded = n
+        .checked_add(base / 2)
+        .map(|x| x / base * base)
+        .ok_or_else(overflow)?;
+    Ok(ScalarValue::Int64(Some(rounded)).cast_to(&data_type)?)
 }
 
 fn as_i64(v: &ScalarValue) -> i64 {
@@ -158,7 +189,7 @@ fn typed_null(rows: &[Vec<ScalarValue>], p: usize) -> ScalarValue {
 fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
     let col = |p: usize| rows.iter().map(move |r| &r[p]);
     Ok(match *m {
-        Merge::Sum(p) => {
+        Merge::Count(p) | Merge::Sum(p) => {
             let mut acc: Option<ScalarValue> = None;
             for v in col(p).filter(|v| !v.is_null()) {
                 acc = Some(match acc {
@@ -306,6 +337,25 @@ mod tests {
         assert_eq!(
             finalize(&pop, &rows).expect("merge"),
             ScalarValue::Float64(Some(0.0))
+        );
+    }
+
+    #[test]
+    fn counts_round_to_the_nearest_multiple_and_stay_typed() {
+        let cases = [(10, 10), (12, 10), (13, 15), (17, 15), (18, 20), (25, 25)];
+        for (n, want) in cases {
+            assert_eq!(
+                round_count(ScalarValue::Int64(Some(n)), 5).expect("round"),
+                ScalarValue::Int64(Some(want))
+            );
+        }
+        assert_eq!(
+            round_count(ScalarValue::Int64(Some(13)), 1).expect("exact"),
+            ScalarValue::Int64(Some(13))
+        );
+        assert_eq!(
+            round_count(ScalarValue::Int64(None), 5).expect("null"),
+            ScalarValue::Int64(None)
         );
     }
 

@@ -8,7 +8,8 @@
 //! * the columns are the planned partial schema;
 //! * every group names at least one patient (sites never send empty groups:
 //!   their own threshold is at least 1), and the patient count is not NULL;
-//! * counts are never negative and population variances never negative;
+//! * counts (and the counts behind averages and variances) are never
+//!   negative, and population variances never negative;
 //! * a site sends each group at most once.
 //!
 //! Refusals name the site and the rule broken, never the values: partial
@@ -84,7 +85,7 @@ fn counts_and_variances(release: &Release) -> (Vec<usize>, Vec<usize>) {
     let (mut counts, mut variances) = (Vec::new(), Vec::new());
     for m in &release.merges {
         match *m {
-            Merge::Avg { count, .. } => counts.push(count),
+            Merge::Count(count) | Merge::Avg { count, .. } => counts.push(count),
             Merge::Variance { count, var_pop, .. } => {
                 counts.push(count);
                 variances.push(var_pop);

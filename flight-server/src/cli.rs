@@ -69,6 +69,9 @@ enum Command {
         /// Allow MIN and MAX (they release one patient's value).
         #[arg(long)]
         allow_min_max: bool,
+        /// Round released counts to the nearest multiple of N (1 = exact).
+        #[arg(long, default_value_t = 1)]
+        round_counts_to: u64,
         /// Password of the demo analyst 'analyst'.
         #[arg(long, env = "IHDSI_DEMO_PASSWORD", default_value = DEMO_PASSWORD)]
         password: String,
@@ -223,20 +226,23 @@ async fn dispatch(command: Command) -> Result<()> {
             min_group_size,
             site_min_group_size,
             allow_min_max,
+            round_counts_to,
             password,
             no_examples,
         } => {
             let federation = PrivacyPolicy {
                 min_group_size,
                 allow_min_max,
+                round_counts_to,
             };
             let site = PrivacyPolicy {
                 min_group_size: site_min_group_size,
                 allow_min_max,
+                round_counts_to: 1,
             };
-            if min_group_size == 0 || site_min_group_size == 0 {
+            if min_group_size == 0 || site_min_group_size == 0 || round_counts_to == 0 {
                 return Err(ServerError::Client(
-                    "minimum group sizes must be at least 1".into(),
+                    "minimum group sizes and the rounding base must be at least 1".into(),
                 ));
             }
             run_demo(DemoOptions {

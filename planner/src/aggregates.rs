@@ -44,7 +44,10 @@ pub enum AggKind {
 /// (indices are into the release's partial columns).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Merge {
-    /// Σ of a partial: counts, sums, distinct-patient counts.
+    /// Σ of a count partial: `count(*)`, `count(x)`, `count(DISTINCT
+    /// person_id)`. Released counts may be rounded by the policy.
+    Count(usize),
+    /// Σ of a sum partial.
     Sum(usize),
     Min(usize),
     Max(usize),
@@ -213,9 +216,8 @@ impl Partials {
     pub fn push(&mut self, kind: AggKind, f: &AggregateFunction) {
         let same = Expr::AggregateFunction(f.clone());
         let merge = match kind {
-            AggKind::Count | AggKind::CountDistinctUnit | AggKind::Sum => {
-                Merge::Sum(self.add(same))
-            }
+            AggKind::Count | AggKind::CountDistinctUnit => Merge::Count(self.add(same)),
+            AggKind::Sum => Merge::Sum(self.add(same)),
             AggKind::Min => Merge::Min(self.add(same)),
             AggKind::Max => Merge::Max(self.add(same)),
             AggKind::Avg => Merge::Avg {

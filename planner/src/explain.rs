@@ -40,7 +40,7 @@ pub fn explain_rows(
 
 fn describe(m: &Merge) -> String {
     match m {
-        Merge::Sum(p) => format!("sum(p{p})"),
+        Merge::Count(p) | Merge::Sum(p) => format!("sum(p{p})"),
         Merge::Min(p) => format!("min(p{p})"),
         Merge::Max(p) => format!("max(p{p})"),
         Merge::Avg { sum, count } => format!("sum(p{sum}) / sum(p{count})"),

@@ -36,6 +36,7 @@ async fn site_sql_matches_golden_file() {
     let policy = PrivacyPolicy {
         min_group_size: 10,
         allow_min_max: false,
+        round_counts_to: 1,
     };
     let mut out = String::new();
     for (name, sql) in cases(&queries) {

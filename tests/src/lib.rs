@@ -54,6 +54,7 @@ pub fn policy(min_group_size: u64, allow_min_max: bool) -> PrivacyPolicy {
     PrivacyPolicy {
         min_group_size,
         allow_min_max,
+        round_counts_to: 1,
     }
 }
 

@@ -69,3 +69,37 @@ async fn split_cohorts_are_lost_under_site_thresholds_and_counted_when_sites_tru
         );
     }
 }
+
+/// `round_counts_to = 5`: released counts are rounded to the nearest
+/// multiple of 5 after the threshold, which still sees exact counts;
+/// averages are not rounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn released_counts_are_rounded_after_an_exact_threshold() {
+    let data = cohort(6_000);
+    let oracle = centralized(&data).await;
+    let rounding = ihdsi_catalog::PrivacyPolicy {
+        round_counts_to: 5,
+        ..policy(10, false)
+    };
+    let fed = federation(&data, rounding, policy(1, false)).await;
+    let inner = "SELECT year_of_birth AS y, count(*) AS n, count(DISTINCT person_id) AS p, avg(month_of_birth) AS a FROM person GROUP BY 1";
+    let got = ask(&fed.uri, inner).await.expect("federated");
+    fed.shutdown().await;
+    let exact = oracle_rows(
+        &oracle,
+        &format!("{inner} HAVING count(DISTINCT person_id) >= 10"),
+    )
+    .await;
+    let expected = oracle_rows(
+        &oracle,
+        &format!("SELECT y, (n + 2) / 5 * 5 AS n, (p + 2) / 5 * 5 AS p, a FROM ({inner} HAVING count(DISTINCT person_id) >= 10) t"),
+    )
+    .await;
+    assert_eq!(diff(&got.batches, &expected), None);
+    assert_ne!(
+        diff(&got.batches, &exact),
+        None,
+        "some exact counts must not be multiples of 5 for this test to mean anything"
+    );
+    assert_eq!(got.schema.metadata()["ihdsi.counts_rounded_to"], "5");
+}
