@@ -9,6 +9,7 @@
 
 pub mod compare;
 pub mod logs;
+pub mod planted;
 pub mod process;
 pub mod queries;
 

@@ -1,6 +1,7 @@
 //! End-to-end tests of the federation: one test binary (see the workspace
 //! build notes), real Flight servers on loopback.
 
+mod attacks;
 mod auth;
 mod bytes;
 mod cohort;

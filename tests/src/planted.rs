@@ -1,0 +1,134 @@
+//! The attack fixture: a generated three-site cohort with planted victims
+//! (privacy anchors §4.0), written as ordinary Parquet files so that the
+//! sites read them like any other data.
+//!
+//! * **V1** (site `lu`): one patient, the only one anywhere with condition
+//!   [`V1_CONDITION`].
+//! * **V2** (site `us`): one patient with 600 measurement rows of
+//!   [`V2_MEASUREMENT`], a code nobody else has.
+
+use std::path::{Path, PathBuf};
+
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::{ParquetReadOptions, SessionContext, cast, lit};
+
+/// V1's unique condition concept (not in the vocabulary: a rare code).
+pub const V1_CONDITION: i32 = 999_999_001;
+/// V2's unique measurement concept.
+pub const V2_MEASUREMENT: i32 = 999_999_002;
+/// How many rows V2 has of it.
+pub const V2_ROWS: usize = 600;
+
+static PLANT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A copy of `cohort` with the victims planted (made once per test run).
+pub async fn planted(cohort: &Path) -> PathBuf {
+    let _guard = PLANT.lock().await;
+    let out = cohort.with_file_name(format!(
+        "{}-planted",
+        cohort
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("cohort")
+    ));
+    if out.join("concept.parquet").exists() {
+        return out;
+    }
+    let tmp = out.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_dir(cohort, &tmp);
+    plant(
+        &tmp,
+        "lu",
+        "condition_occurrence",
+        1,
+        &[("condition_concept_id", V1_CONDITION)],
+        false,
+    )
+    .await;
+    plant(
+        &tmp,
+        "us",
+        "measurement",
+        V2_ROWS,
+        &[("measurement_concept_id", V2_MEASUREMENT)],
+        true,
+    )
+    .await;
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::rename(&tmp, &out).expect("publish planted cohort");
+    out
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read cohort").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("copy");
+        }
+    }
+}
+
+/// Append `rows` copies of existing rows of `table` at `site`, with
+/// `columns` set to the planted values; with `one_patient`, every planted
+/// row belongs to the person of the table's first row.
+async fn plant(
+    root: &Path,
+    site: &str,
+    table: &str,
+    rows: usize,
+    columns: &[(&str, i32)],
+    one_patient: bool,
+) {
+    let file = root.join(site).join(format!("{table}.parquet"));
+    let ctx = SessionContext::new();
+    let original = ctx
+        .read_parquet(file.display().to_string(), ParquetReadOptions::default())
+        .await
+        .expect("read table");
+    let schema = original.schema().clone();
+    let mut extra = original.clone().limit(0, Some(rows)).expect("limit");
+    for (name, value) in columns {
+        let data_type = schema
+            .field_with_unqualified_name(name)
+            .expect("column")
+            .data_type()
+            .clone();
+        extra = extra
+            .with_column(name, cast(lit(*value), data_type))
+            .expect("plant value");
+    }
+    if one_patient {
+        let first = original
+            .clone()
+            .limit(0, Some(1))
+            .expect("first")
+            .collect()
+            .await
+            .expect("first row");
+        let pid = datafusion::common::ScalarValue::try_from_array(
+            first[0].column_by_name("person_id").expect("person_id"),
+            0,
+        )
+        .expect("person id");
+        extra = extra
+            .with_column("person_id", lit(pid))
+            .expect("one patient");
+    }
+    let merged = original.union(extra).expect("union");
+    let batches = merged.collect().await.expect("collect");
+    let out = file.with_extension("new.parquet");
+    ctx.read_batches(batches)
+        .expect("batches")
+        .write_parquet(
+            &out.display().to_string(),
+            DataFrameWriteOptions::new().with_single_file_output(true),
+            None,
+        )
+        .await
+        .expect("write planted table");
+    std::fs::rename(&out, &file).expect("replace table");
+}
