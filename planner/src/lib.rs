@@ -8,6 +8,7 @@
 //!       ▼
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
 //!       │                         identifier::check_*           (where person_id may appear)
+//!       │                         functions::check_*            (the scalar-function allow-list)
 //!       │                         aggregates::classify          (the boundary aggregate)
 //!       ▼
 //!   FederatedPlan
@@ -23,6 +24,7 @@ pub mod admission;
 pub mod aggregates;
 pub mod error;
 pub mod explain;
+pub mod functions;
 pub mod identifier;
 pub mod lineage;
 pub mod release;

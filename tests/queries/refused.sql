@@ -129,3 +129,11 @@ SELECT count(*) FROM person p JOIN observation o ON o.person_id = p.person_id + 
 -- name: identifier_as_a_window_argument
 -- error: person_id is used in a window function
 SELECT n, count(*) FROM (SELECT person_id, lag(person_id) OVER (PARTITION BY person_id ORDER BY year_of_birth) AS n FROM person) t GROUP BY n;
+
+-- name: function_not_on_the_allow_list
+-- error: the function to_hex over patient data
+SELECT to_hex(year_of_birth) AS h, count(*) FROM person GROUP BY 1;
+
+-- name: function_not_on_the_allow_list_below_the_boundary
+-- error: the function random over patient data
+SELECT count(*) FROM person WHERE random() < 0.5;
