@@ -75,6 +75,9 @@ enum Command {
         /// Password of the demo analyst 'analyst'.
         #[arg(long, env = "IHDSI_DEMO_PASSWORD", default_value = DEMO_PASSWORD)]
         password: String,
+        /// Lifetime in seconds of the tokens the handshake issues.
+        #[arg(long, default_value_t = 8 * 3600)]
+        token_ttl_secs: u64,
         /// Do not run the example queries at start-up.
         #[arg(long)]
         no_examples: bool,
@@ -228,6 +231,7 @@ async fn dispatch(command: Command) -> Result<()> {
             allow_min_max,
             round_counts_to,
             password,
+            token_ttl_secs,
             no_examples,
         } => {
             let federation = PrivacyPolicy {
@@ -252,6 +256,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 federation,
                 site,
                 password,
+                token_ttl_secs: token_ttl_secs.max(1),
                 examples: !no_examples,
             })
             .await
@@ -292,8 +297,9 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Shell { login } => {
-            let connection = Connection::connect(&login.uri, &login.credentials()?).await?;
-            shell::run(connection, &login.uri).await
+            let credentials = login.credentials()?;
+            let connection = Connection::connect(&login.uri, &credentials).await?;
+            shell::run(connection, &login.uri, &credentials).await
         }
         Command::HashPassword => {
             let mut password = String::new();

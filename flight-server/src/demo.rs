@@ -33,6 +33,8 @@ pub struct DemoOptions {
     pub site: PrivacyPolicy,
     /// Password of the demo analyst [`DEMO_USER`].
     pub password: String,
+    /// Lifetime of tokens issued by the handshake.
+    pub token_ttl_secs: u64,
     /// Print example queries after start-up.
     pub examples: bool,
 }
@@ -211,7 +213,8 @@ pub async fn start(
 /// Run the demo until Ctrl-C.
 pub async fn run(opts: DemoOptions) -> Result<()> {
     ensure_data(&opts.data, opts.persons)?;
-    let (auth, service_token) = demo_auth(&opts.password)?;
+    let (mut auth, service_token) = demo_auth(&opts.password)?;
+    auth.token_ttl_secs = opts.token_ttl_secs;
     let fed = start(&opts.data, opts.port, opts.federation, opts.site, &auth).await?;
     let login = Credentials::Password {
         user: DEMO_USER.into(),

@@ -60,3 +60,44 @@ def test_shell_piped_prints_results_without_progress(demo):
     assert out.returncode == 0, out.stderr
     assert "3 rows released" in out.stdout and "variant_occurrence" in out.stdout
     assert "answered" not in out.stderr and "answered" not in out.stdout
+
+
+def test_shell_logs_in_again_when_its_token_expires(demo, tmp_path):
+    """A second demo over the same data whose tokens live 2 seconds."""
+    import socket
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(
+        [str(demo.binary), "demo", "--data", str(demo.data), "--port", str(port), "--no-examples",
+         "--password", demo.password, "--token-ttl-secs", "2"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )
+    try:
+        uri = f"grpc://127.0.0.1:{port}"
+        env = dict(os.environ, TERM="xterm", IHDSI_HISTORY=str(tmp_path / "history"), IHDSI_PASSWORD=demo.password)
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.time() < deadline, "the second demo did not start"
+                time.sleep(0.2)
+        shell = pexpect.spawn(str(demo.binary), ["shell", "--uri", uri, "--user", demo.user],
+                              env=env, encoding="utf-8", timeout=60, dimensions=(50, 200))
+        shell.expect_exact("ihdsi> ")
+        shell.sendline("SELECT count(DISTINCT person_id) AS n FROM person;")
+        shell.expect(r"1 row released")
+        shell.expect_exact("ihdsi> ")
+        time.sleep(3)
+        shell.sendline("SELECT count(DISTINCT person_id) AS n FROM person;")
+        index = shell.expect([r"1 row released", r"error: .*"])
+        assert index == 0, "the shell must log in again: " + shell.after
+        shell.sendline("\\q")
+        shell.expect(pexpect.EOF)
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use crate::client::Connection;
+use crate::client::{Connection, Credentials};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
 
@@ -88,8 +88,29 @@ fn history_path() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".ihdsi_history"))
 }
 
+/// Log in again when the session token has expired (it lives
+/// `auth.token_ttl_secs`, 8 hours by default) and the shell has a password.
+async fn renew(
+    connection: &mut Connection,
+    uri: &str,
+    credentials: &Credentials,
+    err: &ServerError,
+) -> bool {
+    let expired = err.to_string().contains("bearer token expired");
+    if !expired || !matches!(credentials, Credentials::Password { .. }) {
+        return false;
+    }
+    match Connection::connect(uri, credentials).await {
+        Ok(fresh) => {
+            *connection = fresh;
+            true
+        }
+        Err(_) => false,
+    }
+}
+
 /// Run the shell until `\q`, Ctrl-D or end of input.
-pub async fn run(connection: Connection, uri: &str) -> Result<()> {
+pub async fn run(mut connection: Connection, uri: &str, credentials: &Credentials) -> Result<()> {
     let mut editor = DefaultEditor::new()
         .map_err(|e| ServerError::Client(format!("cannot start the line editor: {e}")))?;
     let history = history_path();
@@ -131,7 +152,15 @@ pub async fn run(connection: Connection, uri: &str) -> Result<()> {
             Input::Unknown(c) => eprintln!("unknown command {c}; \\? lists the commands"),
             Input::Tables => report(describe::tables(&connection).await),
             Input::Describe(t) => report(describe::columns(&connection, &t).await),
-            Input::Sql(sql) => report(execute(&connection, &sql, live).await),
+            Input::Sql(sql) => {
+                let mut outcome = execute(&connection, &sql, live).await;
+                if let Err(e) = &outcome
+                    && renew(&mut connection, uri, credentials, e).await
+                {
+                    outcome = execute(&connection, &sql, live).await;
+                }
+                report(outcome)
+            }
         }
     }
     if let Some(h) = &history {
