@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use arrow_flight::Action;
 use arrow_flight::error::FlightError;
 use arrow_flight::sql::client::FlightSqlServiceClient;
+use arrow_flight::{Action, FlightInfo};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
@@ -143,23 +143,16 @@ impl Connection {
             .clone()
             .try_decode_schema()
             .map_err(|e| ServerError::Client(format!("invalid result schema: {e}")))?;
-        let mut batches = Vec::new();
-        for ep in info.endpoint {
-            let Some(ticket) = ep.ticket else { continue };
-            let stream = client
-                .do_get(ticket)
-                .await
-                .map_err(|e| ServerError::Client(describe(&e)))?;
-            let mut got: Vec<RecordBatch> = stream
-                .try_collect()
-                .await
-                .map_err(|e| ServerError::Client(describe(&e)))?;
-            batches.append(&mut got);
-        }
+        let batches = fetch_with(&mut client, info).await?;
         Ok(QueryResult {
             schema: std::sync::Arc::new(schema),
             batches,
         })
+    }
+
+    /// `DoGet` every endpoint of `info` on this connection.
+    pub async fn fetch(&self, info: FlightInfo) -> Result<Vec<RecordBatch>> {
+        fetch_with(&mut self.client.clone(), info).await
     }
 
     /// Per-site progress of the query tagged `request_id`.
@@ -182,6 +175,26 @@ impl Connection {
         serde_json::from_slice(&first.body)
             .map_err(|e| ServerError::Client(format!("malformed progress report: {e}")))
     }
+}
+
+async fn fetch_with(
+    client: &mut FlightSqlServiceClient<Channel>,
+    info: FlightInfo,
+) -> Result<Vec<RecordBatch>> {
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        let Some(ticket) = ep.ticket else { continue };
+        let stream = client
+            .do_get(ticket)
+            .await
+            .map_err(|e| ServerError::Client(describe(&e)))?;
+        let mut got: Vec<RecordBatch> = stream
+            .try_collect()
+            .await
+            .map_err(|e| ServerError::Client(describe(&e)))?;
+        batches.append(&mut got);
+    }
+    Ok(batches)
 }
 
 /// Connect, log in and run one SQL statement.

@@ -126,3 +126,38 @@ pub async fn oracle_rows(
         .await
         .unwrap_or_else(|e| panic!("oracle cannot run {sql}: {e}"))
 }
+
+/// `DoGet` every endpoint of `info` as strict clients do (ADBC, the JDBC
+/// driver): endpoints must carry no location, and every streamed batch must
+/// have exactly the FlightInfo schema, nullability included. Returns that
+/// schema and the batches.
+pub async fn fetch_checked(
+    client: &mut arrow_flight::sql::client::FlightSqlServiceClient<tonic::transport::Channel>,
+    info: arrow_flight::FlightInfo,
+) -> (
+    datafusion::arrow::datatypes::Schema,
+    Vec<datafusion::arrow::array::RecordBatch>,
+) {
+    use futures::TryStreamExt;
+    let schema = info.clone().try_decode_schema().expect("FlightInfo schema");
+    let mut batches = Vec::new();
+    for ep in info.endpoint {
+        assert!(ep.location.is_empty(), "endpoints must not name a location");
+        let got: Vec<datafusion::arrow::array::RecordBatch> = client
+            .do_get(ep.ticket.expect("ticket"))
+            .await
+            .expect("DoGet")
+            .try_collect()
+            .await
+            .expect("stream");
+        for b in &got {
+            assert_eq!(
+                b.schema().as_ref(),
+                &schema,
+                "DoGet schema differs from FlightInfo"
+            );
+        }
+        batches.extend(got);
+    }
+    (schema, batches)
+}

@@ -9,7 +9,6 @@ use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::ipc::convert::try_schema_from_ipc_buffer;
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use futures::TryStreamExt;
 
 use crate::client::{Connection, describe};
 use crate::error::{Result, ServerError};
@@ -32,20 +31,7 @@ async fn get_tables(connection: &Connection, name: Option<&str>) -> Result<Vec<R
         .get_tables(query)
         .await
         .map_err(|e| client_error(describe(&e)))?;
-    let mut batches = Vec::new();
-    for ep in info.endpoint {
-        let Some(ticket) = ep.ticket else { continue };
-        let stream = client
-            .do_get(ticket)
-            .await
-            .map_err(|e| client_error(describe(&e)))?;
-        let mut got: Vec<RecordBatch> = stream
-            .try_collect()
-            .await
-            .map_err(|e| client_error(describe(&e)))?;
-        batches.append(&mut got);
-    }
-    Ok(batches)
+    connection.fetch(info).await
 }
 
 fn strings<'a>(batch: &'a RecordBatch, column: &str) -> Result<&'a StringArray> {

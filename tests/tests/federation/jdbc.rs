@@ -34,35 +34,14 @@ use arrow_flight::sql::{
     CommandGetTables, SqlInfo,
 };
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
-use futures::TryStreamExt;
 use ihdsi_flight_server::demo::DEMO_USER;
-use ihdsi_tests::cohort;
 use ihdsi_tests::process::{self, DemoProcess};
+use ihdsi_tests::{cohort, fetch_checked};
 use tonic::transport::Channel;
 
 /// DoGet every endpoint of `info`, as the driver's `FlightStream` does.
 async fn fetch(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> Vec<RecordBatch> {
-    let schema = info.clone().try_decode_schema().expect("FlightInfo schema");
-    let mut batches = Vec::new();
-    for ep in info.endpoint {
-        assert!(ep.location.is_empty(), "endpoints must not name a location");
-        let got: Vec<RecordBatch> = client
-            .do_get(ep.ticket.expect("ticket"))
-            .await
-            .expect("DoGet")
-            .try_collect()
-            .await
-            .expect("stream");
-        for b in &got {
-            assert_eq!(
-                b.schema().as_ref(),
-                &schema,
-                "DoGet schema ≠ FlightInfo schema"
-            );
-        }
-        batches.extend(got);
-    }
-    batches
+    fetch_checked(client, info).await.1
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> &'a StringArray {

@@ -10,32 +10,15 @@ use arrow_flight::sql::{
 use datafusion::arrow::array::{Array, BinaryArray, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::ipc::convert::try_schema_from_ipc_buffer;
-use futures::TryStreamExt;
-use ihdsi_tests::{cohort, federation, policy};
+use ihdsi_tests::{cohort, federation, fetch_checked, policy};
 use tonic::transport::Channel;
 
 async fn fetch(
     mut client: FlightSqlServiceClient<Channel>,
     info: FlightInfo,
 ) -> (SchemaRef, Vec<RecordBatch>) {
-    let schema = std::sync::Arc::new(info.clone().try_decode_schema().expect("schema"));
-    let mut batches = Vec::new();
-    for ep in info.endpoint {
-        let stream = client
-            .do_get(ep.ticket.expect("ticket"))
-            .await
-            .expect("do_get");
-        let mut got: Vec<RecordBatch> = stream.try_collect().await.expect("stream");
-        for b in &got {
-            assert_eq!(
-                b.schema().as_ref(),
-                schema.as_ref(),
-                "DoGet schema differs from FlightInfo"
-            );
-        }
-        batches.append(&mut got);
-    }
-    (schema, batches)
+    let (schema, batches) = fetch_checked(&mut client, info).await;
+    (std::sync::Arc::new(schema), batches)
 }
 
 fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {

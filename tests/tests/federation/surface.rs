@@ -18,8 +18,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::TryStreamExt;
 use ihdsi_flight_server::client::{Connection, Credentials};
 use ihdsi_flight_server::demo::DEMO_USER;
-use ihdsi_tests::cohort;
 use ihdsi_tests::process::{self, DemoProcess};
+use ihdsi_tests::{cohort, fetch_checked};
 use prost::Message;
 use tonic::Code;
 use tonic::transport::Channel;
@@ -69,22 +69,8 @@ fn spec_foreign_keys() -> Schema {
 
 /// The FlightInfo schema, checked against every DoGet batch; returns rows.
 async fn shape(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -> (Schema, usize) {
-    let schema = info.clone().try_decode_schema().expect("schema");
-    let mut rows = 0;
-    for ep in info.endpoint {
-        let batches: Vec<_> = client
-            .do_get(ep.ticket.expect("ticket"))
-            .await
-            .expect("DoGet")
-            .try_collect()
-            .await
-            .expect("stream");
-        for b in &batches {
-            assert_eq!(b.schema().as_ref(), &schema);
-            rows += b.num_rows();
-        }
-    }
-    (schema, rows)
+    let (schema, batches) = fetch_checked(client, info).await;
+    (schema, batches.iter().map(|b| b.num_rows()).sum())
 }
 
 /// A raw call carrying the bearer token.
