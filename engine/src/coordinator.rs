@@ -247,13 +247,11 @@ impl Coordinator {
         let answers = fan_out(&sites, &req, &cx.progress).await?;
         let site_suppressed = answers.iter().map(|a| a.suppressed).sum();
         let bytes = answers.iter().map(|a| a.bytes).sum();
-        let (mut batches, mut sites) = (Vec::new(), Vec::new());
-        for a in answers {
+        for a in &answers {
             check_site_answer(release, &a.site, &a.batches)?;
-            batches.extend(a.batches);
-            sites.push(a.site);
         }
-        let released = merge(release, &batches, &self.policy)?;
+        let released = merge(release, &answers, &self.policy)?;
+        let sites = answers.into_iter().map(|a| a.site).collect();
         Ok(ReleaseRun {
             batch: released.batch,
             suppressed: released.suppressed,

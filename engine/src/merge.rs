@@ -18,6 +18,8 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use crate::error::{EngineError, Result};
+use crate::fanout::SitePartials;
+use crate::plausibility::implausible;
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
@@ -35,14 +37,21 @@ struct Group {
     keys: Vec<ScalarValue>,
     rows: Vec<Vec<ScalarValue>>,
     patients: i64,
+    /// Index of the last site that contributed a row, to catch a site that
+    /// sends the same group twice.
+    last_site: usize,
 }
 
 /// Merge the partial batches of all sites for `release` under the
 /// federation's `policy`: its threshold on the exact distinct-patient count,
 /// then its rounding of released counts.
+///
+/// Each site's answer has passed [`crate::plausibility::check_site_answer`];
+/// the one rule that needs the groups' keys (a site sends each group at most
+/// once) is checked here, in the same keyed pass that merges them.
 pub fn merge(
     release: &Release,
-    batches: &[RecordBatch],
+    answers: &[SitePartials],
     policy: &PrivacyPolicy,
 ) -> Result<Released> {
     let min_group_size = policy.min_group_size;
@@ -57,7 +66,11 @@ pub fn merge(
     let converter = RowConverter::new(key_types)?;
     let mut index: HashMap<OwnedRow, usize> = HashMap::new();
     let mut groups: Vec<Group> = Vec::new();
-    for batch in batches {
+    let batches = answers
+        .iter()
+        .enumerate()
+        .flat_map(|(s, a)| a.batches.iter().map(move |b| (s, b)));
+    for (site, batch) in batches {
         if batch.num_columns() != width {
             return Err(EngineError::Internal(format!(
                 "partial batch has {} columns, expected {width}",
@@ -84,12 +97,20 @@ pub fn merge(
                     keys: Vec::new(),
                     rows: Vec::new(),
                     patients: 0,
+                    last_site: usize::MAX,
                 });
+            }
+            if groups[slot].last_site == site {
+                return Err(implausible(
+                    &answers[site].site,
+                    "the same group was sent twice",
+                ));
             }
             let values = (0..width)
                 .map(|c| ScalarValue::try_from_array(batch.column(c), r))
                 .collect::<datafusion::error::Result<Vec<_>>>()?;
             let g = &mut groups[slot];
+            g.last_site = site;
             if g.keys.is_empty() {
                 g.keys = values[..keys].to_vec();
             }

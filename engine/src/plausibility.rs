@@ -10,23 +10,22 @@
 //!   their own threshold is at least 1), and the patient count is not NULL;
 //! * counts (and the counts behind averages and variances) are never
 //!   negative, and population variances never negative;
-//! * a site sends each group at most once.
+//! * a site sends each group at most once (checked by the merge, in the
+//!   keyed pass it makes over the groups anyway).
 //!
 //! Refusals name the site and the rule broken, never the values: partial
 //! numbers of one site are not something the analyst may see.
 
-use std::collections::HashSet;
-
 use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
-use datafusion::arrow::row::{RowConverter, SortField};
 
 use crate::error::{EngineError, Result};
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
 
-fn refuse(site: &str, rule: &str) -> EngineError {
+/// A refusal naming the site and the rule, never the values.
+pub(crate) fn implausible(site: &str, rule: &str) -> EngineError {
     EngineError::SiteProtocol {
         site: site.into(),
         detail: format!("implausible partials: {rule}"),
@@ -36,30 +35,9 @@ fn refuse(site: &str, rule: &str) -> EngineError {
 /// Check one site's whole answer for `release`.
 pub fn check_site_answer(release: &Release, site: &str, batches: &[RecordBatch]) -> Result<()> {
     let expected = release.site_types();
-    let key_fields: Vec<SortField> = expected
-        .iter()
-        .take(release.key_count)
-        .cloned()
-        .map(SortField::new)
-        .collect();
-    let converter = RowConverter::new(key_fields)?;
-    let mut seen = HashSet::new();
-    let mut rows = 0usize;
     for batch in batches {
         check_schema(&expected, site, batch)?;
         check_values(release, site, batch)?;
-        rows += batch.num_rows();
-        if release.key_count > 0 {
-            let keys = converter.convert_columns(&batch.columns()[..release.key_count])?;
-            for r in 0..batch.num_rows() {
-                if !seen.insert(keys.row(r).owned()) {
-                    return Err(refuse(site, "the same group was sent twice"));
-                }
-            }
-        }
-    }
-    if release.key_count == 0 && rows > 1 {
-        return Err(refuse(site, "an aggregate without GROUP BY has one group"));
     }
     Ok(())
 }
@@ -110,20 +88,20 @@ fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()
     let keys = release.key_count;
     let patients = keys + release.partial_count;
     if batch.column(patients).null_count() > 0 {
-        return Err(refuse(site, "a group without a patient count"));
+        return Err(implausible(site, "a group without a patient count"));
     }
     if min_value(batch, patients)?.is_some_and(|m| m < 1.0) {
-        return Err(refuse(site, "a group with fewer than one patient"));
+        return Err(implausible(site, "a group with fewer than one patient"));
     }
     let (counts, variances) = counts_and_variances(release);
     for p in counts {
         if min_value(batch, keys + p)?.is_some_and(|m| m < 0.0) {
-            return Err(refuse(site, "a negative count"));
+            return Err(implausible(site, "a negative count"));
         }
     }
     for p in variances {
         if min_value(batch, keys + p)?.is_some_and(|m| m < 0.0) {
-            return Err(refuse(site, "a negative variance"));
+            return Err(implausible(site, "a negative variance"));
         }
     }
     Ok(())
@@ -140,6 +118,8 @@ mod tests {
     use ihdsi_planner::{plan_query, register_virtual_schema};
 
     use super::*;
+    use crate::fanout::SitePartials;
+    use crate::merge::merge;
 
     async fn release(sql: &str) -> Release {
         let ctx = SessionContext::new();
@@ -170,6 +150,24 @@ mod tests {
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).expect("batch")
     }
 
+    fn site(id: &str, batches: Vec<RecordBatch>) -> SitePartials {
+        SitePartials {
+            site: id.into(),
+            batches,
+            suppressed: 0,
+            bytes: 0,
+        }
+    }
+
+    /// Everything the coordinator checks of answers: each site's answer on
+    /// its own, then the merge (which catches a group sent twice).
+    fn accept(r: &Release, answers: &[SitePartials]) -> Result<()> {
+        for a in answers {
+            check_site_answer(r, &a.site, &a.batches)?;
+        }
+        merge(r, answers, &PrivacyPolicy::default()).map(|_| ())
+    }
+
     #[tokio::test]
     async fn sound_answers_pass_and_implausible_ones_are_refused_without_values() {
         // k0 = gender, p0 = sum, p1 = count (the AVG's parts), patients.
@@ -180,7 +178,8 @@ mod tests {
             &r,
             &[&[8507, 987_654, 500, 500], &[8532, 991_000, 510, 510]],
         );
-        check_site_answer(&r, "lu", &[ok]).expect("plausible");
+        accept(&r, &[site("lu", vec![ok.clone()]), site("us", vec![ok])])
+            .expect("plausible, and two sites may send the same groups");
         let cases: [(&[&[i64]], &str); 3] = [
             (&[&[8507, 987_654, 500, 0]], "fewer than one patient"),
             (&[&[8507, 987_654, -500, 500]], "negative count"),
@@ -190,7 +189,7 @@ mod tests {
             ),
         ];
         for (rows, rule) in cases {
-            let err = check_site_answer(&r, "lu", &[answer(&r, rows)])
+            let err = accept(&r, &[site("lu", vec![answer(&r, rows)])])
                 .expect_err(rule)
                 .to_string();
             assert!(err.contains("site 'lu'") && err.contains(rule), "{err}");
@@ -202,7 +201,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_global_aggregate_has_one_group_and_variances_are_not_negative() {
+    async fn a_global_aggregate_is_sent_once_and_variances_are_not_negative() {
         let r = release("SELECT stddev(year_of_birth) FROM person").await;
         let width = r.site_types().len();
         let row = |var: i64| -> Vec<i64> {
@@ -215,10 +214,10 @@ mod tests {
             v
         };
         let good = row(3);
-        check_site_answer(&r, "us", &[answer(&r, &[&good])]).expect("plausible");
-        let err =
-            check_site_answer(&r, "us", &[answer(&r, &[&good, &good])]).expect_err("two rows");
-        assert!(err.to_string().contains("one group"), "{err}");
+        accept(&r, &[site("us", vec![answer(&r, &[&good])])]).expect("plausible");
+        let twice = answer(&r, &[&good]);
+        let err = accept(&r, &[site("us", vec![twice.clone(), twice])]).expect_err("two rows");
+        assert!(err.to_string().contains("sent twice"), "{err}");
         let bad = row(-3);
         let err = check_site_answer(&r, "us", &[answer(&r, &[&bad])]).expect_err("negative");
         assert!(err.to_string().contains("negative variance"), "{err}");
