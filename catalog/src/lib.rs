@@ -11,13 +11,18 @@
 //!   `variant_occurrence` table and the public `concept` vocabulary, with the
 //!   virtual `site` column and each table's privacy unit (`person_id`).
 //! * [`registry`]: sites, federation and privacy settings as read from TOML.
+//! * [`permit`]: EHDS data permits (ed25519-signed) and a site's own
+//!   narrowing of them.
+//! * [`security`]: TLS, audit and opt-out settings.
 //! * [`vocabulary`]: the OMOP concepts the synthetic cohort uses.
 //! * [`synthetic`]: the deterministic three-site cohort behind `ihdsi generate`.
 
 pub mod auth;
 pub mod error;
+pub mod permit;
 pub mod registry;
 pub mod schema;
+pub mod security;
 pub mod synthetic;
 pub mod vocabulary;
 

@@ -12,7 +12,11 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CatalogError, Result};
+use crate::permit::SitePermitPolicy;
 use crate::schema;
+use crate::security::{
+    AuditSection, CoordinatorTls, PermitStore, ServerIdentity, SiteTls, resolve,
+};
 
 /// Disclosure-control settings. The coordinator and every site each hold one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,6 +93,9 @@ pub struct CoordinatorSection {
     /// Seconds to wait for a site before the query fails.
     #[serde(default = "default_site_timeout")]
     pub site_timeout_secs: u64,
+    /// TLS on the analyst-facing port (plaintext when absent).
+    #[serde(default)]
+    pub tls: Option<ServerIdentity>,
 }
 
 fn default_coordinator_listen() -> String {
@@ -111,6 +118,15 @@ pub struct FederationConfig {
     pub privacy: PrivacyPolicy,
     #[serde(default)]
     pub sites: Vec<SiteEntry>,
+    /// Mutual TLS to the sites (site endpoints must then be `https://`).
+    #[serde(default)]
+    pub tls: Option<CoordinatorTls>,
+    /// Permits held for analysts.
+    #[serde(default)]
+    pub permits: Option<PermitStore>,
+    /// The coordinator's audit trail.
+    #[serde(default)]
+    pub audit: Option<AuditSection>,
 }
 
 /// `[site]` in `site.toml`.
@@ -128,6 +144,10 @@ pub struct SiteSection {
     /// Object-store URL (or plain path) of `concept.parquet`, if any.
     #[serde(default)]
     pub vocabulary: Option<String>,
+    /// File of person ids who opted out of secondary use (one per line,
+    /// `#` comments). They are removed before any subplan sees the data.
+    #[serde(default)]
+    pub opt_out: Option<PathBuf>,
 }
 
 /// `site.toml`.
@@ -137,6 +157,15 @@ pub struct SiteConfig {
     pub site: SiteSection,
     #[serde(default)]
     pub privacy: PrivacyPolicy,
+    /// Mutual TLS (plaintext when absent: development only).
+    #[serde(default)]
+    pub tls: Option<SiteTls>,
+    /// Data permits this site requires (none required when absent:
+    /// development only).
+    #[serde(default)]
+    pub permits: Option<SitePermitPolicy>,
+    #[serde(default)]
+    pub audit: Option<AuditSection>,
 }
 
 fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -177,9 +206,26 @@ fn validate_tables(tables: &[String]) -> Result<()> {
 impl FederationConfig {
     /// Read and validate `federation.toml`.
     pub fn load(path: &Path) -> Result<Self> {
-        let cfg: Self = read_toml(path)?;
+        let mut cfg: Self = read_toml(path)?;
+        cfg.resolve(path.parent().unwrap_or(Path::new(".")));
         cfg.validate()?;
         Ok(cfg)
+    }
+
+    /// Resolve relative file paths against `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        if let Some(t) = &mut self.tls {
+            t.resolve(base);
+        }
+        if let Some(t) = &mut self.coordinator.tls {
+            t.resolve(base);
+        }
+        if let Some(p) = &mut self.permits {
+            resolve(base, &mut p.dir);
+        }
+        if let Some(a) = &mut self.audit {
+            resolve(base, &mut a.path);
+        }
     }
 
     /// Check ids, tables and thresholds.
@@ -194,6 +240,13 @@ impl FederationConfig {
         let mut seen = std::collections::BTreeSet::new();
         for s in &self.sites {
             validate_id(&s.id)?;
+            let tls = s.endpoint.starts_with("https://");
+            if self.tls.is_some() != tls {
+                return Err(CatalogError::ConfigInvalid(format!(
+                    "site '{}': endpoint {} must be https:// exactly when [tls] is set",
+                    s.id, s.endpoint
+                )));
+            }
             validate_tables(&s.tables)?;
             if !seen.insert(s.id.as_str()) {
                 return Err(CatalogError::ConfigInvalid(format!(
@@ -209,15 +262,42 @@ impl FederationConfig {
 impl SiteConfig {
     /// Read and validate `site.toml`.
     pub fn load(path: &Path) -> Result<Self> {
-        let cfg: Self = read_toml(path)?;
+        let mut cfg: Self = read_toml(path)?;
+        cfg.resolve(path.parent().unwrap_or(Path::new(".")));
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Resolve relative file paths against `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        if let Some(t) = &mut self.tls {
+            t.resolve(base);
+        }
+        if let Some(a) = &mut self.audit {
+            resolve(base, &mut a.path);
+        }
+        if let Some(p) = &mut self.site.opt_out {
+            resolve(base, p);
+        }
+    }
+
+    /// Check ids, thresholds, TLS and permit settings.
+    pub fn validate(&self) -> Result<()> {
+        let cfg = self;
         validate_id(&cfg.site.id)?;
         cfg.privacy.validate()?;
+        if let Some(t) = &cfg.tls {
+            t.validate()?;
+        }
+        if let Some(p) = &cfg.permits {
+            p.validate()?;
+        }
         if cfg.privacy.round_counts_to != 1 {
             return Err(CatalogError::ConfigInvalid(
                 "privacy.round_counts_to applies to released results: set it in federation.toml, not site.toml (sites send exact partials)".into(),
             ));
         }
-        Ok(cfg)
+        Ok(())
     }
 }
 

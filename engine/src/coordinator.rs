@@ -17,7 +17,9 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
+use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
+use crate::audit::{AuditLog, Decision, QueryRecord, ResultRecord, SubplanSql};
 use crate::error::{EngineError, Result};
 use crate::fanout::{SiteClient, fan_out};
 use crate::merge::merge;
@@ -44,13 +46,16 @@ pub mod metadata {
     pub const COUNTS_ROUNDED_TO: &str = "ihdsi.counts_rounded_to";
 }
 
-/// Who runs a query, under which id, and where its progress is recorded.
+/// Who runs a query, under which id and permit, and where its progress is
+/// recorded.
 #[derive(Debug, Clone)]
 pub struct QueryContext {
     /// The authenticated analyst; sent to every site and logged there.
     pub analyst: String,
     pub query_id: String,
     pub progress: Progress,
+    /// The signed data permit attached to every subplan.
+    pub permit: Option<String>,
 }
 
 impl QueryContext {
@@ -60,7 +65,14 @@ impl QueryContext {
             analyst: analyst.to_string(),
             query_id: query_id.to_string(),
             progress: Progress::default(),
+            permit: None,
         }
+    }
+
+    /// The same context under a data permit.
+    pub fn with_permit(mut self, permit: Option<String>) -> Self {
+        self.permit = permit;
+        self
     }
 }
 
@@ -84,6 +96,7 @@ pub struct Coordinator {
     ctx: SessionContext,
     sites: Vec<SiteClient>,
     policy: PrivacyPolicy,
+    audit: Option<Arc<AuditLog>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -111,15 +124,21 @@ impl Coordinator {
             crate::site::tables::register_vocabulary(&ctx, vocab).await?;
         }
         let timeout = Duration::from_secs(config.coordinator.site_timeout_secs.max(1));
+        let tls = config.tls.as_ref().map(client_tls).transpose()?;
         let sites = config
             .sites
             .iter()
-            .map(|s| SiteClient::new(s.clone(), timeout))
+            .map(|s| SiteClient::new(s.clone(), timeout, tls.clone()))
             .collect::<Result<Vec<_>>>()?;
+        let audit = match &config.audit {
+            Some(a) => Some(Arc::new(AuditLog::open(&a.path, "coordinator")?)),
+            None => None,
+        };
         Ok(Self {
             ctx,
             sites,
             policy: config.privacy,
+            audit,
         })
     }
 
@@ -164,25 +183,49 @@ impl Coordinator {
     }
 
     /// Run one analyst query with values for its positional parameters,
-    /// recording per-site progress in `cx.progress`.
+    /// recording per-site progress in `cx.progress`. With an audit trail,
+    /// the query is on record (durably) before any site is contacted, and
+    /// so is its outcome before the answer is returned.
     pub async fn execute_with_params(
         &self,
         sql: &str,
         params: Option<Vec<datafusion::common::ScalarValue>>,
         cx: &QueryContext,
     ) -> Result<QueryOutcome> {
-        let (analyst, query_id) = (cx.analyst.as_str(), cx.query_id.as_str());
-        let plan = plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await?;
+        let plan = match plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                let e = EngineError::from(e);
+                self.audit_query(cx, sql, Vec::new(), Err(&e)).await?;
+                return Err(e);
+            }
+        };
         tracing::info!(
-            query_id,
-            analyst,
+            query_id = cx.query_id,
+            analyst = cx.analyst,
             releases = plan.releases.len(),
             explain = plan.explain,
             "query planned"
         );
-        if plan.explain {
-            return self.explain(&plan, query_id);
-        }
+        let subplans = match self.subplans(&plan) {
+            Ok(s) => s,
+            Err(e) => {
+                self.audit_query(cx, sql, Vec::new(), Err(&e)).await?;
+                return Err(e);
+            }
+        };
+        self.audit_query(cx, sql, subplans, Ok(())).await?;
+        let outcome = if plan.explain {
+            self.explain(&plan, &cx.query_id)
+        } else {
+            self.run_plan(&plan, cx).await
+        };
+        self.audit_result(cx, &outcome).await?;
+        outcome
+    }
+
+    async fn run_plan(&self, plan: &FederatedPlan, cx: &QueryContext) -> Result<QueryOutcome> {
         type Run<'a> =
             std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseRun>> + Send + 'a>>;
         let runs: Vec<Run<'_>> = plan
@@ -192,7 +235,7 @@ impl Coordinator {
             .collect();
         let released = futures::future::try_join_all(runs).await?;
         let mut outcome = QueryOutcome {
-            query_id: query_id.to_string(),
+            query_id: cx.query_id.clone(),
             schema: Arc::new(Schema::empty()),
             batches: Vec::new(),
             suppressed_groups: 0,
@@ -223,17 +266,85 @@ impl Coordinator {
             .await?
             .collect()
             .await?;
-        let (schema, batches) = self.finish_schema(&plan, batches, &outcome)?;
+        let (schema, batches) = self.finish_schema(plan, batches, &outcome)?;
         outcome.schema = schema;
         outcome.batches = batches;
         tracing::info!(
-            query_id,
-            analyst,
+            query_id = cx.query_id,
+            analyst = cx.analyst,
             suppressed = outcome.suppressed_groups,
             sites = outcome.sites.len(),
             "query answered"
         );
         Ok(outcome)
+    }
+
+    /// Each release's subplan SQL and the sites it goes to.
+    fn subplans(&self, plan: &FederatedPlan) -> Result<Vec<SubplanSql>> {
+        plan.releases
+            .iter()
+            .map(|r| {
+                Ok(SubplanSql {
+                    release: r.index,
+                    sites: self
+                        .sites_for(r)?
+                        .iter()
+                        .map(|s| s.entry.id.clone())
+                        .collect(),
+                    sql: r.site_sql.clone(),
+                })
+            })
+            .collect()
+    }
+
+    async fn audit_query(
+        &self,
+        cx: &QueryContext,
+        sql: &str,
+        subplans: Vec<SubplanSql>,
+        decision: std::result::Result<(), &EngineError>,
+    ) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let (permit, purpose) = permit_label(cx.permit.as_deref());
+        let record = QueryRecord {
+            query_id: cx.query_id.clone(),
+            analyst: cx.analyst.clone(),
+            permit,
+            purpose,
+            sql: sql.to_string(),
+            subplans,
+            decision: if decision.is_ok() {
+                Decision::Admitted
+            } else {
+                Decision::Refused
+            },
+            code: decision.err().map(EngineError::code),
+            reason: decision.err().map(ToString::to_string),
+        };
+        Ok(log.append("query", &record).await?)
+    }
+
+    async fn audit_result(&self, cx: &QueryContext, outcome: &Result<QueryOutcome>) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let answered = outcome.as_ref().ok();
+        let record = ResultRecord {
+            query_id: cx.query_id.clone(),
+            analyst: cx.analyst.clone(),
+            permit: permit_label(cx.permit.as_deref()).0,
+            decision: if answered.is_some() {
+                Decision::Answered
+            } else {
+                Decision::Failed
+            },
+            code: outcome.as_ref().err().map(EngineError::code),
+            released_rows: answered.map(|o| o.batches.iter().map(|b| b.num_rows() as u64).sum()),
+            suppressed_groups: answered.map(|o| o.suppressed_groups),
+        };
+        Ok(log.append("result", &record).await?)
     }
 
     async fn run_release(&self, release: &Release, cx: &QueryContext) -> Result<ReleaseRun> {
@@ -243,6 +354,7 @@ impl Coordinator {
             analyst: cx.analyst.clone(),
             release: release.index,
             sql: release.site_sql.clone(),
+            permit: cx.permit.clone(),
         };
         let answers = fan_out(&sites, &req, &cx.progress).await?;
         let site_suppressed = answers.iter().map(|a| a.suppressed).sum();
@@ -333,4 +445,25 @@ struct ReleaseRun {
     site_suppressed: u64,
     bytes: u64,
     sites: Vec<String>,
+}
+
+/// The coordinator's side of mutual TLS: pin the federation CA (never the
+/// system roots) and present the coordinator's client certificate.
+fn client_tls(tls: &ihdsi_catalog::security::CoordinatorTls) -> Result<ClientTlsConfig> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| EngineError::Tls(format!("cannot read {}: {e}", p.display())))
+    };
+    Ok(ClientTlsConfig::new()
+        .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
+        .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?)))
+}
+
+/// The permit's id and purpose as the audit trail names them (read, not
+/// verified: the sites verify).
+fn permit_label(token: Option<&str>) -> (Option<String>, Option<String>) {
+    match token.map(ihdsi_catalog::permit::decode) {
+        Some(Ok((_, _, p))) => (Some(p.id), Some(p.purpose.to_string())),
+        Some(Err(_)) => (Some("(malformed)".into()), None),
+        None => (None, None),
+    }
 }

@@ -4,6 +4,8 @@
 //! carry result values or per-site numbers: a site's refusal is relayed with
 //! its own (privacy-safe) reason only.
 
+use crate::audit::AuditError;
+use ihdsi_catalog::permit::PermitRefusal;
 use ihdsi_planner::PlanError;
 
 /// Result alias for this crate.
@@ -37,9 +39,38 @@ pub enum EngineError {
     /// DataFusion failed while executing an admitted plan.
     #[error("execution failed: {0}")]
     Execution(String),
+    /// The data permit does not allow this subplan (checked by a site).
+    #[error("data permit refused: {0}")]
+    Permit(#[from] PermitRefusal),
+    /// The audit trail cannot be written: nothing runs unaudited.
+    #[error("the audit trail cannot be written; the query was not run: {0}")]
+    Audit(#[from] AuditError),
+    /// TLS material (certificates, keys) cannot be loaded.
+    #[error("TLS setup: {0}")]
+    Tls(String),
     /// A bug: an invariant does not hold.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl EngineError {
+    /// The stable code recorded in audit trails.
+    pub fn code(&self) -> String {
+        match self {
+            EngineError::Plan(p) => p.code().to_string(),
+            EngineError::Permit(p) => p.code().to_string(),
+            EngineError::SiteUnavailable { .. } => "site.unavailable".into(),
+            EngineError::SiteRefused { .. } => "site.refused".into(),
+            EngineError::SiteProtocol { .. } => "site.protocol".into(),
+            EngineError::Overflow => "merge.overflow".into(),
+            EngineError::NoSiteHosts(_) => "plan.no_site".into(),
+            EngineError::Data(_) => "site.data".into(),
+            EngineError::Execution(_) => "runtime".into(),
+            EngineError::Audit(_) => "audit.unwritable".into(),
+            EngineError::Tls(_) => "tls".into(),
+            EngineError::Internal(_) => "internal".into(),
+        }
+    }
 }
 
 impl From<datafusion::error::DataFusionError> for EngineError {

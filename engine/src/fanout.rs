@@ -14,7 +14,7 @@ use arrow_flight::flight_service_client::FlightServiceClient;
 use arrow_flight::{FlightData, Ticket};
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::StreamExt;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
@@ -43,13 +43,19 @@ pub struct SitePartials {
 
 impl SiteClient {
     /// Prepare a client; nothing is connected until the first request.
-    pub fn new(entry: SiteEntry, timeout: Duration) -> Result<Self> {
-        let endpoint = Endpoint::from_shared(entry.endpoint.clone())
-            .map_err(|e| EngineError::SiteUnavailable {
-                site: entry.id.clone(),
-                cause: format!("invalid endpoint {}: {e}", entry.endpoint),
-            })?
+    /// With `tls`, the site must prove a certificate from the pinned CA and
+    /// the coordinator presents its own client certificate.
+    pub fn new(entry: SiteEntry, timeout: Duration, tls: Option<ClientTlsConfig>) -> Result<Self> {
+        let invalid = |e: tonic::transport::Error| EngineError::SiteUnavailable {
+            site: entry.id.clone(),
+            cause: format!("invalid endpoint {}: {e}", entry.endpoint),
+        };
+        let mut endpoint = Endpoint::from_shared(entry.endpoint.clone())
+            .map_err(invalid)?
             .connect_timeout(Duration::from_secs(5));
+        if let Some(tls) = tls {
+            endpoint = endpoint.tls_config(tls).map_err(invalid)?;
+        }
         Ok(Self {
             channel: endpoint.connect_lazy(),
             entry,
@@ -63,7 +69,7 @@ impl SiteClient {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 EngineError::SiteUnavailable {
                     site,
-                    cause: status.message().to_string(),
+                    cause: transport_cause(&status),
                 }
             }
             tonic::Code::Unknown if status.message().contains("transport") => {
@@ -139,6 +145,22 @@ impl SiteClient {
             bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
         })
     }
+}
+
+/// The status message plus its source chain: a TLS failure ("invalid
+/// peer certificate: UnknownIssuer") sits several sources deep.
+fn transport_cause(status: &tonic::Status) -> String {
+    let mut cause = status.message().to_string();
+    let mut source = std::error::Error::source(status);
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !cause.contains(&text) {
+            cause.push_str(": ");
+            cause.push_str(&text);
+        }
+        source = s.source();
+    }
+    cause
 }
 
 /// Run `req` at all `sites` in parallel, recording each site's state in

@@ -9,7 +9,9 @@
 //! * [`merge`]: per-group merge of partials and the federation threshold.
 //! * [`progress`]: per-site state and elapsed time of a running query.
 //! * [`coordinator`]: the whole query path.
+//! * [`audit`]: the hash-chained audit trail of coordinator and sites.
 
+pub mod audit;
 pub mod coordinator;
 pub mod error;
 pub mod fanout;

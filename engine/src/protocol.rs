@@ -2,6 +2,7 @@
 //!
 //! The coordinator calls `DoGet` with a ticket holding a [`SubplanRequest`]
 //! as JSON: the canonical subplan SQL plus who is asking. The site answers
+//! with the data permit the query runs under. The site answers
 //! with an ordinary Arrow IPC stream of partial aggregates (`k*`, `p*`,
 //! `ihdsi_patients`), whose schema metadata carries the number of groups the
 //! site suppressed under its own threshold (a count, never which ones).
@@ -24,6 +25,9 @@ pub struct SubplanRequest {
     pub release: usize,
     /// Canonical subplan SQL over the virtual schema.
     pub sql: String,
+    /// The analyst's signed data permit, verified by the site itself.
+    #[serde(default)]
+    pub permit: Option<String>,
 }
 
 impl SubplanRequest {

@@ -11,11 +11,12 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::error::ArrowError;
 use futures::TryStreamExt;
 use ihdsi_engine::SiteProgress;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
 use crate::coordinator::actions::{PROGRESS_ACTION, REQUEST_ID_HEADER};
 
 use crate::error::{Result, ServerError};
+use crate::permits::PERMIT_HEADER;
 
 /// A query result as the analyst receives it.
 #[derive(Debug, Clone)]
@@ -90,6 +91,16 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
+/// Connection settings beyond the login.
+#[derive(Debug, Clone, Default)]
+pub struct ClientOptions {
+    /// PEM of the CA that signed the coordinator's certificate, for
+    /// `grpc+tls://` URIs.
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Data permit (id or token), sent as the `x-ihdsi-permit` header.
+    pub permit: Option<String>,
+}
+
 /// An authenticated Flight SQL connection to a coordinator.
 #[derive(Debug, Clone)]
 pub struct Connection {
@@ -99,9 +110,26 @@ pub struct Connection {
 impl Connection {
     /// Connect to `uri` and log in.
     pub async fn connect(uri: &str, credentials: &Credentials) -> Result<Self> {
-        let endpoint = Endpoint::from_shared(http_uri(uri)?)
+        Self::connect_with(uri, credentials, &ClientOptions::default()).await
+    }
+
+    /// Connect to `uri` with `options` and log in.
+    pub async fn connect_with(
+        uri: &str,
+        credentials: &Credentials,
+        options: &ClientOptions,
+    ) -> Result<Self> {
+        let mut endpoint = Endpoint::from_shared(http_uri(uri)?)
             .map_err(|e| ServerError::Client(format!("invalid URI '{uri}': {e}")))?
             .connect_timeout(Duration::from_secs(10));
+        if let Some(ca) = &options.tls_ca {
+            let pem = std::fs::read(ca).map_err(|e| {
+                ServerError::Client(format!("cannot read the CA file {}: {e}", ca.display()))
+            })?;
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
+                .map_err(|e| ServerError::Client(format!("TLS setup for {uri}: {e}")))?;
+        }
         let channel = endpoint
             .connect()
             .await
@@ -114,6 +142,9 @@ impl Connection {
                 })?;
             }
             Credentials::Token(token) => client.set_token(token.clone()),
+        }
+        if let Some(permit) = &options.permit {
+            client.set_header(PERMIT_HEADER, permit.trim());
         }
         Ok(Self { client })
     }
@@ -199,7 +230,17 @@ async fn fetch_with(
 
 /// Connect, log in and run one SQL statement.
 pub async fn run_query(uri: &str, credentials: &Credentials, sql: &str) -> Result<QueryResult> {
-    Connection::connect(uri, credentials)
+    run_query_with(uri, credentials, &ClientOptions::default(), sql).await
+}
+
+/// [`run_query`] with connection options.
+pub async fn run_query_with(
+    uri: &str,
+    credentials: &Credentials,
+    options: &ClientOptions,
+    sql: &str,
+) -> Result<QueryResult> {
+    Connection::connect_with(uri, credentials, options)
         .await?
         .query(sql)
         .await

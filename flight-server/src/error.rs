@@ -30,6 +30,12 @@ pub enum ServerError {
     /// The `[auth]` configuration cannot be used.
     #[error("authentication setup: {0}")]
     AuthSetup(String),
+    /// Certificates or keys cannot be made or loaded.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// A data permit cannot be issued, read or selected.
+    #[error("data permit: {0}")]
+    Permit(String),
     /// A data folder is missing or unusable.
     #[error("data folder {path}: {message}")]
     DataFolder { path: PathBuf, message: String },

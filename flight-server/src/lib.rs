@@ -4,6 +4,9 @@
 //! * [`site_service`]: a site's Arrow Flight service (DoGet a subplan ticket).
 //! * [`coordinator`]: the coordinator's Flight SQL service for analysts.
 //! * [`status`]: the one mapping from engine errors to gRPC statuses.
+//! * [`tls`]: mutual TLS between coordinator and sites, `ihdsi certs init`.
+//! * [`permits`]: the coordinator's store of data permits and how an
+//!   analyst selects one; `ihdsi permit`.
 //! * [`serve`]: binding and running the servers.
 //! * [`client`], [`format`]: `ihdsi query`.
 //! * [`shell`]: `ihdsi shell`, the interactive SQL shell.
@@ -17,9 +20,11 @@ pub mod coordinator;
 pub mod demo;
 pub mod error;
 pub mod format;
+pub mod permits;
 pub mod serve;
 pub mod shell;
 pub mod site_service;
 pub mod status;
+pub mod tls;
 
 pub use error::{Result, ServerError};

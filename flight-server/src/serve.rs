@@ -16,9 +16,13 @@ use crate::auth::Authenticator;
 use crate::auth::layer::AuthLayer;
 use crate::coordinator::CoordinatorService;
 use crate::error::{Result, ServerError};
+use crate::permits::PermitStore;
 use crate::site_service::SiteService;
+use crate::tls::{analyst_server_tls, site_server_tls};
 use ihdsi_catalog::AuthSection;
+use ihdsi_catalog::security::{ServerIdentity, SiteTls};
 use ihdsi_engine::{Coordinator, SiteEngine};
+use tonic::transport::{Server, ServerTlsConfig};
 
 /// Largest gRPC message accepted or sent (partials of very fine groupings).
 const MAX_MESSAGE: usize = 256 << 20;
@@ -38,34 +42,46 @@ pub async fn bind(addr: &str) -> Result<(TcpListener, SocketAddr)> {
     Ok((listener, local))
 }
 
-/// Serve one Flight service on `listener` until `shutdown` resolves.
-fn spawn_flight<S>(
-    service: S,
+/// A tonic server builder, with TLS when configured.
+fn builder(tls: Option<ServerTlsConfig>) -> Result<Server> {
+    let builder = Server::builder();
+    match tls {
+        Some(tls) => builder
+            .tls_config(tls)
+            .map_err(|e| ServerError::Tls(format!("cannot use the certificates: {e}"))),
+        None => Ok(builder),
+    }
+}
+
+/// Serve a site until `shutdown` resolves: over mutual TLS when `tls` is
+/// set (client certificates chained to the CA and pinned by fingerprint).
+pub fn spawn_site(
+    engine: SiteEngine,
+    tls: Option<&SiteTls>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> JoinHandle<Result<()>>
-where
-    S: arrow_flight::flight_service_server::FlightService,
-{
+) -> Result<JoinHandle<Result<()>>> {
+    let service = SiteService::new(engine, tls.map(|t| t.trusted_clients.clone()));
+    let mut server = builder(tls.map(site_server_tls).transpose()?)?;
     let svc = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    tokio::spawn(async move {
-        tonic::transport::Server::builder()
+    Ok(tokio::spawn(async move {
+        server
             .add_service(svc)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)
             .await
             .map_err(|e| ServerError::Serve(e.to_string()))
-    })
+    }))
 }
 
-/// Serve a site until `shutdown` resolves.
-pub fn spawn_site(
-    engine: SiteEngine,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> JoinHandle<Result<()>> {
-    spawn_flight(SiteService::new(engine), listener, shutdown)
+/// What the coordinator's front door holds besides the engine.
+#[derive(Debug, Clone, Default)]
+pub struct CoordinatorFront {
+    /// Permits held for analysts.
+    pub permits: PermitStore,
+    /// TLS on the analyst-facing port.
+    pub tls: Option<ServerIdentity>,
 }
 
 /// Serve the coordinator's Flight SQL service until `shutdown` resolves.
@@ -73,15 +89,18 @@ pub fn spawn_site(
 pub fn spawn_coordinator(
     coordinator: Coordinator,
     auth: &AuthSection,
+    front: CoordinatorFront,
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<Result<()>>> {
     let auth = Arc::new(Authenticator::new(auth)?);
-    let svc = FlightServiceServer::new(CoordinatorService::new(coordinator, Arc::clone(&auth)))
+    let service = CoordinatorService::new(coordinator, Arc::clone(&auth), front.permits);
+    let svc = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
+    let server = builder(front.tls.as_ref().map(analyst_server_tls).transpose()?)?;
     Ok(tokio::spawn(async move {
-        tonic::transport::Server::builder()
+        server
             .layer(AuthLayer::new(auth))
             .add_service(svc)
             .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown)

@@ -17,6 +17,7 @@ use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::status::to_status;
+use crate::tls::fingerprint;
 use ihdsi_engine::protocol::SubplanRequest;
 use ihdsi_engine::{EngineError, SiteEngine};
 
@@ -26,12 +27,40 @@ type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'stati
 #[derive(Debug, Clone)]
 pub struct SiteService {
     engine: Arc<SiteEngine>,
+    /// Fingerprints of the coordinator certificates answered (mutual TLS);
+    /// `None` on a plaintext development site.
+    trusted_clients: Option<Arc<[String]>>,
 }
 
 impl SiteService {
-    pub fn new(engine: SiteEngine) -> Self {
+    pub fn new(engine: SiteEngine, trusted_clients: Option<Vec<String>>) -> Self {
         Self {
             engine: Arc::new(engine),
+            trusted_clients: trusted_clients.map(Into::into),
+        }
+    }
+
+    /// Under mutual TLS, the client certificate (already chained to the
+    /// federation CA by the handshake) must be a pinned coordinator's.
+    fn check_client<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        let Some(trusted) = &self.trusted_clients else {
+            return Ok(());
+        };
+        let site = self.engine.id();
+        let presented = request
+            .peer_certs()
+            .and_then(|certs| certs.first().map(|c| fingerprint(c.as_ref())));
+        match presented {
+            Some(fp) if trusted.contains(&fp) => Ok(()),
+            Some(fp) => {
+                tracing::warn!(site, client = %fp, "subplan refused: client certificate is not a trusted coordinator's");
+                Err(Status::permission_denied(format!(
+                    "client certificate {fp} is not a coordinator this site answers"
+                )))
+            }
+            None => Err(Status::unauthenticated(
+                "this site answers only over mutual TLS with a coordinator certificate",
+            )),
         }
     }
 }
@@ -42,11 +71,12 @@ impl SiteService {
 /// stay in the site's own log and the coordinator gets a reference.
 fn relayable_status(e: &EngineError, query_id: &str) -> Status {
     match e {
-        EngineError::Execution(_) | EngineError::Internal(_) => {
-            Status::failed_precondition(format!(
-                "execution failed at the site; details are in the site's log under query id {query_id}"
-            ))
-        }
+        EngineError::Execution(_)
+        | EngineError::Internal(_)
+        | EngineError::Audit(_)
+        | EngineError::Tls(_) => Status::failed_precondition(format!(
+            "execution failed at the site; details are in the site's log under query id {query_id}"
+        )),
         other => to_status(other),
     }
 }
@@ -65,12 +95,19 @@ impl FlightService for SiteService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
+        self.check_client(&request)?;
         let site = self.engine.id().to_string();
         let req = SubplanRequest::from_ticket(&request.get_ref().ticket).map_err(|m| {
             tracing::warn!(site, reason = %m, "subplan refused");
             Status::invalid_argument(m)
         })?;
-        tracing::info!(site, query_id = %req.query_id, analyst = %req.analyst, release = req.release, sql = %req.sql, "subplan received");
+        let permit = req
+            .permit
+            .as_deref()
+            .map(ihdsi_catalog::permit::decode)
+            .and_then(|p| p.ok())
+            .map(|(_, _, p)| p.id);
+        tracing::info!(site, query_id = %req.query_id, analyst = %req.analyst, permit = permit.as_deref().unwrap_or("-"), release = req.release, sql = %req.sql, "subplan received");
         let answer = self.engine.run(&req).await.map_err(|e| {
             tracing::warn!(site, query_id = %req.query_id, reason = %e, "subplan refused");
             relayable_status(&e, &req.query_id)

@@ -30,6 +30,18 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::warn!(error = %err, "execution failed");
             Status::invalid_argument(err.to_string())
         }
+        EngineError::Permit(_) => {
+            tracing::warn!(error = %err, "data permit refused");
+            Status::permission_denied(err.to_string())
+        }
+        EngineError::Audit(_) => {
+            tracing::error!(error = %err, "audit trail unwritable");
+            Status::unavailable(err.to_string())
+        }
+        EngineError::Tls(_) => {
+            tracing::error!(error = %err, "TLS setup");
+            Status::unavailable(err.to_string())
+        }
         EngineError::Internal(_) => {
             tracing::error!(error = %err, "internal error");
             Status::internal("internal error; the event is logged on the server")

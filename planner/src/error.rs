@@ -42,6 +42,20 @@ pub enum PlanError {
 }
 
 impl PlanError {
+    /// The stable refusal code recorded in audit trails (one per variant).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Syntax(_) => "plan.syntax",
+            Self::Schema(_) => "plan.schema",
+            Self::RowLevel { .. } => "privacy.row_level",
+            Self::Unsupported { .. } => "plan.unsupported",
+            Self::Policy(_) => "privacy.policy",
+            Self::NotCanonical(_) => "plan.not_canonical",
+            Self::NotAQuery(_) => "plan.not_a_query",
+            Self::Internal(_) => "internal",
+        }
+    }
+
     pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Self {
         Self::Unsupported {
             what: what.into(),

@@ -12,6 +12,7 @@ pub mod logs;
 pub mod planted;
 pub mod process;
 pub mod queries;
+pub mod secured;
 
 use std::path::{Path, PathBuf};
 

@@ -1,6 +1,9 @@
-//! A site: admits a subplan, runs it over its own Parquet files with
-//! DataFusion, and releases only the groups that pass its own threshold.
+//! A site: checks the data permit, admits a subplan, runs it over its own
+//! Parquet files with DataFusion (opted-out persons already removed), and
+//! releases only the groups that pass its own threshold. Every subplan, run
+//! or refused, goes on the site's own audit trail.
 
+mod guards;
 pub mod tables;
 
 use std::sync::Arc;
@@ -14,9 +17,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_SUPPRESSED_KEY, SubplanRequest};
+pub use guards::{SiteGuards, read_opt_out, scanned_tables};
 use ihdsi_catalog::{PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::{PlanError, admit_subplan};
-pub use tables::{SiteData, register_tables};
+pub use tables::{SiteData, register_tables, register_tables_excluding};
 
 /// Session settings every site uses.
 ///
@@ -51,6 +55,7 @@ pub struct SiteEngine {
     ctx: SessionContext,
     policy: PrivacyPolicy,
     tables: Vec<String>,
+    guards: SiteGuards,
 }
 
 impl std::fmt::Debug for SiteEngine {
@@ -59,6 +64,7 @@ impl std::fmt::Debug for SiteEngine {
             .field("id", &self.id)
             .field("policy", &self.policy)
             .field("tables", &self.tables)
+            .field("guards", &self.guards)
             .finish()
     }
 }
@@ -70,17 +76,41 @@ impl SiteEngine {
             id: config.site.id.clone(),
             location: config.site.data.clone(),
         };
-        Self::open_with(data, config.site.vocabulary.as_deref(), config.privacy).await
+        let guards = SiteGuards::from_config(config)?;
+        Self::open_guarded(
+            data,
+            config.site.vocabulary.as_deref(),
+            config.privacy,
+            guards,
+        )
+        .await
     }
 
-    /// Open a site from its parts.
+    /// Open a site from its parts, with no permit check, audit or opt-out
+    /// (tests and development).
     pub async fn open_with(
         data: SiteData,
         vocabulary: Option<&str>,
         policy: PrivacyPolicy,
     ) -> Result<Self> {
+        Self::open_guarded(data, vocabulary, policy, SiteGuards::default()).await
+    }
+
+    /// Open a site from its parts and its guards.
+    pub async fn open_guarded(
+        data: SiteData,
+        vocabulary: Option<&str>,
+        policy: PrivacyPolicy,
+        guards: SiteGuards,
+    ) -> Result<Self> {
         let ctx = SessionContext::new_with_config(site_session_config());
-        let tables = register_tables(&ctx, std::slice::from_ref(&data), vocabulary).await?;
+        let tables = register_tables_excluding(
+            &ctx,
+            std::slice::from_ref(&data),
+            vocabulary,
+            &guards.opt_out,
+        )
+        .await?;
         if tables.is_empty() {
             return Err(EngineError::Data(format!(
                 "no <table>.parquet files found under {}",
@@ -92,6 +122,7 @@ impl SiteEngine {
             ctx,
             policy,
             tables,
+            guards,
         })
     }
 
@@ -109,13 +140,22 @@ impl SiteEngine {
         self.ctx.state()
     }
 
-    /// Admit, run and threshold one subplan.
+    /// Check the permit, admit, run and threshold one subplan, and put it
+    /// on the audit trail whatever the outcome. An answer whose audit
+    /// record cannot be written is not released.
     pub async fn run(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
+        let answer = self.run_unaudited(req).await;
+        self.guards.record(req, &answer).await?;
+        answer
+    }
+
+    async fn run_unaudited(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
         let plan = self
             .state()
             .create_logical_plan(&req.sql)
             .await
             .map_err(PlanError::from_datafusion)?;
+        self.guards.check_permit(&self.id, req, &plan)?;
         let admission = admit_subplan(&plan, &self.policy)?;
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());

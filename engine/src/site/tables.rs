@@ -15,6 +15,10 @@
 
 use std::sync::Arc;
 
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::{Column, JoinType};
+use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
@@ -24,7 +28,7 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
-use ihdsi_catalog::schema::{self, SITE_COLUMN, TableDef, TableKind};
+use ihdsi_catalog::schema::{self, PRIVACY_UNIT, SITE_COLUMN, TableDef, TableKind};
 
 /// One site's data location.
 #[derive(Debug, Clone)]
@@ -95,12 +99,58 @@ fn with_site_column(scan: LogicalPlan, site: &str) -> Result<LogicalPlan> {
     Ok(LogicalPlanBuilder::from(scan).project(exprs)?.build()?)
 }
 
+/// `scan` without the rows of opted-out persons: a left anti join on
+/// `person_id`, inside the view, so no subplan can reach around it.
+fn without_opted_out(scan: LogicalPlan, table: &str, opted_out: &[i64]) -> Result<LogicalPlan> {
+    if opted_out.is_empty() {
+        return Ok(scan);
+    }
+    let schema = Arc::new(Schema::new(vec![Field::new(
+        PRIVACY_UNIT,
+        DataType::Int64,
+        false,
+    )]));
+    let ids = RecordBatch::try_new(
+        Arc::clone(&schema),
+        vec![Arc::new(Int64Array::from(opted_out.to_vec()))],
+    )?;
+    let list = MemTable::try_new(schema, vec![vec![ids]])?;
+    let excluded =
+        LogicalPlanBuilder::scan(OPT_OUT_TABLE, provider_as_source(Arc::new(list)), None)?
+            .build()?;
+    Ok(LogicalPlanBuilder::from(scan)
+        .join(
+            excluded,
+            JoinType::LeftAnti,
+            (
+                vec![Column::new(Some(table), PRIVACY_UNIT)],
+                vec![Column::new(Some(OPT_OUT_TABLE), PRIVACY_UNIT)],
+            ),
+            None,
+        )?
+        .build()?)
+}
+
+/// Name of the opt-out list inside a site's views.
+const OPT_OUT_TABLE: &str = "ihdsi_opt_out";
+
 /// Register the patient tables of `sites` (their union, if several) and the
 /// public vocabulary. Returns the names of the patient tables registered.
 pub async fn register_tables(
     ctx: &SessionContext,
     sites: &[SiteData],
     vocabulary: Option<&str>,
+) -> Result<Vec<String>> {
+    register_tables_excluding(ctx, sites, vocabulary, &[]).await
+}
+
+/// [`register_tables`], with the persons in `opted_out` removed from every
+/// patient table.
+pub async fn register_tables_excluding(
+    ctx: &SessionContext,
+    sites: &[SiteData],
+    vocabulary: Option<&str>,
+    opted_out: &[i64],
 ) -> Result<Vec<String>> {
     let mut registered = Vec::new();
     for table in schema::patient_tables() {
@@ -109,6 +159,7 @@ pub async fn register_tables(
             let url = format!("{}{}.parquet", folder_url(&site.location)?, table.name);
             if present(&url) {
                 let scan = parquet_scan(table, &url)?;
+                let scan = without_opted_out(scan, table.name, opted_out)?;
                 parts.push(with_site_column(scan, &site.id)?);
             }
         }

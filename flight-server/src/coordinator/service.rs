@@ -36,6 +36,7 @@ use super::replies::{
 };
 use super::{ResultCache, metadata, types};
 use crate::auth::Authenticator;
+use crate::permits::{PERMIT_HEADER, PermitStore};
 use crate::status::to_status;
 
 /// Flight SQL front of the federation.
@@ -45,6 +46,7 @@ pub struct CoordinatorService {
     results: Arc<ResultCache>,
     auth: Arc<Authenticator>,
     progress: Arc<ProgressBoard>,
+    permits: Arc<PermitStore>,
 }
 
 impl CoordinatorService {
@@ -58,7 +60,12 @@ impl CoordinatorService {
     ) -> Result<Response<FlightInfo>, Status> {
         let analyst = actions::analyst(&request)?.name.clone();
         let query_id = uuid::Uuid::new_v4().to_string();
-        let cx = QueryContext::new(&analyst, &query_id);
+        let header = request
+            .metadata()
+            .get(PERMIT_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let permit = self.permits.select(&analyst, header, chrono::Utc::now())?;
+        let cx = QueryContext::new(&analyst, &query_id).with_permit(permit);
         if let Some(request_id) = ProgressBoard::request_id(&request) {
             self.progress
                 .follow(&analyst, request_id, cx.progress.clone());
@@ -90,12 +97,13 @@ impl CoordinatorService {
 
     /// Serve `coordinator`; `auth` issues the handshake's tokens (the
     /// [`crate::auth::layer::AuthLayer`] in front checks every call).
-    pub fn new(coordinator: Coordinator, auth: Arc<Authenticator>) -> Self {
+    pub fn new(coordinator: Coordinator, auth: Arc<Authenticator>, permits: PermitStore) -> Self {
         Self {
             coordinator: Arc::new(coordinator),
             results: Arc::new(ResultCache::default()),
             auth,
             progress: Arc::new(ProgressBoard::default()),
+            permits: Arc::new(permits),
         }
     }
 }

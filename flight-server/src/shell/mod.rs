@@ -20,7 +20,7 @@ use std::path::PathBuf;
 use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
-use crate::client::{Connection, Credentials};
+use crate::client::{ClientOptions, Connection, Credentials};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
 
@@ -90,17 +90,17 @@ fn history_path() -> Option<PathBuf> {
 
 /// Log in again when the session token has expired (it lives
 /// `auth.token_ttl_secs`, 8 hours by default) and the shell has a password.
-async fn renew(
-    connection: &mut Connection,
-    uri: &str,
-    credentials: &Credentials,
-    err: &ServerError,
-) -> bool {
+async fn renew(connection: &mut Connection, login: &Login<'_>, err: &ServerError) -> bool {
+    let Login {
+        uri,
+        credentials,
+        options,
+    } = *login;
     let expired = err.to_string().contains("bearer token expired");
     if !expired || !matches!(credentials, Credentials::Password { .. }) {
         return false;
     }
-    match Connection::connect(uri, credentials).await {
+    match Connection::connect_with(uri, credentials, options).await {
         Ok(fresh) => {
             *connection = fresh;
             true
@@ -109,8 +109,17 @@ async fn renew(
     }
 }
 
+/// How the shell connected, so it can log in again.
+#[derive(Debug, Clone, Copy)]
+pub struct Login<'a> {
+    pub uri: &'a str,
+    pub credentials: &'a Credentials,
+    pub options: &'a ClientOptions,
+}
+
 /// Run the shell until `\q`, Ctrl-D or end of input.
-pub async fn run(mut connection: Connection, uri: &str, credentials: &Credentials) -> Result<()> {
+pub async fn run(mut connection: Connection, login: Login<'_>) -> Result<()> {
+    let uri = login.uri;
     let mut editor = DefaultEditor::new()
         .map_err(|e| ServerError::Client(format!("cannot start the line editor: {e}")))?;
     let history = history_path();
@@ -155,7 +164,7 @@ pub async fn run(mut connection: Connection, uri: &str, credentials: &Credential
             Input::Sql(sql) => {
                 let mut outcome = execute(&connection, &sql, live).await;
                 if let Err(e) = &outcome
-                    && renew(&mut connection, uri, credentials, e).await
+                    && renew(&mut connection, &login, e).await
                 {
                     outcome = execute(&connection, &sql, live).await;
                 }

@@ -28,10 +28,14 @@ async fn bytes_for(persons: u64, sql: &str) -> (u64, usize) {
             listen: "127.0.0.1:0".into(),
             vocabulary: None,
             site_timeout_secs: 60,
+            tls: None,
         },
         auth: Default::default(),
         privacy: policy(1, false),
         sites,
+        tls: None,
+        permits: None,
+        audit: None,
     };
     let coordinator = Coordinator::new(&config).await.expect("coordinator");
     let outcome = coordinator

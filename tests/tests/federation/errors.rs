@@ -11,7 +11,7 @@ use ihdsi_engine::protocol::SubplanRequest;
 use ihdsi_engine::site::SiteData;
 use ihdsi_engine::{Coordinator, SiteEngine};
 use ihdsi_flight_server::demo::{DEMO_PASSWORD, demo_auth, site_folders};
-use ihdsi_flight_server::serve::{bind, spawn_coordinator, spawn_site};
+use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use ihdsi_tests::queries::load;
 use ihdsi_tests::{ask, cohort, federation, policy};
 use tokio::sync::oneshot;
@@ -91,9 +91,10 @@ async fn manual(
         .expect("site");
         let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
         let (tx, rx) = oneshot::channel::<()>();
-        spawn_site(engine, listener, async move {
+        spawn_site(engine, None, listener, async move {
             let _ = rx.await;
-        });
+        })
+        .expect("serve site");
         stops.push((id.clone(), tx));
         entries.push(SiteEntry {
             id,
@@ -107,16 +108,21 @@ async fn manual(
             listen: "127.0.0.1:0".into(),
             vocabulary: Some(vocab),
             site_timeout_secs: 20,
+            tls: None,
         },
         auth: demo_auth(DEMO_PASSWORD).expect("auth").0,
         privacy: federation_policy,
         sites: entries,
+        tls: None,
+        permits: None,
+        audit: None,
     };
     let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
     let (tx, rx) = oneshot::channel::<()>();
     spawn_coordinator(
         Coordinator::new(&config).await.expect("coordinator"),
         &config.auth,
+        CoordinatorFront::default(),
         listener,
         async move {
             let _ = rx.await;
@@ -226,6 +232,7 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
             analyst: "mallory".into(),
             release: 0,
             sql: sql.into(),
+            permit: None,
         };
         let status = match client
             .do_get(Ticket {

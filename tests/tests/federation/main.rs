@@ -10,4 +10,6 @@ mod disclosure;
 mod errors;
 mod jdbc;
 mod metadata;
+mod security;
+mod stewardship;
 mod surface;

@@ -4,9 +4,17 @@
 //! subfolder on free loopback ports and the coordinator on the chosen port,
 //! prints the Flight SQL URI and a few example queries with their answers,
 //! and serves until Ctrl-C.
+//!
+//! The demo runs the way a real federation should: mutual TLS between the
+//! coordinator and the sites, sites that require a signed data permit (the
+//! demo's own access body issues one to each demo principal), and
+//! hash-chained audit trails, all in a fresh folder per run
+//! ([`security::DemoSecurity`]).
 
 // Printing to the terminal is this module's interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
+
+pub mod security;
 
 use std::path::{Path, PathBuf};
 
@@ -14,14 +22,20 @@ use crate::auth::secrets;
 use crate::client::{Credentials, run_query};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
-use crate::serve::{bind, spawn_coordinator, spawn_site};
+use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use ihdsi_catalog::AuthSection;
 use ihdsi_catalog::auth::{ServiceToken, UserEntry};
 use ihdsi_catalog::registry::CoordinatorSection;
+use ihdsi_catalog::security::AuditSection;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteEntry};
+use ihdsi_engine::EngineError;
+use ihdsi_engine::audit::AuditLog;
 use ihdsi_engine::site::SiteData;
+use ihdsi_engine::site::SiteGuards;
 use ihdsi_engine::{Coordinator, SiteEngine};
+use security::DemoSecurity;
+use std::sync::Arc;
 
 /// Options of `ihdsi demo`.
 #[derive(Debug, Clone)]
@@ -151,7 +165,8 @@ fn stopper(
 }
 
 /// Start sites and coordinator over `data` (which must exist), admitting
-/// the analysts of `auth`.
+/// the analysts of `auth`: plaintext, no permits, no audit (in-process
+/// tests and development).
 pub async fn start(
     data: &Path,
     port: u16,
@@ -159,28 +174,58 @@ pub async fn start(
     site: PrivacyPolicy,
     auth: &AuthSection,
 ) -> Result<Federation> {
+    start_with(data, port, federation, site, auth, None).await
+}
+
+fn site_guards(security: Option<&DemoSecurity>, id: &str) -> Result<SiteGuards> {
+    let Some(sec) = security else {
+        return Ok(SiteGuards::default());
+    };
+    let trail = sec.audit_dir.join(format!("site-{id}.jsonl"));
+    Ok(SiteGuards {
+        permits: Some(sec.site_permits.clone()),
+        audit: Some(Arc::new(
+            AuditLog::open(&trail, &format!("site:{id}")).map_err(EngineError::from)?,
+        )),
+        opt_out: Vec::new(),
+    })
+}
+
+/// [`start`], secured by `security` when given: mutual TLS to the sites,
+/// permits required, audit trails written.
+pub async fn start_with(
+    data: &Path,
+    port: u16,
+    federation: PrivacyPolicy,
+    site: PrivacyPolicy,
+    auth: &AuthSection,
+    security: Option<&DemoSecurity>,
+) -> Result<Federation> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let vocabulary = data.join("concept.parquet").display().to_string();
     let mut handles = Vec::new();
     let mut entries = Vec::new();
+    let scheme = if security.is_some() { "https" } else { "http" };
     for (id, folder) in site_folders(data)? {
-        let engine = SiteEngine::open_with(
+        let engine = SiteEngine::open_guarded(
             SiteData {
                 id: id.clone(),
                 location: folder.display().to_string(),
             },
             Some(&vocabulary),
             site,
+            site_guards(security, &id)?,
         )
         .await?;
         let (listener, addr) = bind("127.0.0.1:0").await?;
         let tables = engine.tables().to_vec();
-        handles.push(spawn_site(engine, listener, stopper(&rx)));
-        tracing::info!(site = %id, %addr, "site listening");
+        let tls = security.and_then(|s| s.site(&id));
+        handles.push(spawn_site(engine, tls, listener, stopper(&rx))?);
+        tracing::info!(site = %id, %addr, tls = tls.is_some(), "site listening");
         entries.push(SiteEntry {
             id,
             country: String::new(),
-            endpoint: format!("http://{addr}"),
+            endpoint: format!("{scheme}://{addr}"),
             tables,
         });
     }
@@ -189,16 +234,27 @@ pub async fn start(
             listen: format!("127.0.0.1:{port}"),
             vocabulary: Some(vocabulary),
             site_timeout_secs: 120,
+            tls: None,
         },
         auth: auth.clone(),
         privacy: federation,
         sites: entries.clone(),
+        tls: security.map(|s| s.coordinator_tls.clone()),
+        permits: None,
+        audit: security.map(|s| AuditSection {
+            path: s.audit_dir.join("coordinator.jsonl"),
+        }),
     };
     let coordinator = Coordinator::new(&config).await?;
     let (listener, addr) = bind(&config.coordinator.listen).await?;
+    let front = CoordinatorFront {
+        permits: security.map(|s| s.permits.clone()).unwrap_or_default(),
+        tls: None,
+    };
     handles.push(spawn_coordinator(
         coordinator,
         auth,
+        front,
         listener,
         stopper(&rx),
     )?);
@@ -215,7 +271,23 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     ensure_data(&opts.data, opts.persons)?;
     let (mut auth, service_token) = demo_auth(&opts.password)?;
     auth.token_ttl_secs = opts.token_ttl_secs;
-    let fed = start(&opts.data, opts.port, opts.federation, opts.site, &auth).await?;
+    let run_dir = opts.data.join("runs").join(format!(
+        "{}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
+        std::process::id()
+    ));
+    let sites: Vec<String> = site_folders(&opts.data)?.into_iter().map(|s| s.0).collect();
+    let principals = [DEMO_USER.to_string(), DEMO_SERVICE.to_string()];
+    let security = DemoSecurity::prepare(&run_dir, &sites, &principals)?;
+    let fed = start_with(
+        &opts.data,
+        opts.port,
+        opts.federation,
+        opts.site,
+        &auth,
+        Some(&security),
+    )
+    .await?;
     let login = Credentials::Password {
         user: DEMO_USER.into(),
         password: opts.password.clone(),
@@ -227,6 +299,14 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     for (id, ep) in &fed.site_endpoints {
         println!("  site {id:<4} {ep}");
     }
+    println!(
+        "  mutual TLS between coordinator and sites; sites require a data permit; audit trails in {}",
+        security.audit_dir.display()
+    );
+    println!(
+        "  certificates, access-body key and permits: {}",
+        security.dir.display()
+    );
     println!("Flight SQL endpoint: {}", fed.uri);
     println!("  user: {DEMO_USER}  password: {}", opts.password);
     println!("  service token ({DEMO_SERVICE}): {service_token}");

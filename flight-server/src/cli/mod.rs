@@ -11,12 +11,15 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod security;
+
 use crate::auth::secrets;
-use crate::client::{Connection, Credentials, run_query};
+use crate::client::{ClientOptions, Connection, Credentials, run_query_with};
 use crate::demo::{DEMO_PASSWORD, DEMO_USER, DemoOptions, run as run_demo};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
-use crate::serve::{bind, spawn_coordinator, spawn_site};
+use crate::permits::PermitStore;
+use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use crate::shell;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteConfig};
@@ -116,6 +119,15 @@ enum Command {
         #[arg(long)]
         name: String,
     },
+    /// Development certificates for mutual TLS.
+    #[command(subcommand)]
+    Certs(security::Certs),
+    /// Data permits: access-body keys and signed permits.
+    #[command(subcommand)]
+    Permit(security::PermitCommand),
+    /// The hash-chained audit trail.
+    #[command(subcommand)]
+    Audit(security::AuditCommand),
 }
 
 /// Where the coordinator is and how to log in to it.
@@ -138,9 +150,23 @@ struct Login {
         conflicts_with = "password"
     )]
     token: Option<String>,
+    /// Data permit to query under: an id the coordinator holds, or a whole
+    /// permit token (sent as the x-ihdsi-permit header).
+    #[arg(long, env = "IHDSI_PERMIT", hide_env_values = true)]
+    permit: Option<String>,
+    /// CA certificate (PEM) of a grpc+tls:// coordinator.
+    #[arg(long, env = "IHDSI_TLS_CA")]
+    tls_ca: Option<PathBuf>,
 }
 
 impl Login {
+    fn options(&self) -> ClientOptions {
+        ClientOptions {
+            tls_ca: self.tls_ca.clone(),
+            permit: self.permit.clone(),
+        }
+    }
+
     fn credentials(&self) -> Result<Credentials> {
         match (&self.token, &self.password) {
             (Some(token), _) => Ok(Credentials::Token(token.clone())),
@@ -176,6 +202,9 @@ pub fn main() -> ExitCode {
             | Command::Shell { .. }
             | Command::HashPassword
             | Command::NewToken { .. }
+            | Command::Certs(_)
+            | Command::Permit(_)
+            | Command::Audit(_)
     );
     init_tracing(if quiet { "warn" } else { "info" });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -261,33 +290,22 @@ async fn dispatch(command: Command) -> Result<()> {
             })
             .await
         }
-        Command::Site { config } => {
-            let config = SiteConfig::load(&config)?;
-            let engine = SiteEngine::open(&config).await?;
-            let (listener, addr) = bind(&config.site.listen).await?;
-            tracing::info!(site = %config.site.id, %addr, tables = ?engine.tables(), min_group_size = config.privacy.min_group_size, "site listening");
-            let server = spawn_site(engine, listener, async {
-                let _ = tokio::signal::ctrl_c().await;
-            });
-            server
-                .await
-                .map_err(|e| ServerError::Serve(e.to_string()))?
-        }
-        Command::Coordinator { config } => {
-            let config = FederationConfig::load(&config)?;
-            let coordinator = Coordinator::new(&config).await?;
-            let (listener, addr) = bind(&config.coordinator.listen).await?;
-            let server = spawn_coordinator(coordinator, &config.auth, listener, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })?;
-            tracing::info!(%addr, sites = config.sites.len(), "coordinator listening");
-            println!("Flight SQL endpoint: grpc://{addr}");
-            server
-                .await
-                .map_err(|e| ServerError::Serve(e.to_string()))?
+        Command::Site { config } => serve_site(&config).await,
+        Command::Coordinator { config } => serve_coordinator(&config).await,
+        Command::Certs(c) => security::certs(c),
+        Command::Permit(p) => security::permit(p),
+        Command::Audit(a) => {
+            if security::audit(a)? {
+                Ok(())
+            } else {
+                Err(ServerError::Client(
+                    "the audit trail does not verify".into(),
+                ))
+            }
         }
         Command::Query { login, format, sql } => {
-            let result = run_query(&login.uri, &login.credentials()?, &sql).await?;
+            let result =
+                run_query_with(&login.uri, &login.credentials()?, &login.options(), &sql).await?;
             println!("{}", render(&result, format)?);
             if format == Format::Table {
                 println!("{}", footer(&result));
@@ -298,8 +316,14 @@ async fn dispatch(command: Command) -> Result<()> {
         }
         Command::Shell { login } => {
             let credentials = login.credentials()?;
-            let connection = Connection::connect(&login.uri, &credentials).await?;
-            shell::run(connection, &login.uri, &credentials).await
+            let options = login.options();
+            let connection = Connection::connect_with(&login.uri, &credentials, &options).await?;
+            let login = shell::Login {
+                uri: &login.uri,
+                credentials: &credentials,
+                options: &options,
+            };
+            shell::run(connection, login).await
         }
         Command::HashPassword => {
             let mut password = String::new();
@@ -326,4 +350,59 @@ async fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `ihdsi site --config site.toml`: serve until Ctrl-C. Prints its endpoint
+/// on standard output once it is listening.
+async fn serve_site(config: &std::path::Path) -> Result<()> {
+    let config = SiteConfig::load(config)?;
+    if config.tls.is_none() {
+        tracing::warn!(site = %config.site.id, "no [tls]: this site accepts plaintext subplans from anyone who can reach its port (development only)");
+    }
+    if config.permits.is_none() {
+        tracing::warn!(site = %config.site.id, "no [permits]: this site runs subplans without a data permit (development only)");
+    }
+    let engine = SiteEngine::open(&config).await?;
+    let (listener, addr) = bind(&config.site.listen).await?;
+    tracing::info!(site = %config.site.id, %addr, tables = ?engine.tables(), min_group_size = config.privacy.min_group_size, tls = config.tls.is_some(), permits = config.permits.is_some(), audit = config.audit.is_some(), "site listening");
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let server = spawn_site(engine, config.tls.as_ref(), listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })?;
+    println!("site {} endpoint: {scheme}://{addr}", config.site.id);
+    server
+        .await
+        .map_err(|e| ServerError::Serve(e.to_string()))?
+}
+
+/// `ihdsi coordinator --config federation.toml`: serve until Ctrl-C.
+async fn serve_coordinator(config: &std::path::Path) -> Result<()> {
+    let config = FederationConfig::load(config)?;
+    let coordinator = Coordinator::new(&config).await?;
+    let permits = match &config.permits {
+        Some(p) => PermitStore::load(&p.dir)?,
+        None => PermitStore::default(),
+    };
+    let (listener, addr) = bind(&config.coordinator.listen).await?;
+    let front = CoordinatorFront {
+        permits,
+        tls: config.coordinator.tls.clone(),
+    };
+    let scheme = if front.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    let server = spawn_coordinator(coordinator, &config.auth, front, listener, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })?;
+    tracing::info!(%addr, sites = config.sites.len(), site_tls = config.tls.is_some(), audit = config.audit.is_some(), "coordinator listening");
+    println!("Flight SQL endpoint: {scheme}://{addr}");
+    server
+        .await
+        .map_err(|e| ServerError::Serve(e.to_string()))?
 }

@@ -1,0 +1,75 @@
+//! The audit records. Their fields are the whole of what the trail can
+//! hold: identities, SQL text, decisions, codes and group *counts*. None can
+//! carry a result value or a per-site partial.
+
+use serde::Serialize;
+
+/// What the engine decided.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// Planned and admitted; subplans are about to be sent.
+    Admitted,
+    /// Refused before any data was read.
+    Refused,
+    /// Answered.
+    Answered,
+    /// Failed after admission (a site refused or was unavailable, ...).
+    Failed,
+}
+
+/// One release's subplan as sent to its sites.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubplanSql {
+    pub release: usize,
+    pub sites: Vec<String>,
+    pub sql: String,
+}
+
+/// The coordinator's record of an analyst query, written before fan-out
+/// (or on refusal).
+#[derive(Debug, Clone, Serialize)]
+pub struct QueryRecord {
+    pub query_id: String,
+    pub analyst: String,
+    pub permit: Option<String>,
+    pub purpose: Option<String>,
+    pub sql: String,
+    pub subplans: Vec<SubplanSql>,
+    pub decision: Decision,
+    pub code: Option<String>,
+    /// The refusal's message (fixed wording built from the query text).
+    pub reason: Option<String>,
+}
+
+/// The coordinator's record of how an admitted query ended.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResultRecord {
+    pub query_id: String,
+    pub analyst: String,
+    pub permit: Option<String>,
+    pub decision: Decision,
+    pub code: Option<String>,
+    /// Rows released to the analyst.
+    pub released_rows: Option<u64>,
+    /// Groups withheld by the federation's threshold.
+    pub suppressed_groups: Option<u64>,
+}
+
+/// A site's record of one subplan.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubplanRecord {
+    pub query_id: String,
+    pub analyst: String,
+    pub permit: Option<String>,
+    pub purpose: Option<String>,
+    pub release: usize,
+    pub sql: String,
+    pub decision: Decision,
+    pub code: Option<String>,
+    /// The refusal's message; execution failures record their code only,
+    /// since a DataFusion error can quote a data value.
+    pub reason: Option<String>,
+    pub released_groups: Option<u64>,
+    pub suppressed_groups: Option<u64>,
+}

@@ -1,0 +1,154 @@
+//! What stands in front of a site's data besides admission and threshold:
+//! the data-permit check, the opt-out list and the audit trail. They do not
+//! depend on how the site executes (DataFusion here; other backends would
+//! sit behind the same guards).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use datafusion::common::tree_node::TreeNodeRecursion;
+use datafusion::logical_expr::LogicalPlan;
+
+use crate::audit::{AuditLog, Decision, SubplanRecord};
+use crate::error::{EngineError, Result};
+use crate::protocol::SubplanRequest;
+use crate::site::SiteAnswer;
+use ihdsi_catalog::permit::{PermitRequest, SitePermitPolicy, decode};
+use ihdsi_catalog::{SiteConfig, schema};
+
+/// A site's permit policy, audit trail and opt-out list.
+#[derive(Debug, Clone, Default)]
+pub struct SiteGuards {
+    /// Permits required when set (development sites run without).
+    pub permits: Option<SitePermitPolicy>,
+    pub audit: Option<Arc<AuditLog>>,
+    /// Persons removed before any subplan sees the data.
+    pub opt_out: Vec<i64>,
+}
+
+impl SiteGuards {
+    /// The guards `site.toml` asks for.
+    pub fn from_config(config: &SiteConfig) -> Result<Self> {
+        let audit = match &config.audit {
+            Some(a) => Some(Arc::new(AuditLog::open(
+                &a.path,
+                &format!("site:{}", config.site.id),
+            )?)),
+            None => None,
+        };
+        let opt_out = match &config.site.opt_out {
+            Some(path) => read_opt_out(path)?,
+            None => Vec::new(),
+        };
+        Ok(Self {
+            permits: config.permits.clone(),
+            audit,
+            opt_out,
+        })
+    }
+
+    /// Refuse unless the request's permit covers this site, this analyst
+    /// and every patient table the subplan reads, under the site's policy.
+    pub(crate) fn check_permit(
+        &self,
+        site: &str,
+        req: &SubplanRequest,
+        plan: &LogicalPlan,
+    ) -> Result<()> {
+        let Some(policy) = &self.permits else {
+            return Ok(());
+        };
+        let tables = scanned_tables(plan);
+        policy.check(
+            req.permit.as_deref(),
+            PermitRequest {
+                site,
+                analyst: &req.analyst,
+                tables: &tables,
+                now: chrono::Utc::now(),
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Put one subplan and its outcome on the audit trail.
+    pub(crate) async fn record(
+        &self,
+        req: &SubplanRequest,
+        answer: &Result<SiteAnswer>,
+    ) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let label = req.permit.as_deref().map(decode);
+        let (permit, purpose) = match label {
+            Some(Ok((_, _, p))) => (Some(p.id), Some(p.purpose.to_string())),
+            Some(Err(_)) => (Some("(malformed)".to_string()), None),
+            None => (None, None),
+        };
+        let (decision, code, reason) = match answer {
+            Ok(_) => (Decision::Answered, None, None),
+            Err(e @ (EngineError::Plan(_) | EngineError::Permit(_))) => {
+                (Decision::Refused, Some(e.code()), Some(e.to_string()))
+            }
+            Err(e) => (Decision::Failed, Some(e.code()), None),
+        };
+        let record = SubplanRecord {
+            query_id: req.query_id.clone(),
+            analyst: req.analyst.clone(),
+            permit,
+            purpose,
+            release: req.release,
+            sql: req.sql.clone(),
+            decision,
+            code,
+            reason,
+            released_groups: answer.as_ref().ok().map(|a| a.batch.num_rows() as u64),
+            suppressed_groups: answer.as_ref().ok().map(|a| a.suppressed),
+        };
+        Ok(log.append("subplan", &record).await?)
+    }
+}
+
+/// The patient tables a plan reads, subqueries included.
+pub fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
+    let mut tables = Vec::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let LogicalPlan::TableScan(scan) = node {
+            let name = scan.table_name.table().to_string();
+            if schema::is_patient_table(&name) && !tables.contains(&name) {
+                tables.push(name);
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    tables.sort();
+    tables
+}
+
+/// Read an opt-out list: one person id per line; blank lines and `#`
+/// comments are ignored. A line that is not an id is an error naming the
+/// line number (never its content, which may be an identifier).
+pub fn read_opt_out(path: &Path) -> Result<Vec<i64>> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        EngineError::Data(format!("cannot read opt-out list {}: {e}", path.display()))
+    })?;
+    let mut ids = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let id = line.parse::<i64>().map_err(|_| {
+            EngineError::Data(format!(
+                "opt-out list {} line {}: not a person id",
+                path.display(),
+                i + 1
+            ))
+        })?;
+        ids.push(id);
+    }
+    ids.sort_unstable();
+    ids.dedup();
+    Ok(ids)
+}

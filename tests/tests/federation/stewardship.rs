@@ -1,0 +1,338 @@
+//! What a hospital's data steward relies on, against real processes: opted-
+//! out persons never influence a result, and the audit trail survives a
+//! `kill -9` of the coordinator mid-query while any tampering with it is
+//! named by `ihdsi audit verify`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use datafusion::dataframe::DataFrameWriteOptions;
+use datafusion::prelude::{SessionContext, col, lit};
+use ihdsi_flight_server::client::{ClientOptions, Connection, Credentials};
+use ihdsi_flight_server::demo::site_folders;
+use ihdsi_tests::compare::diff;
+use ihdsi_tests::queries::load;
+use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup, ihdsi};
+use ihdsi_tests::{centralized, cohort, oracle_rows};
+
+/// Persons who opt out: every person whose id is 3 modulo 7.
+const OPTED_OUT: i64 = 3;
+
+async fn connect(uri: &str) -> Connection {
+    let credentials = Credentials::Password {
+        user: ANALYST.into(),
+        password: PASSWORD.into(),
+    };
+    Connection::connect_with(uri, &credentials, &ClientOptions::default())
+        .await
+        .expect("connect")
+}
+
+/// Each site's person ids that opted out.
+async fn opted_out(data: &Path) -> BTreeMap<String, Vec<i64>> {
+    let mut out = BTreeMap::new();
+    for (id, folder) in site_folders(data).expect("sites") {
+        let ctx = SessionContext::new();
+        let person = folder.join("person.parquet");
+        let batches = ctx
+            .read_parquet(person.to_str().expect("path"), Default::default())
+            .await
+            .expect("person")
+            .filter((col("person_id") % lit(7_i64)).eq(lit(OPTED_OUT)))
+            .expect("filter")
+            .select_columns(&["person_id"])
+            .expect("select")
+            .collect()
+            .await
+            .expect("collect");
+        let ids: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .expect("Int64")
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert!(!ids.is_empty(), "site {id} must have persons who opt out");
+        out.insert(id, ids);
+    }
+    out
+}
+
+/// A copy of the cohort with the opted-out persons' rows physically
+/// removed from every patient table: the oracle's data.
+async fn without_opted_out(data: &Path, dir: &Path) -> PathBuf {
+    let copy = dir.join("cohort-without-opted-out");
+    for (id, folder) in site_folders(data).expect("sites") {
+        let target = copy.join(&id);
+        std::fs::create_dir_all(&target).expect("mkdir");
+        for entry in std::fs::read_dir(&folder).expect("site folder") {
+            let file = entry.expect("entry").path();
+            let ctx = SessionContext::new();
+            let df = ctx
+                .read_parquet(file.to_str().expect("path"), Default::default())
+                .await
+                .expect("read");
+            let kept = df
+                .filter((col("person_id") % lit(7_i64)).not_eq(lit(OPTED_OUT)))
+                .expect("filter");
+            let out = target.join(file.file_name().expect("name"));
+            kept.write_parquet(
+                out.to_str().expect("path"),
+                DataFrameWriteOptions::new().with_single_file_output(true),
+                None,
+            )
+            .await
+            .expect("write");
+        }
+    }
+    std::fs::copy(data.join("concept.parquet"), copy.join("concept.parquet")).expect("concept");
+    copy
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn opted_out_persons_never_change_a_result() {
+    let data = cohort(6_000);
+    let sites: Vec<String> = site_folders(&data)
+        .expect("sites")
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    let material = Material::make("opt-out", &sites);
+    let setup = Setup {
+        min_group_size: Some(1),
+        allow_min_max: true,
+        opt_out: opted_out(&data).await,
+        ..Setup::default()
+    };
+    let permit = material.permit("P-OPT-OUT", &[]);
+    let fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
+    let oracle = centralized(&without_opted_out(&data, &material.dir).await).await;
+    let everyone = centralized(&data).await;
+    let connection = connect(&fed.uri).await;
+    let cases = load("differential.sql");
+    let (mut failures, mut influenced) = (Vec::new(), 0);
+    for case in &cases {
+        let expected = oracle_rows(&oracle, &case.sql).await;
+        match connection.query(&case.sql).await {
+            Ok(got) => {
+                if let Some(d) = diff(&got.batches, &expected) {
+                    failures.push(format!("{}: {d}", case.name));
+                }
+            }
+            Err(e) => failures.push(format!("{}: federated query failed: {e}", case.name)),
+        }
+        if diff(&oracle_rows(&everyone, &case.sql).await, &expected).is_some() {
+            influenced += 1;
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries see opted-out persons:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    // Control: the opted-out persons would have changed most answers.
+    assert!(
+        influenced * 2 > cases.len(),
+        "only {influenced} of {} answers depend on the opted-out persons; the test would not notice a leak",
+        cases.len()
+    );
+    drop(fed);
+}
+
+fn lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `ihdsi audit verify` on `path`: (success, stdout).
+fn verify(path: &Path) -> (bool, String) {
+    let out = ihdsi(&["audit", "verify", path.to_str().expect("path")]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// `lines` written to a copy of the trail (head file copied too).
+fn tampered(trail: &Path, name: &str, lines: &[String], tail: &str) -> PathBuf {
+    let copy = trail.with_file_name(format!("{name}.jsonl"));
+    std::fs::write(&copy, format!("{}{tail}", lines.join("\n"))).expect("write copy");
+    let head = |p: &Path| PathBuf::from(format!("{}.head", p.display()));
+    std::fs::copy(head(trail), head(&copy)).expect("copy head");
+    copy
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
+    let data = cohort(3_000);
+    let sites: Vec<String> = site_folders(&data)
+        .expect("sites")
+        .into_iter()
+        .map(|s| s.0)
+        .collect();
+    let material = Material::make("audit", &sites);
+    let permit = material.permit("P-AUDIT", &[]);
+    let mut fed = SecuredFederation::start(&data, &material, &Setup::default(), &[permit]);
+    let connection = connect(&fed.uri).await;
+    connection
+        .query("SELECT site, count(*) AS persons FROM person GROUP BY site")
+        .await
+        .expect("answered");
+    connection
+        .query("SELECT person_id FROM person")
+        .await
+        .expect_err("refused");
+
+    // Freeze one site so the next query is in flight at the coordinator,
+    // then kill the coordinator once the query is on record.
+    signal(fed.pid("kr"), "-STOP");
+    let uri = fed.uri.clone();
+    let inflight = tokio::spawn(async move {
+        let c = connect(&uri).await;
+        c.query("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id")
+            .await
+    });
+    let trail = fed.coordinator_trail();
+    let mut waited = 0;
+    while !lines(&trail)
+        .iter()
+        .any(|l| l.contains("gender_concept_id, count(*)"))
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+        assert!(
+            waited < 400,
+            "the in-flight query never reached the audit trail"
+        );
+    }
+    fed.coordinator.kill().expect("kill -9 the coordinator");
+    fed.coordinator.wait().expect("reap");
+    signal(fed.pid("kr"), "-CONT");
+    assert!(
+        inflight.await.expect("task").is_err(),
+        "the killed coordinator cannot answer"
+    );
+
+    let written = lines(&trail);
+    let events: Vec<(String, String)> = written
+        .iter()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            (
+                v["event"].as_str().unwrap_or("").into(),
+                v["decision"].as_str().unwrap_or("").into(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String)> = [
+        ("query", "admitted"),
+        ("result", "answered"),
+        ("query", "refused"),
+        ("query", "admitted"),
+    ]
+    .iter()
+    .map(|(a, b)| (a.to_string(), b.to_string()))
+    .collect();
+    assert_eq!(events, expected, "{written:#?}");
+    let first: serde_json::Value = serde_json::from_str(&written[0]).expect("json");
+    assert_eq!(first["analyst"], ANALYST);
+    assert_eq!(first["permit"], "P-AUDIT");
+    assert_eq!(first["purpose"], "scientific_research");
+    assert_eq!(
+        first["subplans"][0]["sites"].as_array().map(Vec::len),
+        Some(sites.len())
+    );
+    assert!(
+        first["subplans"][0]["sql"]
+            .as_str()
+            .is_some_and(|s| s.contains("ihdsi_patients"))
+    );
+    let refused: serde_json::Value = serde_json::from_str(&written[2]).expect("json");
+    assert_eq!(refused["code"], "privacy.row_level");
+    // No record field can hold a result value or a per-site number.
+    let allowed = [
+        "analyst",
+        "by",
+        "code",
+        "decision",
+        "event",
+        "hash",
+        "permit",
+        "prev",
+        "purpose",
+        "query_id",
+        "reason",
+        "released_rows",
+        "sql",
+        "seq",
+        "subplans",
+        "suppressed_groups",
+        "time",
+    ];
+    for l in &written {
+        let v: serde_json::Value = serde_json::from_str(l).expect("json");
+        for key in v.as_object().expect("object").keys() {
+            assert!(
+                allowed.contains(&key.as_str()),
+                "unexpected audit field {key}"
+            );
+        }
+    }
+
+    let (ok, out) = verify(&trail);
+    assert!(ok, "the trail written before kill -9 must verify: {out}");
+    assert!(out.contains("4 records, chain intact"), "{out}");
+    for site in &sites {
+        let (ok, out) = verify(&fed.site_trail(site));
+        assert!(ok, "site {site}: {out}");
+    }
+
+    let mut edited = written.clone();
+    edited[1] = edited[1].replace("\"answered\"", "\"failed\"");
+    let mut reordered = written.clone();
+    reordered.swap(1, 2);
+    let mut deleted = written.clone();
+    deleted.remove(1);
+    let mut cut = written.clone();
+    let half = cut[3].len() / 2;
+    cut[3].truncate(half);
+    let cases = [
+        ("edited", tampered(&trail, "edited", &edited, "\n"), 2),
+        (
+            "reordered",
+            tampered(&trail, "reordered", &reordered, "\n"),
+            2,
+        ),
+        ("deleted", tampered(&trail, "deleted", &deleted, "\n"), 2),
+        ("truncated", tampered(&trail, "truncated", &cut, ""), 4),
+        (
+            "tail deleted",
+            tampered(&trail, "tail", &written[..2], "\n"),
+            3,
+        ),
+    ];
+    for (what, copy, line) in cases {
+        let (ok, out) = verify(&copy);
+        assert!(!ok, "{what}: a tampered trail verified: {out}");
+        assert!(out.contains(&format!(": line {line}: ")), "{what}: {out}");
+    }
+    drop(fed);
+}
