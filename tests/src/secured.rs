@@ -77,7 +77,7 @@ fn path(p: &Path) -> &str {
 fn spawn_until(args: &[&str], prefix: &str, log: &Path) -> (Child, String) {
     let mut child = Command::new(ihdsi_binary())
         .args(args)
-        .env("RUST_LOG", "info")
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(log).expect("log file"))
@@ -329,6 +329,11 @@ password_hash = "{hash}"
             coordinator,
             site_processes,
         }
+    }
+
+    /// A site's log so far.
+    pub fn site_log(&self, site: &str) -> String {
+        std::fs::read_to_string(self.dir.join(format!("site-{site}.log"))).unwrap_or_default()
     }
 
     /// A site process's id.

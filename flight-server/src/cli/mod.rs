@@ -206,7 +206,14 @@ pub fn main() -> ExitCode {
             | Command::Permit(_)
             | Command::Audit(_)
     );
-    init_tracing(if quiet { "warn" } else { "info" });
+    // tonic reports refused TLS handshakes (untrusted certificate, plaintext
+    // on a TLS port) at debug level: a security event
+    // a site's steward must see.
+    init_tracing(if quiet {
+        "warn"
+    } else {
+        "info,tonic::transport::server=debug"
+    });
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

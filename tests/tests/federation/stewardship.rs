@@ -207,15 +207,12 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
     let uri = fed.uri.clone();
     let inflight = tokio::spawn(async move {
         let c = connect(&uri).await;
-        c.query("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id")
+        c.query("SELECT gender_concept_id, count(*) AS inflight_n FROM person GROUP BY gender_concept_id")
             .await
     });
     let trail = fed.coordinator_trail();
     let mut waited = 0;
-    while !lines(&trail)
-        .iter()
-        .any(|l| l.contains("gender_concept_id, count(*)"))
-    {
+    while !lines(&trail).iter().any(|l| l.contains("inflight_n")) {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
         assert!(
