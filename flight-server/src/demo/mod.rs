@@ -98,22 +98,27 @@ pub const EXAMPLES: &[(&str, &str)] = &[
     ),
 ];
 
-/// The site subfolders of a data folder.
+/// The site subfolders of a data folder: those holding at least one
+/// `<patient table>.parquet` (the demo's `runs/` folder is not a site).
 pub fn site_folders(data: &Path) -> Result<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(data).map_err(|e| ServerError::DataFolder {
         path: data.to_path_buf(),
         message: e.to_string(),
     })?;
+    let holds_tables = |dir: &Path| {
+        ihdsi_catalog::schema::patient_tables()
+            .any(|t| dir.join(format!("{}.parquet", t.name)).exists())
+    };
     let mut sites: Vec<(String, PathBuf)> = entries
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.path().is_dir() && holds_tables(&e.path()))
         .filter_map(|e| e.file_name().to_str().map(|n| (n.to_string(), e.path())))
         .collect();
     sites.sort();
     if sites.is_empty() {
         return Err(ServerError::DataFolder {
             path: data.to_path_buf(),
-            message: "no site subfolders".into(),
+            message: "no site subfolders (folders holding <table>.parquet files)".into(),
         });
     }
     Ok(sites)

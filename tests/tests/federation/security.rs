@@ -82,31 +82,24 @@ fn chain(e: &dyn std::error::Error) -> String {
     text
 }
 
-/// The site's log must show `count` refused TLS handshakes, the last for
-/// `reason` (tonic logs them at debug level in its transport server, which
-/// `ihdsi site` enables by default).
-fn refused_handshake(fed: &SecuredFederation, site: &str, count: usize, reason: &str) {
-    let refusals = |log: &str| {
+/// The site's log must show a refused TLS handshake for `reason` (tonic
+/// logs them at debug level in its transport server, which `ihdsi site`
+/// enables by default). A client may retry, so refusals are not counted.
+fn refused_handshake(fed: &SecuredFederation, site: &str, reason: &str) {
+    let seen = |log: &str| {
         log.lines()
-            .filter(|l| l.contains("tls accept error"))
-            .count()
+            .any(|l| l.contains("tls accept error") && l.contains(reason))
     };
     // The client may see the connection fail before the site logs why.
     for _ in 0..100 {
-        if refusals(&fed.site_log(site)) >= count {
-            break;
+        if seen(&fed.site_log(site)) {
+            return;
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let log = fed.site_log(site);
-    let refusals: Vec<&str> = log
-        .lines()
-        .filter(|l| l.contains("tls accept error"))
-        .collect();
-    assert_eq!(refusals.len(), count, "site {site} log:\n{log}");
-    assert!(
-        refusals.last().is_some_and(|l| l.contains(reason)),
-        "site {site} refused the handshake for another reason than {reason}:\n{log}"
+    panic!(
+        "site {site} did not log a refused handshake for {reason}:\n{}",
+        fed.site_log(site)
     );
 }
 
@@ -143,7 +136,7 @@ async fn a_site_answers_only_a_pinned_coordinator_over_mutual_tls() {
     let plain = lu.replace("https://", "http://");
     let err = direct(&plain, None, &good).await.expect_err("plaintext");
     assert!(err.contains("transport") || err.contains("http2"), "{err}");
-    refused_handshake(&fed, "lu", 1, "InvalidContentType");
+    refused_handshake(&fed, "lu", "InvalidContentType");
 
     // A certificate from another CA (the stranger trusts our CA, so only
     // the site's check of the client certificate can refuse it).
@@ -151,13 +144,10 @@ async fn a_site_answers_only_a_pinned_coordinator_over_mutual_tls() {
     let err = direct(&lu, Some(foreign), &good)
         .await
         .expect_err("foreign CA");
-    eprintln!("FOREIGN: {err}");
-    assert!(
-        err.to_lowercase().contains("certificate")
-            || err.contains("UnknownCA")
-            || err.contains("alert"),
-        "untrusted CA refused for another reason: {err}"
-    );
+    assert!(err.contains("transport"), "{err}");
+    // The stranger's CA has the same name but another key: the site finds
+    // the client certificate's signature bad.
+    refused_handshake(&fed, "lu", "invalid peer certificate: BadSignature");
 
     // Our CA, but a site's certificate: not a coordinator this site answers.
     let sibling = identity(&material.certs, "site-us", &material.certs);
