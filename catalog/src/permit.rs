@@ -404,6 +404,13 @@ pub fn issue(permit: &Permit, pkcs8: &[u8]) -> Result<String> {
     permit
         .window()
         .map_err(|e| CatalogError::ConfigInvalid(e.to_string()))?;
+    if let Some(rho) = permit.budget_rho
+        && !(rho.is_finite() && rho > 0.0)
+    {
+        return Err(CatalogError::ConfigInvalid(
+            "a permit's budget ρ must be a positive number".into(),
+        ));
+    }
     for t in &permit.tables {
         if !crate::schema::is_patient_table(t) {
             return Err(CatalogError::UnknownTable(t.clone()));

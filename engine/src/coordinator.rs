@@ -304,10 +304,35 @@ impl Coordinator {
         subplans: Vec<SubplanSql>,
         decision: std::result::Result<(), &EngineError>,
     ) -> Result<()> {
+        let refusal = decision.err().map(|e| (e.code(), e.to_string()));
+        self.audit_query_record(cx, sql, subplans, refusal).await
+    }
+
+    /// Put a query refused before planning (by the front door, e.g. an
+    /// unknown permit selection) on the audit trail.
+    pub async fn record_refusal(
+        &self,
+        cx: &QueryContext,
+        sql: &str,
+        code: &str,
+        reason: &str,
+    ) -> Result<()> {
+        let refusal = Some((code.to_string(), reason.to_string()));
+        self.audit_query_record(cx, sql, Vec::new(), refusal).await
+    }
+
+    async fn audit_query_record(
+        &self,
+        cx: &QueryContext,
+        sql: &str,
+        subplans: Vec<SubplanSql>,
+        refusal: Option<(String, String)>,
+    ) -> Result<()> {
         let Some(log) = &self.audit else {
             return Ok(());
         };
         let (permit, purpose) = permit_label(cx.permit.as_deref());
+        let (code, reason) = refusal.map_or((None, None), |(c, r)| (Some(c), Some(r)));
         let record = QueryRecord {
             query_id: cx.query_id.clone(),
             analyst: cx.analyst.clone(),
@@ -315,13 +340,13 @@ impl Coordinator {
             purpose,
             sql: sql.to_string(),
             subplans,
-            decision: if decision.is_ok() {
+            decision: if code.is_none() {
                 Decision::Admitted
             } else {
                 Decision::Refused
             },
-            code: decision.err().map(EngineError::code),
-            reason: decision.err().map(ToString::to_string),
+            code,
+            reason,
         };
         Ok(log.append("query", &record).await?)
     }

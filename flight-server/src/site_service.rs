@@ -40,6 +40,14 @@ impl SiteService {
         }
     }
 
+    /// Put a refusal on the audit trail; if that fails, refuse generically.
+    async fn record_refusal(&self, code: &str, status: &Status) -> Result<(), Status> {
+        self.engine
+            .record_refusal(code, status.message())
+            .await
+            .map_err(|e| relayable_status(&e, "-"))
+    }
+
     /// Under mutual TLS, the client certificate (already chained to the
     /// federation CA by the handshake) must be a pinned coordinator's.
     fn check_client<T>(&self, request: &Request<T>) -> Result<(), Status> {
@@ -95,12 +103,21 @@ impl FlightService for SiteService {
         &self,
         request: Request<Ticket>,
     ) -> Result<Response<Self::DoGetStream>, Status> {
-        self.check_client(&request)?;
+        if let Err(status) = self.check_client(&request) {
+            self.record_refusal("tls.untrusted_client", &status).await?;
+            return Err(status);
+        }
         let site = self.engine.id().to_string();
-        let req = SubplanRequest::from_ticket(&request.get_ref().ticket).map_err(|m| {
-            tracing::warn!(site, reason = %m, "subplan refused");
-            Status::invalid_argument(m)
-        })?;
+        let req = match SubplanRequest::from_ticket(&request.get_ref().ticket) {
+            Ok(req) => req,
+            Err(m) => {
+                tracing::warn!(site, reason = %m, "subplan refused");
+                let status = Status::invalid_argument(m);
+                self.record_refusal("protocol.malformed_ticket", &status)
+                    .await?;
+                return Err(status);
+            }
+        };
         let permit = req
             .permit
             .as_deref()

@@ -73,3 +73,12 @@ pub struct SubplanRecord {
     pub released_groups: Option<u64>,
     pub suppressed_groups: Option<u64>,
 }
+
+/// A site's record of a request refused before it named a subplan: a
+/// client certificate that is not a trusted coordinator's, a malformed
+/// ticket.
+#[derive(Debug, Clone, Serialize)]
+pub struct RefusalRecord {
+    pub code: String,
+    pub reason: String,
+}

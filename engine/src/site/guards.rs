@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 
-use crate::audit::{AuditLog, Decision, SubplanRecord};
+use crate::audit::{AuditLog, Decision, RefusalRecord, SubplanRecord};
 use crate::error::{EngineError, Result};
 use crate::protocol::SubplanRequest;
 use crate::site::SiteAnswer;
@@ -107,6 +107,20 @@ impl SiteGuards {
             suppressed_groups: answer.as_ref().ok().map(|a| a.suppressed),
         };
         Ok(log.append("subplan", &record).await?)
+    }
+}
+
+impl SiteGuards {
+    /// Put a request refused before it named a subplan on the audit trail.
+    pub(crate) async fn record_refusal(&self, code: &str, reason: &str) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let record = RefusalRecord {
+            code: code.to_string(),
+            reason: reason.to_string(),
+        };
+        Ok(log.append("refusal", &record).await?)
     }
 }
 

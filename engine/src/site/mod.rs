@@ -140,6 +140,12 @@ impl SiteEngine {
         self.ctx.state()
     }
 
+    /// Put a request refused before it named a subplan (untrusted client
+    /// certificate, malformed ticket) on the site's audit trail.
+    pub async fn record_refusal(&self, code: &str, reason: &str) -> Result<()> {
+        self.guards.record_refusal(code, reason).await
+    }
+
     /// Check the permit, admit, run and threshold one subplan, and put it
     /// on the audit trail whatever the outcome. An answer whose audit
     /// record cannot be written is not released.

@@ -78,9 +78,12 @@ pub(super) struct IssueArgs {
     /// The holder uses the data commercially.
     #[arg(long)]
     commercial: bool,
-    /// Privacy mode granted.
-    #[arg(long, default_value = "threshold")]
+    /// Privacy mode granted: threshold or dp.
+    #[arg(long, default_value = "threshold", value_parser = ["threshold", "dp"])]
     privacy_mode: String,
+    /// zCDP budget ρ granted (differential-privacy mode).
+    #[arg(long)]
+    budget_rho: Option<f64>,
     /// Start of validity (RFC 3339); now when absent.
     #[arg(long)]
     valid_from: Option<String>,
@@ -173,7 +176,7 @@ pub(super) fn issue_permit(args: IssueArgs) -> Result<String> {
         tables,
         sites: args.sites,
         privacy_mode: args.privacy_mode,
-        budget_rho: None,
+        budget_rho: args.budget_rho,
         valid_from: from.to_rfc3339_opts(SecondsFormat::Secs, true),
         valid_until: until.to_rfc3339_opts(SecondsFormat::Secs, true),
         issuer: args.issuer,

@@ -64,8 +64,23 @@ impl CoordinatorService {
             .metadata()
             .get(PERMIT_HEADER)
             .and_then(|v| v.to_str().ok());
-        let permit = self.permits.select(&analyst, header, chrono::Utc::now())?;
-        let cx = QueryContext::new(&analyst, &query_id).with_permit(permit);
+        let cx = QueryContext::new(&analyst, &query_id);
+        let cx = match self.permits.select(&analyst, header, chrono::Utc::now()) {
+            Ok(permit) => cx.with_permit(permit),
+            Err(status) => {
+                tracing::info!(
+                    query_id,
+                    analyst,
+                    reason = status.message(),
+                    "query refused: data permit selection"
+                );
+                self.coordinator
+                    .record_refusal(&cx, sql, "permit.selection", status.message())
+                    .await
+                    .map_err(|e| to_status(&e))?;
+                return Err(status);
+            }
+        };
         if let Some(request_id) = ProgressBoard::request_id(&request) {
             self.progress
                 .follow(&analyst, request_id, cx.progress.clone());

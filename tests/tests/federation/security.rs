@@ -158,6 +158,11 @@ async fn a_site_answers_only_a_pinned_coordinator_over_mutual_tls() {
         err.contains("is not a coordinator this site answers"),
         "{err}"
     );
+    let trail = std::fs::read_to_string(fed.site_trail("lu")).expect("site trail");
+    assert!(
+        trail.contains("\"code\":\"tls.untrusted_client\""),
+        "the refusal must be on the site's audit trail:\n{trail}"
+    );
 
     // Bypassing the coordinator with its certificate and a valid permit: a
     // row-level subplan is still refused by the site's own admission.
@@ -312,5 +317,17 @@ async fn every_site_checks_the_permit_for_itself() {
     )
     .await
     .expect("narrowing withholds only the named tables");
+
+    // Selecting a permit the analyst does not hold is refused at the
+    // coordinator, and goes on its audit trail.
+    let err = ask(&fed.uri, Some(&ca), Some("P-NOT-MINE"), count)
+        .await
+        .expect_err("unknown permit");
+    assert!(
+        err.contains("no data permit 'P-NOT-MINE' is held by dr.kim"),
+        "{err}"
+    );
+    let trail = std::fs::read_to_string(fed.coordinator_trail()).expect("trail");
+    assert!(trail.contains("\"code\":\"permit.selection\""), "{trail}");
     drop(fed);
 }
