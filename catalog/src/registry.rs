@@ -71,6 +71,10 @@ pub struct SiteEntry {
     /// Patient tables this site hosts; empty means all of them.
     #[serde(default)]
     pub tables: Vec<String>,
+    /// Patients the site holds, as its steward declares them. A partial
+    /// that claims more patients in one group is refused as implausible.
+    #[serde(default)]
+    pub patients: Option<u64>,
 }
 
 impl SiteEntry {
@@ -203,13 +207,23 @@ fn validate_tables(tables: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Read a config file, resolve its relative paths against its folder,
+/// and validate it.
+fn load_config<T: for<'de> Deserialize<'de>>(
+    path: &Path,
+    resolve: fn(&mut T, &Path),
+    validate: fn(&T) -> Result<()>,
+) -> Result<T> {
+    let mut cfg: T = read_toml(path)?;
+    resolve(&mut cfg, path.parent().unwrap_or(Path::new(".")));
+    validate(&cfg)?;
+    Ok(cfg)
+}
+
 impl FederationConfig {
     /// Read and validate `federation.toml`.
     pub fn load(path: &Path) -> Result<Self> {
-        let mut cfg: Self = read_toml(path)?;
-        cfg.resolve(path.parent().unwrap_or(Path::new(".")));
-        cfg.validate()?;
-        Ok(cfg)
+        load_config(path, Self::resolve, Self::validate)
     }
 
     /// Resolve relative file paths against `base`.
@@ -262,10 +276,7 @@ impl FederationConfig {
 impl SiteConfig {
     /// Read and validate `site.toml`.
     pub fn load(path: &Path) -> Result<Self> {
-        let mut cfg: Self = read_toml(path)?;
-        cfg.resolve(path.parent().unwrap_or(Path::new(".")));
-        cfg.validate()?;
-        Ok(cfg)
+        load_config(path, Self::resolve, Self::validate)
     }
 
     /// Resolve relative file paths against `base`.

@@ -385,7 +385,11 @@ impl Coordinator {
         let site_suppressed = answers.iter().map(|a| a.suppressed).sum();
         let bytes = answers.iter().map(|a| a.bytes).sum();
         for a in &answers {
-            check_site_answer(release, &a.site, &a.batches)?;
+            let declared = sites
+                .iter()
+                .find(|s| s.entry.id == a.site)
+                .and_then(|s| s.entry.patients);
+            check_site_answer(release, &a.site, declared, &a.batches)?;
         }
         let released = merge(release, &answers, &self.policy)?;
         let sites = answers.into_iter().map(|a| a.site).collect();

@@ -8,6 +8,8 @@
 //! * the columns are the planned partial schema;
 //! * every group names at least one patient (sites never send empty groups:
 //!   their own threshold is at least 1), and the patient count is not NULL;
+//! * no group names more patients than the site declared it holds
+//!   (`patients` of its `[[sites]]` entry, when the federation sets it);
 //! * counts (and the counts behind averages and variances) are never
 //!   negative, and population variances never negative;
 //! * a site sends each group at most once (checked by the merge, in the
@@ -32,12 +34,27 @@ pub(crate) fn implausible(site: &str, rule: &str) -> EngineError {
     }
 }
 
-/// Check one site's whole answer for `release`.
-pub fn check_site_answer(release: &Release, site: &str, batches: &[RecordBatch]) -> Result<()> {
+/// Check one site's whole answer for `release`; `declared` is the number
+/// of patients the site is known to hold, if the federation records it.
+pub fn check_site_answer(
+    release: &Release,
+    site: &str,
+    declared: Option<u64>,
+    batches: &[RecordBatch],
+) -> Result<()> {
     let expected = release.site_types();
     for batch in batches {
         check_schema(&expected, site, batch)?;
         check_values(release, site, batch)?;
+        let patients = release.key_count + release.partial_count;
+        if let Some(declared) = declared
+            && max_value(batch, patients)?.is_some_and(|m| m > declared as f64)
+        {
+            return Err(implausible(
+                site,
+                "a group with more patients than the site holds",
+            ));
+        }
     }
     Ok(())
 }
@@ -76,12 +93,25 @@ fn counts_and_variances(release: &Release) -> (Vec<usize>, Vec<usize>) {
 
 /// The smallest value of a column as f64 (NULLs ignored), or `None`.
 fn min_value(batch: &RecordBatch, column: usize) -> Result<Option<f64>> {
+    fold_values(batch, column, f64::min)
+}
+
+/// The largest value of a column as f64 (NULLs ignored), or `None`.
+fn max_value(batch: &RecordBatch, column: usize) -> Result<Option<f64>> {
+    fold_values(batch, column, f64::max)
+}
+
+fn fold_values(
+    batch: &RecordBatch,
+    column: usize,
+    pick: fn(f64, f64) -> f64,
+) -> Result<Option<f64>> {
     let values = cast(batch.column(column), &DataType::Float64)?;
     let values = values
         .as_any()
         .downcast_ref::<datafusion::arrow::array::Float64Array>()
         .ok_or_else(|| EngineError::Internal("cast to Float64".into()))?;
-    Ok(values.iter().flatten().reduce(f64::min))
+    Ok(values.iter().flatten().reduce(pick))
 }
 
 fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()> {
@@ -163,7 +193,7 @@ mod tests {
     /// its own, then the merge (which catches a group sent twice).
     fn accept(r: &Release, answers: &[SitePartials]) -> Result<()> {
         for a in answers {
-            check_site_answer(r, &a.site, &a.batches)?;
+            check_site_answer(r, &a.site, Some(600), &a.batches)?;
         }
         merge(r, answers, &PrivacyPolicy::default()).map(|_| ())
     }
@@ -180,8 +210,12 @@ mod tests {
         );
         accept(&r, &[site("lu", vec![ok.clone()]), site("us", vec![ok])])
             .expect("plausible, and two sites may send the same groups");
-        let cases: [(&[&[i64]], &str); 3] = [
+        let cases: [(&[&[i64]], &str); 4] = [
             (&[&[8507, 987_654, 500, 0]], "fewer than one patient"),
+            (
+                &[&[8507, 987_654, 700, 700]],
+                "more patients than the site holds",
+            ),
             (&[&[8507, 987_654, -500, 500]], "negative count"),
             (
                 &[&[8507, 987_654, 500, 500], &[8507, 987_654, 500, 500]],
@@ -194,7 +228,7 @@ mod tests {
                 .to_string();
             assert!(err.contains("site 'lu'") && err.contains(rule), "{err}");
             assert!(
-                !err.contains("987654") && !err.contains("500"),
+                !err.contains("987654") && !err.contains("500") && !err.contains("700"),
                 "values leaked: {err}"
             );
         }
@@ -219,7 +253,7 @@ mod tests {
         let err = accept(&r, &[site("us", vec![twice.clone(), twice])]).expect_err("two rows");
         assert!(err.to_string().contains("sent twice"), "{err}");
         let bad = row(-3);
-        let err = check_site_answer(&r, "us", &[answer(&r, &[&bad])]).expect_err("negative");
+        let err = check_site_answer(&r, "us", None, &[answer(&r, &[&bad])]).expect_err("negative");
         assert!(err.to_string().contains("negative variance"), "{err}");
     }
 }

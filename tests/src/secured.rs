@@ -104,6 +104,15 @@ fn spawn_until(args: &[&str], prefix: &str, log: &Path) -> (Child, String) {
     (child, rest)
 }
 
+/// The site ids of a generated cohort.
+pub fn site_ids(data: &Path) -> Vec<String> {
+    site_folders(data)
+        .expect("site folders")
+        .into_iter()
+        .map(|s| s.0)
+        .collect()
+}
+
 /// The patient tables a site folder holds.
 fn hosted(folder: &Path) -> Vec<String> {
     let mut tables: Vec<String> = std::fs::read_dir(folder)

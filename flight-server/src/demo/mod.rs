@@ -232,6 +232,7 @@ pub async fn start_with(
             country: String::new(),
             endpoint: format!("{scheme}://{addr}"),
             tables,
+            patients: None,
         });
     }
     let config = FederationConfig {

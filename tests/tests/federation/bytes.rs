@@ -21,6 +21,7 @@ async fn bytes_for(persons: u64, sql: &str) -> (u64, usize) {
             country: String::new(),
             endpoint: ep.clone(),
             tables: vec![],
+            patients: None,
         })
         .collect();
     let config = FederationConfig {

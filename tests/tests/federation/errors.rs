@@ -101,6 +101,7 @@ async fn manual(
             country: String::new(),
             endpoint: format!("http://{addr}"),
             tables: vec![],
+            patients: None,
         });
     }
     let config = FederationConfig {

@@ -15,20 +15,11 @@ use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
 use ihdsi_engine::protocol::SubplanRequest;
 use ihdsi_flight_server::client::{ClientOptions, Connection, Credentials, QueryResult};
-use ihdsi_flight_server::demo::site_folders;
 use ihdsi_tests::cohort;
-use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup};
+use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup, site_ids};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 const CANONICAL: &str = "SELECT person.gender_concept_id AS k0, count(1) AS p0, count(DISTINCT person.person_id) AS ihdsi_patients FROM person GROUP BY person.gender_concept_id";
-
-fn site_ids(data: &Path) -> Vec<String> {
-    site_folders(data)
-        .expect("sites")
-        .into_iter()
-        .map(|s| s.0)
-        .collect()
-}
 
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))

@@ -13,7 +13,9 @@ use ihdsi_flight_server::client::{ClientOptions, Connection, Credentials};
 use ihdsi_flight_server::demo::site_folders;
 use ihdsi_tests::compare::diff;
 use ihdsi_tests::queries::load;
-use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup, ihdsi};
+use ihdsi_tests::secured::{
+    ANALYST, Material, PASSWORD, SecuredFederation, Setup, ihdsi, site_ids,
+};
 use ihdsi_tests::{centralized, cohort, oracle_rows};
 
 /// Persons who opt out: every person whose id is 3 modulo 7.
@@ -97,11 +99,7 @@ async fn without_opted_out(data: &Path, dir: &Path) -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opted_out_persons_never_change_a_result() {
     let data = cohort(6_000);
-    let sites: Vec<String> = site_folders(&data)
-        .expect("sites")
-        .into_iter()
-        .map(|s| s.0)
-        .collect();
+    let sites = site_ids(&data);
     let material = Material::make("opt-out", &sites);
     let setup = Setup {
         min_group_size: Some(1),
@@ -183,11 +181,7 @@ fn signal(pid: u32, sig: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
     let data = cohort(3_000);
-    let sites: Vec<String> = site_folders(&data)
-        .expect("sites")
-        .into_iter()
-        .map(|s| s.0)
-        .collect();
+    let sites = site_ids(&data);
     let material = Material::make("audit", &sites);
     let permit = material.permit("P-AUDIT", &[]);
     let mut fed = SecuredFederation::start(&data, &material, &Setup::default(), &[permit]);
