@@ -10,10 +10,12 @@
 //! * [`progress`]: per-site state and elapsed time of a running query.
 //! * [`coordinator`]: the whole query path.
 //! * [`audit`]: the hash-chained audit trail of coordinator and sites.
+//! * [`differencing`]: the advisory differencing detector.
 //! * [`dp`]: exact discrete noise samplers and the zCDP budget ledger.
 
 pub mod audit;
 pub mod coordinator;
+pub mod differencing;
 pub mod dp;
 pub mod error;
 pub mod fanout;

@@ -17,6 +17,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
+use crate::differencing::GroupCount;
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
 use crate::plausibility::implausible;
@@ -31,6 +32,9 @@ pub struct Released {
     pub batch: RecordBatch,
     /// Merged groups under the federation's `min_group_size`.
     pub suppressed: u64,
+    /// Key values and exact distinct-patient count of each released group,
+    /// for the differencing detector (never released or logged).
+    pub groups: Vec<GroupCount>,
 }
 
 struct Group {
@@ -131,7 +135,12 @@ pub fn merge(
     groups.retain(|g| g.patients >= i64::try_from(min_group_size).unwrap_or(i64::MAX));
     let suppressed = (before - groups.len()) as u64;
     let batch = build_output(release, &groups, policy.round_counts_to)?;
-    Ok(Released { batch, suppressed })
+    let groups = groups.into_iter().map(|g| (g.keys, g.patients)).collect();
+    Ok(Released {
+        batch,
+        suppressed,
+        groups,
+    })
 }
 
 fn build_output(release: &Release, groups: &[Group], round_to: u64) -> Result<RecordBatch> {

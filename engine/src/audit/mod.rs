@@ -32,7 +32,9 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-pub use records::{Decision, QueryRecord, RefusalRecord, ResultRecord, SubplanRecord, SubplanSql};
+pub use records::{
+    AdvisoryRecord, Decision, QueryRecord, RefusalRecord, ResultRecord, SubplanRecord, SubplanSql,
+};
 pub use verify::{VerifyReport, verify_file};
 
 /// The `prev` of the first record.

@@ -82,3 +82,14 @@ pub struct RefusalRecord {
     pub code: String,
     pub reason: String,
 }
+
+/// The coordinator's advisory: two releases of one analyst, same shape,
+/// whose groups differ by fewer than `threshold` patients.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdvisoryRecord {
+    pub code: String,
+    pub analyst: String,
+    pub query_id: String,
+    pub earlier_query_id: String,
+    pub threshold: u64,
+}

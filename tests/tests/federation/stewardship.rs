@@ -327,3 +327,69 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
     }
     drop(fed);
 }
+
+/// Persons per (year of birth, gender) cell, from the pooled oracle.
+async fn cells(data: &Path) -> Vec<(i128, i128, i128)> {
+    use ihdsi_tests::compare::{Cell, rows};
+    let oracle = centralized(data).await;
+    let batches = oracle_rows(
+        &oracle,
+        "SELECT CAST(year_of_birth AS BIGINT) AS y, CAST(gender_concept_id AS BIGINT) AS g, count(*) AS n FROM person GROUP BY 1, 2 ORDER BY 1, 2",
+    )
+    .await;
+    rows(&batches)
+        .into_iter()
+        .filter_map(|r| match (&r[0], &r[1], &r[2]) {
+            (Cell::Int(y), Cell::Int(g), Cell::Int(n)) => Some((*y, *g, *n)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_differencing_pair_is_flagged_on_the_audit_trail() {
+    let data = cohort(3_000);
+    let cells = cells(&data).await;
+    let (ry, rg, rare_n) = *cells
+        .iter()
+        .find(|(_, _, n)| (1..10).contains(n))
+        .expect("a year-and-gender cell with 1 to 9 persons");
+    let (cy, cg, _) = *cells
+        .iter()
+        .find(|(_, _, n)| *n >= rare_n + 10)
+        .expect("a year-and-gender cell with many persons");
+    let material = Material::make("differencing", &site_ids(&data));
+    let permit = material.permit("P-DIFF", &[]);
+    let fed = SecuredFederation::start(&data, &material, &Setup::default(), &[permit]);
+    let connection = connect(&fed.uri).await;
+    let base = "SELECT count(DISTINCT person_id) AS n FROM person";
+    let mut ids = Vec::new();
+    for sql in [
+        base.to_string(),
+        format!("{base} WHERE NOT (year_of_birth = {ry} AND gender_concept_id = {rg})"),
+        format!("{base} WHERE NOT (year_of_birth = {cy} AND gender_concept_id = {cg})"),
+    ] {
+        let answer = connection.query(&sql).await.expect("answered");
+        assert_eq!(answer.num_rows(), 1, "{sql}");
+        ids.push(answer.schema.metadata()["ihdsi.query_id"].clone());
+    }
+    let advisories: Vec<serde_json::Value> = lines(&fed.coordinator_trail())
+        .iter()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .filter(|v: &serde_json::Value| v["event"] == "advisory")
+        .collect();
+    assert_eq!(
+        advisories.len(),
+        1,
+        "exactly the pair a few patients apart: {advisories:#?}"
+    );
+    assert_eq!(advisories[0]["code"], "differencing.suspected");
+    assert_eq!(advisories[0]["query_id"], ids[1].as_str());
+    assert_eq!(advisories[0]["earlier_query_id"], ids[0].as_str());
+    let text = std::fs::read_to_string(fed.coordinator_trail()).expect("trail");
+    assert!(
+        !text.contains(&format!(":{}", 3_000 - rare_n)),
+        "no released count on the trail"
+    );
+    drop(fed);
+}

@@ -19,7 +19,8 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::{SessionConfig, SessionContext};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
-use crate::audit::{AuditLog, Decision, QueryRecord, ResultRecord, SubplanSql};
+use crate::audit::{AuditLog, SubplanSql};
+use crate::differencing::DifferencingDetector;
 use crate::error::{EngineError, Result};
 use crate::fanout::{SiteClient, fan_out};
 use crate::merge::merge;
@@ -31,6 +32,8 @@ use ihdsi_planner::{
     FederatedPlan, Release, explain::explain_rows, plan_query, plan_query_with_params,
     register_virtual_schema,
 };
+
+mod audit;
 
 /// Schema-metadata keys of a federated result.
 pub mod metadata {
@@ -97,6 +100,7 @@ pub struct Coordinator {
     sites: Vec<SiteClient>,
     policy: PrivacyPolicy,
     audit: Option<Arc<AuditLog>>,
+    differencing: Arc<DifferencingDetector>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -139,6 +143,7 @@ impl Coordinator {
             sites,
             policy: config.privacy,
             audit,
+            differencing: Arc::new(DifferencingDetector::new(config.privacy.min_group_size)),
         })
     }
 
@@ -297,81 +302,6 @@ impl Coordinator {
             .collect()
     }
 
-    async fn audit_query(
-        &self,
-        cx: &QueryContext,
-        sql: &str,
-        subplans: Vec<SubplanSql>,
-        decision: std::result::Result<(), &EngineError>,
-    ) -> Result<()> {
-        let refusal = decision.err().map(|e| (e.code(), e.to_string()));
-        self.audit_query_record(cx, sql, subplans, refusal).await
-    }
-
-    /// Put a query refused before planning (by the front door, e.g. an
-    /// unknown permit selection) on the audit trail.
-    pub async fn record_refusal(
-        &self,
-        cx: &QueryContext,
-        sql: &str,
-        code: &str,
-        reason: &str,
-    ) -> Result<()> {
-        let refusal = Some((code.to_string(), reason.to_string()));
-        self.audit_query_record(cx, sql, Vec::new(), refusal).await
-    }
-
-    async fn audit_query_record(
-        &self,
-        cx: &QueryContext,
-        sql: &str,
-        subplans: Vec<SubplanSql>,
-        refusal: Option<(String, String)>,
-    ) -> Result<()> {
-        let Some(log) = &self.audit else {
-            return Ok(());
-        };
-        let (permit, purpose) = permit_label(cx.permit.as_deref());
-        let (code, reason) = refusal.map_or((None, None), |(c, r)| (Some(c), Some(r)));
-        let record = QueryRecord {
-            query_id: cx.query_id.clone(),
-            analyst: cx.analyst.clone(),
-            permit,
-            purpose,
-            sql: sql.to_string(),
-            subplans,
-            decision: if code.is_none() {
-                Decision::Admitted
-            } else {
-                Decision::Refused
-            },
-            code,
-            reason,
-        };
-        Ok(log.append("query", &record).await?)
-    }
-
-    async fn audit_result(&self, cx: &QueryContext, outcome: &Result<QueryOutcome>) -> Result<()> {
-        let Some(log) = &self.audit else {
-            return Ok(());
-        };
-        let answered = outcome.as_ref().ok();
-        let record = ResultRecord {
-            query_id: cx.query_id.clone(),
-            analyst: cx.analyst.clone(),
-            permit: permit_label(cx.permit.as_deref()).0,
-            decision: if answered.is_some() {
-                Decision::Answered
-            } else {
-                Decision::Failed
-            },
-            code: outcome.as_ref().err().map(EngineError::code),
-            released_rows: answered.map(|o| o.batches.iter().map(|b| b.num_rows() as u64).sum()),
-            suppressed_groups: answered.map(|o| o.suppressed_groups),
-        };
-        Ok(log.append("result", &record).await?)
-    }
-
     async fn run_release(&self, release: &Release, cx: &QueryContext) -> Result<ReleaseRun> {
         let sites = self.sites_for(release)?;
         let req = SubplanRequest {
@@ -392,6 +322,7 @@ impl Coordinator {
             check_site_answer(release, &a.site, declared, &a.batches)?;
         }
         let released = merge(release, &answers, &self.policy)?;
+        self.flag_differencing(cx, release, released.groups).await?;
         let sites = answers.into_iter().map(|a| a.site).collect();
         Ok(ReleaseRun {
             batch: released.batch,
@@ -485,14 +416,4 @@ fn client_tls(tls: &ihdsi_catalog::security::CoordinatorTls) -> Result<ClientTls
     Ok(ClientTlsConfig::new()
         .ca_certificate(Certificate::from_pem(read(&tls.ca)?))
         .identity(Identity::from_pem(read(&tls.cert)?, read(&tls.key)?)))
-}
-
-/// The permit's id and purpose as the audit trail names them (read, not
-/// verified: the sites verify).
-fn permit_label(token: Option<&str>) -> (Option<String>, Option<String>) {
-    match token.map(ihdsi_catalog::permit::decode) {
-        Some(Ok((_, _, p))) => (Some(p.id), Some(p.purpose.to_string())),
-        Some(Err(_)) => (Some("(malformed)".into()), None),
-        None => (None, None),
-    }
 }

@@ -1,0 +1,133 @@
+//! The coordinator's audit records: each query before any site is
+//! contacted, its outcome before the answer is returned, refusals at the
+//! front door, and differencing advisories.
+
+use super::{Coordinator, QueryContext, QueryOutcome};
+use crate::audit::{AdvisoryRecord, Decision, QueryRecord, ResultRecord, SubplanSql};
+use crate::differencing::GroupCount;
+use crate::error::{EngineError, Result};
+use ihdsi_planner::Release;
+
+impl Coordinator {
+    pub(super) async fn audit_query(
+        &self,
+        cx: &QueryContext,
+        sql: &str,
+        subplans: Vec<SubplanSql>,
+        decision: std::result::Result<(), &EngineError>,
+    ) -> Result<()> {
+        let refusal = decision.err().map(|e| (e.code(), e.to_string()));
+        self.audit_query_record(cx, sql, subplans, refusal).await
+    }
+
+    /// Put a query refused before planning (by the front door, e.g. an
+    /// unknown permit selection) on the audit trail.
+    pub async fn record_refusal(
+        &self,
+        cx: &QueryContext,
+        sql: &str,
+        code: &str,
+        reason: &str,
+    ) -> Result<()> {
+        let refusal = Some((code.to_string(), reason.to_string()));
+        self.audit_query_record(cx, sql, Vec::new(), refusal).await
+    }
+
+    async fn audit_query_record(
+        &self,
+        cx: &QueryContext,
+        sql: &str,
+        subplans: Vec<SubplanSql>,
+        refusal: Option<(String, String)>,
+    ) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let (permit, purpose) = permit_label(cx.permit.as_deref());
+        let (code, reason) = refusal.map_or((None, None), |(c, r)| (Some(c), Some(r)));
+        let record = QueryRecord {
+            query_id: cx.query_id.clone(),
+            analyst: cx.analyst.clone(),
+            permit,
+            purpose,
+            sql: sql.to_string(),
+            subplans,
+            decision: if code.is_none() {
+                Decision::Admitted
+            } else {
+                Decision::Refused
+            },
+            code,
+            reason,
+        };
+        Ok(log.append("query", &record).await?)
+    }
+
+    /// Put differencing pairs on the audit trail (advisory; with no trail
+    /// there is no one to advise, so nothing is kept).
+    pub(super) async fn flag_differencing(
+        &self,
+        cx: &QueryContext,
+        release: &Release,
+        groups: Vec<GroupCount>,
+    ) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let pairs = self
+            .differencing
+            .observe(&cx.analyst, &cx.query_id, release, groups);
+        for earlier in pairs {
+            tracing::warn!(
+                query_id = cx.query_id,
+                earlier_query_id = earlier,
+                analyst = cx.analyst,
+                "possible differencing pair"
+            );
+            let record = AdvisoryRecord {
+                code: "differencing.suspected".into(),
+                analyst: cx.analyst.clone(),
+                query_id: cx.query_id.clone(),
+                earlier_query_id: earlier,
+                threshold: self.policy.min_group_size,
+            };
+            log.append("advisory", &record).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn audit_result(
+        &self,
+        cx: &QueryContext,
+        outcome: &Result<QueryOutcome>,
+    ) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let answered = outcome.as_ref().ok();
+        let record = ResultRecord {
+            query_id: cx.query_id.clone(),
+            analyst: cx.analyst.clone(),
+            permit: permit_label(cx.permit.as_deref()).0,
+            decision: if answered.is_some() {
+                Decision::Answered
+            } else {
+                Decision::Failed
+            },
+            code: outcome.as_ref().err().map(EngineError::code),
+            released_rows: answered.map(|o| o.batches.iter().map(|b| b.num_rows() as u64).sum()),
+            suppressed_groups: answered.map(|o| o.suppressed_groups),
+        };
+        Ok(log.append("result", &record).await?)
+    }
+}
+
+/// The permit's id and purpose as the audit trail names them (read, not
+/// verified: the sites verify).
+fn permit_label(token: Option<&str>) -> (Option<String>, Option<String>) {
+    match token.map(ihdsi_catalog::permit::decode) {
+        Some(Ok((_, _, p))) => (Some(p.id), Some(p.purpose.to_string())),
+        Some(Err(_)) => (Some("(malformed)".into()), None),
+        None => (None, None),
+    }
+}
