@@ -371,7 +371,7 @@ async fn serve_site(config: &std::path::Path) -> Result<()> {
     }
     let engine = SiteEngine::open(&config).await?;
     let (listener, addr) = bind(&config.site.listen).await?;
-    tracing::info!(site = %config.site.id, %addr, tables = ?engine.tables(), min_group_size = config.privacy.min_group_size, tls = config.tls.is_some(), permits = config.permits.is_some(), audit = config.audit.is_some(), "site listening");
+    let tables = engine.tables().to_vec();
     let scheme = if config.tls.is_some() {
         "https"
     } else {
@@ -380,6 +380,7 @@ async fn serve_site(config: &std::path::Path) -> Result<()> {
     let server = spawn_site(engine, config.tls.as_ref(), listener, async {
         let _ = tokio::signal::ctrl_c().await;
     })?;
+    tracing::info!(site = %config.site.id, %addr, ?tables, min_group_size = config.privacy.min_group_size, tls = config.tls.is_some(), permits = config.permits.is_some(), audit = config.audit.is_some(), "site listening");
     println!("site {} endpoint: {scheme}://{addr}", config.site.id);
     server
         .await
