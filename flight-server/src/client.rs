@@ -122,6 +122,11 @@ impl Connection {
         let mut endpoint = Endpoint::from_shared(http_uri(uri)?)
             .map_err(|e| ServerError::Client(format!("invalid URI '{uri}': {e}")))?
             .connect_timeout(Duration::from_secs(10));
+        if uri.starts_with("grpc+tls://") && options.tls_ca.is_none() {
+            return Err(ServerError::Client(format!(
+                "{uri} is a TLS endpoint: pass --tls-ca (or IHDSI_TLS_CA) with the CA certificate that signed the coordinator's certificate"
+            )));
+        }
         if let Some(ca) = &options.tls_ca {
             let pem = std::fs::read(ca).map_err(|e| {
                 ServerError::Client(format!("cannot read the CA file {}: {e}", ca.display()))

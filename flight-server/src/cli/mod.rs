@@ -84,6 +84,10 @@ enum Command {
         /// Do not run the example queries at start-up.
         #[arg(long)]
         no_examples: bool,
+        /// Serve analysts over TLS too (grpc+tls://; clients trust the
+        /// demo's certs/ca.pem, whose path is printed).
+        #[arg(long)]
+        analyst_tls: bool,
     },
     /// Run one site's Arrow Flight service.
     Site {
@@ -269,6 +273,7 @@ async fn dispatch(command: Command) -> Result<()> {
             password,
             token_ttl_secs,
             no_examples,
+            analyst_tls,
         } => {
             let federation = PrivacyPolicy {
                 min_group_size,
@@ -294,6 +299,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 password,
                 token_ttl_secs: token_ttl_secs.max(1),
                 examples: !no_examples,
+                analyst_tls,
             })
             .await
         }

@@ -187,7 +187,8 @@ pub(super) fn issue_permit(args: IssueArgs) -> Result<String> {
 /// Verify an audit trail: `Ok(true)` when it is intact.
 pub(super) fn audit(command: AuditCommand) -> Result<bool> {
     let AuditCommand::Verify { file } = command;
-    let report = verify_file(&file).map_err(|e| ServerError::Client(format!("cannot verify: {e}")))?;
+    let report =
+        verify_file(&file).map_err(|e| ServerError::Client(format!("cannot verify: {e}")))?;
     match report.first_bad {
         None => {
             println!(

@@ -19,7 +19,7 @@ pub mod security;
 use std::path::{Path, PathBuf};
 
 use crate::auth::secrets;
-use crate::client::{Credentials, run_query};
+use crate::client::{ClientOptions, Credentials, run_query_with};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
 use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
@@ -51,6 +51,8 @@ pub struct DemoOptions {
     pub token_ttl_secs: u64,
     /// Print example queries after start-up.
     pub examples: bool,
+    /// TLS on the analyst-facing port.
+    pub analyst_tls: bool,
 }
 
 /// The demo's analyst account.
@@ -255,7 +257,12 @@ pub async fn start_with(
     let (listener, addr) = bind(&config.coordinator.listen).await?;
     let front = CoordinatorFront {
         permits: security.map(|s| s.permits.clone()).unwrap_or_default(),
-        tls: None,
+        tls: security.and_then(DemoSecurity::analyst_identity),
+    };
+    let scheme = if front.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
     };
     handles.push(spawn_coordinator(
         coordinator,
@@ -265,7 +272,7 @@ pub async fn start_with(
         stopper(&rx),
     )?);
     Ok(Federation {
-        uri: format!("grpc://{addr}"),
+        uri: format!("{scheme}://{addr}"),
         site_endpoints: entries.into_iter().map(|e| (e.id, e.endpoint)).collect(),
         handles,
         stop,
@@ -284,7 +291,17 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     ));
     let sites: Vec<String> = site_folders(&opts.data)?.into_iter().map(|s| s.0).collect();
     let principals = [DEMO_USER.to_string(), DEMO_SERVICE.to_string()];
-    let security = DemoSecurity::prepare(&run_dir, &sites, &principals)?;
+    let mut security = DemoSecurity::prepare(&run_dir, &sites, &principals)?;
+    security.analyst_tls = opts.analyst_tls;
+    let client = ClientOptions {
+        tls_ca: opts.analyst_tls.then(|| security.ca()),
+        permit: None,
+    };
+    let ca_flag = client
+        .tls_ca
+        .as_ref()
+        .map(|ca| format!(" --tls-ca {}", ca.display()))
+        .unwrap_or_default();
     let fed = start_with(
         &opts.data,
         opts.port,
@@ -323,14 +340,14 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     if opts.examples {
         for (title, sql) in EXAMPLES {
             println!("\n-- {title}\n{sql};");
-            match run_query(&fed.uri, &login, sql).await {
+            match run_query_with(&fed.uri, &login, &client, sql).await {
                 Ok(r) => println!("{}\n{}", render(&r, Format::Table)?, footer(&r)),
                 Err(e) => println!("error: {e}"),
             }
         }
     }
     println!(
-        "\nTry: ihdsi shell --uri {} --user {DEMO_USER} --password {}\n  or: ihdsi query --uri {} --user {DEMO_USER} --password {} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"",
+        "\nTry: ihdsi shell --uri {} --user {DEMO_USER} --password {}{ca_flag}\n  or: ihdsi query --uri {} --user {DEMO_USER} --password {}{ca_flag} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"",
         fed.uri, opts.password, fed.uri, opts.password
     );
     println!("Serving until Ctrl-C.");

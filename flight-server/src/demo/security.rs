@@ -12,7 +12,7 @@ use crate::permits::{PermitStore, read_signing_key, write_signing_key};
 use crate::tls;
 use ihdsi_catalog::permit::{AccessBodyKey, Permit, Purpose, SitePermitPolicy, issue};
 use ihdsi_catalog::schema;
-use ihdsi_catalog::security::{CoordinatorTls, SiteTls};
+use ihdsi_catalog::security::{CoordinatorTls, ServerIdentity, SiteTls};
 
 /// The demo's access body key name.
 pub const DEMO_ACCESS_BODY: &str = "demo-hdab";
@@ -31,6 +31,9 @@ pub struct DemoSecurity {
     pub permits: PermitStore,
     /// Folder of the audit trails.
     pub audit_dir: PathBuf,
+    /// TLS on the analyst-facing port too (with the coordinator's
+    /// certificate; clients trust `certs/ca.pem`).
+    pub analyst_tls: bool,
 }
 
 impl DemoSecurity {
@@ -99,6 +102,20 @@ impl DemoSecurity {
             },
             permits: PermitStore::load(&permit_dir)?,
             audit_dir: dir.join("audit"),
+            analyst_tls: false,
+        })
+    }
+
+    /// The CA analysts trust when the analyst port is TLS.
+    pub fn ca(&self) -> PathBuf {
+        self.coordinator_tls.ca.clone()
+    }
+
+    /// The analyst port's identity, when it is TLS.
+    pub fn analyst_identity(&self) -> Option<ServerIdentity> {
+        self.analyst_tls.then(|| ServerIdentity {
+            cert: self.coordinator_tls.cert.clone(),
+            key: self.coordinator_tls.key.clone(),
         })
     }
 

@@ -231,13 +231,15 @@ async fn every_site_checks_the_permit_for_itself() {
         .await
         .expect("valid permit");
     assert_eq!(answer.num_rows(), sites.len());
-    let err = ask(&fed.uri, None, None, count)
+    let plaintext = fed.uri.replace("grpc+tls://", "grpc://");
+    let err = ask(&plaintext, None, None, count)
         .await
         .expect_err("TLS port, plaintext client");
-    assert!(
-        err.contains("cannot connect") || err.contains("transport"),
-        "{err}"
-    );
+    assert!(err.contains("login to") && err.contains("failed"), "{err}");
+    let err = ask(&fed.uri, None, None, count)
+        .await
+        .expect_err("TLS endpoint without a CA");
+    assert!(err.contains("pass --tls-ca"), "{err}");
 
     let forger_key = material.dir.join("forger.key");
     ihdsi_tests::secured::ihdsi_ok(&[
