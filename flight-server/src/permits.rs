@@ -13,6 +13,7 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use ihdsi_catalog::permit::{self, Permit};
+use ihdsi_engine::{Coordinator, QueryContext};
 use tonic::Status;
 
 use crate::error::{Result, ServerError};
@@ -135,6 +136,38 @@ impl PermitStore {
                     .collect::<Vec<_>>()
                     .join(", ")
             ))),
+        }
+    }
+}
+
+/// Attach the permit `request` selects (or the caller's one current permit)
+/// to `cx`; a selection that cannot be honoured is refused and goes on the
+/// coordinator's audit trail.
+pub async fn attach<T>(
+    store: &PermitStore,
+    coordinator: &Coordinator,
+    cx: QueryContext,
+    sql: &str,
+    request: &tonic::Request<T>,
+) -> std::result::Result<QueryContext, Status> {
+    let header = request
+        .metadata()
+        .get(PERMIT_HEADER)
+        .and_then(|v| v.to_str().ok());
+    match store.select(&cx.analyst, header, chrono::Utc::now()) {
+        Ok(permit) => Ok(cx.with_permit(permit)),
+        Err(status) => {
+            tracing::info!(
+                query_id = cx.query_id,
+                analyst = cx.analyst,
+                reason = status.message(),
+                "query refused: data permit selection"
+            );
+            coordinator
+                .record_refusal(&cx, sql, "permit.selection", status.message())
+                .await
+                .map_err(|e| crate::status::to_status(&e))?;
+            Err(status)
         }
     }
 }

@@ -36,7 +36,7 @@ use super::replies::{
 };
 use super::{ResultCache, metadata, types};
 use crate::auth::Authenticator;
-use crate::permits::{PERMIT_HEADER, PermitStore};
+use crate::permits::{self, PermitStore};
 use crate::status::to_status;
 
 /// Flight SQL front of the federation.
@@ -60,27 +60,8 @@ impl CoordinatorService {
     ) -> Result<Response<FlightInfo>, Status> {
         let analyst = actions::analyst(&request)?.name.clone();
         let query_id = uuid::Uuid::new_v4().to_string();
-        let header = request
-            .metadata()
-            .get(PERMIT_HEADER)
-            .and_then(|v| v.to_str().ok());
         let cx = QueryContext::new(&analyst, &query_id);
-        let cx = match self.permits.select(&analyst, header, chrono::Utc::now()) {
-            Ok(permit) => cx.with_permit(permit),
-            Err(status) => {
-                tracing::info!(
-                    query_id,
-                    analyst,
-                    reason = status.message(),
-                    "query refused: data permit selection"
-                );
-                self.coordinator
-                    .record_refusal(&cx, sql, "permit.selection", status.message())
-                    .await
-                    .map_err(|e| to_status(&e))?;
-                return Err(status);
-            }
-        };
+        let cx = permits::attach(&self.permits, &self.coordinator, cx, sql, &request).await?;
         if let Some(request_id) = ProgressBoard::request_id(&request) {
             self.progress
                 .follow(&analyst, request_id, cx.progress.clone());
