@@ -107,18 +107,8 @@ impl DifferencingDetector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion::prelude::SessionContext;
-    use ihdsi_catalog::PrivacyPolicy;
-    use ihdsi_planner::{plan_query, register_virtual_schema};
 
-    async fn release(sql: &str) -> Release {
-        let ctx = SessionContext::new();
-        register_virtual_schema(&ctx).expect("virtual schema");
-        let plan = plan_query(&ctx.state(), sql, &PrivacyPolicy::default())
-            .await
-            .expect("plan");
-        plan.releases[0].clone()
-    }
+    use crate::testing::first_release as release;
 
     fn one(n: i64) -> Vec<GroupCount> {
         vec![(vec![], n)]

@@ -24,6 +24,8 @@ pub mod plausibility;
 pub mod progress;
 pub mod protocol;
 pub mod site;
+#[cfg(test)]
+mod testing;
 
 pub use coordinator::{Coordinator, QueryContext, QueryOutcome};
 pub use error::{EngineError, Result};

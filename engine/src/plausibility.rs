@@ -143,22 +143,13 @@ mod tests {
 
     use datafusion::arrow::array::{ArrayRef, Int64Array};
     use datafusion::arrow::datatypes::{Field, Schema};
-    use datafusion::prelude::SessionContext;
     use ihdsi_catalog::PrivacyPolicy;
-    use ihdsi_planner::{plan_query, register_virtual_schema};
 
     use super::*;
     use crate::fanout::SitePartials;
     use crate::merge::merge;
 
-    async fn release(sql: &str) -> Release {
-        let ctx = SessionContext::new();
-        register_virtual_schema(&ctx).expect("virtual schema");
-        let plan = plan_query(&ctx.state(), sql, &PrivacyPolicy::default())
-            .await
-            .expect("plan");
-        plan.releases[0].clone()
-    }
+    use crate::testing::first_release as release;
 
     /// A batch of the release's site schema from rows of integers.
     fn answer(release: &Release, rows: &[&[i64]]) -> RecordBatch {
