@@ -42,6 +42,7 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
     identifier::check_aggregate(agg)?;
     for e in agg.group_expr.iter().chain(&agg.aggr_expr) {
         functions::check_expr(e)?;
+        functions::check_casts(e, agg.input.schema())?;
     }
     let input_lineage = lineage(&agg.input)?;
     if agg

@@ -230,3 +230,9 @@ SELECT site, min(observation_period_start_date) AS first_start, max(observation_
 
 -- name: public_vocabulary_only
 SELECT domain_id, count(*) AS concepts FROM concept GROUP BY domain_id;
+
+-- name: total_division_with_nullif
+SELECT gender_concept_id, count(*) AS n FROM person WHERE 1000 / NULLIF(year_of_birth - 1950, 0) > 0 GROUP BY gender_concept_id;
+
+-- name: try_cast_and_widening_cast
+SELECT TRY_CAST(year_of_birth AS SMALLINT) / 10 AS decade, avg(CAST(year_of_birth AS DOUBLE)) AS mean_year, count(*) AS n FROM person GROUP BY 1;

@@ -137,3 +137,25 @@ SELECT to_hex(year_of_birth) AS h, count(*) FROM person GROUP BY 1;
 -- name: function_not_on_the_allow_list_below_the_boundary
 -- error: the function random over patient data
 SELECT count(*) FROM person WHERE random() < 0.5;
+
+-- A15, the error-message oracle: an expression that fails for some rows
+-- only would make the query's failure tell that such a patient exists.
+-- name: a15_division_by_an_expression
+-- error: a division by an expression over patient data
+SELECT count(*) AS n FROM person WHERE 1 / (year_of_birth - 1950) > 0;
+
+-- name: a15_modulo_by_an_expression
+-- error: a division by an expression over patient data
+SELECT count(*) AS n FROM person WHERE year_of_birth % (month_of_birth - 3) = 0;
+
+-- name: a15_cast_from_text
+-- error: CAST from Utf8 to Int32 over patient data
+SELECT count(*) AS n FROM person WHERE CAST(CASE WHEN year_of_birth = 1950 THEN 'x' ELSE '1' END AS INT) = 1;
+
+-- name: a15_cast_float_to_integer
+-- error: CAST from Float64 to Int64 over patient data
+SELECT sum(CAST(value_as_number * 1e300 AS BIGINT)) AS s FROM measurement;
+
+-- name: a15_parsing_a_date_out_of_text
+-- error: the function to_date over patient data
+SELECT count(*) AS n FROM person WHERE to_date(person_source_value) > DATE '2000-01-01';
