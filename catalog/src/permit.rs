@@ -365,6 +365,16 @@ pub fn decode(token: &str) -> std::result::Result<(Vec<u8>, Vec<u8>, Permit), Pe
     Ok((payload, signature, permit))
 }
 
+/// A permit's id and purpose as logs and audit trails name it: read, not
+/// verified (sites verify); `(malformed)` for a token that is not a permit.
+pub fn label(token: Option<&str>) -> (Option<String>, Option<String>) {
+    match token.map(decode) {
+        Some(Ok((_, _, p))) => (Some(p.id), Some(p.purpose.to_string())),
+        Some(Err(_)) => (Some("(malformed)".into()), None),
+        None => (None, None),
+    }
+}
+
 /// Verify a token against `keys` (by the issuer's key name) and return the
 /// permit it holds.
 pub fn verify(token: &str, keys: &[AccessBodyKey]) -> std::result::Result<Permit, PermitRefusal> {

@@ -118,12 +118,7 @@ impl FlightService for SiteService {
                 return Err(status);
             }
         };
-        let permit = req
-            .permit
-            .as_deref()
-            .map(ihdsi_catalog::permit::decode)
-            .and_then(|p| p.ok())
-            .map(|(_, _, p)| p.id);
+        let permit = ihdsi_catalog::permit::label(req.permit.as_deref()).0;
         tracing::info!(site, query_id = %req.query_id, analyst = %req.analyst, permit = permit.as_deref().unwrap_or("-"), release = req.release, sql = %req.sql, "subplan received");
         let answer = self.engine.run(&req).await.map_err(|e| {
             tracing::warn!(site, query_id = %req.query_id, reason = %e, "subplan refused");

@@ -6,6 +6,7 @@ use super::{Coordinator, QueryContext, QueryOutcome};
 use crate::audit::{AdvisoryRecord, Decision, QueryRecord, ResultRecord, SubplanSql};
 use crate::differencing::GroupCount;
 use crate::error::{EngineError, Result};
+use ihdsi_catalog::permit::label;
 use ihdsi_planner::Release;
 
 impl Coordinator {
@@ -43,7 +44,7 @@ impl Coordinator {
         let Some(log) = &self.audit else {
             return Ok(());
         };
-        let (permit, purpose) = permit_label(cx.permit.as_deref());
+        let (permit, purpose) = label(cx.permit.as_deref());
         let (code, reason) = refusal.map_or((None, None), |(c, r)| (Some(c), Some(r)));
         let record = QueryRecord {
             query_id: cx.query_id.clone(),
@@ -108,7 +109,7 @@ impl Coordinator {
         let record = ResultRecord {
             query_id: cx.query_id.clone(),
             analyst: cx.analyst.clone(),
-            permit: permit_label(cx.permit.as_deref()).0,
+            permit: label(cx.permit.as_deref()).0,
             decision: if answered.is_some() {
                 Decision::Answered
             } else {
@@ -119,15 +120,5 @@ impl Coordinator {
             suppressed_groups: answered.map(|o| o.suppressed_groups),
         };
         Ok(log.append("result", &record).await?)
-    }
-}
-
-/// The permit's id and purpose as the audit trail names them (read, not
-/// verified: the sites verify).
-fn permit_label(token: Option<&str>) -> (Option<String>, Option<String>) {
-    match token.map(ihdsi_catalog::permit::decode) {
-        Some(Ok((_, _, p))) => (Some(p.id), Some(p.purpose.to_string())),
-        Some(Err(_)) => (Some("(malformed)".into()), None),
-        None => (None, None),
     }
 }

@@ -13,7 +13,7 @@ use crate::audit::{AuditLog, Decision, RefusalRecord, SubplanRecord};
 use crate::error::{EngineError, Result};
 use crate::protocol::SubplanRequest;
 use crate::site::SiteAnswer;
-use ihdsi_catalog::permit::{PermitRequest, SitePermitPolicy, decode};
+use ihdsi_catalog::permit::{PermitRequest, SitePermitPolicy, label};
 use ihdsi_catalog::{SiteConfig, schema};
 
 /// A site's permit policy, audit trail and opt-out list.
@@ -80,12 +80,7 @@ impl SiteGuards {
         let Some(log) = &self.audit else {
             return Ok(());
         };
-        let label = req.permit.as_deref().map(decode);
-        let (permit, purpose) = match label {
-            Some(Ok((_, _, p))) => (Some(p.id), Some(p.purpose.to_string())),
-            Some(Err(_)) => (Some("(malformed)".to_string()), None),
-            None => (None, None),
-        };
+        let (permit, purpose) = label(req.permit.as_deref());
         let (decision, code, reason) = match answer {
             Ok(_) => (Decision::Answered, None, None),
             Err(e @ (EngineError::Plan(_) | EngineError::Permit(_))) => {
