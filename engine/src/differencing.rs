@@ -23,6 +23,9 @@ use ihdsi_planner::Release;
 
 /// Releases remembered per analyst.
 const HISTORY: usize = 256;
+/// Groups remembered per release (bounds memory for very fine groupings;
+/// a differencing pair is about a few cohorts, not thousands of cells).
+const GROUPS: usize = 4_096;
 
 /// A released group: its key values and exact distinct-patient count.
 pub type GroupCount = (Vec<ScalarValue>, i64);
@@ -76,7 +79,7 @@ impl DifferencingDetector {
         let seen = Seen {
             query_id: query_id.to_string(),
             shape: shape(release),
-            groups: groups.into_iter().collect(),
+            groups: groups.into_iter().take(GROUPS).collect(),
         };
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let past = history.entry(analyst.to_string()).or_default();
