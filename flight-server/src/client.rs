@@ -92,13 +92,24 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Connection settings beyond the login.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ClientOptions {
     /// PEM of the CA that signed the coordinator's certificate, for
     /// `grpc+tls://` URIs.
     pub tls_ca: Option<std::path::PathBuf>,
     /// Data permit (id or token), sent as the `x-ihdsi-permit` header.
     pub permit: Option<String>,
+}
+
+// A permit may be a whole token (a credential): `{:?}` only says whether
+// one is set.
+impl std::fmt::Debug for ClientOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientOptions")
+            .field("tls_ca", &self.tls_ca)
+            .field("permit", &self.permit.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 /// An authenticated Flight SQL connection to a coordinator.

@@ -22,16 +22,26 @@ use crate::error::{Result, ServerError};
 pub const PERMIT_HEADER: &str = "x-ihdsi-permit";
 
 /// A permit as the store holds it.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 struct Held {
     token: String,
     permit: Permit,
 }
 
 /// Permits issued to this federation's analysts (`[permits] dir`).
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct PermitStore {
     held: Vec<Held>,
+}
+
+// Tokens are credentials: `{:?}` names the permits, never their tokens.
+impl std::fmt::Debug for PermitStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ids: Vec<&str> = self.held.iter().map(|h| h.permit.id.as_str()).collect();
+        f.debug_struct("PermitStore")
+            .field("permits", &ids)
+            .finish()
+    }
 }
 
 impl PermitStore {

@@ -17,13 +17,28 @@ use ihdsi_catalog::permit::{PermitRequest, SitePermitPolicy, label};
 use ihdsi_catalog::{SiteConfig, schema};
 
 /// A site's permit policy, audit trail and opt-out list.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct SiteGuards {
     /// Permits required when set (development sites run without).
     pub permits: Option<SitePermitPolicy>,
     pub audit: Option<Arc<AuditLog>>,
     /// Persons removed before any subplan sees the data.
     pub opt_out: Vec<i64>,
+}
+
+// The opt-out list holds patient identifiers: `{:?}` shows how many, never
+// which (a site engine's Debug output can reach a log).
+impl std::fmt::Debug for SiteGuards {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SiteGuards")
+            .field("permits", &self.permits)
+            .field(
+                "audit",
+                &self.audit.as_ref().map(|a| a.path().to_path_buf()),
+            )
+            .field("opted_out_persons", &self.opt_out.len())
+            .finish()
+    }
 }
 
 impl SiteGuards {
@@ -120,7 +135,7 @@ impl SiteGuards {
 }
 
 /// The patient tables a plan reads, subqueries included.
-pub fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
+fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
     let mut tables = Vec::new();
     let _ = plan.apply_with_subqueries(|node| {
         if let LogicalPlan::TableScan(scan) = node {
@@ -138,7 +153,7 @@ pub fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
 /// Read an opt-out list: one person id per line; blank lines and `#`
 /// comments are ignored. A line that is not an id is an error naming the
 /// line number (never its content, which may be an identifier).
-pub fn read_opt_out(path: &Path) -> Result<Vec<i64>> {
+fn read_opt_out(path: &Path) -> Result<Vec<i64>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         EngineError::Data(format!("cannot read opt-out list {}: {e}", path.display()))
     })?;
@@ -160,4 +175,23 @@ pub fn read_opt_out(path: &Path) -> Result<Vec<i64>> {
     ids.sort_unstable();
     ids.dedup();
     Ok(ids)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_counts_opted_out_persons_without_naming_them() {
+        let guards = SiteGuards {
+            opt_out: vec![987_654_321, 123_456_789],
+            ..SiteGuards::default()
+        };
+        let text = format!("{guards:?}");
+        assert!(text.contains("opted_out_persons: 2"), "{text}");
+        assert!(
+            !text.contains("987654321") && !text.contains("123456789"),
+            "{text}"
+        );
+    }
 }

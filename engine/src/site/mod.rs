@@ -17,7 +17,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_SUPPRESSED_KEY, SubplanRequest};
-pub use guards::{SiteGuards, read_opt_out, scanned_tables};
+pub use guards::SiteGuards;
 use ihdsi_catalog::{PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::{PlanError, admit_subplan};
 pub use tables::{SiteData, register_tables, register_tables_excluding};
