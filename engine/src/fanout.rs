@@ -6,7 +6,7 @@
 //! answers that differ by one site's presence would let an analyst isolate
 //! that site's patients by differencing.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
@@ -18,7 +18,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
-use crate::protocol::{SITE_SUPPRESSED_KEY, SubplanRequest};
+use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
 use ihdsi_catalog::SiteEntry;
 
 /// A site endpoint with a lazily connected channel.
@@ -31,7 +31,7 @@ pub struct SiteClient {
 }
 
 /// What one site returned for one release.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SitePartials {
     pub site: String,
     pub batches: Vec<RecordBatch>,
@@ -39,6 +39,10 @@ pub struct SitePartials {
     pub suppressed: u64,
     /// Bytes of Flight messages received (headers, bodies, metadata).
     pub bytes: u64,
+    /// From sending the subplan to the last message received.
+    pub round_trip: Duration,
+    /// What the site reported spending on the subplan itself.
+    pub site_elapsed: Duration,
 }
 
 impl SiteClient {
@@ -99,6 +103,7 @@ impl SiteClient {
     }
 
     async fn fetch_inner(&self, req: &SubplanRequest) -> Result<SitePartials> {
+        let sent = Instant::now();
         let mut client =
             FlightServiceClient::new(self.channel.clone()).max_decoding_message_size(256 << 20);
         let ticket = Ticket {
@@ -133,16 +138,20 @@ impl SiteClient {
                 }
             }
         }
-        let suppressed = stream
-            .schema()
-            .and_then(|s| s.metadata().get(SITE_SUPPRESSED_KEY))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0);
+        let round_trip = sent.elapsed();
+        let metadata = |key: &str| -> Option<u64> {
+            stream
+                .schema()
+                .and_then(|s| s.metadata().get(key))
+                .and_then(|v| v.parse().ok())
+        };
         Ok(SitePartials {
             site: self.entry.id.clone(),
             batches,
-            suppressed,
+            suppressed: metadata(SITE_SUPPRESSED_KEY).unwrap_or(0),
             bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
+            round_trip,
+            site_elapsed: Duration::from_micros(metadata(SITE_ELAPSED_KEY).unwrap_or(0)),
         })
     }
 }

@@ -175,8 +175,7 @@ mod tests {
         SitePartials {
             site: id.into(),
             batches,
-            suppressed: 0,
-            bytes: 0,
+            ..SitePartials::default()
         }
     }
 

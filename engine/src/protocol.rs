@@ -5,13 +5,18 @@
 //! with the data permit the query runs under. The site answers
 //! with an ordinary Arrow IPC stream of partial aggregates (`k*`, `p*`,
 //! `ihdsi_patients`), whose schema metadata carries the number of groups the
-//! site suppressed under its own threshold (a count, never which ones).
+//! site suppressed under its own threshold (a count, never which ones) and
+//! how long the site worked on it.
 //! Refusals are gRPC statuses with the site's reason.
 
 use serde::{Deserialize, Serialize};
 
 /// Schema-metadata key: groups a site dropped under its own threshold.
 pub const SITE_SUPPRESSED_KEY: &str = "ihdsi.site_suppressed_groups";
+/// Schema-metadata key: microseconds the site spent on the subplan (permit
+/// check, planning, execution, threshold, audit record), so the coordinator
+/// can tell a slow site from a slow network.
+pub const SITE_ELAPSED_KEY: &str = "ihdsi.site_elapsed_us";
 
 /// The ticket of a site `DoGet`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

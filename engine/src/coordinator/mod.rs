@@ -9,7 +9,7 @@
 //! ```
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::StringArray;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -34,6 +34,10 @@ use ihdsi_planner::{
 };
 
 mod audit;
+mod timings;
+
+pub use timings::QueryTimings;
+use timings::micros;
 
 /// Schema-metadata keys of a federated result.
 pub mod metadata {
@@ -91,6 +95,8 @@ pub struct QueryOutcome {
     pub sites: Vec<String>,
     /// Bytes of Flight messages received from sites (not shown to analysts).
     pub bytes_from_sites: u64,
+    /// Where the time went (logged, not shown to analysts).
+    pub timings: QueryTimings,
 }
 
 /// A running coordinator.
@@ -197,6 +203,7 @@ impl Coordinator {
         params: Option<Vec<datafusion::common::ScalarValue>>,
         cx: &QueryContext,
     ) -> Result<QueryOutcome> {
+        let started = Instant::now();
         let plan = match plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await
         {
             Ok(plan) => plan,
@@ -220,14 +227,23 @@ impl Coordinator {
                 return Err(e);
             }
         };
+        let planning = started.elapsed();
+        let audit_started = Instant::now();
         self.audit_query(cx, sql, subplans, Ok(())).await?;
+        let mut audit = audit_started.elapsed();
         let outcome = if plan.explain {
             self.explain(&plan, &cx.query_id)
         } else {
             self.run_plan(&plan, cx).await
         };
+        let audit_started = Instant::now();
         self.audit_result(cx, &outcome).await?;
-        outcome
+        audit += audit_started.elapsed();
+        let mut outcome = outcome?;
+        outcome.timings.planning = planning;
+        outcome.timings.audit = audit;
+        log_answered(cx, &outcome);
+        Ok(outcome)
     }
 
     async fn run_plan(&self, plan: &FederatedPlan, cx: &QueryContext) -> Result<QueryOutcome> {
@@ -247,9 +263,14 @@ impl Coordinator {
             site_suppressed_groups: 0,
             sites: Vec::new(),
             bytes_from_sites: 0,
+            timings: QueryTimings::default(),
         };
         let mut tables: Vec<Arc<dyn TableProvider>> = Vec::new();
         for r in released {
+            let t = &mut outcome.timings;
+            t.sites = t.sites.max(r.fan_out);
+            t.slowest_site = t.slowest_site.max(r.slowest_site);
+            t.merge += r.merge;
             outcome.suppressed_groups += r.suppressed;
             outcome.site_suppressed_groups += r.site_suppressed;
             outcome.bytes_from_sites += r.bytes;
@@ -264,6 +285,7 @@ impl Coordinator {
             )?));
         }
         outcome.sites.sort();
+        let finish_started = Instant::now();
         let logical = plan.coordinator_plan(&tables)?;
         let batches = self
             .ctx
@@ -274,13 +296,7 @@ impl Coordinator {
         let (schema, batches) = self.finish_schema(plan, batches, &outcome)?;
         outcome.schema = schema;
         outcome.batches = batches;
-        tracing::info!(
-            query_id = cx.query_id,
-            analyst = cx.analyst,
-            suppressed = outcome.suppressed_groups,
-            sites = outcome.sites.len(),
-            "query answered"
-        );
+        outcome.timings.finish = finish_started.elapsed();
         Ok(outcome)
     }
 
@@ -311,7 +327,11 @@ impl Coordinator {
             sql: release.site_sql.clone(),
             permit: cx.permit.clone(),
         };
+        let sent = Instant::now();
         let answers = fan_out(&sites, &req, &cx.progress).await?;
+        let fan_out = sent.elapsed();
+        let merge_started = Instant::now();
+        let slowest_site = answers.iter().map(|a| a.site_elapsed).max();
         let site_suppressed = answers.iter().map(|a| a.suppressed).sum();
         let bytes = answers.iter().map(|a| a.bytes).sum();
         for a in &answers {
@@ -322,6 +342,7 @@ impl Coordinator {
             check_site_answer(release, &a.site, declared, &a.batches)?;
         }
         let released = merge(release, &answers, &self.policy)?;
+        let merge_time = merge_started.elapsed();
         self.flag_differencing(cx, release, released.groups).await?;
         let sites = answers.into_iter().map(|a| a.site).collect();
         Ok(ReleaseRun {
@@ -330,6 +351,9 @@ impl Coordinator {
             site_suppressed,
             bytes,
             sites,
+            fan_out,
+            slowest_site: slowest_site.unwrap_or_default(),
+            merge: merge_time,
         })
     }
 
@@ -394,6 +418,7 @@ impl Coordinator {
             site_suppressed_groups: 0,
             sites: vec![],
             bytes_from_sites: 0,
+            timings: QueryTimings::default(),
         })
     }
 }
@@ -405,6 +430,31 @@ struct ReleaseRun {
     site_suppressed: u64,
     bytes: u64,
     sites: Vec<String>,
+    fan_out: Duration,
+    slowest_site: Duration,
+    merge: Duration,
+}
+
+/// One structured line per answered query: what the analyst got, and where
+/// the time went (the coordinator's operator reads these; `ihdsi-bench`
+/// parses them).
+fn log_answered(cx: &QueryContext, o: &QueryOutcome) {
+    let t = &o.timings;
+    tracing::info!(
+        query_id = cx.query_id,
+        analyst = cx.analyst,
+        suppressed = o.suppressed_groups,
+        sites = o.sites.len(),
+        bytes_from_sites = o.bytes_from_sites,
+        planning_us = micros(t.planning),
+        audit_us = micros(t.audit),
+        sites_us = micros(t.sites),
+        slowest_site_us = micros(t.slowest_site),
+        transfer_us = micros(t.transfer()),
+        merge_us = micros(t.merge),
+        finish_us = micros(t.finish),
+        "query answered"
+    );
 }
 
 /// The coordinator's side of mutual TLS: pin the federation CA (never the

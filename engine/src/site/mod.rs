@@ -16,7 +16,7 @@ use datafusion::execution::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
-use crate::protocol::{SITE_SUPPRESSED_KEY, SubplanRequest};
+use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
 pub use guards::SiteGuards;
 use ihdsi_catalog::{PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::{PlanError, admit_subplan};
@@ -150,9 +150,25 @@ impl SiteEngine {
     /// on the audit trail whatever the outcome. An answer whose audit
     /// record cannot be written is not released.
     pub async fn run(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
+        let started = std::time::Instant::now();
         let answer = self.run_unaudited(req).await;
         self.guards.record(req, &answer).await?;
-        answer
+        let answer = answer?;
+        let elapsed = started.elapsed().as_micros().to_string();
+        let mut metadata = answer.batch.schema().metadata().clone();
+        metadata.insert(SITE_ELAPSED_KEY.to_string(), elapsed);
+        let schema = Arc::new(
+            answer
+                .batch
+                .schema()
+                .as_ref()
+                .clone()
+                .with_metadata(metadata),
+        );
+        Ok(SiteAnswer {
+            batch: answer.batch.with_schema(schema)?,
+            suppressed: answer.suppressed,
+        })
     }
 
     async fn run_unaudited(&self, req: &SubplanRequest) -> Result<SiteAnswer> {

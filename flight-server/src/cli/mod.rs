@@ -199,7 +199,18 @@ fn init_tracing(default: &str) {
 
 /// Entry point: parse arguments, run, map errors to exit code 1.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    main_from(std::env::args_os())
+}
+
+/// [`main`] with the arguments given (the first is the program name), for
+/// binaries that embed the `ihdsi` command, such as `ihdsi-bench`, which
+/// starts its site and coordinator processes as `ihdsi-bench ihdsi site …`.
+pub fn main_from<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     let quiet = matches!(
         cli.command,
         Command::Query { .. }

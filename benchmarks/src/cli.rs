@@ -1,0 +1,244 @@
+//! The `ihdsi-bench` command line.
+//!
+//! ```text
+//! cargo run --release -p ihdsi-benchmarks -- --quick    # < 10 min here
+//! cargo run --release -p ihdsi-benchmarks               # the full sweep
+//! cargo run --release -p ihdsi-benchmarks -- --ten-million
+//! ```
+//!
+//! `ihdsi-bench ihdsi …` is the embedded `ihdsi` command line, which the
+//! benchmark uses to start its own site and coordinator processes.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+
+use crate::centralized::Centralized;
+use crate::cohort::{self, Cohort};
+use crate::duckdb::{self, DuckDb};
+use crate::error::{BenchError, Result};
+use crate::federated::Federation;
+use crate::report::{self, Results, Scale, SitesPoint};
+use crate::sweeps::{self, Repeats};
+use crate::workload::{TRIVIAL, WORKLOAD};
+
+/// The price of federation: federated against centralized DataFusion and
+/// DuckDB, bytes from sites, and scaling with persons, sites and analysts.
+#[derive(Debug, Parser)]
+#[command(name = "ihdsi-bench", version)]
+pub struct Args {
+    /// The quick sweep (what benchmarks/RESULTS.md is produced with):
+    /// 10k/100k/1M persons, 5 timed runs, sites and analysts at 100k.
+    #[arg(long)]
+    quick: bool,
+    /// Add 10M persons to the persons sweep (generation takes a while and
+    /// needs about 3 GB of disk).
+    #[arg(long)]
+    ten_million: bool,
+    /// Override the persons sweep (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    persons: Option<Vec<u64>>,
+    /// Override the number of timed runs per query and configuration.
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Minimum distinct patients per group, at sites and coordinator.
+    #[arg(long, default_value_t = 10)]
+    min_group_size: u64,
+    /// Where generated cohorts are cached and federations write their files.
+    #[arg(long, default_value_os_t = duckdb::bench_dir().join("data"))]
+    data: PathBuf,
+    /// Where RESULTS.md and the SVG plots go.
+    #[arg(long, default_value_os_t = duckdb::bench_dir())]
+    out: PathBuf,
+}
+
+/// What one invocation measures.
+#[derive(Debug, Clone)]
+struct Plan {
+    persons: Vec<u64>,
+    /// Persons of the sites sweep, the concurrency sweep and the latency test.
+    sweep_persons: u64,
+    site_counts: Vec<usize>,
+    analysts: Vec<usize>,
+    repeats: Repeats,
+    trivial: Repeats,
+}
+
+impl Plan {
+    fn from(args: &Args) -> Result<Self> {
+        let mut persons = args
+            .persons
+            .clone()
+            .unwrap_or_else(|| vec![10_000, 100_000, 1_000_000]);
+        if args.ten_million {
+            persons.push(10_000_000);
+        }
+        if persons.iter().any(|p| *p < 1_000) {
+            return Err(BenchError::Usage("--persons: at least 1000 each".into()));
+        }
+        let runs = args.runs.unwrap_or(if args.quick { 5 } else { 10 });
+        if runs < 5 {
+            return Err(BenchError::Usage(
+                "--runs: at least 5 (medians of fewer runs are noise)".into(),
+            ));
+        }
+        // Sites, analysts and latency at 100k (quick) or 1M (full), or at
+        // the smallest scale of an overridden sweep that lacks it.
+        let preferred = if args.quick { 100_000 } else { 1_000_000 };
+        let sweep_persons = if persons.contains(&preferred) {
+            preferred
+        } else {
+            persons.iter().copied().min().unwrap_or(preferred)
+        };
+        Ok(Self {
+            persons,
+            sweep_persons,
+            site_counts: vec![1, 3, 8],
+            analysts: vec![1, 8, 32],
+            repeats: Repeats {
+                warmup: if args.quick { 1 } else { 2 },
+                runs,
+            },
+            trivial: Repeats {
+                warmup: 20,
+                runs: if args.quick { 200 } else { 1000 },
+            },
+        })
+    }
+}
+
+/// Entry point.
+pub fn main() -> ExitCode {
+    let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "ihdsi") {
+        return ihdsi_flight_server::cli::main_from(
+            std::iter::once(std::ffi::OsString::from("ihdsi")).chain(argv.into_iter().skip(2)),
+        );
+    }
+    let args = Args::parse_from(argv);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let started = Instant::now();
+    let plan = Plan::from(&args)?;
+    let python = duckdb::ensure_python()?;
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let runs_dir = args.data.join("runs");
+    let k = args.min_group_size;
+    let three = cohort::site_ids(3);
+    let mut results = Results::new(if args.quick { "quick" } else { "full" }, k, plan.repeats);
+    for &persons in &plan.persons {
+        let cohort = cohort::ensure(&args.data, persons, &three)?;
+        eprintln!("== {persons} persons, 3 sites: workload");
+        let fed = Federation::start(&cohort, &runs_dir, k, true)?;
+        let cent = Centralized::open(&cohort).await?;
+        let mut duck = DuckDb::start(&python, &cohort.dir, threads)?;
+        results.duckdb_version = duck.version.clone();
+        let figures =
+            sweeps::workload(&fed, &cent, Some(&mut duck), WORKLOAD, plan.repeats).await?;
+        if persons == plan.sweep_persons {
+            sweep_at(
+                &plan,
+                &mut results,
+                &cohort,
+                &fed,
+                &cent,
+                &mut duck,
+                &runs_dir,
+                k,
+            )
+            .await?;
+        }
+        results.scales.push(Scale { cohort, figures });
+    }
+    for &n in &plan.site_counts {
+        eprintln!("== {} persons, {n} sites: workload", plan.sweep_persons);
+        let cohort = cohort::ensure(&args.data, plan.sweep_persons, &cohort::site_ids(n))?;
+        let fed = Federation::start(&cohort, &runs_dir, k, true)?;
+        let cent = Centralized::open(&cohort).await?;
+        let figures = sweeps::workload(&fed, &cent, None, WORKLOAD, plan.repeats).await?;
+        results.sites.push(SitesPoint {
+            sites: n,
+            cohort,
+            figures,
+        });
+    }
+    results.elapsed_s = started.elapsed().as_secs_f64();
+    let written = report::write(&args.out, &results)?;
+    for path in written {
+        println!("wrote {}", path.display());
+    }
+    println!("{}", report::summary(&results));
+    Ok(())
+}
+
+/// The concurrency sweep and the trivial-query latency test on `cohort`.
+#[allow(clippy::too_many_arguments)]
+async fn sweep_at(
+    plan: &Plan,
+    results: &mut Results,
+    cohort: &Cohort,
+    fed: &Federation,
+    cent: &Centralized,
+    duck: &mut DuckDb,
+    runs_dir: &std::path::Path,
+    k: u64,
+) -> Result<()> {
+    for &n in &plan.analysts {
+        eprintln!("== {} persons: {n} concurrent analysts", cohort.persons);
+        let [f, c] = sweeps::concurrency(fed, cent, n, WORKLOAD).await?;
+        eprintln!(
+            "  federated {:.1} q/s p50 {:.1} ms p99 {:.1} ms; centralized {:.1} q/s",
+            f.throughput(),
+            f.p50(),
+            f.p99(),
+            c.throughput()
+        );
+        results.concurrency.push([f, c]);
+    }
+    eprintln!("== {} persons: trivial-query latency", cohort.persons);
+    results.latency.push(
+        sweeps::trivial_federated(
+            "federated (TLS, permits, audit)",
+            fed,
+            &TRIVIAL,
+            plan.trivial,
+        )
+        .await?,
+    );
+    let plain = Federation::start(cohort, runs_dir, k, false)?;
+    results.latency.push(
+        sweeps::trivial_federated(
+            "federated (plaintext, no audit)",
+            &plain,
+            &TRIVIAL,
+            plan.trivial,
+        )
+        .await?,
+    );
+    drop(plain);
+    let [c, d] = sweeps::trivial_local(cent, duck, &TRIVIAL, plan.trivial).await?;
+    results.latency.push(c);
+    results.latency.push(d);
+    results.latency_persons = cohort.persons;
+    Ok(())
+}
