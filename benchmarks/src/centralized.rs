@@ -3,9 +3,15 @@
 //! built from our own stack (the same table registration as the sites and
 //! as the correctness oracle), so the difference to the federated figure is
 //! the price of federation alone. No thresholds apply here.
+//!
+//! [`Centralized::open_with_site_settings`] runs the same union with the
+//! session settings every site uses, which separates the cost of those
+//! settings (partial aggregation is never skipped, a privacy defence) from
+//! the cost of federating.
 
+use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
-use ihdsi_engine::site::{SiteData, register_tables};
+use ihdsi_engine::site::{SiteData, register_tables, site_session_config};
 use ihdsi_flight_server::demo::site_folders;
 
 use crate::cohort::Cohort;
@@ -24,8 +30,17 @@ impl std::fmt::Debug for Centralized {
 }
 
 impl Centralized {
-    /// Register the union of `cohort`'s site files.
+    /// Register the union of `cohort`'s site files, DataFusion defaults.
     pub async fn open(cohort: &Cohort) -> Result<Self> {
+        Self::open_with(cohort, SessionConfig::new()).await
+    }
+
+    /// The same union under the sites' session settings.
+    pub async fn open_with_site_settings(cohort: &Cohort) -> Result<Self> {
+        Self::open_with(cohort, site_session_config()).await
+    }
+
+    async fn open_with(cohort: &Cohort, config: SessionConfig) -> Result<Self> {
         let fail = |e: &dyn std::fmt::Display| BenchError::Cohort {
             path: cohort.dir.clone(),
             message: e.to_string(),
@@ -38,7 +53,7 @@ impl Centralized {
                 location: p.display().to_string(),
             })
             .collect();
-        let ctx = SessionContext::new();
+        let ctx = SessionContext::new_with_config(config);
         let vocabulary = cohort.dir.join("concept.parquet").display().to_string();
         register_tables(&ctx, &sites, Some(&vocabulary))
             .await

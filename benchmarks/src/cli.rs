@@ -21,7 +21,7 @@ use crate::duckdb::{self, DuckDb};
 use crate::error::{BenchError, Result};
 use crate::federated::Federation;
 use crate::report::{self, Results, Scale, SitesPoint};
-use crate::sweeps::{self, Repeats};
+use crate::sweeps::{self, Baselines, Repeats};
 use crate::workload::{TRIVIAL, WORKLOAD};
 
 /// The price of federation: federated against centralized DataFusion and
@@ -52,6 +52,12 @@ pub struct Args {
     /// Where RESULTS.md and the SVG plots go.
     #[arg(long, default_value_os_t = duckdb::bench_dir())]
     out: PathBuf,
+    /// Measure nothing: start the secured federation over the cohort of
+    /// the first --persons (default 100k), print its URI, password and
+    /// process ids, and serve until Ctrl-C (to profile a site or the
+    /// coordinator with `perf record -p PID`).
+    #[arg(long)]
+    serve: bool,
 }
 
 /// What one invocation measures.
@@ -140,6 +146,9 @@ pub fn main() -> ExitCode {
 async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let plan = Plan::from(&args)?;
+    if args.serve {
+        return serve(&args, &plan).await;
+    }
     let python = duckdb::ensure_python()?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runs_dir = args.data.join("runs");
@@ -151,10 +160,15 @@ async fn run(args: Args) -> Result<()> {
         eprintln!("== {persons} persons, 3 sites: workload");
         let fed = Federation::start(&cohort, &runs_dir, k, true)?;
         let cent = Centralized::open(&cohort).await?;
+        let site_settings = Centralized::open_with_site_settings(&cohort).await?;
         let mut duck = DuckDb::start(&python, &cohort.dir, threads)?;
         results.duckdb_version = duck.version.clone();
-        let figures =
-            sweeps::workload(&fed, &cent, Some(&mut duck), WORKLOAD, plan.repeats).await?;
+        let base = Baselines {
+            centralized: &cent,
+            site_settings: Some(&site_settings),
+            duckdb: Some(&mut duck),
+        };
+        let figures = sweeps::workload(&fed, base, WORKLOAD, plan.repeats).await?;
         if persons == plan.sweep_persons {
             sweep_at(
                 &plan,
@@ -175,7 +189,12 @@ async fn run(args: Args) -> Result<()> {
         let cohort = cohort::ensure(&args.data, plan.sweep_persons, &cohort::site_ids(n))?;
         let fed = Federation::start(&cohort, &runs_dir, k, true)?;
         let cent = Centralized::open(&cohort).await?;
-        let figures = sweeps::workload(&fed, &cent, None, WORKLOAD, plan.repeats).await?;
+        let base = Baselines {
+            centralized: &cent,
+            site_settings: None,
+            duckdb: None,
+        };
+        let figures = sweeps::workload(&fed, base, WORKLOAD, plan.repeats).await?;
         results.sites.push(SitesPoint {
             sites: n,
             cohort,
@@ -188,6 +207,23 @@ async fn run(args: Args) -> Result<()> {
         println!("wrote {}", path.display());
     }
     println!("{}", report::summary(&results));
+    Ok(())
+}
+
+/// `--serve`: a federation to profile by hand.
+async fn serve(args: &Args, plan: &Plan) -> Result<()> {
+    let persons = args.persons.as_ref().map_or(plan.sweep_persons, |p| p[0]);
+    let cohort = cohort::ensure(&args.data, persons, &cohort::site_ids(3))?;
+    let fed = Federation::start(&cohort, &args.data.join("runs"), args.min_group_size, true)?;
+    println!("Flight SQL endpoint: {}", fed.uri);
+    println!(
+        "user: {} password: {}",
+        ihdsi_flight_server::demo::DEMO_USER,
+        fed.password()
+    );
+    println!("process ids (sites, then coordinator): {:?}", fed.pids());
+    println!("files: {}", fed.dir.display());
+    let _ = tokio::signal::ctrl_c().await;
     Ok(())
 }
 

@@ -269,6 +269,16 @@ impl Federation {
         })
     }
 
+    /// Process ids of the sites and the coordinator (last), for profilers.
+    pub fn pids(&self) -> Vec<u32> {
+        self.children.iter().map(Child::id).collect()
+    }
+
+    /// The analyst password of benchmark federations.
+    pub fn password(&self) -> &'static str {
+        PASSWORD
+    }
+
     /// A logged-in analyst connection.
     pub async fn connect(&self) -> Result<Connection> {
         let credentials = Credentials::Password {

@@ -196,18 +196,19 @@ fn commit() -> String {
 fn workload_table(md: &mut String, s: &Scale) {
     let _ = writeln!(
         md,
-        "| query | federated ms | centralized ms | DuckDB ms | fed/central | fed/DuckDB | bytes from sites | planning | slowest site | transfer | merge | audit | rows fed/central/DuckDB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+        "| query | federated ms | centralized ms | DuckDB ms | fed/central | fed/DuckDB | central, site settings ms | bytes from sites | planning | slowest site | transfer | merge | audit | rows fed/central/DuckDB |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
     );
     for f in &s.figures {
         let _ = writeln!(
             md,
-            "| {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {}/{}/{} |",
+            "| {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {:.1} | {} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} | {}/{}/{} |",
             f.name,
             f.federated(),
             f.centralized(),
             f.duckdb(),
             f.federated() / f.centralized(),
             f.federated() / f.duckdb(),
+            f.site_settings(),
             kib(f.bytes()),
             f.part(|b| b.planning_ms),
             f.part(|b| b.slowest_site_ms),
@@ -321,20 +322,40 @@ fn latency_section(md: &mut String, r: &Results) {
     let cent = latency_p50(r, "centralized");
     let _ = writeln!(
         md,
-        "\n## Trivial-query latency ({} persons, `{}`)\n\n| configuration | runs | p50 ms | p99 ms | p50 overhead over centralized |\n|---|---:|---:|---:|---:|",
+        "\n## Trivial-query latency ({} persons, `{}`)\n\nBreakdown columns: medians of the coordinator's measurements (ms); *front door* is the rest of the client's time (Flight SQL GetFlightInfo and DoGet, authentication, result encoding).\n\n| configuration | runs | p50 ms | p99 ms | p50 overhead over centralized | planning | audit | slowest site | transfer | merge + finish | front door |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
         human(r.latency_persons),
         TRIVIAL.sql
     );
     for l in &r.latency {
         let p50 = quantile(&l.samples_ms, 0.5);
+        let parts = [
+            l.part(|b| b.planning_ms),
+            l.part(|b| b.audit_ms),
+            l.part(|b| b.slowest_site_ms),
+            l.part(|b| b.transfer_ms),
+            l.part(|b| b.merge_ms + b.finish_ms),
+        ];
+        let front = p50 - parts.iter().sum::<f64>();
+        let cells: Vec<String> = parts
+            .iter()
+            .chain(std::iter::once(&front))
+            .map(|v| {
+                if v.is_nan() {
+                    "–".into()
+                } else {
+                    format!("{v:.2}")
+                }
+            })
+            .collect();
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} | {:.2} | {:+.2} ms |",
+            "| {} | {} | {:.2} | {:.2} | {:+.2} ms | {} |",
             l.config,
             l.samples_ms.len(),
             p50,
             quantile(&l.samples_ms, 0.99),
-            p50 - cent
+            p50 - cent,
+            cells.join(" | ")
         );
     }
 }

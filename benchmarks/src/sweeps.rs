@@ -33,6 +33,8 @@ pub struct QueryFigures {
     pub name: &'static str,
     pub federated_ms: Vec<f64>,
     pub centralized_ms: Vec<f64>,
+    /// Centralized under the sites' session settings (when measured).
+    pub site_settings_ms: Vec<f64>,
     pub duckdb_ms: Vec<f64>,
     pub breakdowns: Vec<Breakdown>,
     /// Rows returned: federated (thresholded), centralized, DuckDB.
@@ -48,6 +50,9 @@ impl QueryFigures {
     }
     pub fn duckdb(&self) -> f64 {
         median(&self.duckdb_ms)
+    }
+    pub fn site_settings(&self) -> f64 {
+        median(&self.site_settings_ms)
     }
     /// Median of one breakdown field over the timed runs.
     pub fn part(&self, f: impl Fn(&Breakdown) -> f64) -> f64 {
@@ -90,14 +95,27 @@ async fn federated_once(
     Ok((ms, result.num_rows(), breakdown))
 }
 
-/// The workload, interleaved over the configurations (DuckDB when given).
+/// The local baselines a workload is compared with: the centralized
+/// session, optionally the same under the sites' settings, and DuckDB.
+#[derive(Debug)]
+pub struct Baselines<'a> {
+    pub centralized: &'a Centralized,
+    pub site_settings: Option<&'a Centralized>,
+    pub duckdb: Option<&'a mut DuckDb>,
+}
+
+/// The workload, interleaved over the configurations.
 pub async fn workload(
     fed: &Federation,
-    cent: &Centralized,
-    mut duck: Option<&mut DuckDb>,
+    base: Baselines<'_>,
     queries: &[Query],
     repeats: Repeats,
 ) -> Result<Vec<QueryFigures>> {
+    let Baselines {
+        centralized: cent,
+        site_settings,
+        duckdb: mut duck,
+    } = base;
     let conn = fed.connect().await?;
     let mut out = Vec::new();
     for q in queries {
@@ -105,6 +123,7 @@ pub async fn workload(
             name: q.name,
             federated_ms: Vec::new(),
             centralized_ms: Vec::new(),
+            site_settings_ms: Vec::new(),
             duckdb_ms: Vec::new(),
             breakdowns: Vec::new(),
             rows: [0; 3],
@@ -122,6 +141,14 @@ pub async fn workload(
             if timed {
                 f.centralized_ms
                     .push(started.elapsed().as_secs_f64() * 1000.0);
+            }
+            if let Some(local) = site_settings {
+                let started = Instant::now();
+                local.run(q.name, q.sql).await?;
+                if timed {
+                    f.site_settings_ms
+                        .push(started.elapsed().as_secs_f64() * 1000.0);
+                }
             }
             if let Some(duck) = duck.as_deref_mut() {
                 let (ms, rows) = duck.run(q.name, q.sql)?;
@@ -249,6 +276,15 @@ async fn collect(
 pub struct Latency {
     pub config: &'static str,
     pub samples_ms: Vec<f64>,
+    /// The coordinator's breakdowns (federated configurations only).
+    pub breakdowns: Vec<Breakdown>,
+}
+
+impl Latency {
+    /// Median of one breakdown field; NaN for local configurations.
+    pub fn part(&self, f: impl Fn(&Breakdown) -> f64) -> f64 {
+        median(&self.breakdowns.iter().map(f).collect::<Vec<_>>())
+    }
 }
 
 /// The trivial aggregate through a federation, `runs` times after a
@@ -260,14 +296,19 @@ pub async fn trivial_federated(
     repeats: Repeats,
 ) -> Result<Latency> {
     let conn = fed.connect().await?;
-    let mut samples_ms = Vec::new();
+    let (mut samples_ms, mut breakdowns) = (Vec::new(), Vec::new());
     for i in 0..repeats.warmup + repeats.runs {
-        let (ms, _, _) = federated_once(fed, &conn, q).await?;
+        let (ms, _, b) = federated_once(fed, &conn, q).await?;
         if i >= repeats.warmup {
             samples_ms.push(ms);
+            breakdowns.push(b);
         }
     }
-    Ok(Latency { config, samples_ms })
+    Ok(Latency {
+        config,
+        samples_ms,
+        breakdowns,
+    })
 }
 
 /// The trivial aggregate on the centralized session and on DuckDB.
@@ -292,10 +333,12 @@ pub async fn trivial_local(
         Latency {
             config: "centralized",
             samples_ms: c,
+            breakdowns: Vec::new(),
         },
         Latency {
             config: "duckdb",
             samples_ms: d,
+            breakdowns: Vec::new(),
         },
     ])
 }
