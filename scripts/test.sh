@@ -5,7 +5,8 @@
 #      servers on loopback, differential against centralized DataFusion);
 #   3. the Python client tests: ADBC Flight SQL and pyarrow.flight against a
 #      real `ihdsi demo` process. The clients are installed from PyPI into
-#      .venv here, so nothing needs to be set up by hand.
+#      .venv here, so nothing needs to be set up by hand;
+#   4. a smoke run of the benchmark harness (ihdsi-bench) on a tiny cohort.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,3 +30,17 @@ if [ ! -x .venv/bin/python ]; then
 fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 IHDSI_BIN="${CARGO_TARGET_DIR:-target}/debug/ihdsi" .venv/bin/python -m pytest -q tests/python
+
+step "benchmark harness (smoke: 2,000 persons, debug build; figures are not checked)"
+# Runs every configuration and sweep of ihdsi-bench end to end (site and
+# coordinator processes, centralized DataFusion, DuckDB from
+# benchmarks/requirements.txt), which also checks that centralized and
+# DuckDB agree on every workload query's row count and that the federation
+# never returns more rows. Real figures come from the release build:
+# see benchmarks/RESULTS.md.
+smoke="$(mktemp -d)"
+"${CARGO_TARGET_DIR:-target}/debug/ihdsi-bench" --quick --persons 2000 \
+    --data "$smoke/data" --out "$smoke/out" > "$smoke/bench.log" 2>&1 \
+    || { cat "$smoke/bench.log"; exit 1; }
+test -s "$smoke/out/RESULTS.md" && test -s "$smoke/out/plots/persons.svg"
+rm -rf "$smoke"

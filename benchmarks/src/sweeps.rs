@@ -158,6 +158,7 @@ pub async fn workload(
                 }
             }
         }
+        check_rows(q, &f, duck.is_some())?;
         eprintln!(
             "  {:<28} federated {:>8.1} ms  centralized {:>8.1} ms  duckdb {:>8.1} ms",
             q.name,
@@ -168,6 +169,26 @@ pub async fn workload(
         out.push(f);
     }
     Ok(out)
+}
+
+/// The configurations must answer the same question: centralized and
+/// DuckDB (no threshold) return the same number of rows, and the
+/// federation (thresholded) never more. A benchmark of different answers
+/// would compare nothing.
+fn check_rows(q: &Query, f: &QueryFigures, with_duckdb: bool) -> Result<()> {
+    let [federated, centralized, duckdb] = f.rows;
+    let message = if with_duckdb && centralized != duckdb {
+        format!("centralized returned {centralized} rows, DuckDB {duckdb}")
+    } else if federated > centralized {
+        format!("federated returned {federated} rows, more than centralized ({centralized})")
+    } else {
+        return Ok(());
+    };
+    Err(BenchError::Query {
+        query: q.name.into(),
+        config: "all",
+        message,
+    })
 }
 
 /// Throughput and latency of `analysts` concurrent analysts.
@@ -341,4 +362,33 @@ pub async fn trivial_local(
             breakdowns: Vec::new(),
         },
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::WORKLOAD;
+
+    fn figures(rows: [usize; 3]) -> QueryFigures {
+        QueryFigures {
+            name: "q",
+            federated_ms: vec![],
+            centralized_ms: vec![],
+            site_settings_ms: vec![],
+            duckdb_ms: vec![],
+            breakdowns: vec![],
+            rows,
+        }
+    }
+
+    #[test]
+    fn configurations_that_answer_differently_stop_the_run() {
+        let q = &WORKLOAD[0];
+        assert!(check_rows(q, &figures([3, 5, 5]), true).is_ok());
+        assert!(check_rows(q, &figures([3, 5, 0]), false).is_ok());
+        let e = check_rows(q, &figures([3, 5, 4]), true).expect_err("duckdb differs");
+        assert!(e.to_string().contains("DuckDB 4"), "{e}");
+        let e = check_rows(q, &figures([6, 5, 5]), true).expect_err("more federated rows");
+        assert!(e.to_string().contains("more than centralized"), "{e}");
+    }
 }
