@@ -13,8 +13,18 @@ use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use crate::error::{BenchError, Result};
 
-/// The benchmark folder (requirements, runner script), fixed at build time.
+/// The benchmark folder (requirements, runner script, RESULTS.md):
+/// `CARGO_MANIFEST_DIR` under `cargo run`, else `benchmarks/` of the
+/// current folder (the repository root), else the folder it was built in.
+/// The last can name another checkout when a cached target/ is shared.
 pub fn bench_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_MANIFEST_DIR") {
+        return PathBuf::from(dir);
+    }
+    let here = PathBuf::from("benchmarks");
+    if here.join("python/duckdb_runner.py").exists() {
+        return std::fs::canonicalize(&here).unwrap_or(here);
+    }
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 

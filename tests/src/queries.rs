@@ -22,9 +22,10 @@ pub struct Case {
 
 /// Parse a query file.
 pub fn load(file: &str) -> Vec<Case> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("queries")
-        .join(file);
+    // Relative to the package folder, where `cargo test` runs the tests: a
+    // path compiled in (env!) would name whichever checkout built the
+    // binary, and CI reuses a cached target/ across checkout paths.
+    let path = Path::new("queries").join(file);
     let text =
         std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let mut cases = Vec::new();
