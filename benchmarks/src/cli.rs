@@ -123,24 +123,7 @@ pub fn main() -> ExitCode {
             std::iter::once(std::ffi::OsString::from("ihdsi")).chain(argv.into_iter().skip(2)),
         );
     }
-    let args = Args::parse_from(argv);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("error: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    ihdsi_flight_server::cli::run_to_exit_code(run(Args::parse_from(argv)))
 }
 
 async fn run(args: Args) -> Result<()> {

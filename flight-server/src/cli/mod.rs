@@ -229,6 +229,15 @@ where
     } else {
         "info,tonic::transport::server=debug"
     });
+    run_to_exit_code(dispatch(cli.command))
+}
+
+/// Run `work` on a multi-threaded runtime; on failure print `error: …` on
+/// stderr and exit 1 (the contract of every command, here and in
+/// `ihdsi-bench`).
+pub fn run_to_exit_code<E: std::fmt::Display>(
+    work: impl std::future::Future<Output = std::result::Result<(), E>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -239,7 +248,7 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(cli.command)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
