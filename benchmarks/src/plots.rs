@@ -19,10 +19,12 @@ struct Series {
     points: Vec<(f64, f64)>,
 }
 
-/// An axis: its title and whether it is log₁₀.
+/// An axis: its title, whether it is log₁₀, and (log axes) whether only
+/// whole decades are labelled (persons: 10k, 100k, 1M).
 struct Axis<'a> {
     desc: &'a str,
     log: bool,
+    decades: bool,
 }
 
 impl Axis<'_> {
@@ -38,11 +40,21 @@ impl Axis<'_> {
                 format!("{v:.2}")
             };
         }
-        let x = 10f64.powf(v);
+        // Label whole decades only: the grid between them stays unlabelled.
+        let x = if self.decades {
+            if (v - v.round()).abs() > 0.02 {
+                return String::new();
+            }
+            10f64.powf(v.round())
+        } else {
+            10f64.powf(v)
+        };
         if x >= 1000.0 {
             human(x.round() as u64)
-        } else if x >= 1.0 {
+        } else if x >= 10.0 {
             format!("{x:.0}")
+        } else if x >= 1.0 {
+            format!("{x:.1}")
         } else {
             format!("{x:.2}")
         }
@@ -83,6 +95,8 @@ fn chart(path: &Path, title: &str, x: Axis<'_>, y: Axis<'_>, series: &[Series]) 
     if !y.log {
         yr.start = yr.start.min(0.0);
     }
+    // Head room for the legend above the lines.
+    yr.end += (yr.end - yr.start) * 0.3;
     let root = SVGBackend::new(path, (760, 440)).into_drawing_area();
     root.fill(&WHITE).map_err(|e| fail(&e))?;
     let mut c = ChartBuilder::on(&root)
@@ -152,10 +166,12 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
         Axis {
             desc: "persons",
             log: true,
+            decades: true,
         },
         Axis {
             desc: "seconds",
             log: true,
+            decades: false,
         },
         &[
             series("federated", FED, persons(QueryFigures::federated)),
@@ -186,10 +202,12 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
             Axis {
                 desc: "query (order of RESULTS.md)",
                 log: false,
+                decades: false,
             },
             Axis {
                 desc: "ratio",
                 log: false,
+                decades: false,
             },
             &[
                 series(
@@ -215,10 +233,12 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
             Axis {
                 desc: "sites",
                 log: false,
+                decades: false,
             },
             Axis {
                 desc: "ratio",
                 log: false,
+                decades: false,
             },
             &[series("federated / centralized", FED, points)],
         )?;
@@ -238,10 +258,12 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
             Axis {
                 desc: "analysts",
                 log: true,
+                decades: false,
             },
             Axis {
                 desc: "queries per second",
                 log: false,
+                decades: false,
             },
             &[
                 series("federated", FED, points(0)),
