@@ -27,7 +27,31 @@ struct Axis<'a> {
     decades: bool,
 }
 
-impl Axis<'_> {
+impl<'a> Axis<'a> {
+    fn linear(desc: &'a str) -> Self {
+        Self {
+            desc,
+            log: false,
+            decades: false,
+        }
+    }
+
+    fn log(desc: &'a str) -> Self {
+        Self {
+            desc,
+            log: true,
+            decades: false,
+        }
+    }
+
+    fn decades(desc: &'a str) -> Self {
+        Self {
+            desc,
+            log: true,
+            decades: true,
+        }
+    }
+
     fn map(&self, v: f64) -> f64 {
         if self.log { v.max(1e-9).log10() } else { v }
     }
@@ -163,16 +187,8 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
     chart(
         &path,
         "Whole workload (sum of medians) by persons, 3 sites",
-        Axis {
-            desc: "persons",
-            log: true,
-            decades: true,
-        },
-        Axis {
-            desc: "seconds",
-            log: true,
-            decades: false,
-        },
+        Axis::decades("persons"),
+        Axis::log("seconds"),
         &[
             series("federated", FED, persons(QueryFigures::federated)),
             series(
@@ -199,16 +215,8 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
                 "Federated time over baseline per query, {} persons",
                 human(s.cohort.persons)
             ),
-            Axis {
-                desc: "query (order of RESULTS.md)",
-                log: false,
-                decades: false,
-            },
-            Axis {
-                desc: "ratio",
-                log: false,
-                decades: false,
-            },
+            Axis::linear("query (order of RESULTS.md)"),
+            Axis::linear("ratio"),
             &[
                 series(
                     "federated / centralized",
@@ -230,16 +238,8 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
         chart(
             &path,
             "Median federated/centralized ratio by number of sites",
-            Axis {
-                desc: "sites",
-                log: false,
-                decades: false,
-            },
-            Axis {
-                desc: "ratio",
-                log: false,
-                decades: false,
-            },
+            Axis::linear("sites"),
+            Axis::linear("ratio"),
             &[series("federated / centralized", FED, points)],
         )?;
         out.push(path);
@@ -255,16 +255,8 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
         chart(
             &path,
             "Throughput by concurrent analysts",
-            Axis {
-                desc: "analysts",
-                log: true,
-                decades: false,
-            },
-            Axis {
-                desc: "queries per second",
-                log: false,
-                decades: false,
-            },
+            Axis::log("analysts"),
+            Axis::linear("queries per second"),
             &[
                 series("federated", FED, points(0)),
                 series("centralized", CENT, points(1)),
