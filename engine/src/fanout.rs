@@ -6,7 +6,7 @@
 //! answers that differ by one site's presence would let an analyst isolate
 //! that site's patients by differencing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
@@ -39,8 +39,6 @@ pub struct SitePartials {
     pub suppressed: u64,
     /// Bytes of Flight messages received (headers, bodies, metadata).
     pub bytes: u64,
-    /// From sending the subplan to the last message received.
-    pub round_trip: Duration,
     /// What the site reported spending on the subplan itself.
     pub site_elapsed: Duration,
 }
@@ -103,7 +101,6 @@ impl SiteClient {
     }
 
     async fn fetch_inner(&self, req: &SubplanRequest) -> Result<SitePartials> {
-        let sent = Instant::now();
         let mut client =
             FlightServiceClient::new(self.channel.clone()).max_decoding_message_size(256 << 20);
         let ticket = Ticket {
@@ -138,7 +135,6 @@ impl SiteClient {
                 }
             }
         }
-        let round_trip = sent.elapsed();
         let metadata = |key: &str| -> Option<u64> {
             stream
                 .schema()
@@ -150,7 +146,6 @@ impl SiteClient {
             batches,
             suppressed: metadata(SITE_SUPPRESSED_KEY).unwrap_or(0),
             bytes: bytes.load(std::sync::atomic::Ordering::Relaxed),
-            round_trip,
             site_elapsed: Duration::from_micros(metadata(SITE_ELAPSED_KEY).unwrap_or(0)),
         })
     }

@@ -34,11 +34,6 @@ impl QueryTimings {
     pub fn transfer(&self) -> Duration {
         self.sites.saturating_sub(self.slowest_site)
     }
-
-    /// Everything the coordinator measured.
-    pub fn total(&self) -> Duration {
-        self.planning + self.audit + self.sites + self.merge + self.finish
-    }
 }
 
 /// Microseconds, for structured log fields.

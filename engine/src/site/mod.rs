@@ -153,21 +153,22 @@ impl SiteEngine {
         let started = std::time::Instant::now();
         let answer = self.run_unaudited(req).await;
         self.guards.record(req, &answer).await?;
-        let answer = answer?;
-        let elapsed = started.elapsed().as_micros().to_string();
-        let mut metadata = answer.batch.schema().metadata().clone();
-        metadata.insert(SITE_ELAPSED_KEY.to_string(), elapsed);
-        let schema = Arc::new(
-            answer
-                .batch
-                .schema()
-                .as_ref()
-                .clone()
-                .with_metadata(metadata),
-        );
+        let SiteAnswer { batch, suppressed } = answer?;
+        // The stream's schema metadata: groups suppressed here and the time
+        // this site spent (neither says which groups or how many patients).
+        let metadata = [
+            (SITE_SUPPRESSED_KEY.to_string(), suppressed.to_string()),
+            (
+                SITE_ELAPSED_KEY.to_string(),
+                started.elapsed().as_micros().to_string(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
         Ok(SiteAnswer {
-            batch: answer.batch.with_schema(schema)?,
-            suppressed: answer.suppressed,
+            batch: batch.with_schema(schema)?,
+            suppressed,
         })
     }
 
@@ -185,11 +186,6 @@ impl SiteEngine {
         let batch = concat_batches(&schema, &batches)?;
         let (batch, suppressed) =
             threshold(&batch, admission.patients_index, self.policy.min_group_size)?;
-        let metadata = [(SITE_SUPPRESSED_KEY.to_string(), suppressed.to_string())]
-            .into_iter()
-            .collect();
-        let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
-        let batch = batch.with_schema(schema)?;
         Ok(SiteAnswer { batch, suppressed })
     }
 }
