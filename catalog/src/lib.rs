@@ -10,7 +10,9 @@
 //! * [`schema`]: OMOP CDM v5.4 clinical tables, the genomic
 //!   `variant_occurrence` table and the public `concept` vocabulary, with the
 //!   virtual `site` column and each table's privacy unit (`person_id`).
-//! * [`registry`]: sites, federation and privacy settings as read from TOML.
+//! * [`registry`]: sites and federation as read from TOML.
+//! * [`privacy`]: the privacy mode, contribution bounding and DP parameters.
+//! * [`bounds`]: declared value ranges of the columns SUM and AVG may read.
 //! * [`permit`]: EHDS data permits (ed25519-signed) and a site's own
 //!   narrowing of them.
 //! * [`security`]: TLS, audit and opt-out settings.
@@ -18,8 +20,10 @@
 //! * [`synthetic`]: the deterministic three-site cohort behind `ihdsi generate`.
 
 pub mod auth;
+pub mod bounds;
 pub mod error;
 pub mod permit;
+pub mod privacy;
 pub mod registry;
 pub mod schema;
 pub mod security;
@@ -28,5 +32,6 @@ pub mod vocabulary;
 
 pub use auth::AuthSection;
 pub use error::{CatalogError, Result};
-pub use registry::{FederationConfig, PrivacyPolicy, SiteConfig, SiteEntry};
+pub use privacy::{Bounding, DpSettings, PrivacyMode, PrivacyPolicy};
+pub use registry::{FederationConfig, SiteConfig, SiteEntry};
 pub use schema::{PRIVACY_UNIT, SITE_COLUMN, TableDef, TableKind};

@@ -13,49 +13,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{CatalogError, Result};
 use crate::permit::SitePermitPolicy;
+use crate::privacy::PrivacyPolicy;
 use crate::schema;
 use crate::security::{
     AuditSection, CoordinatorTls, PermitStore, ServerIdentity, SiteTls, resolve,
 };
-
-/// Disclosure-control settings. The coordinator and every site each hold one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct PrivacyPolicy {
-    /// Groups with fewer distinct patients than this are never released.
-    pub min_group_size: u64,
-    /// MIN and MAX release one patient's value; refused unless true.
-    pub allow_min_max: bool,
-    /// Released counts are rounded to the nearest multiple of this (1 =
-    /// exact). Federation only: the threshold always sees exact counts.
-    pub round_counts_to: u64,
-}
-
-impl Default for PrivacyPolicy {
-    fn default() -> Self {
-        Self {
-            min_group_size: 10,
-            allow_min_max: false,
-            round_counts_to: 1,
-        }
-    }
-}
-
-impl PrivacyPolicy {
-    fn validate(&self) -> Result<()> {
-        if self.min_group_size == 0 {
-            return Err(CatalogError::ConfigInvalid(
-                "privacy.min_group_size must be at least 1".into(),
-            ));
-        }
-        if self.round_counts_to == 0 {
-            return Err(CatalogError::ConfigInvalid(
-                "privacy.round_counts_to must be at least 1 (1 = exact counts)".into(),
-            ));
-        }
-        Ok(())
-    }
-}
 
 /// One site as the coordinator knows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,7 +73,7 @@ fn default_site_timeout() -> u64 {
 }
 
 /// `federation.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FederationConfig {
     pub coordinator: CoordinatorSection,
@@ -155,7 +117,7 @@ pub struct SiteSection {
 }
 
 /// `site.toml`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SiteConfig {
     pub site: SiteSection,
@@ -240,11 +202,14 @@ impl FederationConfig {
         if let Some(a) = &mut self.audit {
             resolve(base, &mut a.path);
         }
+        if let Some(l) = &mut self.privacy.dp.ledger {
+            resolve(base, l);
+        }
     }
 
     /// Check ids, tables and thresholds.
     pub fn validate(&self) -> Result<()> {
-        self.privacy.validate()?;
+        self.privacy.validate_federation()?;
         self.auth.validate()?;
         if self.sites.is_empty() {
             return Err(CatalogError::ConfigInvalid(
@@ -336,14 +301,7 @@ mod tests {
         )
         .expect("parse");
         cfg.validate().expect("valid");
-        assert_eq!(
-            cfg.privacy,
-            PrivacyPolicy {
-                min_group_size: 5,
-                allow_min_max: false,
-                round_counts_to: 1,
-            }
-        );
+        assert_eq!(cfg.privacy, PrivacyPolicy::threshold(5, false));
         assert!(cfg.sites[0].hosts("PERSON"));
         assert!(!cfg.sites[0].hosts("measurement"));
     }

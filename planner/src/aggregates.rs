@@ -22,7 +22,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use crate::error::{PlanError, Result};
 use crate::lineage::{Lineage, expr_is_unit};
-use ihdsi_catalog::PrivacyPolicy;
+use ihdsi_catalog::bounds::{self, ValueBounds};
+use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 
 /// The aggregates the federated planner knows how to split.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,14 +170,66 @@ pub fn classify<'a>(
     Ok((kind, f))
 }
 
-/// Refuse MIN/MAX unless the policy allows them.
-pub fn check_policy(kind: AggKind, policy: &PrivacyPolicy, who: &str) -> Result<()> {
-    if matches!(kind, AggKind::Min | AggKind::Max) && !policy.allow_min_max {
+/// What one partial column measures, for contribution bounding and for
+/// the sensitivity of its noise.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PartialKind {
+    /// `count(*)` or `count(x)`: rows.
+    Rows,
+    /// `count(DISTINCT person_id)`: patients.
+    Patients,
+    /// `sum(x)`, with the declared range of `x` if it has one.
+    Sum(Option<ValueBounds>),
+    /// `min`, `max`, `avg` and `var_pop` partials: not boundable.
+    Other,
+}
+
+/// The declared range of a SUM or AVG argument: only a plain column has
+/// one (see [`ihdsi_catalog::bounds`]).
+pub fn argument_bounds(f: &AggregateFunction) -> Option<ValueBounds> {
+    match f.params.args.first().map(strip_alias) {
+        Some(Expr::Column(c)) => bounds::for_column(&c.name),
+        _ => None,
+    }
+}
+
+/// Refuse what the policy does not allow: MIN/MAX unless allowed (never in
+/// dp mode); in dp mode, anything but counts and sums or averages of a
+/// column with declared bounds, whose sensitivity is known.
+pub fn check_policy(
+    kind: AggKind,
+    f: &AggregateFunction,
+    policy: &PrivacyPolicy,
+    who: &str,
+) -> Result<()> {
+    if matches!(kind, AggKind::Min | AggKind::Max) && !policy.min_max_allowed() {
+        let why = if policy.mode == PrivacyMode::Dp {
+            "privacy.mode = dp".to_string()
+        } else {
+            "allow_min_max = false".to_string()
+        };
         return Err(PlanError::Policy(format!(
-            "MIN and MAX release one patient's exact value and are disabled by the {who}'s policy (allow_min_max = false)"
+            "MIN and MAX release one patient's exact value and are disabled by the {who}'s policy ({why})"
         )));
     }
-    Ok(())
+    if policy.mode != PrivacyMode::Dp {
+        return Ok(());
+    }
+    match kind {
+        AggKind::Count | AggKind::CountDistinctUnit => Ok(()),
+        AggKind::Sum | AggKind::Avg if argument_bounds(f).is_some() => Ok(()),
+        AggKind::Sum | AggKind::Avg => Err(PlanError::Policy(format!(
+            "in dp mode SUM and AVG take a column with declared bounds (value_as_number, quantity, days_supply, year_of_birth, ...), not {}; the {who} cannot bound one patient's share otherwise",
+            f.params
+                .args
+                .first()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        ))),
+        _ => Err(PlanError::Policy(format!(
+            "in dp mode the {who} releases counts, sums and averages only; variances and standard deviations have no bounded sensitivity here"
+        ))),
+    }
 }
 
 /// The partial aggregates a release sends to the sites, and the merge of
@@ -185,16 +238,19 @@ pub fn check_policy(kind: AggKind, policy: &PrivacyPolicy, who: &str) -> Result<
 pub struct Partials {
     /// Site-side aggregate expressions, deduplicated.
     pub exprs: Vec<Expr>,
+    /// What each partial measures, parallel to `exprs`.
+    pub kinds: Vec<PartialKind>,
     /// One per analyst aggregate, in order.
     pub merges: Vec<Merge>,
 }
 
 impl Partials {
-    fn add(&mut self, e: Expr) -> usize {
+    fn add(&mut self, e: Expr, kind: PartialKind) -> usize {
         if let Some(i) = self.exprs.iter().position(|x| *x == e) {
             return i;
         }
         self.exprs.push(e);
+        self.kinds.push(kind);
         self.exprs.len() - 1
     }
 
@@ -215,19 +271,21 @@ impl Partials {
     /// Add the partials of one classified analyst aggregate.
     pub fn push(&mut self, kind: AggKind, f: &AggregateFunction) {
         let same = Expr::AggregateFunction(f.clone());
+        let sum = PartialKind::Sum(argument_bounds(f));
         let merge = match kind {
-            AggKind::Count | AggKind::CountDistinctUnit => Merge::Count(self.add(same)),
-            AggKind::Sum => Merge::Sum(self.add(same)),
-            AggKind::Min => Merge::Min(self.add(same)),
-            AggKind::Max => Merge::Max(self.add(same)),
+            AggKind::Count => Merge::Count(self.add(same, PartialKind::Rows)),
+            AggKind::CountDistinctUnit => Merge::Count(self.add(same, PartialKind::Patients)),
+            AggKind::Sum => Merge::Sum(self.add(same, sum)),
+            AggKind::Min => Merge::Min(self.add(same, PartialKind::Other)),
+            AggKind::Max => Merge::Max(self.add(same, PartialKind::Other)),
             AggKind::Avg => Merge::Avg {
-                sum: self.add(Self::with_fn(f, sum_udaf())),
-                count: self.add(Self::with_fn(f, count_udaf())),
+                sum: self.add(Self::with_fn(f, sum_udaf()), sum),
+                count: self.add(Self::with_fn(f, count_udaf()), PartialKind::Rows),
             },
             AggKind::Variance { sample, sqrt } => Merge::Variance {
-                count: self.add(Self::with_fn(f, count_udaf())),
-                mean: self.add(Self::with_fn(f, avg_udaf())),
-                var_pop: self.add(Self::with_fn(f, var_pop_udaf())),
+                count: self.add(Self::with_fn(f, count_udaf()), PartialKind::Rows),
+                mean: self.add(Self::with_fn(f, avg_udaf()), PartialKind::Other),
+                var_pop: self.add(Self::with_fn(f, var_pop_udaf()), PartialKind::Other),
                 sample,
                 sqrt,
             },

@@ -22,6 +22,7 @@
 
 pub mod admission;
 pub mod aggregates;
+pub mod bounding;
 pub mod error;
 pub mod explain;
 pub mod functions;

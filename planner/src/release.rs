@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::LogicalPlan;
 
-use crate::aggregates::Merge;
+use crate::aggregates::{Merge, PartialKind};
 
 /// Name of the hidden distinct-patient count a site returns last.
 pub const PATIENTS_COLUMN: &str = "ihdsi_patients";
@@ -38,6 +38,8 @@ pub struct Release {
     pub key_count: usize,
     /// Number of partial columns (`p0..`), followed by [`PATIENTS_COLUMN`].
     pub partial_count: usize,
+    /// What each partial column `p*` measures (for bounding and noise).
+    pub partials: Vec<PartialKind>,
     /// How each analyst aggregate is merged, in the boundary's order.
     pub merges: Vec<Merge>,
     /// The boundary aggregate's output schema, as the rest of the query sees it.

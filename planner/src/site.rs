@@ -36,7 +36,7 @@ fn reject(msg: impl Into<String>) -> PlanError {
     PlanError::NotCanonical(msg.into())
 }
 
-fn column_of(e: &Expr) -> Option<(&str, &datafusion::common::Column)> {
+pub(crate) fn column_of(e: &Expr) -> Option<(&str, &datafusion::common::Column)> {
     match e {
         Expr::Alias(a) => match a.expr.as_ref() {
             Expr::Column(c) => Some((a.name.as_str(), c)),
@@ -110,7 +110,7 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
                     "partials must be count, sum, avg, var_pop, min or max",
                 ));
             }
-            check_policy(kind, policy, "site")?;
+            check_policy(kind, f, policy, "site")?;
         }
     }
     if !patients_ok {

@@ -146,7 +146,7 @@ pub async fn plan_query_with_params(
         });
     }
     for release in &releases {
-        check_round_trip(state, release).await?;
+        check_round_trip(state, release, policy).await?;
     }
     Ok(FederatedPlan {
         sql: sql.to_string(),
@@ -160,7 +160,11 @@ pub async fn plan_query_with_params(
 /// admits and whose columns have the planned types. The SQL unparser has
 /// known gaps (semi and anti joins among them); this catches them here,
 /// with a clear refusal, instead of at every site.
-async fn check_round_trip(state: &SessionState, release: &Release) -> Result<()> {
+async fn check_round_trip(
+    state: &SessionState,
+    release: &Release,
+    policy: &PrivacyPolicy,
+) -> Result<()> {
     let fail = |why: String| {
         PlanError::unsupported(
             "a subplan that cannot be written as SQL for the sites",
@@ -173,12 +177,13 @@ async fn check_round_trip(state: &SessionState, release: &Release) -> Result<()>
         .create_logical_plan(&release.site_sql)
         .await
         .map_err(|e| fail(e.to_string()))?;
-    let permissive = PrivacyPolicy {
-        min_group_size: 1,
-        allow_min_max: true,
-        round_counts_to: 1,
-    };
+    let permissive = PrivacyPolicy::threshold(1, true);
     crate::site::admit_subplan(&reparsed, &permissive).map_err(|e| fail(e.to_string()))?;
+    // Sites bound contributions on the plan they parse: build that plan
+    // here too, so a query the sites could not bound is refused once, here.
+    if let Some(bounding) = policy.effective_bounding() {
+        crate::bounding::bound_contributions(&reparsed, bounding)?;
+    }
     let types = |p: &LogicalPlan| {
         p.schema()
             .fields()
@@ -285,7 +290,7 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
     let mut partials = Partials::default();
     for e in &agg.aggr_expr {
         let (kind, f) = classify(e, &agg.input, &input_lineage)?;
-        check_policy(kind, policy, "federation")?;
+        check_policy(kind, f, policy, "federation")?;
         partials.push(kind, f);
     }
     let (input, unit) = carry_unit(&agg.input)?;
@@ -334,6 +339,7 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         site_sql,
         key_count,
         partial_count,
+        partials: partials.kinds,
         merges: partials.merges,
         schema: Arc::clone(&agg.schema),
     })

@@ -36,11 +36,7 @@ async fn site_sql_matches_golden_file() {
     // and CI reuses a cached target/ across checkout paths.
     let dir = Path::new("tests/golden");
     let queries = std::fs::read_to_string(dir.join("queries.sql")).expect("queries");
-    let policy = PrivacyPolicy {
-        min_group_size: 10,
-        allow_min_max: false,
-        round_counts_to: 1,
-    };
+    let policy = PrivacyPolicy::threshold(10, false);
     let mut out = String::new();
     for (name, sql) in cases(&queries) {
         let plan = plan_query(&ctx.state(), &sql, &policy)

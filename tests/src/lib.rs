@@ -53,11 +53,7 @@ pub fn cohort(persons: u64) -> PathBuf {
 
 /// Thresholds and MIN/MAX policy of a test federation.
 pub fn policy(min_group_size: u64, allow_min_max: bool) -> PrivacyPolicy {
-    PrivacyPolicy {
-        min_group_size,
-        allow_min_max,
-        round_counts_to: 1,
-    }
+    PrivacyPolicy::threshold(min_group_size, allow_min_max)
 }
 
 /// Start a federation over `data` on free loopback ports, admitting the

@@ -1,0 +1,184 @@
+//! The bounded plan against hand-computed answers over a small table.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int32Array, Int64Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+
+use super::bound_contributions;
+use crate::plan_query;
+use ihdsi_catalog::{Bounding, PrivacyPolicy, schema};
+
+/// `measurement` rows `(person_id, concept, value)`; other columns zero.
+fn measurements(rows: &[(i64, i32, f64)]) -> RecordBatch {
+    let table = schema::table("measurement").expect("measurement");
+    let n = rows.len();
+    let columns: Vec<ArrayRef> = table
+        .schema
+        .fields()
+        .iter()
+        .map(|f| -> ArrayRef {
+            match f.name().as_str() {
+                "person_id" => Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.0))),
+                "measurement_concept_id" => {
+                    Arc::new(Int32Array::from_iter_values(rows.iter().map(|r| r.1)))
+                }
+                "value_as_number" => {
+                    Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.2)))
+                }
+                _ if f.data_type() == &DataType::Utf8 => {
+                    Arc::new(StringArray::from_iter_values(std::iter::repeat_n("x", n)))
+                }
+                _ => ScalarValue::new_zero(f.data_type())
+                    .and_then(|z| z.to_array_of_size(n))
+                    .expect("zero column"),
+            }
+        })
+        .collect();
+    RecordBatch::try_new(Arc::clone(&table.schema), columns).expect("batch")
+}
+
+async fn run(sql: &str, rows: &[(i64, i32, f64)], bounding: Option<Bounding>) -> Vec<RecordBatch> {
+    let ctx = SessionContext::new();
+    let batch = measurements(rows);
+    ctx.register_table(
+        "measurement",
+        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).expect("table")),
+    )
+    .expect("register");
+    let policy = PrivacyPolicy {
+        bounding,
+        ..PrivacyPolicy::threshold(1, false)
+    };
+    let plan = plan_query(&ctx.state(), sql, &policy).await.expect("plan");
+    let site = ctx
+        .state()
+        .create_logical_plan(&plan.releases[0].site_sql)
+        .await
+        .expect("site plan");
+    let site = match bounding {
+        Some(b) => {
+            let bounded = bound_contributions(&site, b).expect("bounded");
+            assert_eq!(bounded.schema().fields(), site.schema().fields());
+            bounded
+        }
+        None => site,
+    };
+    ctx.execute_logical_plan(site)
+        .await
+        .expect("execute")
+        .sort(vec![datafusion::prelude::col("k0").sort(true, true)])
+        .expect("sort")
+        .collect()
+        .await
+        .expect("collect")
+}
+
+fn table(batches: &[RecordBatch]) -> String {
+    datafusion::arrow::util::pretty::pretty_format_batches(batches)
+        .expect("format")
+        .to_string()
+}
+
+fn cohort() -> Vec<(i64, i32, f64)> {
+    let mut rows = vec![(1, 100, 5.0); 30]; // 30 rows in one group
+    rows.push((2, 100, 5000.0)); // one value above the declared 1000
+    rows.extend((0..15).map(|i| (3, 200 + i, 1.0))); // 15 groups of one row
+    rows
+}
+
+const GROUPED: &str = "SELECT measurement_concept_id, count(*), count(DISTINCT person_id), sum(value_as_number) FROM measurement GROUP BY measurement_concept_id";
+
+#[tokio::test]
+async fn rows_values_and_groups_per_patient_are_capped() {
+    let caps = Bounding {
+        max_rows_per_patient: 10,
+        max_groups_per_patient: 10,
+    };
+    let got = table(&run(GROUPED, &cohort(), Some(caps)).await);
+    // Concept 100: 10 of patient 1's 30 rows + patient 2's one; sums 150 and
+    // 5000 clamped to 1000. Patient 3 keeps 10 of 15 groups (ties: lowest keys).
+    let mut expected = vec![
+        "+-----+----+----+--------+----------------+".to_string(),
+        "| k0  | p0 | p1 | p2     | ihdsi_patients |".into(),
+        "+-----+----+----+--------+----------------+".into(),
+        "| 100 | 11 | 2  | 1150.0 | 2              |".into(),
+    ];
+    expected.extend((200..210).map(|k| format!("| {k} | 1  | 1  | 1.0    | 1              |")));
+    expected.push("+-----+----+----+--------+----------------+".into());
+    assert_eq!(got, expected.join("\n"));
+}
+
+#[tokio::test]
+async fn without_bounding_the_same_subplan_is_exact() {
+    let got = run(GROUPED, &cohort(), None).await;
+    let rows: usize = got.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 16);
+    assert!(table(&got).contains("| 100 | 31 | 2  | 5150.0 | 2              |"));
+}
+
+#[tokio::test]
+async fn an_ungrouped_count_over_no_rows_is_zero_not_null() {
+    let caps = Bounding::default();
+    let sql =
+        "SELECT count(*), count(DISTINCT person_id) FROM measurement WHERE value_as_number > 1e9";
+    let ctx_rows = run_scalar(sql, caps).await;
+    assert_eq!(ctx_rows, "| 0  | 0  | 0              |");
+}
+
+async fn run_scalar(sql: &str, caps: Bounding) -> String {
+    let ctx = SessionContext::new();
+    let batch = measurements(&cohort());
+    ctx.register_table(
+        "measurement",
+        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).expect("table")),
+    )
+    .expect("register");
+    let policy = PrivacyPolicy {
+        bounding: Some(caps),
+        ..PrivacyPolicy::threshold(1, false)
+    };
+    let plan = plan_query(&ctx.state(), sql, &policy).await.expect("plan");
+    let site = ctx
+        .state()
+        .create_logical_plan(&plan.releases[0].site_sql)
+        .await
+        .expect("site");
+    let bounded = bound_contributions(&site, caps).expect("bounded");
+    let batches = ctx
+        .execute_logical_plan(bounded)
+        .await
+        .expect("run")
+        .collect()
+        .await
+        .expect("collect");
+    table(&batches)
+        .lines()
+        .nth(3)
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[tokio::test]
+async fn statistics_without_a_bounded_form_are_refused_with_the_cause() {
+    let ctx = SessionContext::new();
+    crate::register_virtual_schema(&ctx).expect("schema");
+    let policy = PrivacyPolicy {
+        bounding: Some(Bounding::default()),
+        ..PrivacyPolicy::threshold(1, true)
+    };
+    for sql in [
+        "SELECT stddev(value_as_number) FROM measurement",
+        "SELECT max(value_as_number) FROM measurement",
+    ] {
+        let err = plan_query(&ctx.state(), sql, &policy)
+            .await
+            .expect_err(sql)
+            .to_string();
+        assert!(err.contains("under contribution bounding"), "{sql}: {err}");
+    }
+}
