@@ -73,7 +73,7 @@ impl Default for Bounding {
     fn default() -> Self {
         Self {
             max_rows_per_patient: 10,
-            max_groups_per_patient: 10,
+            max_groups_per_patient: 5,
         }
     }
 }
@@ -123,7 +123,7 @@ pub struct DpSettings {
 impl Default for DpSettings {
     fn default() -> Self {
         Self {
-            rho_per_release: 0.05,
+            rho_per_release: 0.1,
             budget_rho: 1.0,
             delta: 1e-6,
             ledger: None,

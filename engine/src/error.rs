@@ -48,6 +48,17 @@ pub enum EngineError {
     /// TLS material (certificates, keys) cannot be loaded.
     #[error("TLS setup: {0}")]
     Tls(String),
+    /// The privacy budget does not cover the query, or its ledger cannot
+    /// be written (then nothing runs).
+    #[error(transparent)]
+    Budget(#[from] crate::dp::LedgerError),
+    /// A dp query failed after it was admitted and charged. Its cause is in
+    /// the coordinator's log only: in dp mode, whether and how a query
+    /// fails must not depend on the data.
+    #[error(
+        "query {query_id} failed while running (code query.runtime); in dp mode run-time failures are not explained and the charge stands"
+    )]
+    RuntimeFailure { query_id: String },
     /// A bug: an invariant does not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -68,6 +79,11 @@ impl EngineError {
             EngineError::Execution(_) => "runtime".into(),
             EngineError::Audit(_) => "audit.unwritable".into(),
             EngineError::Tls(_) => "tls".into(),
+            EngineError::Budget(crate::dp::LedgerError::Exhausted { .. }) => {
+                "budget.exhausted".into()
+            }
+            EngineError::Budget(_) => "budget.ledger".into(),
+            EngineError::RuntimeFailure { .. } => "query.runtime".into(),
             EngineError::Internal(_) => "internal".into(),
         }
     }

@@ -37,13 +37,15 @@ pub struct Released {
     pub groups: Vec<GroupCount>,
 }
 
-struct Group {
-    keys: Vec<ScalarValue>,
-    rows: Vec<Vec<ScalarValue>>,
-    patients: i64,
+/// One merged group: its keys, each site's partial row, and the exact
+/// number of distinct patients behind it.
+pub(crate) struct Group {
+    pub(crate) keys: Vec<ScalarValue>,
+    pub(crate) rows: Vec<Vec<ScalarValue>>,
+    pub(crate) patients: i64,
     /// Index of the last site that contributed a row, to catch a site that
     /// sends the same group twice.
-    last_site: usize,
+    pub(crate) last_site: usize,
 }
 
 /// Merge the partial batches of all sites for `release` under the
@@ -58,7 +60,25 @@ pub fn merge(
     answers: &[SitePartials],
     policy: &PrivacyPolicy,
 ) -> Result<Released> {
-    let min_group_size = policy.min_group_size;
+    let (mut groups, before) = merge_groups(release, answers)?;
+    groups.retain(|g| g.patients >= i64::try_from(policy.min_group_size).unwrap_or(i64::MAX));
+    let suppressed = (before - groups.len()) as u64;
+    let batch = build_output(release, &groups, CountFinish::Round(policy.round_counts_to))?;
+    let groups = groups.into_iter().map(|g| (g.keys, g.patients)).collect();
+    Ok(Released {
+        batch,
+        suppressed,
+        groups,
+    })
+}
+
+/// Merge the sites' partial rows per group, unthresholded. Also returns
+/// the number of groups that exist (a query without GROUP BY has its one
+/// group even when every site withheld it).
+pub(crate) fn merge_groups(
+    release: &Release,
+    answers: &[SitePartials],
+) -> Result<(Vec<Group>, usize)> {
     let keys = release.key_count;
     let width = keys + release.partial_count + 1;
     let key_types: Vec<SortField> = release
@@ -132,18 +152,25 @@ pub fn merge(
     } else {
         groups.len()
     };
-    groups.retain(|g| g.patients >= i64::try_from(min_group_size).unwrap_or(i64::MAX));
-    let suppressed = (before - groups.len()) as u64;
-    let batch = build_output(release, &groups, policy.round_counts_to)?;
-    let groups = groups.into_iter().map(|g| (g.keys, g.patients)).collect();
-    Ok(Released {
-        batch,
-        suppressed,
-        groups,
-    })
+    Ok((groups, before))
 }
 
-fn build_output(release: &Release, groups: &[Group], round_to: u64) -> Result<RecordBatch> {
+/// The released batch `c0..cN` of `groups`, each aggregate finalised from
+/// its group's partial rows.
+/// What happens to a released count after its merge.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CountFinish {
+    /// Threshold mode: round to the nearest multiple (1 = exact).
+    Round(u64),
+    /// DP mode: floor the noisy count at zero.
+    FloorAtZero,
+}
+
+pub(crate) fn build_output(
+    release: &Release,
+    groups: &[Group],
+    finish: CountFinish,
+) -> Result<RecordBatch> {
     let schema = release.released_schema();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
     for (i, field) in schema.fields().iter().enumerate() {
@@ -155,8 +182,11 @@ fn build_output(release: &Release, groups: &[Group], round_to: u64) -> Result<Re
                 .iter()
                 .map(|g| {
                     let v = finalize(m, &g.rows)?;
-                    match m {
-                        Merge::Count(_) => round_count(v, round_to),
+                    match (m, finish) {
+                        (Merge::Count(_), CountFinish::Round(base)) => round_count(v, base),
+                        (Merge::Count(_), CountFinish::FloorAtZero) => {
+                            Ok(crate::dp::noise::non_negative(v))
+                        }
                         _ => Ok(v),
                     }
                 })
@@ -174,7 +204,7 @@ fn build_output(release: &Release, groups: &[Group], round_to: u64) -> Result<Re
 
 /// Integer overflow while merging: no real cohort gets there, so it is a
 /// site sending implausible numbers or an attack on wrap-around (A26).
-fn overflow() -> EngineError {
+pub(crate) fn overflow() -> EngineError {
     EngineError::Overflow
 }
 
@@ -195,14 +225,14 @@ fn round_count(v: ScalarValue, base: u64) -> Result<ScalarValue> {
     Ok(ScalarValue::Int64(Some(rounded)).cast_to(&data_type)?)
 }
 
-fn as_i64(v: &ScalarValue) -> i64 {
+pub(crate) fn as_i64(v: &ScalarValue) -> i64 {
     match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
         Ok(ScalarValue::Int64(Some(x))) => x,
         _ => 0,
     }
 }
 
-fn as_f64(v: &ScalarValue) -> Option<f64> {
+pub(crate) fn as_f64(v: &ScalarValue) -> Option<f64> {
     match v.cast_to(&datafusion::arrow::datatypes::DataType::Float64) {
         Ok(ScalarValue::Float64(x)) => x,
         _ => None,

@@ -33,6 +33,11 @@ pub struct SubplanRequest {
     /// The analyst's signed data permit, verified by the site itself.
     #[serde(default)]
     pub permit: Option<String>,
+    /// Contribution bounding the federation asks for. A site applies the
+    /// tighter of this and its own `[privacy.bounding]`; it can never be
+    /// asked to bound less than its own policy says.
+    #[serde(default)]
+    pub bounding: Option<ihdsi_catalog::Bounding>,
 }
 
 impl SubplanRequest {

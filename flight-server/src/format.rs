@@ -61,7 +61,24 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
 
 /// The footer line: row count and suppressed groups.
 pub fn footer(result: &QueryResult) -> String {
+    use ihdsi_engine::coordinator::metadata as key;
     let n = result.num_rows();
+    let meta = result.schema.metadata();
+    if meta.get(key::PRIVACY_MODE).map(String::as_str) == Some("dp") {
+        let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
+        return format!(
+            "{n} row{} released with differential privacy; ρ charged {}, {} of {} remain{}",
+            if n == 1 { "" } else { "s" },
+            get(key::RHO_CHARGED),
+            get(key::RHO_REMAINING),
+            get(key::RHO_TOTAL),
+            if get(key::CACHED) != "0" {
+                " (answered from the cache, free)"
+            } else {
+                ""
+            }
+        );
+    }
     let s = result.suppressed_groups();
     format!(
         "{n} row{} released; {s} group{} suppressed (fewer patients than the minimum group size)",

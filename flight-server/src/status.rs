@@ -42,6 +42,15 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::error!(error = %err, "TLS setup");
             Status::unavailable(err.to_string())
         }
+        EngineError::Budget(ihdsi_engine::dp::LedgerError::Exhausted { .. }) => {
+            tracing::info!(error = %err, "privacy budget exhausted");
+            Status::resource_exhausted(err.to_string())
+        }
+        EngineError::Budget(_) => {
+            tracing::error!(error = %err, "budget ledger unwritable");
+            Status::unavailable(err.to_string())
+        }
+        EngineError::RuntimeFailure { .. } => Status::aborted(err.to_string()),
         EngineError::Internal(_) => {
             tracing::error!(error = %err, "internal error");
             Status::internal("internal error; the event is logged on the server")

@@ -78,11 +78,14 @@ fn clamp(e: Expr, lo: f64, hi: f64, schema: &DFSchemaRef) -> Result<Expr> {
     Ok(least(vec![greatest(vec![e, bound(lo)]), bound(hi)]))
 }
 
+/// Builds a group's partial from the column of per-patient values.
+type Outer = Box<dyn FnOnce(Expr, &DFSchemaRef) -> Result<Expr>>;
+
 /// One partial's per-patient aggregate (inner) and how the per-patient
 /// values combine into the group's partial (outer, over column `q`).
 struct BoundedPartial {
     inner: Expr,
-    outer: Box<dyn FnOnce(Expr, &DFSchemaRef) -> Result<Expr>>,
+    outer: Outer,
 }
 
 fn bounded_partial(
@@ -179,7 +182,7 @@ pub fn bound_contributions(plan: &LogicalPlan, bounding: Bounding) -> Result<Log
     let mut builder = LogicalPlanBuilder::from(agg.input.as_ref().clone())
         .aggregate(group, inner_aggs)
         .map_err(internal)?;
-    let per_patient = builder.schema().clone();
+    let per_patient = std::sync::Arc::clone(builder.schema());
     let rows = column(&per_patient, per_patient.fields().len() - 1);
     if keys > 0 {
         let mut order = vec![SortExpr::new(rows, false, true)];
@@ -209,7 +212,7 @@ pub fn bound_contributions(plan: &LogicalPlan, bounding: Bounding) -> Result<Log
         .aggregate(key_exprs, outer_aggs)
         .and_then(|b| b.build())
         .map_err(internal)?;
-    let out = grouped.schema().clone();
+    let out = std::sync::Arc::clone(grouped.schema());
     let exprs = proj
         .schema
         .fields()

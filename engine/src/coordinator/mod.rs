@@ -21,6 +21,7 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::audit::{AuditLog, SubplanSql};
 use crate::differencing::DifferencingDetector;
+use crate::dp::{NoisePlan, OsUniform};
 use crate::error::{EngineError, Result};
 use crate::fanout::{SiteClient, fan_out};
 use crate::merge::merge;
@@ -34,7 +35,11 @@ use ihdsi_planner::{
 };
 
 mod audit;
+mod privacy;
 mod timings;
+
+use privacy::DpGate;
+pub use privacy::{DpReceipt, Principal};
 
 pub use timings::QueryTimings;
 use timings::micros;
@@ -51,6 +56,19 @@ pub mod metadata {
     pub const SITES: &str = "ihdsi.sites";
     /// Base to which released counts are rounded (1 = exact).
     pub const COUNTS_ROUNDED_TO: &str = "ihdsi.counts_rounded_to";
+    /// `threshold` or `dp`.
+    pub const PRIVACY_MODE: &str = "ihdsi.privacy_mode";
+    /// dp: ρ charged for this query (0 when every release was cached).
+    pub const RHO_CHARGED: &str = "ihdsi.dp.rho_charged";
+    /// dp: ρ left on the principal's budget after this query.
+    pub const RHO_REMAINING: &str = "ihdsi.dp.rho_remaining";
+    /// dp: the principal's total budget.
+    pub const RHO_TOTAL: &str = "ihdsi.dp.rho_total";
+    /// dp: releases answered from the cache, free.
+    pub const CACHED: &str = "ihdsi.dp.cached_releases";
+    /// dp: JSON, per release: each aggregate's noise standard deviation and
+    /// the noisy threshold of group selection.
+    pub const NOISE: &str = "ihdsi.dp.noise";
 }
 
 /// Who runs a query, under which id and permit, and where its progress is
@@ -97,6 +115,8 @@ pub struct QueryOutcome {
     pub bytes_from_sites: u64,
     /// Where the time went (logged, not shown to analysts).
     pub timings: QueryTimings,
+    /// dp mode: what the query cost and how it was noised.
+    pub dp: Option<DpReceipt>,
 }
 
 /// A running coordinator.
@@ -107,6 +127,7 @@ pub struct Coordinator {
     policy: PrivacyPolicy,
     audit: Option<Arc<AuditLog>>,
     differencing: Arc<DifferencingDetector>,
+    dp: Option<Arc<DpGate>>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -144,10 +165,15 @@ impl Coordinator {
             Some(a) => Some(Arc::new(AuditLog::open(&a.path, "coordinator")?)),
             None => None,
         };
+        let dp = match config.privacy.mode {
+            ihdsi_catalog::PrivacyMode::Dp => Some(Arc::new(DpGate::open(&config.privacy)?)),
+            ihdsi_catalog::PrivacyMode::Threshold => None,
+        };
         Ok(Self {
+            dp,
             ctx,
             sites,
-            policy: config.privacy,
+            policy: config.privacy.clone(),
             audit,
             differencing: Arc::new(DifferencingDetector::new(config.privacy.min_group_size)),
         })
@@ -232,7 +258,7 @@ impl Coordinator {
         self.audit_query(cx, sql, subplans, Ok(())).await?;
         let mut audit = audit_started.elapsed();
         let outcome = if plan.explain {
-            self.explain(&plan, &cx.query_id)
+            self.explain(&plan, cx)
         } else {
             self.run_plan(&plan, cx).await
         };
@@ -249,13 +275,22 @@ impl Coordinator {
     async fn run_plan(&self, plan: &FederatedPlan, cx: &QueryContext) -> Result<QueryOutcome> {
         type Run<'a> =
             std::pin::Pin<Box<dyn std::future::Future<Output = Result<ReleaseRun>> + Send + 'a>>;
-        let runs: Vec<Run<'_>> = plan
-            .releases
-            .iter()
-            .map(|r| Box::pin(self.run_release(r, cx)) as Run<'_>)
-            .collect();
-        let released = futures::future::try_join_all(runs).await?;
+        let (released, dp) = match &self.dp {
+            Some(gate) => {
+                let (runs, receipt) = self.run_private(gate, plan, cx).await?;
+                (runs, Some(receipt))
+            }
+            None => {
+                let runs: Vec<Run<'_>> = plan
+                    .releases
+                    .iter()
+                    .map(|r| Box::pin(self.run_release(r, cx)) as Run<'_>)
+                    .collect();
+                (futures::future::try_join_all(runs).await?, None)
+            }
+        };
         let mut outcome = QueryOutcome {
+            dp,
             query_id: cx.query_id.clone(),
             schema: Arc::new(Schema::empty()),
             batches: Vec::new(),
@@ -326,6 +361,7 @@ impl Coordinator {
             release: release.index,
             sql: release.site_sql.clone(),
             permit: cx.permit.clone(),
+            bounding: self.policy.effective_bounding(),
         };
         let sent = Instant::now();
         let answers = fan_out(&sites, &req, &cx.progress).await?;
@@ -341,9 +377,18 @@ impl Coordinator {
                 .and_then(|s| s.entry.patients);
             check_site_answer(release, &a.site, declared, &a.batches)?;
         }
-        let released = merge(release, &answers, &self.policy)?;
+        let released = match &self.dp {
+            Some(_) => NoisePlan::for_release(release, &self.policy)?.release(
+                release,
+                &answers,
+                &mut OsUniform::default(),
+            )?,
+            None => merge(release, &answers, &self.policy)?,
+        };
         let merge_time = merge_started.elapsed();
-        self.flag_differencing(cx, release, released.groups).await?;
+        if self.dp.is_none() {
+            self.flag_differencing(cx, release, released.groups).await?;
+        }
         let sites = answers.into_iter().map(|a| a.site).collect();
         Ok(ReleaseRun {
             batch: released.batch,
@@ -366,22 +411,33 @@ impl Coordinator {
         o: &QueryOutcome,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
         let fields = plan.result_schema()?.fields().clone();
-        let metadata = [
-            (
-                metadata::SUPPRESSED.to_string(),
-                o.suppressed_groups.to_string(),
-            ),
-            (
-                metadata::SITE_SUPPRESSED.to_string(),
-                o.site_suppressed_groups.to_string(),
-            ),
+        let mut metadata = vec![
             (metadata::QUERY_ID.to_string(), o.query_id.clone()),
             (metadata::SITES.to_string(), o.sites.join(",")),
             (
-                metadata::COUNTS_ROUNDED_TO.to_string(),
-                self.policy.round_counts_to.to_string(),
+                metadata::PRIVACY_MODE.to_string(),
+                self.policy.mode.as_str().to_string(),
             ),
         ];
+        match &o.dp {
+            // How many groups were withheld is not released in dp mode: the
+            // count itself tells that a small group exists (A17).
+            Some(receipt) => metadata.extend(privacy::metadata(receipt)),
+            None => metadata.extend([
+                (
+                    metadata::SUPPRESSED.to_string(),
+                    o.suppressed_groups.to_string(),
+                ),
+                (
+                    metadata::SITE_SUPPRESSED.to_string(),
+                    o.site_suppressed_groups.to_string(),
+                ),
+                (
+                    metadata::COUNTS_ROUNDED_TO.to_string(),
+                    self.policy.round_counts_to.to_string(),
+                ),
+            ]),
+        }
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata.into_iter().collect()));
         let batches = batches
             .into_iter()
@@ -393,8 +449,11 @@ impl Coordinator {
         Ok((schema, batches))
     }
 
-    fn explain(&self, plan: &FederatedPlan, query_id: &str) -> Result<QueryOutcome> {
-        let rows = explain_rows(plan, self.policy.min_group_size, "set by each site")?;
+    fn explain(&self, plan: &FederatedPlan, cx: &QueryContext) -> Result<QueryOutcome> {
+        let mut rows = explain_rows(plan, self.policy.min_group_size, "set by each site")?;
+        if let Some(gate) = &self.dp {
+            rows.extend(self.dry_run(gate, plan, cx)?);
+        }
         let schema = Arc::new(Schema::new(vec![
             Field::new("plan_type", DataType::Utf8, true),
             Field::new("plan", DataType::Utf8, true),
@@ -411,7 +470,8 @@ impl Coordinator {
             ],
         )?;
         Ok(QueryOutcome {
-            query_id: query_id.into(),
+            dp: None,
+            query_id: cx.query_id.clone(),
             schema,
             batches: vec![batch],
             suppressed_groups: 0,
@@ -424,7 +484,7 @@ impl Coordinator {
 }
 
 #[derive(Debug)]
-struct ReleaseRun {
+pub(crate) struct ReleaseRun {
     batch: RecordBatch,
     suppressed: u64,
     site_suppressed: u64,
@@ -433,6 +493,22 @@ struct ReleaseRun {
     fan_out: Duration,
     slowest_site: Duration,
     merge: Duration,
+}
+
+impl ReleaseRun {
+    /// A release answered from the dp cache: no site was contacted.
+    fn cached(c: privacy::CachedRelease) -> Self {
+        Self {
+            batch: c.batch,
+            suppressed: 0,
+            site_suppressed: 0,
+            bytes: 0,
+            sites: c.sites,
+            fan_out: Duration::ZERO,
+            slowest_site: Duration::ZERO,
+            merge: Duration::ZERO,
+        }
+    }
 }
 
 /// One structured line per answered query: what the analyst got, and where

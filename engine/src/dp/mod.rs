@@ -6,7 +6,9 @@
 //! can reorder, fold or duplicate them.
 
 pub mod ledger;
+pub mod noise;
 pub mod sampler;
 
 pub use ledger::{BudgetLedger, Charged, LedgerError, NANO, Rho};
+pub use noise::{ColumnNoise, NoisePlan};
 pub use sampler::{OsUniform, SamplerError, Uniform, discrete_gaussian, discrete_laplace};

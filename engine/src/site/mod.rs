@@ -18,7 +18,8 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
 pub use guards::SiteGuards;
-use ihdsi_catalog::{PrivacyPolicy, SiteConfig, schema};
+use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
+use ihdsi_planner::bounding::bound_contributions;
 use ihdsi_planner::{PlanError, admit_subplan};
 pub use tables::{SiteData, register_tables, register_tables_excluding};
 
@@ -80,7 +81,7 @@ impl SiteEngine {
         Self::open_guarded(
             data,
             config.site.vocabulary.as_deref(),
-            config.privacy,
+            config.privacy.clone(),
             guards,
         )
         .await
@@ -172,6 +173,15 @@ impl SiteEngine {
         })
     }
 
+    /// The contribution bounding this site applies to `req`: the tighter of
+    /// what the coordinator asks and what its own policy requires.
+    fn bounding_for(&self, req: &SubplanRequest) -> Option<Bounding> {
+        match (req.bounding, self.policy.effective_bounding()) {
+            (Some(asked), Some(own)) => Some(asked.tightest(own)),
+            (asked, own) => asked.or(own),
+        }
+    }
+
     async fn run_unaudited(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
         let plan = self
             .state()
@@ -180,6 +190,10 @@ impl SiteEngine {
             .map_err(PlanError::from_datafusion)?;
         self.guards.check_permit(&self.id, req, &plan)?;
         let admission = admit_subplan(&plan, &self.policy)?;
+        let plan = match self.bounding_for(req) {
+            Some(b) => bound_contributions(&plan, b)?,
+            None => plan,
+        };
         let df = self.ctx.execute_logical_plan(plan).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;

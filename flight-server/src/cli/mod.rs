@@ -22,7 +22,7 @@ use crate::permits::PermitStore;
 use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use crate::shell;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
-use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteConfig};
+use ihdsi_catalog::{DpSettings, FederationConfig, PrivacyMode, PrivacyPolicy, SiteConfig};
 use ihdsi_engine::{Coordinator, SiteEngine};
 
 /// Federated SQL over a cross-border OMOP cohort: only thresholded
@@ -75,6 +75,14 @@ enum Command {
         /// Round released counts to the nearest multiple of N (1 = exact).
         #[arg(long, default_value_t = 1)]
         round_counts_to: u64,
+        /// Disclosure control: `threshold` (exact counts of groups of at
+        /// least --min-group-size patients) or `dp` (noisy counts and sums,
+        /// a zCDP budget per data permit).
+        #[arg(long, default_value = "threshold")]
+        privacy: PrivacyMode,
+        /// dp: the budget ρ of each data permit.
+        #[arg(long, default_value_t = 1.0)]
+        budget: f64,
         /// Password of the demo analyst 'analyst'.
         #[arg(long, env = "IHDSI_DEMO_PASSWORD", default_value = DEMO_PASSWORD)]
         password: String,
@@ -290,21 +298,29 @@ async fn dispatch(command: Command) -> Result<()> {
             site_min_group_size,
             allow_min_max,
             round_counts_to,
+            privacy,
+            budget,
             password,
             token_ttl_secs,
             no_examples,
             analyst_tls,
         } => {
             let federation = PrivacyPolicy {
-                min_group_size,
-                allow_min_max,
+                mode: privacy,
                 round_counts_to,
+                dp: DpSettings {
+                    budget_rho: budget,
+                    ..DpSettings::default()
+                },
+                ..PrivacyPolicy::threshold(min_group_size, allow_min_max)
             };
             let site = PrivacyPolicy {
-                min_group_size: site_min_group_size,
-                allow_min_max,
-                round_counts_to: 1,
+                mode: privacy,
+                ..PrivacyPolicy::threshold(site_min_group_size, allow_min_max)
             };
+            if !(budget.is_finite() && budget > 0.0) {
+                return Err(ServerError::Client("--budget must be a positive ρ".into()));
+            }
             if min_group_size == 0 || site_min_group_size == 0 || round_counts_to == 0 {
                 return Err(ServerError::Client(
                     "minimum group sizes and the rounding base must be at least 1".into(),

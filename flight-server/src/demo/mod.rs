@@ -28,7 +28,7 @@ use ihdsi_catalog::auth::{ServiceToken, UserEntry};
 use ihdsi_catalog::registry::CoordinatorSection;
 use ihdsi_catalog::security::AuditSection;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
-use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteEntry};
+use ihdsi_catalog::{FederationConfig, PrivacyMode, PrivacyPolicy, SiteEntry};
 use ihdsi_engine::EngineError;
 use ihdsi_engine::audit::AuditLog;
 use ihdsi_engine::site::SiteData;
@@ -220,7 +220,7 @@ pub async fn start_with(
                 location: folder.display().to_string(),
             },
             Some(&vocabulary),
-            site,
+            site.clone(),
             site_guards(security, &id)?,
         )
         .await?;
@@ -302,11 +302,15 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         .as_ref()
         .map(|ca| format!(" --tls-ca {}", ca.display()))
         .unwrap_or_default();
+    let mut federation = opts.federation.clone();
+    if federation.mode == PrivacyMode::Dp {
+        federation.dp.ledger = Some(security.audit_dir.join("budget.jsonl"));
+    }
     let fed = start_with(
         &opts.data,
         opts.port,
-        opts.federation,
-        opts.site,
+        federation,
+        opts.site.clone(),
         &auth,
         Some(&security),
     )
@@ -334,9 +338,17 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     println!("  user: {DEMO_USER}  password: {}", opts.password);
     println!("  service token ({DEMO_SERVICE}): {service_token}");
     println!(
-        "  minimum group size: federation {}, sites {}",
-        opts.federation.min_group_size, opts.site.min_group_size
+        "  privacy: {} mode; minimum group size: federation {}, sites {}",
+        opts.federation.mode.as_str(),
+        opts.federation.min_group_size,
+        opts.site.min_group_size
     );
+    if opts.federation.mode == PrivacyMode::Dp {
+        println!(
+            "  dp: ρ = {} per release, budget ρ = {} per data permit (EXPLAIN shows a query's cost without charging it)",
+            opts.federation.dp.rho_per_release, opts.federation.dp.budget_rho
+        );
+    }
     if opts.examples {
         for (title, sql) in EXAMPLES {
             println!("\n-- {title}\n{sql};");

@@ -234,6 +234,7 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
             release: 0,
             sql: sql.into(),
             permit: None,
+            bounding: None,
         };
         let status = match client
             .do_get(Ticket {

@@ -101,6 +101,7 @@ fn subplan(sql: &str, analyst: &str, permit: Option<&str>) -> SubplanRequest {
         release: 0,
         sql: sql.into(),
         permit: permit.map(str::to_string),
+        bounding: None,
     }
 }
 

@@ -1,0 +1,249 @@
+//! The differentially private release of one boundary: calibrate, select
+//! groups on a noisy patient count, add noise to every partial total.
+//!
+//! **Sensitivity.** Sites bound contributions (`planner::bounding`): a
+//! patient is in at most G groups and, per group, adds at most C rows, one
+//! patient, and a per-patient sum clamped to C × the column's declared
+//! range. Over all groups, the L2 sensitivity of partial column j is
+//! `√G · Δⱼ` with Δ = C (rows), 1 (patients) or `⌈C·|bound|/step⌉ + 1` grid
+//! steps (sums: the true total is rounded to the grid first, which moves it
+//! by at most one step).
+//!
+//! **Noise.** The release's ρ is split evenly over its partial columns and
+//! the hidden patient count; each gets discrete Gaussian noise with
+//! `σ² = G·Δ²/(2ρⱼ)` (Bun & Steinke 2016: the Gaussian mechanism is Δ²/(2σ²)-zCDP;
+//! Canonne, Kamath & Steinke 2020 show the same for the discrete one), drawn
+//! by the exact integer sampler, on the integer grid of the column. The
+//! released aggregates are post-processing of the noisy totals: a count
+//! is its noisy total (floored at 0), an average a noisy sum over a noisy
+//! count.
+//!
+//! **Group selection.** A group is released only if its *exact* patient count
+//! reaches `min_group_size` k **and** its noisy patient count reaches
+//! `τ = k + ⌈σₚ·√(2·ln(G/δ))⌉`. A group whose exact count sits at the edge
+//! (k on one dataset, k − 1 on its neighbour) is then released with
+//! probability at most δ/G (the discrete Gaussian is sub-Gaussian:
+//! P(Z ≥ t) ≤ exp(−t²/2σ²), Canonne, Kamath & Steinke 2020), so
+//! the exact gate costs at most δ per release in total. A group that does
+//! not pass is absent, exactly like a group nobody is in.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+
+use crate::dp::sampler::{Uniform, discrete_gaussian};
+use crate::error::{EngineError, Result};
+use crate::fanout::SitePartials;
+use crate::merge::{
+    CountFinish, Group, Released, as_f64, as_i64, build_output, merge_groups, overflow,
+};
+use ihdsi_catalog::PrivacyPolicy;
+use ihdsi_planner::Release;
+use ihdsi_planner::aggregates::PartialKind;
+
+/// Denominator of σ² as a rational (σ² is rounded *up* to it).
+const SIGMA2_DEN: u128 = 1_000_000;
+
+/// The noise of one partial column (or of the patient count).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ColumnNoise {
+    /// σ² in grid steps, as `num / SIGMA2_DEN`.
+    sigma2_num: u128,
+    /// The grid: noise is an integer number of steps.
+    pub step: f64,
+    /// Standard deviation in the column's own unit.
+    pub sd: f64,
+}
+
+impl ColumnNoise {
+    fn new(sensitivity: f64, groups: f64, rho: f64, step: f64) -> Result<Self> {
+        let sigma2 = groups * sensitivity * sensitivity / (2.0 * rho);
+        let num = (sigma2 * SIGMA2_DEN as f64).ceil();
+        if !(1.0..1e30).contains(&num) {
+            return Err(EngineError::Internal(format!(
+                "noise scale out of range (σ² = {sigma2})"
+            )));
+        }
+        Ok(Self {
+            sigma2_num: num as u128,
+            step,
+            sd: sigma2.sqrt() * step,
+        })
+    }
+
+    fn sample<U: Uniform>(&self, u: &mut U) -> Result<i128> {
+        discrete_gaussian(u, self.sigma2_num, SIGMA2_DEN)
+            .map_err(|e| EngineError::Internal(format!("noise sampler: {e}")))
+    }
+}
+
+/// How one release is privatised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NoisePlan {
+    /// Per partial column `p*`.
+    pub columns: Vec<ColumnNoise>,
+    /// The hidden distinct-patient count used for selection.
+    pub patients: ColumnNoise,
+    /// Exact minimum group size k.
+    pub min_group_size: i64,
+    /// Noisy threshold τ.
+    pub threshold: i64,
+}
+
+impl NoisePlan {
+    /// Calibrate the noise of `release` under the federation's `policy`.
+    pub fn for_release(release: &Release, policy: &PrivacyPolicy) -> Result<Self> {
+        let bounding = policy
+            .effective_bounding()
+            .ok_or_else(|| EngineError::Internal("dp mode without bounding".into()))?;
+        let c = bounding.max_rows_per_patient as f64;
+        let g = if release.key_count == 0 {
+            1.0
+        } else {
+            bounding.max_groups_per_patient as f64
+        };
+        let rho = policy.dp.rho_per_release / (release.partials.len() + 1) as f64;
+        let columns = release
+            .partials
+            .iter()
+            .map(|kind| match kind {
+                PartialKind::Rows => ColumnNoise::new(c, g, rho, 1.0),
+                PartialKind::Patients => ColumnNoise::new(1.0, g, rho, 1.0),
+                PartialKind::Sum(Some(b)) => {
+                    ColumnNoise::new((c * b.magnitude() / b.step).ceil() + 1.0, g, rho, b.step)
+                }
+                PartialKind::Sum(None) | PartialKind::Other => Err(EngineError::Internal(
+                    "dp release of an unbounded partial".into(),
+                )),
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let patients = ColumnNoise::new(1.0, g, rho, 1.0)?;
+        let k = i64::try_from(policy.min_group_size).map_err(|_| overflow())?;
+        let z = (2.0 * (g / policy.dp.delta).ln()).sqrt();
+        let margin = (patients.sd * z).ceil() as i64;
+        Ok(Self {
+            columns,
+            patients,
+            min_group_size: k,
+            threshold: k.checked_add(margin).ok_or_else(overflow)?,
+        })
+    }
+
+    /// Merge the sites' partials of `release`, select and privatise. Nothing
+    /// about withheld groups is reported: their number is not released.
+    pub fn release<U: Uniform>(
+        &self,
+        release: &Release,
+        answers: &[SitePartials],
+        u: &mut U,
+    ) -> Result<Released> {
+        let (mut groups, _) = merge_groups(release, answers)?;
+        self.apply(release, &mut groups, u)?;
+        Ok(Released {
+            batch: build_output(release, &groups, CountFinish::FloorAtZero)?,
+            suppressed: 0,
+            groups: Vec::new(),
+        })
+    }
+
+    /// Select and privatise the merged `groups` in place: groups that fail
+    /// selection are removed, the others hold one row of noisy totals.
+    pub(crate) fn apply<U: Uniform>(
+        &self,
+        release: &Release,
+        groups: &mut Vec<Group>,
+        u: &mut U,
+    ) -> Result<()> {
+        let types = release.site_types();
+        let partial_types = &types[release.key_count..release.key_count + self.columns.len()];
+        let mut kept = Vec::with_capacity(groups.len());
+        for mut g in std::mem::take(groups) {
+            // Draw the selection noise for every group, passing or not, so
+            // the work done does not depend on the exact count.
+            let noisy = i128::from(g.patients) + self.patients.sample(u)?;
+            let selected = g.patients >= self.min_group_size && noisy >= i128::from(self.threshold);
+            let row = self.noisy_row(&g.rows, partial_types, u)?;
+            if selected {
+                g.rows = vec![row];
+                kept.push(g);
+            }
+        }
+        *groups = kept;
+        Ok(())
+    }
+
+    fn noisy_row<U: Uniform>(
+        &self,
+        rows: &[Vec<ScalarValue>],
+        types: &[DataType],
+        u: &mut U,
+    ) -> Result<Vec<ScalarValue>> {
+        self.columns
+            .iter()
+            .zip(types)
+            .enumerate()
+            .map(|(j, (noise, t))| {
+                let total = grid_total(rows, j, noise.step)?;
+                let noisy = total.checked_add(noise.sample(u)?).ok_or_else(overflow)?;
+                from_grid(noisy, noise.step, t)
+            })
+            .collect()
+    }
+}
+
+/// Σ over sites of partial `j`, in grid steps (integers exactly, floats
+/// rounded to the nearest step).
+fn grid_total(rows: &[Vec<ScalarValue>], j: usize, step: f64) -> Result<i128> {
+    let mut total: i128 = 0;
+    for r in rows {
+        let v = &r[j];
+        if v.is_null() {
+            continue;
+        }
+        let steps = match v.data_type() {
+            DataType::Float64 | DataType::Float32 => {
+                let x = as_f64(v).unwrap_or(0.0) / step;
+                if !x.is_finite() || x.abs() > 1e30 {
+                    return Err(overflow());
+                }
+                x.round() as i128
+            }
+            _ if step == 1.0 => i128::from(as_i64(v)),
+            _ => (as_i64(v) as f64 / step).round() as i128,
+        };
+        total = total.checked_add(steps).ok_or_else(overflow)?;
+    }
+    Ok(total)
+}
+
+/// A noisy grid total as a value of the partial's type: counts are floored
+/// at zero, values are steps × the grid (division by the inverse step,
+/// so 1234 steps of 0.01 is exactly the double nearest 12.34).
+fn from_grid(steps: i128, step: f64, t: &DataType) -> Result<ScalarValue> {
+    let value = match t {
+        DataType::Float64 | DataType::Float32 => {
+            let inverse = (1.0 / step).round();
+            let x = if inverse >= 1.0 && (1.0 / inverse - step).abs() < 1e-12 {
+                steps as f64 / inverse
+            } else {
+                steps as f64 * step
+            };
+            ScalarValue::Float64(Some(x))
+        }
+        _ => {
+            let n = i64::try_from(steps).map_err(|_| overflow())?;
+            ScalarValue::Int64(Some(n))
+        }
+    };
+    Ok(value.cast_to(t)?)
+}
+
+/// Floor a released count at zero (post-processing of its noisy total).
+pub(crate) fn non_negative(v: ScalarValue) -> ScalarValue {
+    match v {
+        ScalarValue::Int64(Some(x)) if x < 0 => ScalarValue::Int64(Some(0)),
+        other => other,
+    }
+}
+
+#[cfg(test)]
+mod tests;
