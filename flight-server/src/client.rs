@@ -165,6 +165,14 @@ impl Connection {
         Ok(Self { client })
     }
 
+    /// The same logged-in session, selecting the data permit `permit` (id
+    /// or token) for the queries asked through the copy.
+    pub fn with_permit(&self, permit: &str) -> Self {
+        let mut client = self.client.clone();
+        client.set_header(PERMIT_HEADER, permit.trim());
+        Self { client }
+    }
+
     /// The underlying Flight SQL client (authenticated).
     pub fn client(&self) -> FlightSqlServiceClient<Channel> {
         self.client.clone()

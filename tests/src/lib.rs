@@ -8,6 +8,7 @@
 //! Parquet files the sites read.
 
 pub mod compare;
+pub mod dp;
 pub mod logs;
 pub mod planted;
 pub mod process;

@@ -40,14 +40,18 @@ use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::PartialKind;
 
-/// Denominator of σ² as a rational (σ² is rounded *up* to it).
+/// Finest denominator of σ² as a rational (σ² is rounded *up* to it).
+/// Large σ² use a coarser one, so that the sampler's exact integer
+/// arithmetic (products of σ², the denominator and samples) stays far
+/// inside 128 bits.
 const SIGMA2_DEN: u128 = 1_000_000;
 
 /// The noise of one partial column (or of the patient count).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ColumnNoise {
-    /// σ² in grid steps, as `num / SIGMA2_DEN`.
+    /// σ² in grid steps, as `sigma2_num / sigma2_den`.
     sigma2_num: u128,
+    sigma2_den: u128,
     /// The grid: noise is an integer number of steps.
     pub step: f64,
     /// Standard deviation in the column's own unit.
@@ -57,21 +61,27 @@ pub struct ColumnNoise {
 impl ColumnNoise {
     fn new(sensitivity: f64, groups: f64, rho: f64, step: f64) -> Result<Self> {
         let sigma2 = groups * sensitivity * sensitivity / (2.0 * rho);
-        let num = (sigma2 * SIGMA2_DEN as f64).ceil();
-        if !(1.0..1e30).contains(&num) {
+        if !(1e-3..1e16).contains(&sigma2) {
             return Err(EngineError::Internal(format!(
                 "noise scale out of range (σ² = {sigma2})"
             )));
         }
+        // 10^6 for σ² < 1, down to 1 for σ² ≥ 10^6.
+        let mut den = SIGMA2_DEN;
+        while den > 1 && sigma2 * den as f64 > 1e6 * SIGMA2_DEN as f64 {
+            den /= 10;
+        }
+        let num = (sigma2 * den as f64).ceil();
         Ok(Self {
             sigma2_num: num as u128,
+            sigma2_den: den,
             step,
             sd: sigma2.sqrt() * step,
         })
     }
 
     fn sample<U: Uniform>(&self, u: &mut U) -> Result<i128> {
-        discrete_gaussian(u, self.sigma2_num, SIGMA2_DEN)
+        discrete_gaussian(u, self.sigma2_num, self.sigma2_den)
             .map_err(|e| EngineError::Internal(format!("noise sampler: {e}")))
     }
 }

@@ -7,6 +7,8 @@ mod bytes;
 mod cohort;
 mod differential;
 mod disclosure;
+mod dp;
+mod dp_defences;
 mod errors;
 mod jdbc;
 mod metadata;

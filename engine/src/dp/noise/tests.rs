@@ -115,3 +115,20 @@ fn grid_values_are_exact_decimals_and_counts_stay_integers() {
     let huge = vec![vec![ScalarValue::Float64(Some(f64::MAX))]];
     assert!(grid_total(&huge, 0, 0.01).is_err());
 }
+
+#[test]
+fn large_scales_sample_without_overflow() {
+    // A lab-value sum: Δ = 10 × 1000 / 0.01 + 1 steps, G = 5, ρ = 0.05.
+    let noise = ColumnNoise::new(1_000_001.0, 5.0, 0.05, 0.01).expect("noise");
+    let mut u = OsUniform::default();
+    let draws: Vec<i128> = (0..500)
+        .map(|_| noise.sample(&mut u).expect("sample"))
+        .collect();
+    let sd = (draws.iter().map(|x| (*x as f64).powi(2)).sum::<f64>() / 500.0).sqrt();
+    let expected = noise.sd / noise.step;
+    assert!((sd / expected - 1.0).abs() < 0.15, "{sd} vs {expected}");
+    assert!(
+        ColumnNoise::new(1e12, 5.0, 0.05, 1.0).is_err(),
+        "out of range is refused"
+    );
+}
