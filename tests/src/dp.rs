@@ -107,6 +107,27 @@ impl Permits {
     }
 }
 
+/// The numbers of the last column, row by row (NULL as 0).
+pub fn numbers(r: &QueryResult) -> Vec<f64> {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{DataType, Float64Type, Int64Type};
+    let mut out = Vec::new();
+    for b in &r.batches {
+        let Some(c) = b.columns().last() else {
+            continue;
+        };
+        for i in 0..c.len() {
+            out.push(match c.data_type() {
+                _ if c.is_null(i) => 0.0,
+                DataType::Int64 => c.as_primitive::<Int64Type>().value(i) as f64,
+                DataType::Float64 => c.as_primitive::<Float64Type>().value(i),
+                other => panic!("not a number: {other}"),
+            });
+        }
+    }
+    out
+}
+
 /// The single number of a one-row, one-column answer (0 when no row:
 /// a suppressed scalar reads as zero to the adversary).
 pub fn scalar(r: &QueryResult) -> f64 {

@@ -120,12 +120,8 @@ async fn dp_mode_refuses_what_it_cannot_bound_and_never_releases_the_victims() {
     // A02/A03/A30: the victims' groups are never released (exact count 1 <
     // k, whatever the noise), and booleans over counts are post-processing.
     let probes = [
-        format!(
-            "SELECT condition_concept_id, count(DISTINCT person_id) FROM condition_occurrence GROUP BY 1"
-        ),
-        format!(
-            "SELECT measurement_concept_id, count(*), avg(value_as_number) FROM measurement GROUP BY 1"
-        ),
+        "SELECT condition_concept_id, count(DISTINCT person_id) FROM condition_occurrence GROUP BY 1",
+        "SELECT measurement_concept_id, count(*), avg(value_as_number) FROM measurement GROUP BY 1",
     ];
     let permits = Permits::default();
     for round in 0..5 {
@@ -308,4 +304,88 @@ async fn concurrent_queries_never_overspend_and_the_ledger_is_the_sum_of_charges
     let after = ask(&c, "SELECT count(*) FROM person").await.expect("count");
     assert_eq!(meta(&after, key::RHO_REMAINING), "0.800000000");
     fed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_cell_is_noised_and_plans_and_ledgers_carry_no_statistics() {
+    let data = cohort(6_000);
+    let dir = scratch("cells");
+    let ledger = dir.join("budget.jsonl");
+    let fed = dp_federation(&data, &ledger, 1.0).await;
+    let permits = Permits::default();
+    let base = connect(&fed.uri).await;
+    // A12: one row per person, so the exact count(*) equals the exact
+    // number of patients in every cell ("everyone in the cohort has it").
+    // Released, the two differ: no cell is exempt from noise.
+    let q = "SELECT gender_concept_id, count(DISTINCT person_id) AS patients, count(*) AS rows FROM person GROUP BY 1";
+    let (mut cells, mut equal) = (0, 0);
+    for _ in 0..10 {
+        let (_, token) = permits.fresh(Some(1.0));
+        let r = ask(&base.with_permit(&token), q).await.expect("cells");
+        for row in ihdsi_tests::compare::rows(&r.batches) {
+            cells += 1;
+            equal += usize::from(row[1] == row[2]);
+        }
+    }
+    assert!(
+        cells >= 10 && equal * 4 < cells,
+        "{equal} of {cells} cells released exactly"
+    );
+    // A28: each branch of a UNION is its own release, charged on its own.
+    let (_, token) = permits.fresh(Some(1.0));
+    let c = base.with_permit(&token);
+    let union = "SELECT count(*) AS n FROM person UNION ALL SELECT count(*) AS n FROM person WHERE year_of_birth > 1950";
+    let r = ask(&c, union).await.expect("union");
+    assert_eq!(meta(&r, key::RHO_CHARGED), "0.200000000");
+    // A17: plain EXPLAIN carries no row counts or statistics.
+    let plan = ask(
+        &c,
+        "EXPLAIN SELECT gender_concept_id, count(*) FROM person GROUP BY 1",
+    )
+    .await
+    .expect("explain");
+    let text = format!("{:?}", ihdsi_tests::compare::rows(&plan.batches)).to_lowercase();
+    for stat in ["rows=", "output_rows", "statistics", "num_rows", "bytes="] {
+        assert!(!text.contains(stat), "EXPLAIN shows {stat}: {text}");
+    }
+    // A22: what the coordinator persists about dp queries is who was
+    // charged how much for which query: no result or per-site number.
+    let text = std::fs::read_to_string(&ledger).expect("ledger");
+    for line in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("ledger line");
+        let mut keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(keys, ["nano_rho", "principal", "query_id", "time"]);
+    }
+    fed.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_that_drops_out_fails_the_query_generically_and_the_charge_stands() {
+    let dir = scratch("dropout");
+    let ledger = dir.join("budget.jsonl");
+    let mut fed = crate::errors::manual(
+        |_| ihdsi_catalog::PrivacyPolicy::threshold(1, false),
+        ihdsi_tests::dp::dp_policy(&ledger, 1.0),
+    )
+    .await;
+    let c = connect(&fed.uri).await;
+    let q = "SELECT count(DISTINCT person_id) FROM person WHERE year_of_birth > 1950";
+    ask(&c, q).await.expect("all sites up");
+    let (site, stop) = fed.stops.remove(0);
+    let _ = stop.send(());
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // A20: never a partial answer without the site; the error says nothing
+    // about which site or why, and the attempt is paid for.
+    let q2 = "SELECT count(DISTINCT person_id) FROM person WHERE year_of_birth > 1960";
+    let err = ask(&c, q2).await.expect_err("a site is down");
+    assert!(err.contains("code query.runtime"), "{err}");
+    assert!(!err.contains(&site), "the error names the site: {err}");
+    assert_eq!(ledger_sum(&ledger, "analyst:analyst"), 2 * NANO / 10);
+    let _ = fed.coordinator_stop.send(());
 }

@@ -64,13 +64,13 @@ async fn refused_queries_name_their_cause_and_the_coordinator_keeps_serving() {
 }
 
 /// A federation whose sites can be stopped one by one, with per-site policy.
-struct Manual {
-    uri: String,
-    stops: Vec<(String, oneshot::Sender<()>)>,
-    coordinator_stop: oneshot::Sender<()>,
+pub(crate) struct Manual {
+    pub(crate) uri: String,
+    pub(crate) stops: Vec<(String, oneshot::Sender<()>)>,
+    pub(crate) coordinator_stop: oneshot::Sender<()>,
 }
 
-async fn manual(
+pub(crate) async fn manual(
     site_policy: impl Fn(&str) -> PrivacyPolicy,
     federation_policy: PrivacyPolicy,
 ) -> Manual {
