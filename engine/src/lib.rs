@@ -22,6 +22,8 @@ pub mod fanout;
 pub mod merge;
 pub mod plausibility;
 pub mod progress;
+#[cfg(test)]
+mod properties;
 pub mod protocol;
 pub mod site;
 #[cfg(test)]

@@ -182,3 +182,66 @@ async fn statistics_without_a_bounded_form_are_refused_with_the_cause() {
         assert!(err.contains("under contribution bounding"), "{sql}: {err}");
     }
 }
+
+mod properties {
+    //! Bounding never adds a group, a row or a patient, and keeps each
+    //! patient within the caps, over random tables.
+
+    use std::collections::BTreeMap;
+
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::{Float64Type, Int32Type, Int64Type};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// `(key, rows, patients, sum)` per group.
+    fn groups(batches: &[RecordBatch]) -> BTreeMap<i32, (i64, i64, f64)> {
+        let mut out = BTreeMap::new();
+        for b in batches {
+            for i in 0..b.num_rows() {
+                out.insert(
+                    b.column(0).as_primitive::<Int32Type>().value(i),
+                    (
+                        b.column(1).as_primitive::<Int64Type>().value(i),
+                        b.column(2).as_primitive::<Int64Type>().value(i),
+                        if b.column(3).is_null(i) {
+                            0.0
+                        } else {
+                            b.column(3).as_primitive::<Float64Type>().value(i)
+                        },
+                    ),
+                );
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+
+        #[test]
+        fn bounding_never_adds_and_respects_the_caps(
+            rows in prop::collection::vec((1..6i64, 1..5i32, 0.0..2000.0f64), 1..60),
+            c in 1u64..4,
+            g in 1u64..4,
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
+            let caps = Bounding { max_rows_per_patient: c, max_groups_per_patient: g };
+            let bounded = groups(&rt.block_on(run(GROUPED, &rows, Some(caps))));
+            let exact = groups(&rt.block_on(run(GROUPED, &rows, None)));
+            let persons = rows.iter().map(|r| r.0).collect::<std::collections::BTreeSet<_>>().len() as i64;
+            let mut memberships = 0;
+            for (key, (n, p, s)) in &bounded {
+                let Some((en, ep, es)) = exact.get(key) else {
+                    return Err(TestCaseError::fail(format!("group {key} was added")));
+                };
+                prop_assert!(n <= en && p <= ep && *p >= 1, "group {key} grew");
+                prop_assert!(*n <= c as i64 * p, "more than {c} rows per patient");
+                prop_assert!(*s <= es.min(1000.0 * c as f64 * *p as f64) + 1e-6, "sum not clamped");
+                memberships += p;
+            }
+            prop_assert!(memberships <= g as i64 * persons, "more than {g} groups per patient");
+        }
+    }
+}
