@@ -118,6 +118,11 @@ pub struct DpSettings {
     pub delta: f64,
     /// The budget ledger (JSON lines); required in dp mode.
     pub ledger: Option<PathBuf>,
+    /// How many sites may hold the same person. Patients are not linked
+    /// across sites, so one person treated in two countries is two
+    /// patients; noise and the minimum group size are scaled by this factor
+    /// (1: every person is at one site).
+    pub max_sites_per_patient: u64,
 }
 
 impl Default for DpSettings {
@@ -127,6 +132,7 @@ impl Default for DpSettings {
             budget_rho: 1.0,
             delta: 1e-6,
             ledger: None,
+            max_sites_per_patient: 1,
         }
     }
 }
@@ -137,6 +143,11 @@ impl DpSettings {
         if !positive(self.rho_per_release) || !positive(self.budget_rho) {
             return Err(CatalogError::ConfigInvalid(
                 "privacy.dp.rho_per_release and budget_rho must be positive numbers".into(),
+            ));
+        }
+        if !(1..=16).contains(&self.max_sites_per_patient) {
+            return Err(CatalogError::ConfigInvalid(
+                "privacy.dp.max_sites_per_patient must be between 1 and 16".into(),
             ));
         }
         if !(self.delta > 0.0 && self.delta < 1e-3) {

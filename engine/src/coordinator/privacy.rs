@@ -122,13 +122,14 @@ impl DpGate {
     pub(super) fn key(&self, principal: &Principal, release: &Release, sites: &[String]) -> String {
         let p = &self.policy;
         format!(
-            "{}\u{1f}{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
             principal.id,
             sites.join(","),
             p.effective_bounding(),
             p.min_group_size,
             p.dp.rho_per_release,
             p.dp.delta,
+            p.dp.max_sites_per_patient,
             release.site_sql
         )
     }

@@ -18,6 +18,11 @@
 //! is its noisy total (floored at 0), an average a noisy sum over a noisy
 //! count.
 //!
+//! **People at several sites** (A21). Sites do not link patients, so a
+//! person treated at S sites counts S times. With
+//! `privacy.dp.max_sites_per_patient = S`, every sensitivity and the
+//! minimum group size are multiplied by S.
+//!
 //! **Group selection.** A group is released only if its *exact* patient count
 //! reaches `min_group_size` k **and** its noisy patient count reaches
 //! `τ = k + ⌈σₚ·√(2·ln(G/δ))⌉`. A group whose exact count sits at the edge
@@ -105,7 +110,10 @@ impl NoisePlan {
         let bounding = policy
             .effective_bounding()
             .ok_or_else(|| EngineError::Internal("dp mode without bounding".into()))?;
-        let c = bounding.max_rows_per_patient as f64;
+        // A person at S sites is S patients, each bounded: S times the
+        // contribution (A21), and S times the minimum group size.
+        let sites = policy.dp.max_sites_per_patient.max(1);
+        let c = bounding.max_rows_per_patient as f64 * sites as f64;
         let g = if release.key_count == 0 {
             1.0
         } else {
@@ -117,17 +125,24 @@ impl NoisePlan {
             .iter()
             .map(|kind| match kind {
                 PartialKind::Rows => ColumnNoise::new(c, g, rho, 1.0),
-                PartialKind::Patients => ColumnNoise::new(1.0, g, rho, 1.0),
-                PartialKind::Sum(Some(b)) => {
-                    ColumnNoise::new((c * b.magnitude() / b.step).ceil() + 1.0, g, rho, b.step)
-                }
+                PartialKind::Patients => ColumnNoise::new(sites as f64, g, rho, 1.0),
+                PartialKind::Sum(Some(b)) => ColumnNoise::new(
+                    (c * b.magnitude() / b.step).ceil() + sites as f64,
+                    g,
+                    rho,
+                    b.step,
+                ),
                 PartialKind::Sum(None) | PartialKind::Other => Err(EngineError::Internal(
                     "dp release of an unbounded partial".into(),
                 )),
             })
             .collect::<Result<Vec<_>>>()?;
-        let patients = ColumnNoise::new(1.0, g, rho, 1.0)?;
-        let k = i64::try_from(policy.min_group_size).map_err(|_| overflow())?;
+        let patients = ColumnNoise::new(sites as f64, g, rho, 1.0)?;
+        let k = policy
+            .min_group_size
+            .checked_mul(sites)
+            .and_then(|k| i64::try_from(k).ok())
+            .ok_or_else(overflow)?;
         let z = (2.0 * (g / policy.dp.delta).ln()).sqrt();
         let margin = (patients.sd * z).ceil() as i64;
         Ok(Self {

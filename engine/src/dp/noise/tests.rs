@@ -132,3 +132,16 @@ fn large_scales_sample_without_overflow() {
         "out of range is refused"
     );
 }
+
+#[tokio::test]
+async fn people_at_several_sites_scale_the_noise_and_the_minimum() {
+    let release = first_release(GROUPED).await;
+    let one = NoisePlan::for_release(&release, &dp_policy()).expect("plan");
+    let mut policy = dp_policy();
+    policy.dp.max_sites_per_patient = 2;
+    let two = NoisePlan::for_release(&release, &policy).expect("plan");
+    assert!((two.patients.sd / one.patients.sd - 2.0).abs() < 1e-3);
+    assert!((two.columns[2].sd / one.columns[2].sd - 2.0).abs() < 1e-3);
+    assert_eq!(two.min_group_size, 2 * one.min_group_size);
+    assert!(two.threshold > one.threshold);
+}
