@@ -29,6 +29,14 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
                 .unwrap_or_else(|_| b.clone())
         })
         .collect();
+    // No rows (every group withheld) still shows the columns.
+    let batches = if batches.is_empty() {
+        vec![RecordBatch::new_empty(std::sync::Arc::clone(
+            &result.schema,
+        ))]
+    } else {
+        batches
+    };
     match format {
         Format::Table => Ok(pretty_format_batches(&batches).map_err(err)?.to_string()),
         Format::Csv => {

@@ -221,6 +221,21 @@ pub(super) fn metadata(receipt: &DpReceipt) -> Vec<(String, String)> {
 }
 
 impl super::Coordinator {
+    /// The cache key of `release` for `principal`, over the sites it goes to.
+    fn release_key(
+        &self,
+        gate: &DpGate,
+        principal: &Principal,
+        release: &Release,
+    ) -> Result<String> {
+        let sites: Vec<String> = self
+            .sites_for(release)?
+            .iter()
+            .map(|s| s.entry.id.clone())
+            .collect();
+        Ok(gate.key(principal, release, &sites))
+    }
+
     /// Run the releases of a dp query: answer cached ones from the cache,
     /// charge the rest before any site is contacted, run them, cache them.
     /// Any failure after the charge is reported generically.
@@ -234,12 +249,7 @@ impl super::Coordinator {
         let mut keys = Vec::with_capacity(plan.releases.len());
         let mut cached = Vec::with_capacity(plan.releases.len());
         for r in &plan.releases {
-            let sites: Vec<String> = self
-                .sites_for(r)?
-                .iter()
-                .map(|s| s.entry.id.clone())
-                .collect();
-            let key = gate.key(&principal, r, &sites);
+            let key = self.release_key(gate, &principal, r)?;
             cached.push(gate.cached(&key));
             keys.push(key);
         }
@@ -313,12 +323,10 @@ impl super::Coordinator {
         let mut to_run = 0;
         let mut rows = Vec::new();
         for r in &plan.releases {
-            let sites: Vec<String> = self
-                .sites_for(r)?
-                .iter()
-                .map(|s| s.entry.id.clone())
-                .collect();
-            if gate.cached(&gate.key(&principal, r, &sites)).is_none() {
+            if gate
+                .cached(&self.release_key(gate, &principal, r)?)
+                .is_none()
+            {
                 to_run += 1;
             }
             rows.push((

@@ -42,7 +42,13 @@ fn measurements(rows: &[(i64, i32, f64)]) -> RecordBatch {
     RecordBatch::try_new(Arc::clone(&table.schema), columns).expect("batch")
 }
 
-async fn run(sql: &str, rows: &[(i64, i32, f64)], bounding: Option<Bounding>) -> Vec<RecordBatch> {
+/// A session over `rows`, and the site plan of `sql` as a site would run
+/// it: parsed from the release's SQL, bounded when asked.
+async fn site_plan(
+    sql: &str,
+    rows: &[(i64, i32, f64)],
+    bounding: Option<Bounding>,
+) -> (SessionContext, datafusion::logical_expr::LogicalPlan) {
     let ctx = SessionContext::new();
     let batch = measurements(rows);
     ctx.register_table(
@@ -68,6 +74,11 @@ async fn run(sql: &str, rows: &[(i64, i32, f64)], bounding: Option<Bounding>) ->
         }
         None => site,
     };
+    (ctx, site)
+}
+
+async fn run(sql: &str, rows: &[(i64, i32, f64)], bounding: Option<Bounding>) -> Vec<RecordBatch> {
+    let (ctx, site) = site_plan(sql, rows, bounding).await;
     ctx.execute_logical_plan(site)
         .await
         .expect("execute")
@@ -131,24 +142,7 @@ async fn an_ungrouped_count_over_no_rows_is_zero_not_null() {
 }
 
 async fn run_scalar(sql: &str, caps: Bounding) -> String {
-    let ctx = SessionContext::new();
-    let batch = measurements(&cohort());
-    ctx.register_table(
-        "measurement",
-        Arc::new(MemTable::try_new(batch.schema(), vec![vec![batch]]).expect("table")),
-    )
-    .expect("register");
-    let policy = PrivacyPolicy {
-        bounding: Some(caps),
-        ..PrivacyPolicy::threshold(1, false)
-    };
-    let plan = plan_query(&ctx.state(), sql, &policy).await.expect("plan");
-    let site = ctx
-        .state()
-        .create_logical_plan(&plan.releases[0].site_sql)
-        .await
-        .expect("site");
-    let bounded = bound_contributions(&site, caps).expect("bounded");
+    let (ctx, bounded) = site_plan(sql, &cohort(), Some(caps)).await;
     let batches = ctx
         .execute_logical_plan(bounded)
         .await
