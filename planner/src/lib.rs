@@ -9,6 +9,7 @@
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
 //!       │                         identifier::check_*           (where person_id may appear)
 //!       │                         functions::check_*            (the scalar-function allow-list)
+//!       │                         free_text::check_*            (source values never filtered or grouped)
 //!       │                         aggregates::classify          (the boundary aggregate)
 //!       ▼
 //!   FederatedPlan
@@ -25,6 +26,7 @@ pub mod aggregates;
 pub mod bounding;
 pub mod error;
 pub mod explain;
+pub mod free_text;
 pub mod functions;
 pub mod identifier;
 pub mod lineage;

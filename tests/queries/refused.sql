@@ -159,3 +159,15 @@ SELECT sum(CAST(value_as_number * 1e300 AS BIGINT)) AS s FROM measurement;
 -- name: a15_parsing_a_date_out_of_text
 -- error: the function to_date over patient data
 SELECT count(*) AS n FROM person WHERE to_date(person_source_value) > DATE '2000-01-01';
+
+-- name: a29_filter_on_a_source_value
+-- error: person_source_value is a free-text or source-value column
+SELECT count(*) AS n FROM person WHERE person_source_value LIKE '%Smith%';
+
+-- name: a29_group_by_a_source_value
+-- error: condition_source_value is a free-text or source-value column
+SELECT condition_source_value, count(DISTINCT person_id) AS n FROM condition_occurrence GROUP BY condition_source_value;
+
+-- name: a29_renamed_source_value_filtered_above
+-- error: person_source_value is a free-text or source-value column
+SELECT count(*) AS n FROM (SELECT person_id, person_source_value AS tag FROM person) t WHERE tag = 'x';
