@@ -39,7 +39,7 @@ mod privacy;
 mod timings;
 
 use privacy::DpGate;
-pub use privacy::{DpReceipt, Principal};
+pub use privacy::DpReceipt;
 
 pub use timings::QueryTimings;
 use timings::micros;
@@ -484,7 +484,7 @@ impl Coordinator {
 }
 
 #[derive(Debug)]
-pub(crate) struct ReleaseRun {
+struct ReleaseRun {
     batch: RecordBatch,
     suppressed: u64,
     site_suppressed: u64,

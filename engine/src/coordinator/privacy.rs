@@ -31,7 +31,7 @@ const CACHE_CAPACITY: usize = 10_000;
 
 /// Who a dp query is charged to, and their total budget.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Principal {
+pub(super) struct Principal {
     /// `permit:<id>` or `analyst:<name>`.
     pub id: String,
     pub total: Rho,
@@ -117,19 +117,15 @@ impl DpGate {
             .ok_or_else(|| EngineError::Internal("cost out of range".into()))
     }
 
-    /// The cache key of `release` for `principal` over `sites`: everything
-    /// that determines the distribution of the released table.
+    /// The cache key of `release` for `principal` over `sites`. The privacy
+    /// parameters are fixed for the life of the gate (and of its in-memory
+    /// cache), so the canonical subplan and who asked over which sites is
+    /// all that tells two releases apart.
     pub(super) fn key(&self, principal: &Principal, release: &Release, sites: &[String]) -> String {
-        let p = &self.policy;
         format!(
-            "{}\u{1f}{}\u{1f}{:?}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{}",
             principal.id,
             sites.join(","),
-            p.effective_bounding(),
-            p.min_group_size,
-            p.dp.rho_per_release,
-            p.dp.delta,
-            p.dp.max_sites_per_patient,
             release.site_sql
         )
     }
