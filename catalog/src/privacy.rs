@@ -118,11 +118,10 @@ pub struct DpSettings {
     pub delta: f64,
     /// The budget ledger (JSON lines); required in dp mode.
     pub ledger: Option<PathBuf>,
-    /// How many sites may hold the same person. Patients are not linked
-    /// across sites, so one person treated in two countries is two
-    /// patients; noise and the minimum group size are scaled by this factor
-    /// (1: every person is at one site).
-    pub max_sites_per_patient: u64,
+    /// Answers and refusals leave the coordinator only on multiples of this
+    /// many milliseconds after the query arrived, so that response times
+    /// tell nothing finer about the data (attack A16). 0 switches it off.
+    pub response_quantum_ms: u64,
 }
 
 impl Default for DpSettings {
@@ -132,7 +131,7 @@ impl Default for DpSettings {
             budget_rho: 1.0,
             delta: 1e-6,
             ledger: None,
-            max_sites_per_patient: 1,
+            response_quantum_ms: 1000,
         }
     }
 }
@@ -145,9 +144,9 @@ impl DpSettings {
                 "privacy.dp.rho_per_release and budget_rho must be positive numbers".into(),
             ));
         }
-        if !(1..=16).contains(&self.max_sites_per_patient) {
+        if self.response_quantum_ms > 60_000 {
             return Err(CatalogError::ConfigInvalid(
-                "privacy.dp.max_sites_per_patient must be between 1 and 16".into(),
+                "privacy.dp.response_quantum_ms must be at most 60000 (one minute)".into(),
             ));
         }
         if !(self.delta > 0.0 && self.delta < 1e-3) {
@@ -174,6 +173,20 @@ pub struct PrivacyPolicy {
     /// Released counts are rounded to the nearest multiple of this (1 =
     /// exact). Federation only: the threshold always sees exact counts.
     pub round_counts_to: u64,
+    /// The p% dominance rule on SUM cells (threshold mode, federation): a
+    /// group is withheld when the rest of a SUM cell, without its two
+    /// largest patient contributions, is under p % of the largest one, so
+    /// that the second-largest contributor cannot estimate the largest
+    /// within p %. `0` switches the rule off. Choose your own value and keep
+    /// it private: the default is public.
+    pub dominance_p: f64,
+    /// How many sites may hold the same person (attack A21). Patients are
+    /// not linked across sites, so one person treated in two countries is
+    /// two patients to the federation. Both modes then require `k × S`
+    /// distinct patient records per released group (the per-site
+    /// deduplicated count divided by S must reach k), and dp mode scales
+    /// every sensitivity by S. 1: every person is at one site.
+    pub max_sites_per_patient: u64,
     /// Contribution bounding; always on in dp mode (defaults apply).
     pub bounding: Option<Bounding>,
     /// Noise and budget (dp mode).
@@ -187,6 +200,8 @@ impl Default for PrivacyPolicy {
             min_group_size: 10,
             allow_min_max: false,
             round_counts_to: 1,
+            dominance_p: 10.0,
+            max_sites_per_patient: 1,
             bounding: None,
             dp: DpSettings::default(),
         }
@@ -212,6 +227,21 @@ impl PrivacyPolicy {
         }
     }
 
+    /// The p of the p% dominance rule, when the rule applies: threshold
+    /// mode with `dominance_p > 0` (dp mode's noise already covers sums).
+    pub fn dominance(&self) -> Option<f64> {
+        (self.mode == PrivacyMode::Threshold && self.dominance_p > 0.0).then_some(self.dominance_p)
+    }
+
+    /// The exact distinct-patient records a released group needs: the
+    /// minimum group size times `max_sites_per_patient`, saturating.
+    pub fn required_patients(&self) -> i64 {
+        let k = self
+            .min_group_size
+            .saturating_mul(self.max_sites_per_patient.max(1));
+        i64::try_from(k).unwrap_or(i64::MAX)
+    }
+
     /// Whether MIN and MAX may be computed under this policy.
     pub fn min_max_allowed(&self) -> bool {
         self.allow_min_max && self.mode == PrivacyMode::Threshold
@@ -226,6 +256,16 @@ impl PrivacyPolicy {
         if self.round_counts_to == 0 {
             return Err(CatalogError::ConfigInvalid(
                 "privacy.round_counts_to must be at least 1 (1 = exact counts)".into(),
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.dominance_p) {
+            return Err(CatalogError::ConfigInvalid(
+                "privacy.dominance_p must be between 0 (rule off) and 100".into(),
+            ));
+        }
+        if !(1..=16).contains(&self.max_sites_per_patient) {
+            return Err(CatalogError::ConfigInvalid(
+                "privacy.max_sites_per_patient must be between 1 and 16".into(),
             ));
         }
         if let Some(b) = &self.bounding {
@@ -293,6 +333,22 @@ mod tests {
                 .contains("at least 1")
         );
         assert!(toml::from_str::<PrivacyPolicy>("mode = \"noise\"\n").is_err());
+        let p: PrivacyPolicy = toml::from_str("dominance_p = 120.0\n").expect("parse");
+        assert!(
+            p.validate()
+                .expect_err("p")
+                .to_string()
+                .contains("dominance_p")
+        );
+    }
+
+    #[test]
+    fn the_dominance_rule_is_on_by_default_in_threshold_mode_only() {
+        assert_eq!(PrivacyPolicy::default().dominance(), Some(10.0));
+        let off: PrivacyPolicy = toml::from_str("dominance_p = 0\n").expect("parse");
+        assert_eq!(off.dominance(), None);
+        let dp: PrivacyPolicy = toml::from_str("mode = \"dp\"\n").expect("parse");
+        assert_eq!(dp.dominance(), None);
     }
 
     #[test]

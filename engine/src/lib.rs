@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod coordinator;
 pub mod differencing;
+pub mod dominance;
 pub mod dp;
 pub mod error;
 pub mod fanout;

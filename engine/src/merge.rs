@@ -18,6 +18,7 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use crate::differencing::GroupCount;
+use crate::dominance::Dominance;
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
 use crate::plausibility::implausible;
@@ -30,7 +31,8 @@ use ihdsi_planner::aggregates::Merge;
 pub struct Released {
     /// Columns `c0..cN`: the keys and the merged aggregates.
     pub batch: RecordBatch,
-    /// Merged groups under the federation's `min_group_size`.
+    /// Merged groups withheld: under the federation's `min_group_size`,
+    /// or failing its p% dominance rule.
     pub suppressed: u64,
     /// Key values and exact distinct-patient count of each released group,
     /// for the differencing detector (never released or logged).
@@ -46,11 +48,15 @@ pub(crate) struct Group {
     /// Index of the last site that contributed a row, to catch a site that
     /// sends the same group twice.
     pub(crate) last_site: usize,
+    /// The merged dominance summary of each of the release's SUM partials
+    /// under the p% rule (empty when the rule is off).
+    pub(crate) dominance: Vec<Dominance>,
 }
 
 /// Merge the partial batches of all sites for `release` under the
-/// federation's `policy`: its threshold on the exact distinct-patient count,
-/// then its rounding of released counts.
+/// federation's `policy`: its threshold on the exact distinct-patient count
+/// and its p% dominance rule on SUM cells, then its rounding of released
+/// counts. A group that fails either is withheld whole.
 ///
 /// Each site's answer has passed [`crate::plausibility::check_site_answer`];
 /// the one rule that needs the groups' keys (a site sends each group at most
@@ -61,7 +67,11 @@ pub fn merge(
     policy: &PrivacyPolicy,
 ) -> Result<Released> {
     let (mut groups, before) = merge_groups(release, answers)?;
-    groups.retain(|g| g.patients >= i64::try_from(policy.min_group_size).unwrap_or(i64::MAX));
+    let k = policy.required_patients();
+    groups.retain(|g| g.patients >= k);
+    if let Some(p) = policy.dominance() {
+        groups.retain(|g| !g.dominance.iter().any(|d| d.dominated(p)));
+    }
     let suppressed = (before - groups.len()) as u64;
     let batch = build_output(release, &groups, CountFinish::Round(policy.round_counts_to))?;
     let groups = groups.into_iter().map(|g| (g.keys, g.patients)).collect();
@@ -80,7 +90,8 @@ pub(crate) fn merge_groups(
     answers: &[SitePartials],
 ) -> Result<(Vec<Group>, usize)> {
     let keys = release.key_count;
-    let width = keys + release.partial_count + 1;
+    let base = release.base_width();
+    let width = release.site_types().len();
     let key_types: Vec<SortField> = release
         .site_types()
         .into_iter()
@@ -122,6 +133,7 @@ pub(crate) fn merge_groups(
                     rows: Vec::new(),
                     patients: 0,
                     last_site: usize::MAX,
+                    dominance: vec![Dominance::default(); release.dominance.len()],
                 });
             }
             if groups[slot].last_site == site {
@@ -130,7 +142,7 @@ pub(crate) fn merge_groups(
                     "the same group was sent twice",
                 ));
             }
-            let values = (0..width)
+            let values = (0..base)
                 .map(|c| ScalarValue::try_from_array(batch.column(c), r))
                 .collect::<datafusion::error::Result<Vec<_>>>()?;
             let g = &mut groups[slot];
@@ -140,9 +152,14 @@ pub(crate) fn merge_groups(
             }
             g.patients = g
                 .patients
-                .checked_add(as_i64(&values[width - 1]))
+                .checked_add(as_i64(&values[base - 1]))
                 .ok_or_else(overflow)?;
-            g.rows.push(values[keys..width - 1].to_vec());
+            g.rows.push(values[keys..base - 1].to_vec());
+            for (n, d) in g.dominance.iter_mut().enumerate() {
+                let c = base + 3 * n;
+                let cols = [batch.column(c), batch.column(c + 1), batch.column(c + 2)];
+                d.merge(Dominance::from_columns(cols.map(|a| a.as_ref()), r)?);
+            }
         }
     }
     // A query without GROUP BY has its one group even when every site

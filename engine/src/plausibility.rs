@@ -12,6 +12,8 @@
 //!   (`patients` of its `[[sites]]` entry, when the federation sets it);
 //! * counts (and the counts behind averages and variances) are never
 //!   negative, and population variances never negative;
+//! * the dominance summaries of SUM cells are finite, ordered and within
+//!   their totals;
 //! * a site sends each group at most once (checked by the merge, in the
 //!   keyed pass it makes over the groups anyway).
 //!
@@ -22,6 +24,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 
+use crate::dominance::Dominance;
 use crate::error::{EngineError, Result};
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
@@ -132,6 +135,15 @@ fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()
     for p in variances {
         if min_value(batch, keys + p)?.is_some_and(|m| m < 0.0) {
             return Err(implausible(site, "a negative variance"));
+        }
+    }
+    for n in 0..release.dominance.len() {
+        let c = release.base_width() + 3 * n;
+        for row in 0..batch.num_rows() {
+            let cols = [batch.column(c), batch.column(c + 1), batch.column(c + 2)];
+            if !Dominance::from_columns(cols.map(|a| a.as_ref()), row)?.plausible() {
+                return Err(implausible(site, "impossible largest contributions"));
+            }
         }
     }
     Ok(())
@@ -245,5 +257,57 @@ mod tests {
         let bad = row(-3);
         let err = check_site_answer(&r, "us", None, &[answer(&r, &[&bad])]).expect_err("negative");
         assert!(err.to_string().contains("negative variance"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn dominance_summaries_are_checked_and_merged_over_sites() {
+        let r = crate::testing::release_under(
+            "SELECT gender_concept_id, avg(year_of_birth) FROM person GROUP BY 1",
+            &PrivacyPolicy::threshold(1, false),
+        )
+        .await;
+        // k0, p0 = sum, p1 = count, patients, then top1, top2, total of p0.
+        assert_eq!(r.dominance, vec![0]);
+        assert_eq!(r.site_types().len(), 7, "{:?}", r.site_types());
+        let dominated: &[i64] = &[8507, 1000, 20, 20, 950, 10, 1000];
+        let released = |answers: &[SitePartials]| -> usize {
+            for a in answers {
+                check_site_answer(&r, &a.site, None, &a.batches).expect("plausible");
+            }
+            let policy = PrivacyPolicy::threshold(1, false);
+            merge(&r, answers, &policy).expect("merge").batch.num_rows()
+        };
+        // One site: 1000 − 950 − 10 < 10% of 950, withheld.
+        assert_eq!(released(&[site("lu", vec![answer(&r, &[dominated])])]), 0);
+        // A second site's patients dilute the cell: the largest two are now
+        // 950 and 100 of 1500, and the cell is released.
+        let other: &[i64] = &[8507, 500, 30, 30, 100, 5, 500];
+        let both = [
+            site("lu", vec![answer(&r, &[dominated])]),
+            site("us", vec![answer(&r, &[other])]),
+        ];
+        assert_eq!(released(&both), 1);
+        for (bad, what) in [
+            (&[8507, 1000, 20, 20, 10, 950, 1000], "top2 above top1"),
+            (
+                &[8507, 1000, 20, 20, 950, 100, 900],
+                "total below the top two",
+            ),
+            (
+                &[8507, 1000, 20, 20, 950, -10, 1000],
+                "negative contribution",
+            ),
+        ] {
+            let err = check_site_answer(&r, "lu", None, &[answer(&r, &[bad])]).expect_err(what);
+            let msg = err.to_string();
+            assert!(
+                msg.contains("impossible largest contributions"),
+                "{what}: {msg}"
+            );
+            assert!(
+                !msg.contains("950") && !msg.contains("1000"),
+                "values leaked: {msg}"
+            );
+        }
     }
 }

@@ -4,7 +4,7 @@
 //! as JSON: the canonical subplan SQL plus who is asking. The site answers
 //! with the data permit the query runs under. The site answers
 //! with an ordinary Arrow IPC stream of partial aggregates (`k*`, `p*`,
-//! `ihdsi_patients`), whose schema metadata carries the number of groups the
+//! `ihdsi_patients`, then the dominance columns when asked), whose schema metadata carries the number of groups the
 //! site suppressed under its own threshold (a count, never which ones) and
 //! how long the site worked on it.
 //! Refusals are gRPC statuses with the site's reason.
@@ -38,6 +38,11 @@ pub struct SubplanRequest {
     /// asked to bound less than its own policy says.
     #[serde(default)]
     pub bounding: Option<ihdsi_catalog::Bounding>,
+    /// Whether the federation applies the p% dominance rule to this
+    /// release: the site then appends, per SUM partial, the two largest
+    /// patient contributions and their total (never released).
+    #[serde(default)]
+    pub dominance: bool,
 }
 
 impl SubplanRequest {

@@ -18,7 +18,7 @@ use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::{PlanError, Result};
 use crate::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
-use crate::{free_text, functions, identifier};
+use crate::{free_text, functions, identifier, resolution};
 
 /// Check the input of a release boundary (subqueries included).
 pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
@@ -41,6 +41,7 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
     check_site_local(&agg.input)?;
     identifier::check_aggregate(agg)?;
     free_text::check_exprs(agg.group_expr.iter().chain(&agg.aggr_expr))?;
+    resolution::check_boundary(agg)?;
     for e in agg.group_expr.iter().chain(&agg.aggr_expr) {
         functions::check_expr(e)?;
         functions::check_casts(e, agg.input.schema())?;
@@ -85,6 +86,7 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
     identifier::check_node(node)?;
     functions::check_node(node)?;
     free_text::check_node(node)?;
+    resolution::check_node(node)?;
     match node {
         LogicalPlan::Aggregate(a) => {
             if a.group_expr

@@ -48,15 +48,15 @@ use ihdsi_catalog::bounds::ValueBounds;
 const RANK: &str = "ihdsi_rank";
 const ROWS: &str = "ihdsi_rows";
 
-fn internal(e: impl std::fmt::Display) -> PlanError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> PlanError {
     PlanError::Internal(format!("contribution bounding: {e}"))
 }
 
-fn column(schema: &DFSchemaRef, i: usize) -> Expr {
+pub(crate) fn column(schema: &DFSchemaRef, i: usize) -> Expr {
     Expr::Column(Column::from(schema.qualified_field(i)))
 }
 
-fn aggregate(
+pub(crate) fn aggregate(
     udf: std::sync::Arc<datafusion::logical_expr::AggregateUDF>,
     arg: Expr,
     filter: Option<Box<Expr>>,
@@ -72,7 +72,7 @@ fn aggregate(
 }
 
 /// `least(greatest(e, lo), hi)`, the bounds cast to `e`'s type.
-fn clamp(e: Expr, lo: f64, hi: f64, schema: &DFSchemaRef) -> Result<Expr> {
+pub(crate) fn clamp(e: Expr, lo: f64, hi: f64, schema: &DFSchemaRef) -> Result<Expr> {
     let t = e.get_type(schema.as_ref()).map_err(internal)?;
     let bound = |v: f64| cast(lit(ScalarValue::Float64(Some(v))), t.clone());
     Ok(least(vec![greatest(vec![e, bound(lo)]), bound(hi)]))
@@ -148,12 +148,7 @@ fn bounded_partial(
 /// Rewrite an admitted canonical subplan so that no patient contributes
 /// more than `bounding` allows (see the module documentation).
 pub fn bound_contributions(plan: &LogicalPlan, bounding: Bounding) -> Result<LogicalPlan> {
-    let LogicalPlan::Projection(proj) = plan else {
-        return Err(internal("the subplan is not in canonical form"));
-    };
-    let LogicalPlan::Aggregate(agg) = proj.input.as_ref() else {
-        return Err(internal("the subplan is not in canonical form"));
-    };
+    let (proj, agg) = canonical(plan)?;
     let keys = agg.group_expr.len();
     let input_schema = agg.input.schema();
     let input_lineage = lineage(&agg.input)?;
@@ -161,12 +156,7 @@ pub fn bound_contributions(plan: &LogicalPlan, bounding: Bounding) -> Result<Log
     let mut outers = Vec::new();
     let mut unit = None;
     for (j, e) in proj.expr.iter().enumerate().skip(keys) {
-        let (_, col) = column_of(e).ok_or_else(|| internal("output is not a column"))?;
-        let source = agg.schema.index_of_column(col).map_err(internal)?;
-        let aggr = agg
-            .aggr_expr
-            .get(source - keys)
-            .ok_or_else(|| internal("output is not an aggregate"))?;
+        let aggr = source_aggregate(e, agg)?;
         let (kind, f) = classify(aggr, &agg.input, &input_lineage)?;
         if kind == AggKind::CountDistinctUnit {
             unit = f.params.args.first().cloned();
@@ -183,21 +173,8 @@ pub fn bound_contributions(plan: &LogicalPlan, bounding: Bounding) -> Result<Log
         .aggregate(group, inner_aggs)
         .map_err(internal)?;
     let per_patient = std::sync::Arc::clone(builder.schema());
-    let rows = column(&per_patient, per_patient.fields().len() - 1);
     if keys > 0 {
-        let mut order = vec![SortExpr::new(rows, false, true)];
-        order.extend((0..keys).map(|i| SortExpr::new(column(&per_patient, i), true, true)));
-        let rank = row_number()
-            .partition_by(vec![column(&per_patient, keys)])
-            .order_by(order)
-            .build()
-            .map_err(internal)?
-            .alias(RANK);
-        let cap = i64::try_from(bounding.max_groups_per_patient).map_err(internal)?;
-        builder = builder
-            .window(vec![rank])
-            .and_then(|b| b.filter(Expr::Column(Column::from_name(RANK)).lt_eq(lit(cap))))
-            .map_err(internal)?;
+        builder = keep_top_groups(builder, &per_patient, keys, bounding.max_groups_per_patient)?;
     }
     let outer_aggs = outers
         .into_iter()
@@ -224,6 +201,61 @@ pub fn bound_contributions(plan: &LogicalPlan, bounding: Bounding) -> Result<Log
         .project(exprs)
         .and_then(|b| b.build())
         .map_err(internal)
+}
+
+/// Keep each patient's `cap` groups with the most rows (ties by key) on a
+/// per-patient plan whose columns are the `keys` group keys, the unit,
+/// the per-patient aggregates and, last, the patient's row count.
+pub(crate) fn keep_top_groups(
+    builder: LogicalPlanBuilder,
+    per_patient: &DFSchemaRef,
+    keys: usize,
+    cap: u64,
+) -> Result<LogicalPlanBuilder> {
+    let rows = column(per_patient, per_patient.fields().len() - 1);
+    let mut order = vec![SortExpr::new(rows, false, true)];
+    order.extend((0..keys).map(|i| SortExpr::new(column(per_patient, i), true, true)));
+    let rank = row_number()
+        .partition_by(vec![column(per_patient, keys)])
+        .order_by(order)
+        .build()
+        .map_err(internal)?
+        .alias(RANK);
+    let cap = i64::try_from(cap).map_err(internal)?;
+    builder
+        .window(vec![rank])
+        .and_then(|b| b.filter(Expr::Column(Column::from_name(RANK)).lt_eq(lit(cap))))
+        .map_err(internal)
+}
+
+/// The canonical subplan's projection and aggregation.
+pub(crate) fn canonical(
+    plan: &LogicalPlan,
+) -> Result<(
+    &datafusion::logical_expr::Projection,
+    &datafusion::logical_expr::Aggregate,
+)> {
+    let LogicalPlan::Projection(proj) = plan else {
+        return Err(internal("the subplan is not in canonical form"));
+    };
+    let LogicalPlan::Aggregate(agg) = proj.input.as_ref() else {
+        return Err(internal("the subplan is not in canonical form"));
+    };
+    Ok((proj, agg))
+}
+
+/// The aggregate behind output column `e` of the canonical projection.
+pub(crate) fn source_aggregate<'a>(
+    e: &Expr,
+    agg: &'a datafusion::logical_expr::Aggregate,
+) -> Result<&'a Expr> {
+    let keys = agg.group_expr.len();
+    let (_, col) = column_of(e).ok_or_else(|| internal("output is not a column"))?;
+    let source = agg.schema.index_of_column(col).map_err(internal)?;
+    source
+        .checked_sub(keys)
+        .and_then(|i| agg.aggr_expr.get(i))
+        .ok_or_else(|| internal("output is not an aggregate"))
 }
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub fn explain_rows(
             "group by {} key(s); drop a site's group if ihdsi_patients < its own min_group_size ({site_min_note}); drop a merged group if Σ ihdsi_patients < {federation_min}",
             r.key_count
         )];
+        if !r.dominance.is_empty() {
+            merge.push("withhold a merged group if a SUM cell fails the p% dominance rule".into());
+        }
         let names: Vec<String> = r.schema.fields().iter().map(|f| f.name().clone()).collect();
         for (i, m) in r.merges.iter().enumerate() {
             let name = names.get(r.key_count + i).cloned().unwrap_or_default();

@@ -10,6 +10,7 @@
 //!       │                         identifier::check_*           (where person_id may appear)
 //!       │                         functions::check_*            (the scalar-function allow-list)
 //!       │                         free_text::check_*            (source values never filtered or grouped)
+//!       │                         resolution::check_*           (dates only generalised or relative)
 //!       │                         aggregates::classify          (the boundary aggregate)
 //!       ▼
 //!   FederatedPlan
@@ -24,6 +25,7 @@
 pub mod admission;
 pub mod aggregates;
 pub mod bounding;
+pub mod dominance;
 pub mod error;
 pub mod explain;
 pub mod free_text;
@@ -31,6 +33,7 @@ pub mod functions;
 pub mod identifier;
 pub mod lineage;
 pub mod release;
+pub mod resolution;
 pub mod site;
 pub mod split;
 pub mod virtual_table;

@@ -23,6 +23,17 @@ pub fn partial_column(j: usize) -> String {
     format!("p{j}")
 }
 
+/// Names of the three hidden columns a site sends for the SUM partial
+/// `p{j}` under the dominance rule: its two largest patient contributions
+/// (absolute values) and the total of all of them, per group.
+pub fn dominance_columns(j: usize) -> [String; 3] {
+    [
+        format!("ihdsi_d{j}_top1"),
+        format!("ihdsi_d{j}_top2"),
+        format!("ihdsi_d{j}_total"),
+    ]
+}
+
 /// One release boundary of a federated query.
 #[derive(Debug, Clone)]
 pub struct Release {
@@ -40,6 +51,10 @@ pub struct Release {
     pub partial_count: usize,
     /// What each partial column `p*` measures (for bounding and noise).
     pub partials: Vec<PartialKind>,
+    /// The SUM partials (`p*` indices) checked by the p% dominance rule;
+    /// empty when the rule is off. Sites then send
+    /// [`dominance_columns`] for each after [`PATIENTS_COLUMN`].
+    pub dominance: Vec<usize>,
     /// How each analyst aggregate is merged, in the boundary's order.
     pub merges: Vec<Merge>,
     /// The boundary aggregate's output schema, as the rest of the query sees it.
@@ -60,13 +75,26 @@ impl Release {
         Arc::new(Schema::new(fields))
     }
 
-    /// The data types of the site answer's columns, as planned.
+    /// The data types of the site answer's columns, as planned (with the
+    /// dominance columns, if any).
     pub fn site_types(&self) -> Vec<DataType> {
-        self.site_plan
+        let mut types: Vec<DataType> = self
+            .site_plan
             .schema()
             .fields()
             .iter()
             .map(|f| f.data_type().clone())
-            .collect()
+            .collect();
+        types.extend(std::iter::repeat_n(
+            DataType::Float64,
+            3 * self.dominance.len(),
+        ));
+        types
+    }
+
+    /// Number of columns of the site answer before the dominance columns:
+    /// keys, partials and the patient count.
+    pub fn base_width(&self) -> usize {
+        self.key_count + self.partial_count + 1
     }
 }

@@ -184,6 +184,16 @@ async fn check_round_trip(
     if let Some(bounding) = policy.effective_bounding() {
         crate::bounding::bound_contributions(&reparsed, bounding)?;
     }
+    if !release.dominance.is_empty() {
+        let sums = crate::dominance::contributions(&reparsed, policy.effective_bounding())?
+            .map(|c| c.partials)
+            .unwrap_or_default();
+        if sums != release.dominance {
+            return Err(fail(
+                "the site SQL does not reproduce the planned SUM partials".into(),
+            ));
+        }
+    }
     let types = |p: &LogicalPlan| {
         p.schema()
             .fields()
@@ -332,6 +342,10 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         .and_then(|b| b.build())
         .map_err(|e| PlanError::Internal(e.to_string()))?;
     let site_sql = to_site_sql(&site_plan)?;
+    let dominance = match policy.dominance() {
+        Some(_) => crate::dominance::sum_partials(&site_plan)?,
+        None => Vec::new(),
+    };
     Ok(Release {
         index,
         tables: patient_tables(&site_plan),
@@ -340,6 +354,7 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         key_count,
         partial_count,
         partials: partials.kinds,
+        dominance,
         merges: partials.merges,
         schema: Arc::clone(&agg.schema),
     })

@@ -173,6 +173,19 @@ FROM visit_occurrence GROUP BY 1, 2;
 -- name: extract_month_of_condition
 SELECT extract(month FROM condition_start_date) AS month, count(*) AS n FROM condition_occurrence GROUP BY 1;
 
+-- name: months_of_one_year_with_month_aligned_range
+SELECT date_trunc('month', condition_start_date) AS month, count(DISTINCT person_id) AS persons
+FROM condition_occurrence
+WHERE condition_start_date >= '2015-01-01' AND condition_start_date < DATE '2016-01-01'
+GROUP BY 1;
+
+-- name: days_from_index_within_a_window
+SELECT date_part('year', c.index_date) AS index_year, count(DISTINCT d.person_id) AS persons
+FROM (SELECT person_id, min(condition_start_date) AS index_date FROM condition_occurrence GROUP BY person_id) c
+JOIN drug_exposure d ON d.person_id = c.person_id
+WHERE d.drug_exposure_start_date >= c.index_date AND d.drug_exposure_start_date <= c.index_date + INTERVAL '90 days'
+GROUP BY 1;
+
 -- name: having_above_aggregate
 SELECT condition_concept_id, count(DISTINCT person_id) AS persons FROM condition_occurrence
 GROUP BY condition_concept_id HAVING count(DISTINCT person_id) > 50;

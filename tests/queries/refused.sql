@@ -171,3 +171,31 @@ SELECT condition_source_value, count(DISTINCT person_id) AS n FROM condition_occ
 -- name: a29_renamed_source_value_filtered_above
 -- error: person_source_value is a free-text or source-value column
 SELECT count(*) AS n FROM (SELECT person_id, person_source_value AS tag FROM person) t WHERE tag = 'x';
+
+-- name: a29_exact_birth_date
+-- error: comparing birth_datetime with a literal by =: an exact date or time can single a patient out
+SELECT count(*) AS n FROM person WHERE birth_datetime = '1931-04-02 10:32:00';
+
+-- name: a29_narrow_date_range
+-- error: comparing condition_start_date with a literal by >=
+SELECT count(DISTINCT person_id) AS n FROM condition_occurrence WHERE condition_start_date BETWEEN '2015-03-14' AND '2015-03-14';
+
+-- name: a29_date_in_list
+-- error: testing death_date IN a list of literals
+SELECT count(*) AS n FROM death WHERE death_date IN ('2019-02-01', '2019-03-01');
+
+-- name: a29_group_by_raw_timestamp
+-- error: grouping the released result by visit_start_date
+SELECT visit_start_date, count(DISTINCT person_id) AS n FROM visit_occurrence GROUP BY visit_start_date;
+
+-- name: a29_group_by_day
+-- error: grouping the released result by condition_start_date
+SELECT date_trunc('day', condition_start_date) AS d, count(*) AS n FROM condition_occurrence GROUP BY 1;
+
+-- name: a29_date_as_a_number
+-- error: turning birth_datetime into a number or text
+SELECT count(*) AS n FROM (SELECT person_id, date_part('epoch', birth_datetime) AS t FROM person) p WHERE t > 0;
+
+-- name: a29_day_of_birth
+-- error: grouping the released result by day_of_birth
+SELECT day_of_birth, count(*) AS n FROM person GROUP BY day_of_birth;

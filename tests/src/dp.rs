@@ -29,6 +29,9 @@ pub fn dp_policy(ledger: &Path, budget: f64) -> PrivacyPolicy {
         dp: DpSettings {
             ledger: Some(ledger.to_path_buf()),
             budget_rho: budget,
+            // Thousands of game queries at one second each would take
+            // hours; the timing test (A16) sets its own quantum.
+            response_quantum_ms: 0,
             ..DpSettings::default()
         },
         ..PrivacyPolicy::threshold(10, false)

@@ -52,9 +52,14 @@ pub fn cohort(persons: u64) -> PathBuf {
     dir
 }
 
-/// Thresholds and MIN/MAX policy of a test federation.
+/// Thresholds and MIN/MAX policy of a test federation, with the p%
+/// dominance rule off, so that the oracle of a thresholded query is a plain
+/// `HAVING count(DISTINCT person_id) >= k` (the rule has its own tests).
 pub fn policy(min_group_size: u64, allow_min_max: bool) -> PrivacyPolicy {
-    PrivacyPolicy::threshold(min_group_size, allow_min_max)
+    PrivacyPolicy {
+        dominance_p: 0.0,
+        ..PrivacyPolicy::threshold(min_group_size, allow_min_max)
+    }
 }
 
 /// Start a federation over `data` on free loopback ports, admitting the

@@ -6,11 +6,15 @@
 //!   [`V1_CONDITION`].
 //! * **V2** (site `us`): one patient with 600 measurement rows of
 //!   [`V2_MEASUREMENT`], a code nobody else has.
+//!
+//! A second fixture, [`duplicates`], holds the cross-border duplicates of
+//! attack A21: six people treated both at `lu` and at `us`, twelve
+//! site-records of condition [`XB_CONDITION`].
 
 use std::path::{Path, PathBuf};
 
 use datafusion::dataframe::DataFrameWriteOptions;
-use datafusion::prelude::{ParquetReadOptions, SessionContext, cast, lit};
+use datafusion::prelude::{DataFrame, ParquetReadOptions, SessionContext, cast, lit};
 
 /// V1's unique condition concept (not in the vocabulary: a rare code).
 pub const V1_CONDITION: i32 = 999_999_001;
@@ -19,18 +23,17 @@ pub const V2_MEASUREMENT: i32 = 999_999_002;
 /// How many rows V2 has of it.
 pub const V2_ROWS: usize = 600;
 
+/// The condition of the six cross-border patients of [`duplicates`].
+pub const XB_CONDITION: i32 = 999_999_003;
+/// How many people have it (each at two sites).
+pub const XB_PEOPLE: usize = 6;
+
 static PLANT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A copy of `cohort` with the victims planted (made once per test run).
 pub async fn planted(cohort: &Path) -> PathBuf {
     let _guard = PLANT.lock().await;
-    let out = cohort.with_file_name(format!(
-        "{}-planted",
-        cohort
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("cohort")
-    ));
+    let out = sibling(cohort, "planted");
     if out.join("concept.parquet").exists() {
         return out;
     }
@@ -58,6 +61,62 @@ pub async fn planted(cohort: &Path) -> PathBuf {
     let _ = std::fs::remove_dir_all(&out);
     std::fs::rename(&tmp, &out).expect("publish planted cohort");
     out
+}
+
+/// A copy of `cohort` in which [`XB_PEOPLE`] people are treated at `lu`
+/// and at `us` for [`XB_CONDITION`]: six distinct patients at each site,
+/// who are the same six people (person ids are site-local, so nothing in
+/// the data links them: that is the attack).
+pub async fn duplicates(cohort: &Path) -> PathBuf {
+    let _guard = PLANT.lock().await;
+    let out = sibling(cohort, "duplicates");
+    if out.join("concept.parquet").exists() {
+        return out;
+    }
+    let tmp = out.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_dir(cohort, &tmp);
+    for site in ["lu", "us"] {
+        let file = tmp.join(site).join("condition_occurrence.parquet");
+        let ctx = SessionContext::new();
+        ctx.register_parquet(
+            "t",
+            file.display().to_string(),
+            ParquetReadOptions::default(),
+        )
+        .await
+        .expect("register table");
+        let original = ctx.table("t").await.expect("table");
+        let first_rows = ctx
+            .sql(&format!(
+                "SELECT * EXCLUDE (rn) FROM (SELECT *, row_number() OVER (PARTITION BY person_id ORDER BY condition_occurrence_id) AS rn FROM t) WHERE rn = 1 ORDER BY person_id LIMIT {XB_PEOPLE}"
+            ))
+            .await
+            .expect("one row per patient");
+        let data_type = original
+            .schema()
+            .field_with_unqualified_name("condition_concept_id")
+            .expect("column")
+            .data_type()
+            .clone();
+        let extra = first_rows
+            .with_column("condition_concept_id", cast(lit(XB_CONDITION), data_type))
+            .expect("plant value");
+        append(&file, &ctx, original, extra).await;
+    }
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::rename(&tmp, &out).expect("publish duplicates cohort");
+    out
+}
+
+fn sibling(cohort: &Path, what: &str) -> PathBuf {
+    cohort.with_file_name(format!(
+        "{}-{what}",
+        cohort
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("cohort")
+    ))
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -118,6 +177,11 @@ async fn plant(
             .with_column("person_id", lit(pid))
             .expect("one patient");
     }
+    append(&file, &ctx, original, extra).await;
+}
+
+/// Rewrite `file` as `original` followed by `extra`.
+async fn append(file: &Path, ctx: &SessionContext, original: DataFrame, extra: DataFrame) {
     let merged = original.union(extra).expect("union");
     let batches = merged.collect().await.expect("collect");
     let out = file.with_extension("new.parquet");
@@ -130,5 +194,5 @@ async fn plant(
         )
         .await
         .expect("write planted table");
-    std::fs::rename(&out, &file).expect("replace table");
+    std::fs::rename(&out, file).expect("replace table");
 }

@@ -42,7 +42,7 @@ use privacy::DpGate;
 pub use privacy::DpReceipt;
 
 pub use timings::QueryTimings;
-use timings::micros;
+use timings::{micros, quantised};
 
 /// Schema-metadata keys of a federated result.
 pub mod metadata {
@@ -223,7 +223,25 @@ impl Coordinator {
     /// recording per-site progress in `cx.progress`. With an audit trail,
     /// the query is on record (durably) before any site is contacted, and
     /// so is its outcome before the answer is returned.
+    ///
+    /// In dp mode the answer, or the refusal, leaves only on a multiple of
+    /// `privacy.dp.response_quantum_ms` after the query arrived (A16).
     pub async fn execute_with_params(
+        &self,
+        sql: &str,
+        params: Option<Vec<datafusion::common::ScalarValue>>,
+        cx: &QueryContext,
+    ) -> Result<QueryOutcome> {
+        let started = tokio::time::Instant::now();
+        let outcome = self.execute_unpadded(sql, params, cx).await;
+        if self.dp.is_some() {
+            let quantum = Duration::from_millis(self.policy.dp.response_quantum_ms);
+            tokio::time::sleep_until(started + quantised(started.elapsed(), quantum)).await;
+        }
+        outcome
+    }
+
+    async fn execute_unpadded(
         &self,
         sql: &str,
         params: Option<Vec<datafusion::common::ScalarValue>>,
@@ -362,6 +380,7 @@ impl Coordinator {
             sql: release.site_sql.clone(),
             permit: cx.permit.clone(),
             bounding: self.policy.effective_bounding(),
+            dominance: !release.dominance.is_empty(),
         };
         let sent = Instant::now();
         let answers = fan_out(&sites, &req, &cx.progress).await?;
@@ -450,7 +469,11 @@ impl Coordinator {
     }
 
     fn explain(&self, plan: &FederatedPlan, cx: &QueryContext) -> Result<QueryOutcome> {
-        let mut rows = explain_rows(plan, self.policy.min_group_size, "set by each site")?;
+        let mut rows = explain_rows(
+            plan,
+            u64::try_from(self.policy.required_patients()).unwrap_or(u64::MAX),
+            "set by each site",
+        )?;
         if let Some(gate) = &self.dp {
             rows.extend(self.dry_run(gate, plan, cx)?);
         }

@@ -20,7 +20,7 @@
 //!
 //! **People at several sites** (A21). Sites do not link patients, so a
 //! person treated at S sites counts S times. With
-//! `privacy.dp.max_sites_per_patient = S`, every sensitivity and the
+//! `privacy.max_sites_per_patient = S`, every sensitivity and the
 //! minimum group size are multiplied by S.
 //!
 //! **Group selection.** A group is released only if its *exact* patient count
@@ -112,7 +112,7 @@ impl NoisePlan {
             .ok_or_else(|| EngineError::Internal("dp mode without bounding".into()))?;
         // A person at S sites is S patients, each bounded: S times the
         // contribution (A21), and S times the minimum group size.
-        let sites = policy.dp.max_sites_per_patient.max(1);
+        let sites = policy.max_sites_per_patient.max(1);
         let c = bounding.max_rows_per_patient as f64 * sites as f64;
         let g = if release.key_count == 0 {
             1.0

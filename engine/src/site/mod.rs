@@ -3,6 +3,7 @@
 //! releases only the groups that pass its own threshold. Every subplan, run
 //! or refused, goes on the site's own audit trail.
 
+mod dominance;
 mod guards;
 pub mod tables;
 
@@ -190,14 +191,20 @@ impl SiteEngine {
             .map_err(PlanError::from_datafusion)?;
         self.guards.check_permit(&self.id, req, &plan)?;
         let admission = admit_subplan(&plan, &self.policy)?;
-        let plan = match self.bounding_for(req) {
+        let bounding = self.bounding_for(req);
+        let run = match bounding {
             Some(b) => bound_contributions(&plan, b)?,
-            None => plan,
+            None => plan.clone(),
         };
-        let df = self.ctx.execute_logical_plan(plan).await?;
+        let df = self.ctx.execute_logical_plan(run).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.collect().await?;
-        let batch = concat_batches(&schema, &batches)?;
+        let mut batch = concat_batches(&schema, &batches)?;
+        if req.dominance {
+            batch =
+                dominance::append_dominance(&self.ctx, &plan, bounding, batch, admission.key_count)
+                    .await?;
+        }
         let (batch, suppressed) =
             threshold(&batch, admission.patients_index, self.policy.min_group_size)?;
         Ok(SiteAnswer { batch, suppressed })

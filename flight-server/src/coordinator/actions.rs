@@ -6,7 +6,8 @@
 //! * **`ihdsi.progress`** reports per-site state and elapsed time of a
 //!   running query, for `ihdsi shell`'s live progress. The client tags its
 //!   query with the `x-ihdsi-request-id` header and polls with that id; an
-//!   analyst only ever sees progress of their own queries.
+//!   analyst only ever sees progress of their own queries. In dp mode no
+//!   query is followed: per-site times are a timing channel (A16).
 //! * **Session options** (`SetSessionOptions`, `GetSessionOptions`,
 //!   `CloseSession`) answer `Unimplemented`: the coordinator keeps no
 //!   per-session state, and ADBC ignores `Unimplemented` on close.

@@ -62,7 +62,10 @@ impl CoordinatorService {
         let query_id = uuid::Uuid::new_v4().to_string();
         let cx = QueryContext::new(&analyst, &query_id);
         let cx = permits::attach(&self.permits, &self.coordinator, cx, sql, &request).await?;
-        if let Some(request_id) = ProgressBoard::request_id(&request) {
+        // Per-site progress times each site's work on the data: dp mode
+        // reports none (attack A16), so a poll finds no sites.
+        let dp = self.coordinator.policy().mode == ihdsi_catalog::PrivacyMode::Dp;
+        if let Some(request_id) = ProgressBoard::request_id(&request).filter(|_| !dp) {
             self.progress
                 .follow(&analyst, request_id, cx.progress.clone());
         }

@@ -239,3 +239,45 @@ mod properties {
         }
     }
 }
+
+/// The dominance rule's per-patient plan sees exactly the contributions
+/// the bounded release sums: values clamped, each patient's total clamped
+/// to the row cap's worth, groups beyond the per-patient cap dropped.
+#[tokio::test]
+async fn dominance_contributions_follow_the_bounding() {
+    let caps = Bounding {
+        max_rows_per_patient: 2,
+        max_groups_per_patient: 3,
+    };
+    let (ctx, site) = site_plan(GROUPED, &cohort(), None).await;
+    assert_eq!(
+        crate::dominance::sum_partials(&site).expect("sums"),
+        vec![2]
+    );
+    let per_patient = |b: Option<Bounding>| {
+        let c = crate::dominance::contributions(&site, b)
+            .expect("plan")
+            .expect("a SUM partial");
+        let ctx = ctx.clone();
+        async move {
+            let df = ctx.execute_logical_plan(c.plan).await.expect("execute");
+            let sorted = df
+                .sort(vec![
+                    datafusion::prelude::col("k0").sort(true, true),
+                    datafusion::prelude::col("ihdsi_s0").sort(true, true),
+                ])
+                .expect("sort");
+            table(&sorted.collect().await.expect("collect"))
+        }
+    };
+    let bounded = per_patient(Some(caps)).await;
+    // Patient 1: 30 × 5.0 capped at 2 rows' worth of 1000 → 150 stays;
+    // patient 2: 5000 → 1000; patient 3 keeps 3 of 15 groups.
+    let lines: Vec<&str> = bounded.lines().collect();
+    assert_eq!(lines.len(), 4 + 2 + 3, "{bounded}");
+    assert!(lines[3].contains("| 100 | 150.0"), "{bounded}");
+    assert!(lines[4].contains("| 100 | 1000.0"), "{bounded}");
+    let exact = per_patient(None).await;
+    assert!(exact.contains("| 100 | 5000.0"), "{exact}");
+    assert_eq!(exact.lines().count(), 4 + 2 + 15, "{exact}");
+}

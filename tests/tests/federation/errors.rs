@@ -235,6 +235,7 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
             sql: sql.into(),
             permit: None,
             bounding: None,
+            dominance: false,
         };
         let status = match client
             .do_get(Ticket {

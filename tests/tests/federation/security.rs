@@ -102,6 +102,7 @@ fn subplan(sql: &str, analyst: &str, permit: Option<&str>) -> SubplanRequest {
         sql: sql.into(),
         permit: permit.map(str::to_string),
         bounding: None,
+        dominance: false,
     }
 }
 

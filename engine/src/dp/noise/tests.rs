@@ -20,6 +20,7 @@ fn group(patients: i64, rows: Vec<Vec<ScalarValue>>) -> Group {
         rows,
         patients,
         last_site: 0,
+        dominance: Vec::new(),
     }
 }
 
@@ -138,7 +139,7 @@ async fn people_at_several_sites_scale_the_noise_and_the_minimum() {
     let release = first_release(GROUPED).await;
     let one = NoisePlan::for_release(&release, &dp_policy()).expect("plan");
     let mut policy = dp_policy();
-    policy.dp.max_sites_per_patient = 2;
+    policy.max_sites_per_patient = 2;
     let two = NoisePlan::for_release(&release, &policy).expect("plan");
     assert!((two.patients.sd / one.patients.sd - 2.0).abs() < 1e-3);
     assert!((two.columns[2].sd / one.columns[2].sd - 2.0).abs() < 1e-3);
