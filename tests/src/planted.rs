@@ -7,7 +7,9 @@
 //! * **V2** (site `us`): one patient with 600 measurement rows of
 //!   [`V2_MEASUREMENT`], a code nobody else has.
 //!
-//! A second fixture, [`duplicates`], holds the cross-border duplicates of
+//! Two more fixtures stand apart, so that the attacks above keep their
+//! exact expectations: [`outlier`], one extreme value in a common
+//! measurement (A05), and [`duplicates`], which holds the cross-border duplicates of
 //! attack A21: six people treated both at `lu` and at `us`, twelve
 //! site-records of condition [`XB_CONDITION`].
 
@@ -106,6 +108,46 @@ pub async fn duplicates(cohort: &Path) -> PathBuf {
     }
     let _ = std::fs::remove_dir_all(&out);
     std::fs::rename(&tmp, &out).expect("publish duplicates cohort");
+    out
+}
+
+/// The value planted by [`outlier`].
+pub const OUTLIER_VALUE: f64 = 10_000_000.0;
+
+/// A copy of `cohort` with one measurement of [`OUTLIER_VALUE`] added at
+/// `kr`, for the first row's patient and concept (an ordinary, common
+/// measurement): the outlier of attack A05, one value that dominates the
+/// sum of a large group.
+pub async fn outlier(cohort: &Path) -> PathBuf {
+    let _guard = PLANT.lock().await;
+    let out = sibling(cohort, "outlier");
+    if out.join("concept.parquet").exists() {
+        return out;
+    }
+    let tmp = out.with_extension("partial");
+    let _ = std::fs::remove_dir_all(&tmp);
+    copy_dir(cohort, &tmp);
+    let file = tmp.join("kr").join("measurement.parquet");
+    let ctx = SessionContext::new();
+    let original = ctx
+        .read_parquet(file.display().to_string(), ParquetReadOptions::default())
+        .await
+        .expect("read measurement");
+    let data_type = original
+        .schema()
+        .field_with_unqualified_name("value_as_number")
+        .expect("column")
+        .data_type()
+        .clone();
+    let extra = original
+        .clone()
+        .limit(0, Some(1))
+        .expect("first row")
+        .with_column("value_as_number", cast(lit(OUTLIER_VALUE), data_type))
+        .expect("plant value");
+    append(&file, &ctx, original, extra).await;
+    let _ = std::fs::remove_dir_all(&out);
+    std::fs::rename(&tmp, &out).expect("publish outlier cohort");
     out
 }
 

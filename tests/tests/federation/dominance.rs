@@ -5,11 +5,13 @@
 //!
 //! The oracle is one DataFusion session over the pooled data that computes
 //! each group's per-patient contributions, its two largest and its total in
-//! SQL, and applies the federation's threshold and the rule.
+//! SQL, and applies the federation's threshold and the rule. The fixture is
+//! the generated cohort with one planted outlier (`planted::outlier`): a
+//! measurement of ten million in a common measurement concept, at `kr`.
 
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_tests::compare::{Cell, diff, rows};
-use ihdsi_tests::planted::{V2_MEASUREMENT, planted};
+use ihdsi_tests::planted::{OUTLIER_VALUE, outlier};
 use ihdsi_tests::{ask, centralized, cohort, federation, oracle_rows, policy};
 
 /// Threshold mode with k = 10 and the rule at the default p = 10.
@@ -43,9 +45,25 @@ const CASES: &[(&str, &str, &str)] = &[
     ("year_of_birth", "month_of_birth", "person"),
 ];
 
+/// The concept of the planted outlier.
+async fn outlier_concept(oracle: &datafusion::prelude::SessionContext) -> i128 {
+    let found = oracle_rows(
+        oracle,
+        &format!("SELECT DISTINCT measurement_concept_id FROM measurement WHERE value_as_number = {OUTLIER_VALUE}"),
+    )
+    .await;
+    match rows(&found).as_slice() {
+        [row] => match row[0] {
+            Cell::Int(c) => c,
+            ref other => panic!("concept {other:?}"),
+        },
+        other => panic!("one outlier concept expected, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sum_cells_follow_the_dominance_rule_over_the_pooled_contributions() {
-    let data = planted(&cohort(6_000)).await;
+    let data = outlier(&cohort(6_000)).await;
     let oracle = centralized(&data).await;
     // Sites trust the coordinator, which sees every group's summaries.
     let fed = federation(&data, guarded(), policy(1, false)).await;
@@ -55,11 +73,8 @@ async fn sum_cells_follow_the_dominance_rule_over_the_pooled_contributions() {
         let got = ask(&fed.uri, &sql).await.expect("federated");
         let expected = oracle_rows(&oracle, &oracle_sql(key, value, from)).await;
         assert_eq!(diff(&got.batches, &expected), None, "{sql}");
-        let thresholded = oracle_rows(
-            &oracle,
-            &format!("{sql} HAVING count(DISTINCT person_id) >= 10"),
-        )
-        .await;
+        let thresholded =
+            oracle_rows(&oracle, &format!("{sql} HAVING count(DISTINCT person_id) >= 10")).await;
         withheld_by_the_rule += rows(&thresholded).len() - rows(&expected).len();
     }
     fed.shutdown().await;
@@ -69,81 +84,55 @@ async fn sum_cells_follow_the_dominance_rule_over_the_pooled_contributions() {
     );
 }
 
-/// A05: one patient's huge sum hides in a cell of many small ones, and the
-/// attacker subtracts the cell without them. `C` is a measurement whose own
-/// cell passes both rules but which V2's 600 rows dominate when pooled.
+/// A05: one patient's extreme value hides in a large group's exact sum, and
+/// anyone who knows the rest of the group (here: the cohort without the
+/// outlier) subtracts it. With the rule the cell is withheld; without it,
+/// the subtraction gives the value away.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_outlier_sum_is_withheld_and_leaks_without_the_rule() {
-    let data = planted(&cohort(6_000)).await;
+    let clean = cohort(6_000);
+    let data = outlier(&clean).await;
     let oracle = centralized(&data).await;
-    let pooled = |c: &str| format!("measurement_concept_id IN ({V2_MEASUREMENT}, {c})");
-    let candidates = oracle_rows(
-        &oracle,
-        &format!(
-            "SELECT k FROM ({}) t ORDER BY k",
-            oracle_sql("measurement_concept_id", "value_as_number", "measurement")
-        ),
-    )
-    .await;
-    let mut target = None;
-    for row in rows(&candidates) {
-        let Cell::Int(c) = row[0] else { continue };
-        let from = format!("measurement WHERE {}", pooled(&c.to_string()));
-        let both = oracle_rows(&oracle, &oracle_sql("1", "value_as_number", &from)).await;
-        if rows(&both).is_empty() {
-            target = Some(c);
-            break;
-        }
-    }
-    let c = target.expect("the cohort must hold a measurement that V2 dominates");
+    let c = outlier_concept(&oracle).await;
     let attack = format!(
-        "SELECT 1 AS k, sum(value_as_number) AS s FROM measurement WHERE {}",
-        pooled(&c.to_string())
+        "SELECT 1 AS k, sum(value_as_number) AS s, count(DISTINCT person_id) AS n FROM measurement WHERE measurement_concept_id = {c}"
     );
-    let rest = format!(
-        "SELECT 1 AS k, sum(value_as_number) AS s FROM measurement WHERE measurement_concept_id = {c}"
+    let patients = oracle_rows(&oracle, &attack).await;
+    assert!(
+        matches!(rows(&patients)[0][2], Cell::Int(n) if n >= 10),
+        "the outlier's cell must pass the threshold: {:?}",
+        rows(&patients)
     );
-    let victim = oracle_rows(
-        &oracle,
-        &format!("SELECT sum(value_as_number) AS s FROM measurement WHERE measurement_concept_id = {V2_MEASUREMENT}"),
-    )
-    .await;
-    let victim = sum_of(&rows(&victim));
+    let rest = oracle_rows(&centralized(&clean).await, &attack).await;
+    let rest = sum_of(&rows(&rest));
 
     let fed = federation(&data, guarded(), policy(1, false)).await;
     let withheld = ask(&fed.uri, &attack).await.expect("attack");
-    let alone = ask(&fed.uri, &rest).await.expect("rest");
     fed.shutdown().await;
     assert!(
         rows(&withheld.batches).is_empty(),
         "the dominated cell was released"
     );
-    assert_eq!(
-        rows(&alone.batches).len(),
-        1,
-        "C's own cell passes both rules"
-    );
 
-    // Control: the same federation without the rule gives V2 away.
+    // Control: the same federation without the rule gives the value away.
     let naive = PrivacyPolicy {
         dominance_p: 0.0,
         ..guarded()
     };
     let fed = federation(&data, naive, policy(1, false)).await;
     let leaked = ask(&fed.uri, &attack).await.expect("attack");
-    let alone = ask(&fed.uri, &rest).await.expect("rest");
     fed.shutdown().await;
-    let difference = sum_of(&rows(&leaked.batches)) - sum_of(&rows(&alone.batches));
+    let difference = sum_of(&rows(&leaked.batches)) - rest;
     assert!(
-        (difference - victim).abs() < 1e-6 * victim.abs().max(1.0),
-        "without the rule the difference is V2's sum: {difference} vs {victim}"
+        (difference - OUTLIER_VALUE).abs() < 1e-3,
+        "without the rule the difference is the outlier: {difference}"
     );
 }
 
-/// The last float column of the only row.
+/// The sum (second column) of the only row.
 fn sum_of(rows: &[Vec<Cell>]) -> f64 {
     match rows {
-        [row] => match row.last() {
+        [row] => match row.get(1) {
             Some(Cell::Float(x)) => *x,
             other => panic!("not a float sum: {other:?}"),
         },
