@@ -180,6 +180,12 @@ pub struct PrivacyPolicy {
     /// within p %. `0` switches the rule off. Choose your own value and keep
     /// it private: the default is public.
     pub dominance_p: f64,
+    /// Whether threshold mode tells the analyst how many groups it withheld
+    /// (`ihdsi.suppressed_groups`, `ihdsi.site_suppressed_groups`). Off by
+    /// default: a count of withheld groups tells that a group of 1 to k−1
+    /// patients exists, which an empty answer does not (attack A17). The
+    /// audit trail always records it for the stewards.
+    pub report_suppressed: bool,
     /// How many sites may hold the same person (attack A21). Patients are
     /// not linked across sites, so one person treated in two countries is
     /// two patients to the federation. Both modes then require `k × S`
@@ -201,6 +207,7 @@ impl Default for PrivacyPolicy {
             allow_min_max: false,
             round_counts_to: 1,
             dominance_p: 10.0,
+            report_suppressed: false,
             max_sites_per_patient: 1,
             bounding: None,
             dp: DpSettings::default(),

@@ -1,6 +1,7 @@
 //! Property tests of what the coordinator releases, over random site
-//! answers: released groups are never under the threshold, and neither
-//! the threshold merge nor the dp release ever adds a group or a patient.
+//! answers: released groups are never under the threshold, neither the
+//! threshold merge nor the dp release ever adds a group or a patient, and
+//! the p% rule decides on merged site summaries as on pooled data.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -8,6 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch};
 use proptest::prelude::*;
 
+use crate::dominance::Dominance;
 use crate::dp::NoisePlan;
 use crate::dp::sampler::OsUniform;
 use crate::fanout::SitePartials;
@@ -111,5 +113,37 @@ proptest! {
         }
         let counts = out.batch.column(2).as_any().downcast_ref::<Int64Array>().expect("counts");
         prop_assert!(counts.values().iter().all(|n| *n >= 0), "a negative count");
+    }
+
+    /// The coordinator's merge of site summaries decides the p% rule as if
+    /// it had seen every patient's contribution (sites hold disjoint
+    /// patients), whatever the split.
+    #[test]
+    fn merged_dominance_decides_as_the_pooled_contributions(
+        values in proptest::collection::vec(-1e6f64..1e6, 0..40),
+        cuts in proptest::collection::vec(0usize..40, 2),
+        p in 1.0f64..50.0,
+    ) {
+        let mut cuts = cuts;
+        cuts.iter_mut().for_each(|c| *c = (*c).min(values.len()));
+        cuts.sort_unstable();
+        let parts = [&values[..cuts[0]], &values[cuts[0]..cuts[1]], &values[cuts[1]..]];
+        let summary = |xs: &[f64]| {
+            let mut d = Dominance::default();
+            xs.iter().for_each(|&x| d.add(x));
+            d
+        };
+        let pooled = summary(&values);
+        let mut merged = Dominance::default();
+        parts.iter().for_each(|xs| merged.merge(summary(xs)));
+        prop_assert_eq!(merged.top1, pooled.top1);
+        prop_assert_eq!(merged.top2, pooled.top2);
+        prop_assert!((merged.total - pooled.total).abs() <= 1e-6 * pooled.total.max(1.0));
+        prop_assert!(merged.plausible());
+        // Away from the rule's edge, where float addition order can tip it.
+        let margin = merged.total - merged.top1 - merged.top2 - p / 100.0 * merged.top1;
+        if margin.abs() > 1e-3 {
+            prop_assert_eq!(merged.dominated(p), pooled.dominated(p));
+        }
     }
 }

@@ -27,13 +27,13 @@ pub struct QueryResult {
 }
 
 impl QueryResult {
-    /// The suppressed-group count from the schema metadata.
-    pub fn suppressed_groups(&self) -> u64 {
+    /// The suppressed-group count from the schema metadata, when the
+    /// federation reports it (`privacy.report_suppressed`).
+    pub fn suppressed_groups(&self) -> Option<u64> {
         self.schema
             .metadata()
             .get(ihdsi_engine::coordinator::metadata::SUPPRESSED)
             .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
     }
     pub fn num_rows(&self) -> usize {
         self.batches.iter().map(|b| b.num_rows()).sum()

@@ -87,10 +87,12 @@ pub fn footer(result: &QueryResult) -> String {
             }
         );
     }
-    let s = result.suppressed_groups();
-    format!(
-        "{n} row{} released; {s} group{} suppressed (fewer patients than the minimum group size)",
-        if n == 1 { "" } else { "s" },
-        if s == 1 { "" } else { "s" }
-    )
+    let rows = format!("{n} row{} released", if n == 1 { "" } else { "s" });
+    match result.suppressed_groups() {
+        Some(s) => format!(
+            "{rows}; {s} group{} suppressed (fewer patients than the minimum group size)",
+            if s == 1 { "" } else { "s" }
+        ),
+        None => format!("{rows}; groups under the minimum group size are withheld, uncounted"),
+    }
 }

@@ -56,7 +56,7 @@ def demo(tmp_path_factory):
     port = free_port()
     proc = subprocess.Popen(
         [str(binary), "demo", "--data", str(data), "--persons", "3000", "--port", str(port),
-         "--min-group-size", "10", "--site-min-group-size", "1", "--no-examples",
+         "--min-group-size", "10", "--site-min-group-size", "1", "--report-suppressed", "--no-examples",
          "--password", PASSWORD],
         stdout=subprocess.PIPE, stderr=open(data / "ihdsi-demo.log", "w"), stdin=subprocess.DEVNULL, text=True,
     )

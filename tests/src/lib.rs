@@ -54,10 +54,13 @@ pub fn cohort(persons: u64) -> PathBuf {
 
 /// Thresholds and MIN/MAX policy of a test federation, with the p%
 /// dominance rule off, so that the oracle of a thresholded query is a plain
-/// `HAVING count(DISTINCT person_id) >= k` (the rule has its own tests).
+/// `HAVING count(DISTINCT person_id) >= k` (the rule has its own tests),
+/// and withheld groups counted in the metadata, which the differential
+/// suite checks against the oracle.
 pub fn policy(min_group_size: u64, allow_min_max: bool) -> PrivacyPolicy {
     PrivacyPolicy {
         dominance_p: 0.0,
+        report_suppressed: true,
         ..PrivacyPolicy::threshold(min_group_size, allow_min_max)
     }
 }

@@ -439,23 +439,28 @@ impl Coordinator {
             ),
         ];
         match &o.dp {
-            // How many groups were withheld is not released in dp mode: the
-            // count itself tells that a small group exists (A17).
+            // How many groups were withheld is not released in dp mode, nor
+            // by default in threshold mode: the count itself tells that a
+            // small group exists (A17).
             Some(receipt) => metadata.extend(privacy::metadata(receipt)),
-            None => metadata.extend([
-                (
-                    metadata::SUPPRESSED.to_string(),
-                    o.suppressed_groups.to_string(),
-                ),
-                (
-                    metadata::SITE_SUPPRESSED.to_string(),
-                    o.site_suppressed_groups.to_string(),
-                ),
-                (
+            None => {
+                metadata.push((
                     metadata::COUNTS_ROUNDED_TO.to_string(),
                     self.policy.round_counts_to.to_string(),
-                ),
-            ]),
+                ));
+                if self.policy.report_suppressed {
+                    metadata.extend([
+                        (
+                            metadata::SUPPRESSED.to_string(),
+                            o.suppressed_groups.to_string(),
+                        ),
+                        (
+                            metadata::SITE_SUPPRESSED.to_string(),
+                            o.site_suppressed_groups.to_string(),
+                        ),
+                    ]);
+                }
+            }
         }
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata.into_iter().collect()));
         let batches = batches

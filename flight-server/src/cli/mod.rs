@@ -75,6 +75,10 @@ enum Command {
         /// Round released counts to the nearest multiple of N (1 = exact).
         #[arg(long, default_value_t = 1)]
         round_counts_to: u64,
+        /// threshold: tell analysts how many groups were withheld (the
+        /// count discloses that small groups exist; off by default).
+        #[arg(long)]
+        report_suppressed: bool,
         /// Disclosure control: `threshold` (exact counts of groups of at
         /// least --min-group-size patients) or `dp` (noisy counts and sums,
         /// a zCDP budget per data permit).
@@ -298,6 +302,7 @@ async fn dispatch(command: Command) -> Result<()> {
             site_min_group_size,
             allow_min_max,
             round_counts_to,
+            report_suppressed,
             privacy,
             budget,
             password,
@@ -308,6 +313,7 @@ async fn dispatch(command: Command) -> Result<()> {
             let federation = PrivacyPolicy {
                 mode: privacy,
                 round_counts_to,
+                report_suppressed,
                 dp: DpSettings {
                     budget_rho: budget,
                     ..DpSettings::default()

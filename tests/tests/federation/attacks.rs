@@ -147,10 +147,10 @@ async fn threshold_mode_stops_the_attacks_a_threshold_engine_can_stop() {
                     if let Some(d) = diff(&a.batches, &b.batches) {
                         failures.push(format!("{name}: the answer depends on the victim: {d}"));
                     }
-                    // The released rows are identical. The count of
-                    // suppressed groups in the metadata can still differ by
-                    // the victim's group: a known gap (A17), stated in
-                    // docs/privacy.md.
+                    // The released rows are identical. This suite opts in
+                    // to the count of suppressed groups, which can differ
+                    // by the victim's group; by default it is not released
+                    // (A17, the test below).
                 }
                 other => failures.push(format!("{name}: expected answers, got {other:?}")),
             },
@@ -177,4 +177,43 @@ async fn threshold_mode_stops_the_attacks_a_threshold_engine_can_stop() {
     with.shutdown().await;
     without.shutdown().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A17: under the default policy a threshold-mode answer does not count the
+/// groups it withheld, so the victim's small group leaves no trace: the
+/// rows and the metadata (but the query id) are the same with and without
+/// the victim. The suite above opts in to the count, and shows it differs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn by_default_withheld_groups_leave_no_trace_in_the_metadata() {
+    use ihdsi_catalog::PrivacyPolicy;
+    use ihdsi_engine::coordinator::metadata::{QUERY_ID, SITE_SUPPRESSED, SUPPRESSED};
+    let clean = cohort(6_000);
+    let victims = planted(&clean).await;
+    let sql = "SELECT condition_concept_id, count(DISTINCT person_id) AS n FROM condition_occurrence GROUP BY 1";
+    let mut answers = Vec::new();
+    for (data, report) in [
+        (&victims, false),
+        (&clean, false),
+        (&victims, true),
+        (&clean, true),
+    ] {
+        let policy = PrivacyPolicy {
+            report_suppressed: report,
+            ..PrivacyPolicy::threshold(10, false)
+        };
+        let fed = federation(data, policy, PrivacyPolicy::threshold(1, false)).await;
+        let r = run(&fed.uri, sql).await.expect("answer");
+        fed.shutdown().await;
+        let mut meta = r.schema.metadata().clone();
+        meta.remove(QUERY_ID);
+        answers.push((rows(&r.batches), meta));
+    }
+    let [d1, d0, r1, r0] = <[_; 4]>::try_from(answers).expect("four answers");
+    assert!(!d1.1.contains_key(SUPPRESSED) && !d1.1.contains_key(SITE_SUPPRESSED));
+    assert_eq!(d1, d0, "the default answer depends on the victim");
+    assert_ne!(
+        r1.1.get(SUPPRESSED),
+        r0.1.get(SUPPRESSED),
+        "with report_suppressed the count gives the victim's group away"
+    );
 }

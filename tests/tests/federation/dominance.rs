@@ -73,8 +73,11 @@ async fn sum_cells_follow_the_dominance_rule_over_the_pooled_contributions() {
         let got = ask(&fed.uri, &sql).await.expect("federated");
         let expected = oracle_rows(&oracle, &oracle_sql(key, value, from)).await;
         assert_eq!(diff(&got.batches, &expected), None, "{sql}");
-        let thresholded =
-            oracle_rows(&oracle, &format!("{sql} HAVING count(DISTINCT person_id) >= 10")).await;
+        let thresholded = oracle_rows(
+            &oracle,
+            &format!("{sql} HAVING count(DISTINCT person_id) >= 10"),
+        )
+        .await;
         withheld_by_the_rule += rows(&thresholded).len() - rows(&expected).len();
     }
     fed.shutdown().await;
