@@ -34,34 +34,43 @@ static PLANT: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A copy of `cohort` with the victims planted (made once per test run).
 pub async fn planted(cohort: &Path) -> PathBuf {
+    derived(cohort, "planted", async |tmp: &Path| {
+        plant(
+            tmp,
+            "lu",
+            "condition_occurrence",
+            1,
+            &[("condition_concept_id", V1_CONDITION)],
+            false,
+        )
+        .await;
+        plant(
+            tmp,
+            "us",
+            "measurement",
+            V2_ROWS,
+            &[("measurement_concept_id", V2_MEASUREMENT)],
+            true,
+        )
+        .await;
+    })
+    .await
+}
+
+/// The copy of `cohort` named `name`, made once per test run by `build`
+/// in a scratch folder and then published whole.
+async fn derived(cohort: &Path, name: &str, build: impl AsyncFnOnce(&Path)) -> PathBuf {
     let _guard = PLANT.lock().await;
-    let out = sibling(cohort, "planted");
+    let out = sibling(cohort, name);
     if out.join("concept.parquet").exists() {
         return out;
     }
     let tmp = out.with_extension("partial");
     let _ = std::fs::remove_dir_all(&tmp);
     copy_dir(cohort, &tmp);
-    plant(
-        &tmp,
-        "lu",
-        "condition_occurrence",
-        1,
-        &[("condition_concept_id", V1_CONDITION)],
-        false,
-    )
-    .await;
-    plant(
-        &tmp,
-        "us",
-        "measurement",
-        V2_ROWS,
-        &[("measurement_concept_id", V2_MEASUREMENT)],
-        true,
-    )
-    .await;
+    build(&tmp).await;
     let _ = std::fs::remove_dir_all(&out);
-    std::fs::rename(&tmp, &out).expect("publish planted cohort");
+    std::fs::rename(&tmp, &out).expect("publish the derived cohort");
     out
 }
 
@@ -70,14 +79,7 @@ pub async fn planted(cohort: &Path) -> PathBuf {
 /// who are the same six people (person ids are site-local, so nothing in
 /// the data links them: that is the attack).
 pub async fn duplicates(cohort: &Path) -> PathBuf {
-    let _guard = PLANT.lock().await;
-    let out = sibling(cohort, "duplicates");
-    if out.join("concept.parquet").exists() {
-        return out;
-    }
-    let tmp = out.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&tmp);
-    copy_dir(cohort, &tmp);
+    derived(cohort, "duplicates", async |tmp: &Path| {
     for site in ["lu", "us"] {
         let file = tmp.join(site).join("condition_occurrence.parquet");
         let ctx = SessionContext::new();
@@ -106,9 +108,8 @@ pub async fn duplicates(cohort: &Path) -> PathBuf {
             .expect("plant value");
         append(&file, &ctx, original, extra).await;
     }
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::rename(&tmp, &out).expect("publish duplicates cohort");
-    out
+    })
+    .await
 }
 
 /// The value planted by [`outlier`].
@@ -119,36 +120,28 @@ pub const OUTLIER_VALUE: f64 = 10_000_000.0;
 /// measurement): the outlier of attack A05, one value that dominates the
 /// sum of a large group.
 pub async fn outlier(cohort: &Path) -> PathBuf {
-    let _guard = PLANT.lock().await;
-    let out = sibling(cohort, "outlier");
-    if out.join("concept.parquet").exists() {
-        return out;
-    }
-    let tmp = out.with_extension("partial");
-    let _ = std::fs::remove_dir_all(&tmp);
-    copy_dir(cohort, &tmp);
-    let file = tmp.join("kr").join("measurement.parquet");
-    let ctx = SessionContext::new();
-    let original = ctx
-        .read_parquet(file.display().to_string(), ParquetReadOptions::default())
-        .await
-        .expect("read measurement");
-    let data_type = original
-        .schema()
-        .field_with_unqualified_name("value_as_number")
-        .expect("column")
-        .data_type()
-        .clone();
-    let extra = original
-        .clone()
-        .limit(0, Some(1))
-        .expect("first row")
-        .with_column("value_as_number", cast(lit(OUTLIER_VALUE), data_type))
-        .expect("plant value");
-    append(&file, &ctx, original, extra).await;
-    let _ = std::fs::remove_dir_all(&out);
-    std::fs::rename(&tmp, &out).expect("publish outlier cohort");
-    out
+    derived(cohort, "outlier", async |tmp: &Path| {
+        let file = tmp.join("kr").join("measurement.parquet");
+        let ctx = SessionContext::new();
+        let original = ctx
+            .read_parquet(file.display().to_string(), ParquetReadOptions::default())
+            .await
+            .expect("read measurement");
+        let data_type = original
+            .schema()
+            .field_with_unqualified_name("value_as_number")
+            .expect("column")
+            .data_type()
+            .clone();
+        let extra = original
+            .clone()
+            .limit(0, Some(1))
+            .expect("first row")
+            .with_column("value_as_number", cast(lit(OUTLIER_VALUE), data_type))
+            .expect("plant value");
+        append(&file, &ctx, original, extra).await;
+    })
+    .await
 }
 
 fn sibling(cohort: &Path, what: &str) -> PathBuf {
