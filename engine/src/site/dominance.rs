@@ -2,8 +2,8 @@
 //! two largest patient contributions to each SUM partial and their total,
 //! appended after `ihdsi_patients` (see [`crate::dominance`]).
 //!
-//! The contributions come from a second, per-patient plan over the same
-//! admitted subplan ([`ihdsi_planner::dominance::contributions`]), matched
+//! The contributions come from a second, per-patient plan, run on the
+//! site's backend like the subplan, over the same admitted subplan ([`ihdsi_planner::dominance::contributions`]), matched
 //! to the answer's groups by key in Arrow's row format, which compares
 //! NULL keys as equal, as GROUP BY does.
 
@@ -14,8 +14,8 @@ use datafusion::arrow::array::{Array, ArrayRef, Float64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
 
+use super::backend::SiteBackend;
 use crate::dominance::Dominance;
 use crate::error::{EngineError, Result};
 use ihdsi_catalog::Bounding;
@@ -25,7 +25,7 @@ use ihdsi_planner::release::dominance_columns;
 /// `answer` with the dominance columns of every SUM partial of `plan`
 /// (the admitted, unbounded subplan) appended.
 pub(crate) async fn append_dominance(
-    ctx: &SessionContext,
+    backend: &dyn SiteBackend,
     plan: &LogicalPlan,
     bounding: Option<Bounding>,
     answer: RecordBatch,
@@ -34,7 +34,7 @@ pub(crate) async fn append_dominance(
     let Some(c) = contributions(plan, bounding)? else {
         return Ok(answer);
     };
-    let batches = ctx.execute_logical_plan(c.plan).await?.collect().await?;
+    let batches = backend.collect(c.plan).await?;
     let mut cells = vec![vec![Dominance::default(); c.partials.len()]; answer.num_rows()];
     let group_of = group_index(&answer, key_count)?;
     for batch in &batches {

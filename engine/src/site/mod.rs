@@ -1,8 +1,10 @@
-//! A site: checks the data permit, admits a subplan, runs it over its own
-//! Parquet files with DataFusion (opted-out persons already removed), and
-//! releases only the groups that pass its own threshold. Every subplan, run
-//! or refused, goes on the site's own audit trail.
+//! A site: checks the data permit, admits a subplan, runs it on its
+//! backend (DataFusion over its own Parquet files, opted-out persons
+//! already removed), and releases only the groups that pass its own
+//! threshold. Every subplan, run or refused, goes on the site's own audit
+//! trail.
 
+pub mod backend;
 mod dominance;
 mod guards;
 pub mod tables;
@@ -18,6 +20,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
+use backend::{DataFusionBackend, SiteBackend};
 pub use guards::SiteGuards;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::bounding::bound_contributions;
@@ -54,7 +57,10 @@ pub struct SiteAnswer {
 #[derive(Clone)]
 pub struct SiteEngine {
     id: String,
+    /// The session subplans are planned and admitted in.
     ctx: SessionContext,
+    /// Where admitted subplans run.
+    backend: Arc<dyn SiteBackend>,
     policy: PrivacyPolicy,
     tables: Vec<String>,
     guards: SiteGuards,
@@ -64,6 +70,7 @@ impl std::fmt::Debug for SiteEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SiteEngine")
             .field("id", &self.id)
+            .field("backend", &self.backend.name())
             .field("policy", &self.policy)
             .field("tables", &self.tables)
             .field("guards", &self.guards)
@@ -121,6 +128,7 @@ impl SiteEngine {
         }
         Ok(Self {
             id: data.id,
+            backend: Arc::new(DataFusionBackend::new(ctx.clone())),
             ctx,
             policy,
             tables,
@@ -196,13 +204,13 @@ impl SiteEngine {
             Some(b) => bound_contributions(&plan, b)?,
             None => plan.clone(),
         };
-        let df = self.ctx.execute_logical_plan(run).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
+        let schema: SchemaRef = Arc::new(run.schema().as_arrow().clone());
+        let batches = self.backend.collect(run).await?;
         let mut batch = concat_batches(&schema, &batches)?;
         if req.dominance {
+            let backend = self.backend.as_ref();
             batch =
-                dominance::append_dominance(&self.ctx, &plan, bounding, batch, admission.key_count)
+                dominance::append_dominance(backend, &plan, bounding, batch, admission.key_count)
                     .await?;
         }
         let (batch, suppressed) =
