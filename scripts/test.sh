@@ -2,7 +2,9 @@
 # The whole test suite, from a fresh checkout:
 #   1. formatting and lints (rustfmt, clippy -D warnings);
 #   2. Rust unit tests and the end-to-end federation tests (real Flight
-#      servers on loopback, differential against centralized DataFusion);
+#      servers on loopback, differential against centralized DataFusion; a
+#      private PostgreSQL server, installed from Debian's packages if
+#      missing);
 #   3. the Python client tests: ADBC Flight SQL and pyarrow.flight against a
 #      real `ihdsi demo` process. The clients are installed from PyPI into
 #      .venv here, so nothing needs to be set up by hand;
@@ -20,6 +22,17 @@ cargo build --locked --workspace --all-targets
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "PostgreSQL server binaries (the tests start their own server)"
+# The PostgreSQL-backed site tests run initdb in a temporary folder and start
+# a private server on a free port; they never use one already running. On a
+# fresh machine the binaries come from Debian's postgresql package.
+if ! ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1; then
+    sudo=""
+    [ "$(id -u)" = 0 ] || sudo="sudo -n"
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql > /dev/null
+fi
 
 step "cargo test"
 cargo test --locked --workspace

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod dp;
 pub mod logs;
 pub mod planted;
+pub mod postgres;
 pub mod process;
 pub mod queries;
 pub mod secured;

@@ -7,6 +7,7 @@
 pub mod backend;
 mod dominance;
 mod guards;
+pub mod postgres;
 pub mod tables;
 
 use std::sync::Arc;

@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod load;
 mod security;
 
 use crate::auth::secrets;
@@ -144,6 +145,9 @@ enum Command {
     /// The hash-chained audit trail.
     #[command(subcommand)]
     Audit(security::AuditCommand),
+    /// Load a site's data into the database a site backend reads.
+    #[command(subcommand)]
+    Load(load::Load),
 }
 
 /// Where the coordinator is and how to log in to it.
@@ -348,6 +352,7 @@ async fn dispatch(command: Command) -> Result<()> {
         Command::Site { config } => serve_site(&config).await,
         Command::Coordinator { config } => serve_coordinator(&config).await,
         Command::Certs(c) => security::certs(c),
+        Command::Load(l) => load::load(l).await,
         Command::Permit(p) => security::permit(p),
         Command::Audit(a) => {
             if security::audit(a)? {

@@ -1,0 +1,107 @@
+//! PostgreSQL-backed sites (issue 7), first part: `ihdsi load postgres`
+//! loads a generated site into a real PostgreSQL server, started by the
+//! test itself, with the OMOP CDM's column names and types and every row
+//! and value of the site's Parquet files.
+
+use std::process::Command;
+
+use ihdsi_catalog::schema;
+use ihdsi_tests::compare::{Cell, rows};
+use ihdsi_tests::postgres::PgServer;
+use ihdsi_tests::process::ihdsi_binary;
+use ihdsi_tests::{cohort, oracle_rows};
+
+/// `(query on PostgreSQL, the same on the Parquet files)`: counts and
+/// checksums of every value kind, as text so that types compare.
+const CHECKS: &[(&str, &str)] = &[
+    (
+        "SELECT count(*)::text, sum(year_of_birth)::text, count(birth_datetime)::text, min(birth_datetime)::date::text FROM person",
+        "SELECT CAST(count(*) AS VARCHAR), CAST(sum(year_of_birth) AS VARCHAR), CAST(count(birth_datetime) AS VARCHAR), CAST(CAST(min(birth_datetime) AS DATE) AS VARCHAR) FROM person",
+    ),
+    (
+        "SELECT count(*)::text, min(observation_period_start_date)::text, max(observation_period_end_date)::text FROM observation_period",
+        "SELECT CAST(count(*) AS VARCHAR), CAST(min(observation_period_start_date) AS VARCHAR), CAST(max(observation_period_end_date) AS VARCHAR) FROM observation_period",
+    ),
+    (
+        "SELECT count(*)::text, count(value_as_number)::text, round(sum(value_as_number) * 1000)::bigint::text FROM measurement",
+        "SELECT CAST(count(*) AS VARCHAR), CAST(count(value_as_number) AS VARCHAR), CAST(CAST(round(sum(value_as_number) * 1000) AS BIGINT) AS VARCHAR) FROM measurement",
+    ),
+    (
+        "SELECT count(*)::text, count(DISTINCT condition_source_value)::text FROM condition_occurrence",
+        "SELECT CAST(count(*) AS VARCHAR), CAST(count(DISTINCT condition_source_value) AS VARCHAR) FROM condition_occurrence",
+    ),
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_loads_into_postgresql_with_the_cdm_columns_and_every_row() {
+    let site = cohort(6_000).join("lu");
+    let pg = PgServer::start("load").await;
+    let out = Command::new(ihdsi_binary())
+        .args(["load", "postgres", "--data"])
+        .arg(&site)
+        .args(["--url", &pg.url()])
+        .output()
+        .expect("run ihdsi load postgres");
+    assert!(
+        out.status.success(),
+        "ihdsi load postgres failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect");
+    tokio::spawn(connection);
+
+    // Column names, types and NOT NULL as the CDM's DDL.
+    let person = client
+        .query(
+            "SELECT column_name::text, data_type::text, is_nullable::text FROM information_schema.columns WHERE table_name = 'person' ORDER BY ordinal_position",
+            &[],
+        )
+        .await
+        .expect("columns");
+    let got: Vec<(String, String, String)> = person
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let want = schema::table("person").expect("person").file_schema();
+    assert_eq!(got.len(), want.fields().len());
+    assert_eq!(got[0], ("person_id".into(), "bigint".into(), "NO".into()));
+    assert!(got.contains(&(
+        "birth_datetime".into(),
+        "timestamp without time zone".into(),
+        "YES".into()
+    )));
+
+    // Every row and value, against DataFusion over the site's own files.
+    let ctx = datafusion::prelude::SessionContext::new();
+    for table in [
+        "person",
+        "observation_period",
+        "measurement",
+        "condition_occurrence",
+    ] {
+        ctx.register_parquet(
+            table,
+            site.join(format!("{table}.parquet")).display().to_string(),
+            Default::default(),
+        )
+        .await
+        .expect("register");
+    }
+    for (on_pg, on_parquet) in CHECKS {
+        let row = client.query_one(*on_pg, &[]).await.expect(on_pg);
+        let pg_values: Vec<Cell> = (0..row.len())
+            .map(|i| match row.get::<_, Option<String>>(i) {
+                Some(s) => Cell::Text(s),
+                None => Cell::Null,
+            })
+            .collect();
+        let expected = rows(&oracle_rows(&ctx, on_parquet).await);
+        assert_eq!(vec![pg_values], expected, "{on_pg}");
+    }
+    assert!(
+        pg.log().contains("COPY person"),
+        "the server logs statements"
+    );
+}
