@@ -188,8 +188,9 @@ fn is_zero(v: &ScalarValue) -> bool {
     ScalarValue::new_zero(&v.data_type()).is_ok_and(|zero| &zero == v)
 }
 
-/// Whether every value of `from` converts to `to` without error.
-fn total_cast(from: &DataType, to: &DataType) -> bool {
+/// Whether every value of `from` converts to `to` without error (also
+/// used by site backends to turn a `TRY_CAST` that cannot fail into `CAST`).
+pub fn total_cast(from: &DataType, to: &DataType) -> bool {
     let text =
         |t: &DataType| matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View);
     if from == to || text(to) || from.is_null() {

@@ -131,6 +131,53 @@ fn without_opted_out(scan: LogicalPlan, table: &str, opted_out: &[i64]) -> Resul
         .build()?)
 }
 
+/// Register the patient tables `present` of a site whose data lives in a
+/// database, for planning and admission only: views (the `site` column,
+/// opted-out persons removed by a `NOT IN` filter) over schema-only tables
+/// named as the CDM's. The site's backend runs the plans in the database,
+/// with the views inlined into the SQL; `concept` is registered the same
+/// way when the database has it.
+pub fn register_relational_tables(
+    ctx: &SessionContext,
+    site: &str,
+    present: &[String],
+    opted_out: &[i64],
+) -> Result<Vec<String>> {
+    let mut registered = Vec::new();
+    for table in schema::tables() {
+        if !present.iter().any(|p| p == table.name) {
+            continue;
+        }
+        let empty = datafusion::catalog::empty::EmptyTable::new(table.file_schema());
+        let scan = LogicalPlanBuilder::scan(table.name, provider_as_source(Arc::new(empty)), None)?
+            .build()?;
+        if table.kind == TableKind::Vocabulary {
+            // A projection, not a bare scan: the unparser drops the alias
+            // of an aliased view that is only a scan (`concept AS c`).
+            let columns: Vec<Expr> = scan
+                .schema()
+                .columns()
+                .into_iter()
+                .map(Expr::Column)
+                .collect();
+            let view = LogicalPlanBuilder::from(scan).project(columns)?.build()?;
+            ctx.register_table(table.name, Arc::new(ViewTable::new(view, None)))?;
+            continue;
+        }
+        let scan = if opted_out.is_empty() {
+            scan
+        } else {
+            let ids = opted_out.iter().map(|&id| lit(id)).collect();
+            let keep = Expr::Column(Column::new(Some(table.name), PRIVACY_UNIT)).in_list(ids, true);
+            LogicalPlanBuilder::from(scan).filter(keep)?.build()?
+        };
+        let view = ViewTable::new(with_site_column(scan, site)?, None);
+        ctx.register_table(table.name, Arc::new(view))?;
+        registered.push(table.name.to_string());
+    }
+    Ok(registered)
+}
+
 /// Name of the opt-out list inside a site's views.
 const OPT_OUT_TABLE: &str = "ihdsi_opt_out";
 

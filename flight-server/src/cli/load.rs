@@ -19,14 +19,24 @@ pub(super) enum Load {
         /// The database, e.g. postgres://ihdsi@127.0.0.1:5432/omop.
         #[arg(long)]
         url: String,
+        /// The vocabulary file (DIR/concept.parquet of `ihdsi generate`),
+        /// loaded as `concept`.
+        #[arg(long)]
+        vocabulary: Option<PathBuf>,
     },
 }
 
 #[expect(clippy::print_stdout, reason = "the command's report")]
 pub(super) async fn load(command: Load) -> Result<()> {
     match command {
-        Load::Postgres { data, url } => {
-            let report = ihdsi_engine::site::postgres::load::load_site(&data, &url).await?;
+        Load::Postgres {
+            data,
+            url,
+            vocabulary,
+        } => {
+            let report =
+                ihdsi_engine::site::postgres::load::load_site(&data, vocabulary.as_deref(), &url)
+                    .await?;
             for (table, rows) in &report.tables {
                 println!("{table}: {rows} rows");
             }

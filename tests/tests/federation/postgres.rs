@@ -1,15 +1,28 @@
-//! PostgreSQL-backed sites (issue 7), first part: `ihdsi load postgres`
-//! loads a generated site into a real PostgreSQL server, started by the
-//! test itself, with the OMOP CDM's column names and types and every row
-//! and value of the site's Parquet files.
+//! PostgreSQL-backed sites (issue 7) against a real PostgreSQL server that
+//! each test starts itself:
+//!
+//! * `ihdsi load postgres` loads a generated site with the OMOP CDM's
+//!   column names and types and every row and value of its Parquet files;
+//! * a federation whose `lu` site runs its subplans inside PostgreSQL
+//!   answers the whole differential suite as the pooled oracle does, and
+//!   the server's own statement log shows that what it ran were the
+//!   aggregating subplans.
 
 use std::process::Command;
 
+use ihdsi_catalog::registry::CoordinatorSection;
 use ihdsi_catalog::schema;
+use ihdsi_catalog::{FederationConfig, SiteEntry};
+use ihdsi_engine::site::{SiteData, SiteGuards, postgres};
+use ihdsi_engine::{Coordinator, SiteEngine};
+use ihdsi_flight_server::demo::{DEMO_PASSWORD, demo_auth, site_folders};
+use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
+use ihdsi_tests::compare::diff;
 use ihdsi_tests::compare::{Cell, rows};
 use ihdsi_tests::postgres::PgServer;
 use ihdsi_tests::process::ihdsi_binary;
-use ihdsi_tests::{cohort, oracle_rows};
+use ihdsi_tests::queries::load;
+use ihdsi_tests::{ask, centralized, cohort, oracle_rows, policy};
 
 /// `(query on PostgreSQL, the same on the Parquet files)`: counts and
 /// checksums of every value kind, as text so that types compare.
@@ -40,6 +53,8 @@ async fn a_site_loads_into_postgresql_with_the_cdm_columns_and_every_row() {
         .args(["load", "postgres", "--data"])
         .arg(&site)
         .args(["--url", &pg.url()])
+        .arg("--vocabulary")
+        .arg(site.with_file_name("concept.parquet"))
         .output()
         .expect("run ihdsi load postgres");
     assert!(
@@ -104,4 +119,129 @@ async fn a_site_loads_into_postgresql_with_the_cdm_columns_and_every_row() {
         pg.log().contains("COPY person"),
         "the server logs statements"
     );
+}
+
+/// A federation over `data` whose site `pg_site` runs on PostgreSQL at
+/// `url` and whose other sites read their Parquet files. Returns the
+/// coordinator's URI; the servers live until the test ends.
+async fn mixed_federation(data: &std::path::Path, pg_site: &str, url: &str) -> String {
+    let vocab = data.join("concept.parquet").display().to_string();
+    let mut entries = Vec::new();
+    for (id, folder) in site_folders(data).expect("sites") {
+        let site_policy = policy(1, true);
+        let engine = if id == pg_site {
+            postgres::open_site(&id, url, site_policy, SiteGuards::default())
+                .await
+                .expect("PostgreSQL site")
+        } else {
+            let data = SiteData {
+                id: id.clone(),
+                location: folder.display().to_string(),
+            };
+            SiteEngine::open_with(data, Some(&vocab), site_policy)
+                .await
+                .expect("Parquet site")
+        };
+        let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
+        spawn_site(engine, None, listener, std::future::pending()).expect("serve site");
+        entries.push(SiteEntry {
+            id,
+            country: String::new(),
+            endpoint: format!("http://{addr}"),
+            tables: vec![],
+            patients: None,
+        });
+    }
+    let config = FederationConfig {
+        coordinator: CoordinatorSection {
+            listen: "127.0.0.1:0".into(),
+            vocabulary: Some(vocab),
+            site_timeout_secs: 60,
+            tls: None,
+        },
+        auth: demo_auth(DEMO_PASSWORD).expect("auth").0,
+        privacy: policy(1, true),
+        sites: entries,
+        tls: None,
+        permits: None,
+        audit: None,
+    };
+    let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
+    let coordinator = Coordinator::new(&config).await.expect("coordinator");
+    spawn_coordinator(
+        coordinator,
+        &config.auth,
+        CoordinatorFront::default(),
+        listener,
+        std::future::pending(),
+    )
+    .expect("serve coordinator");
+    format!("grpc://{addr}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_postgresql_site_answers_the_differential_suite_inside_the_database() {
+    let data = cohort(6_000);
+    let pg = PgServer::start("differential").await;
+    let loaded = postgres::load::load_site(
+        &data.join("lu"),
+        Some(&data.join("concept.parquet")),
+        &pg.url(),
+    )
+    .await
+    .expect("load lu");
+    assert!(loaded.tables.len() >= 8, "{loaded:?}");
+    let uri = mixed_federation(&data, "lu", &pg.url()).await;
+    let oracle = centralized(&data).await;
+    let mut failures = Vec::new();
+    let cases = load("differential.sql");
+    for case in &cases {
+        let expected = oracle_rows(&oracle, &case.sql).await;
+        match ask(&uri, &case.sql).await {
+            Ok(got) => {
+                if let Some(d) = diff(&got.batches, &expected) {
+                    failures.push(format!("{}: {d}", case.name));
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", case.name)),
+        }
+    }
+    let log = pg.log();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("STATEMENT"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ with lu on PostgreSQL:\n{}\nserver log:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n"),
+        errors.join("\n")
+    );
+    // PostgreSQL's own log (`log_statement = all`; tokio-postgres runs
+    // statements as `execute`): every statement the site ran is a subplan
+    // that aggregates per group inside the database, its output the
+    // partials and the distinct-patient count; none reads rows out.
+    let statements: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("LOG:") && (l.contains("execute") || l.contains("statement:")))
+        .filter_map(|l| l.find("SELECT").map(|i| &l[i..]))
+        .collect();
+    let subplans = statements
+        .iter()
+        .filter(|s| s.contains("ihdsi_subplan"))
+        .count();
+    assert!(
+        subplans >= cases.len(),
+        "{subplans} subplan statements logged for {} queries",
+        cases.len()
+    );
+    for s in &statements {
+        let catalog = s.contains("information_schema.tables");
+        assert!(
+            catalog || s.contains(r#"count(DISTINCT "#) && s.contains(r#"AS "ihdsi_patients""#),
+            "a statement that does not aggregate per group ran in PostgreSQL: {s}"
+        );
+    }
 }

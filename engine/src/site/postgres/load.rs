@@ -5,7 +5,8 @@
 //! (`BIGINT`/`INTEGER` ids and concept ids, `NUMERIC` values, `DATE`,
 //! `TIMESTAMP`, `VARCHAR`), with `NOT NULL` where the CDM requires a
 //! value. The virtual `site` column is not stored: a site's database holds
-//! only its own patients. Rows travel with `COPY … FROM STDIN` in the text
+//! only its own patients. The public vocabulary (`concept`) is loaded too
+//! when given, so that subplans joining it run in the database. Rows travel with `COPY … FROM STDIN` in the text
 //! format, one batch at a time.
 
 use std::path::Path;
@@ -64,14 +65,21 @@ fn column_ddl(f: &Field) -> Result<String> {
     Ok(format!("{} {} {null}", f.name(), pg_type(f.data_type())?))
 }
 
-/// Load the site whose Parquet files are in `dir` into the database at
-/// `url`, replacing tables of the same names.
-pub async fn load_site(dir: &Path, url: &str) -> Result<LoadReport> {
+/// Load the site whose Parquet files are in `dir`, and the vocabulary
+/// file if given, into the database at `url`, replacing tables of the same
+/// names.
+pub async fn load_site(dir: &Path, vocabulary: Option<&Path>, url: &str) -> Result<LoadReport> {
     let client = connect(url).await?;
     let ctx = SessionContext::new();
     let mut report = LoadReport::default();
-    for table in schema::patient_tables() {
-        let file = dir.join(format!("{}.parquet", table.name));
+    for table in schema::tables() {
+        let file = match table.kind {
+            schema::TableKind::Patient => dir.join(format!("{}.parquet", table.name)),
+            schema::TableKind::Vocabulary => match vocabulary {
+                Some(v) => v.to_path_buf(),
+                None => continue,
+            },
+        };
         if !file.exists() {
             continue;
         }

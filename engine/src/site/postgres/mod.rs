@@ -1,15 +1,49 @@
 //! Sites whose OMOP CDM lives in PostgreSQL.
 //!
 //! Most OHDSI sites keep their CDM in a relational database and will not
-//! export it. This module connects to such a database and loads a
-//! generated site into it ([`load`]), so that the federation's tests and
-//! demos can run a PostgreSQL-backed site on real data.
+//! export it. [`open_site`] plans and admits subplans as any site does and
+//! runs them inside the database ([`backend`]); [`load`] puts a generated
+//! site into a database, for tests and demos.
 
+pub mod backend;
 pub mod load;
 
+use std::sync::Arc;
+
+use datafusion::prelude::SessionContext;
 use tokio_postgres::{Client, NoTls};
 
+use super::{SiteEngine, SiteGuards, site_session_config, tables};
 use crate::error::{EngineError, Result};
+use ihdsi_catalog::PrivacyPolicy;
+
+/// A site whose CDM tables are in the PostgreSQL database at `url`: the
+/// same permit check, admission, bounding, threshold and audit as every
+/// site, with subplans run by [`backend::PostgresBackend`].
+pub async fn open_site(
+    id: &str,
+    url: &str,
+    policy: PrivacyPolicy,
+    guards: SiteGuards,
+) -> Result<SiteEngine> {
+    let backend = backend::PostgresBackend::connect(url).await?;
+    let present = backend.tables().await?;
+    let ctx = SessionContext::new_with_config(site_session_config());
+    let tables = tables::register_relational_tables(&ctx, id, &present, &guards.opt_out)?;
+    if tables.is_empty() {
+        return Err(EngineError::Data(format!(
+            "site {id}: the PostgreSQL database holds none of the CDM's patient tables (load them with `ihdsi load postgres`)"
+        )));
+    }
+    Ok(SiteEngine {
+        id: id.to_string(),
+        ctx,
+        backend: Arc::new(backend),
+        policy,
+        tables,
+        guards,
+    })
+}
 
 /// Connect to `url` (`postgres://user@host:port/db`). The connection task
 /// runs until the client is dropped. Errors name the server's reason,
