@@ -105,8 +105,18 @@ pub struct SiteSection {
     pub country: String,
     /// Address the Arrow Flight service listens on.
     pub listen: String,
-    /// Object-store URL (or plain path) of the folder holding `<table>.parquet`.
+    /// Where the site's subplans run: `datafusion` (in process, over
+    /// `data`) or `postgres` (inside the database at `url`).
+    #[serde(default)]
+    pub backend: SiteBackendKind,
+    /// Object-store URL (or plain path) of the folder holding
+    /// `<table>.parquet` (the `datafusion` backend).
+    #[serde(default)]
     pub data: String,
+    /// The database holding the site's OMOP CDM tables (the `postgres`
+    /// backend), e.g. `postgres://ihdsi@127.0.0.1:5432/omop`.
+    #[serde(default)]
+    pub url: Option<String>,
     /// Object-store URL (or plain path) of `concept.parquet`, if any.
     #[serde(default)]
     pub vocabulary: Option<String>,
@@ -114,6 +124,17 @@ pub struct SiteSection {
     /// `#` comments). They are removed before any subplan sees the data.
     #[serde(default)]
     pub opt_out: Option<PathBuf>,
+}
+
+/// Which engine runs a site's subplans.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SiteBackendKind {
+    /// DataFusion in the site's process, over its Parquet files.
+    #[default]
+    Datafusion,
+    /// Inside the site's PostgreSQL database.
+    Postgres,
 }
 
 /// `site.toml`.
@@ -262,6 +283,19 @@ impl SiteConfig {
         let cfg = self;
         validate_id(&cfg.site.id)?;
         cfg.privacy.validate()?;
+        match (cfg.site.backend, &cfg.site.url) {
+            (SiteBackendKind::Datafusion, _) if cfg.site.data.is_empty() => {
+                return Err(CatalogError::ConfigInvalid(
+                    "site.data is required: the folder (or object-store URL) of the site's <table>.parquet files".into(),
+                ));
+            }
+            (SiteBackendKind::Postgres, None) => {
+                return Err(CatalogError::ConfigInvalid(
+                    "site.url is required with backend = \"postgres\": the database holding the site's CDM tables".into(),
+                ));
+            }
+            _ => {}
+        }
         if let Some(t) = &cfg.tls {
             t.validate()?;
         }
@@ -280,6 +314,29 @@ impl SiteConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_site_names_its_backend_and_what_it_needs() {
+        let site = |body: &str| -> Result<SiteConfig> {
+            let cfg: SiteConfig = toml::from_str(&format!(
+                "[site]\nid = \"lu\"\nlisten = \"127.0.0.1:50061\"\n{body}"
+            ))
+            .map_err(|e| CatalogError::ConfigInvalid(e.to_string()))?;
+            cfg.validate().map(|()| cfg)
+        };
+        let parquet = site("data = \"data/lu\"").expect("datafusion by default");
+        assert_eq!(parquet.site.backend, SiteBackendKind::Datafusion);
+        let pg = site("backend = \"postgres\"\nurl = \"postgres://ihdsi@127.0.0.1:5432/omop\"")
+            .expect("postgres");
+        assert_eq!(pg.site.backend, SiteBackendKind::Postgres);
+        let err = site("backend = \"postgres\"")
+            .expect_err("no url")
+            .to_string();
+        assert!(err.contains("site.url is required"), "{err}");
+        let err = site("").expect_err("no data").to_string();
+        assert!(err.contains("site.data is required"), "{err}");
+        assert!(site("backend = \"oracle\"").is_err());
+    }
 
     #[test]
     fn federation_config_parses_and_validates() {

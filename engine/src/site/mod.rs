@@ -23,6 +23,7 @@ use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
 use backend::{DataFusionBackend, SiteBackend};
 pub use guards::SiteGuards;
+use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::bounding::bound_contributions;
 use ihdsi_planner::{PlanError, admit_subplan};
@@ -82,6 +83,10 @@ impl std::fmt::Debug for SiteEngine {
 impl SiteEngine {
     /// Open the site's data as configured in `site.toml`.
     pub async fn open(config: &SiteConfig) -> Result<Self> {
+        if let (SiteBackendKind::Postgres, Some(url)) = (config.site.backend, &config.site.url) {
+            let guards = SiteGuards::from_config(config)?;
+            return postgres::open_site(&config.site.id, url, config.privacy.clone(), guards).await;
+        }
         let data = SiteData {
             id: config.site.id.clone(),
             location: config.site.data.clone(),
