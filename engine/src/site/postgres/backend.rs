@@ -180,16 +180,12 @@ fn without_try_casts(node: LogicalPlan) -> datafusion::error::Result<Transformed
             if ihdsi_planner::functions::total_cast(&from, &to) {
                 return Ok(Transformed::yes(plain));
             }
-            let (Some(lo), Some(hi)) = (integer_bound(&to, false), integer_bound(&to, true)) else {
-                return Err(external(EngineError::Data(format!(
+            let bounds = (integer_bound(&to, false), integer_bound(&to, true));
+            let (Some(lo), Some(hi), true) = (bounds.0, bounds.1, from.is_integer()) else {
+                return Err(external(EngineError::Execution(format!(
                     "TRY_CAST from {from} to {to} cannot run on a PostgreSQL site; use a cast that cannot fail"
                 ))));
             };
-            if !from.is_integer() {
-                return Err(external(EngineError::Data(format!(
-                    "TRY_CAST from {from} to {to} cannot run on a PostgreSQL site; use a cast that cannot fail"
-                ))));
-            }
             let in_range = tc.expr.as_ref().clone().between(lit(lo), lit(hi));
             let case = when(in_range, plain).end()?;
             Ok(Transformed::yes(case))
@@ -292,5 +288,24 @@ mod tests {
             "opted-out persons stay out: {sql}"
         );
         assert!(sql.contains("'lu' AS \"site\""), "{sql}");
+    }
+
+    #[tokio::test]
+    async fn try_casts_become_casts_that_cannot_fail_or_are_refused() {
+        let sql = sql_of("SELECT TRY_CAST(year_of_birth AS SMALLINT) AS k0, sum(TRY_CAST(year_of_birth AS BIGINT)) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY 1").await;
+        assert!(!sql.contains("TRY_CAST"), "{sql}");
+        assert!(sql.contains("BETWEEN -32768 AND 32767 THEN CAST("), "{sql}");
+        let ctx = SessionContext::new();
+        register_relational_tables(&ctx, "lu", &["person".to_string()], &[]).expect("tables");
+        let plan = ctx
+            .state()
+            .create_logical_plan("SELECT TRY_CAST(person_source_value AS INT) AS k0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY 1")
+            .await
+            .expect("plan");
+        let err = postgres_sql(plan).expect_err("text to int").to_string();
+        assert!(
+            err.contains("TRY_CAST from Utf8 to Int32 cannot run on a PostgreSQL site"),
+            "{err}"
+        );
     }
 }

@@ -60,6 +60,12 @@ pub async fn connect(url: &str) -> Result<Client> {
     Ok(client)
 }
 
+/// A failure inside the database, named by its SQLSTATE. The server's own
+/// message is not passed on: it can quote a value it failed on.
 pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> EngineError {
-    EngineError::Data(format!("PostgreSQL: {what}: {e}"))
+    let code = e
+        .code()
+        .map(|c| format!("SQLSTATE {}", c.code()))
+        .unwrap_or_else(|| e.to_string());
+    EngineError::Execution(format!("PostgreSQL: {what}: {code}"))
 }
