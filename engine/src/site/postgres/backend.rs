@@ -294,7 +294,10 @@ mod tests {
     async fn try_casts_become_casts_that_cannot_fail_or_are_refused() {
         let sql = sql_of("SELECT TRY_CAST(year_of_birth AS SMALLINT) AS k0, sum(TRY_CAST(year_of_birth AS BIGINT)) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY 1").await;
         assert!(!sql.contains("TRY_CAST"), "{sql}");
-        assert!(sql.contains("BETWEEN -32768 AND 32767) THEN CAST("), "{sql}");
+        assert!(
+            sql.contains("BETWEEN -32768 AND 32767) THEN CAST("),
+            "{sql}"
+        );
         let ctx = SessionContext::new();
         register_relational_tables(&ctx, "lu", &["person".to_string()], &[]).expect("tables");
         let plan = ctx
