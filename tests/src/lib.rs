@@ -15,6 +15,7 @@ pub mod postgres;
 pub mod process;
 pub mod queries;
 pub mod secured;
+pub mod serving;
 
 use std::path::{Path, PathBuf};
 

@@ -5,14 +5,13 @@ use std::time::Duration;
 
 use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
-use ihdsi_catalog::registry::CoordinatorSection;
-use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteEntry};
+use ihdsi_catalog::PrivacyPolicy;
+use ihdsi_engine::SiteEngine;
 use ihdsi_engine::protocol::SubplanRequest;
 use ihdsi_engine::site::SiteData;
-use ihdsi_engine::{Coordinator, SiteEngine};
-use ihdsi_flight_server::demo::{DEMO_PASSWORD, demo_auth, site_folders};
-use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
+use ihdsi_flight_server::demo::site_folders;
 use ihdsi_tests::queries::load;
+use ihdsi_tests::serving::{serve_coordinator, serve_site};
 use ihdsi_tests::{ask, cohort, federation, policy};
 use tokio::sync::oneshot;
 
@@ -89,49 +88,21 @@ pub(crate) async fn manual(
         )
         .await
         .expect("site");
-        let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
         let (tx, rx) = oneshot::channel::<()>();
-        spawn_site(engine, None, listener, async move {
+        let entry = serve_site(&id, engine, async move {
             let _ = rx.await;
         })
-        .expect("serve site");
-        stops.push((id.clone(), tx));
-        entries.push(SiteEntry {
-            id,
-            country: String::new(),
-            endpoint: format!("http://{addr}"),
-            tables: vec![],
-            patients: None,
-        });
+        .await;
+        stops.push((id, tx));
+        entries.push(entry);
     }
-    let config = FederationConfig {
-        coordinator: CoordinatorSection {
-            listen: "127.0.0.1:0".into(),
-            vocabulary: Some(vocab),
-            site_timeout_secs: 20,
-            tls: None,
-        },
-        auth: demo_auth(DEMO_PASSWORD).expect("auth").0,
-        privacy: federation_policy,
-        sites: entries,
-        tls: None,
-        permits: None,
-        audit: None,
-    };
-    let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
     let (tx, rx) = oneshot::channel::<()>();
-    spawn_coordinator(
-        Coordinator::new(&config).await.expect("coordinator"),
-        &config.auth,
-        CoordinatorFront::default(),
-        listener,
-        async move {
-            let _ = rx.await;
-        },
-    )
-    .expect("serve coordinator");
+    let uri = serve_coordinator(entries, vocab, federation_policy, async move {
+        let _ = rx.await;
+    })
+    .await;
     Manual {
-        uri: format!("grpc://{addr}"),
+        uri,
         stops,
         coordinator_stop: tx,
     }

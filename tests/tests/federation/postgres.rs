@@ -10,18 +10,15 @@
 
 use std::process::Command;
 
-use ihdsi_catalog::registry::CoordinatorSection;
 use ihdsi_catalog::schema;
-use ihdsi_catalog::{FederationConfig, SiteEntry};
+use ihdsi_engine::SiteEngine;
 use ihdsi_engine::site::{SiteData, SiteGuards, postgres};
-use ihdsi_engine::{Coordinator, SiteEngine};
-use ihdsi_flight_server::demo::{DEMO_PASSWORD, demo_auth, site_folders};
-use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
-use ihdsi_tests::compare::diff;
-use ihdsi_tests::compare::{Cell, rows};
+use ihdsi_flight_server::demo::site_folders;
+use ihdsi_tests::compare::{Cell, diff, rows};
 use ihdsi_tests::postgres::PgServer;
 use ihdsi_tests::process::ihdsi_binary;
 use ihdsi_tests::queries::load;
+use ihdsi_tests::serving::{serve_coordinator, serve_site};
 use ihdsi_tests::{ask, centralized, cohort, oracle_rows, policy};
 
 /// `(query on PostgreSQL, the same on the Parquet files)`: counts and
@@ -142,41 +139,9 @@ async fn mixed_federation(data: &std::path::Path, pg_site: &str, url: &str) -> S
                 .await
                 .expect("Parquet site")
         };
-        let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
-        spawn_site(engine, None, listener, std::future::pending()).expect("serve site");
-        entries.push(SiteEntry {
-            id,
-            country: String::new(),
-            endpoint: format!("http://{addr}"),
-            tables: vec![],
-            patients: None,
-        });
+        entries.push(serve_site(&id, engine, std::future::pending()).await);
     }
-    let config = FederationConfig {
-        coordinator: CoordinatorSection {
-            listen: "127.0.0.1:0".into(),
-            vocabulary: Some(vocab),
-            site_timeout_secs: 60,
-            tls: None,
-        },
-        auth: demo_auth(DEMO_PASSWORD).expect("auth").0,
-        privacy: policy(1, true),
-        sites: entries,
-        tls: None,
-        permits: None,
-        audit: None,
-    };
-    let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
-    let coordinator = Coordinator::new(&config).await.expect("coordinator");
-    spawn_coordinator(
-        coordinator,
-        &config.auth,
-        CoordinatorFront::default(),
-        listener,
-        std::future::pending(),
-    )
-    .expect("serve coordinator");
-    format!("grpc://{addr}")
+    serve_coordinator(entries, vocab, policy(1, true), std::future::pending()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
