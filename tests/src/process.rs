@@ -42,6 +42,11 @@ fn free_port() -> u16 {
 impl DemoProcess {
     /// Start the demo over the generated cohort in `data`, thresholds 10.
     pub fn start(data: &Path) -> Self {
+        Self::start_with(data, &[])
+    }
+
+    /// [`DemoProcess::start`] with more `ihdsi demo` arguments.
+    pub fn start_with(data: &Path, extra: &[&str]) -> Self {
         let binary = ihdsi_binary();
         assert!(
             binary.exists(),
@@ -60,6 +65,7 @@ impl DemoProcess {
             ])
             .arg("--data")
             .arg(data)
+            .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -102,7 +108,20 @@ fn read_banner(stdout: ChildStdout) -> (String, String) {
 }
 
 impl Drop for DemoProcess {
+    /// Ctrl-C first, as an operator would: the demo then stops its servers
+    /// (a private PostgreSQL among them); a demo that does not exit within
+    /// 20 s is killed.
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while std::time::Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }

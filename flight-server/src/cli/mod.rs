@@ -22,6 +22,7 @@ use crate::format::{Format, footer, render};
 use crate::permits::PermitStore;
 use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use crate::shell;
+use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{DpSettings, FederationConfig, PrivacyMode, PrivacyPolicy, SiteConfig};
 use ihdsi_engine::{Coordinator, SiteEngine};
@@ -80,6 +81,11 @@ enum Command {
         /// count discloses that small groups exist; off by default).
         #[arg(long)]
         report_suppressed: bool,
+        /// Run a site on another backend, e.g. `lu=postgres` (a private
+        /// PostgreSQL server is started and the site loaded into it).
+        /// Repeatable; sites not named run on `datafusion`.
+        #[arg(long, value_parser = parse_site_backend)]
+        site_backend: Vec<(String, SiteBackendKind)>,
         /// Disclosure control: `threshold` (exact counts of groups of at
         /// least --min-group-size patients) or `dp` (noisy counts and sums,
         /// a zCDP budget per data permit).
@@ -307,6 +313,7 @@ async fn dispatch(command: Command) -> Result<()> {
             allow_min_max,
             round_counts_to,
             report_suppressed,
+            site_backend,
             privacy,
             budget,
             password,
@@ -346,6 +353,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 token_ttl_secs: token_ttl_secs.max(1),
                 examples: !no_examples,
                 analyst_tls,
+                site_backends: crate::demo::SiteBackends(site_backend),
             })
             .await
         }
@@ -466,4 +474,20 @@ async fn serve_coordinator(config: &std::path::Path) -> Result<()> {
     server
         .await
         .map_err(|e| ServerError::Serve(e.to_string()))?
+}
+
+/// `SITE=BACKEND` of `--site-backend`.
+fn parse_site_backend(s: &str) -> std::result::Result<(String, SiteBackendKind), String> {
+    let (site, backend) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SITE=BACKEND, e.g. lu=postgres; got '{s}'"))?;
+    let kind = match backend {
+        "datafusion" => SiteBackendKind::Datafusion,
+        "postgres" => SiteBackendKind::Postgres,
+        "ballista" => return Err("the ballista backend is not available yet".into()),
+        other => {
+            return Err(format!("unknown backend '{other}': datafusion or postgres"));
+        }
+    };
+    Ok((site.to_string(), kind))
 }

@@ -14,6 +14,7 @@
 // Printing to the terminal is this module's interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod postgres;
 pub mod security;
 
 use std::path::{Path, PathBuf};
@@ -25,7 +26,7 @@ use crate::format::{Format, footer, render};
 use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use ihdsi_catalog::AuthSection;
 use ihdsi_catalog::auth::{ServiceToken, UserEntry};
-use ihdsi_catalog::registry::CoordinatorSection;
+use ihdsi_catalog::registry::{CoordinatorSection, SiteBackendKind};
 use ihdsi_catalog::security::AuditSection;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{FederationConfig, PrivacyMode, PrivacyPolicy, SiteEntry};
@@ -53,6 +54,8 @@ pub struct DemoOptions {
     pub examples: bool,
     /// TLS on the analyst-facing port.
     pub analyst_tls: bool,
+    /// Sites on another backend than DataFusion.
+    pub site_backends: SiteBackends,
 }
 
 /// The demo's analyst account.
@@ -150,6 +153,24 @@ pub struct Federation {
     pub site_endpoints: Vec<(String, String)>,
     handles: Vec<tokio::task::JoinHandle<Result<()>>>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// The private server of the PostgreSQL-backed sites, if any; stopped
+    /// with the federation.
+    postgres: Option<postgres::PgServer>,
+}
+
+/// Which sites of a demo run on which backend; DataFusion unless listed
+/// (`ihdsi demo --site-backend lu=postgres`).
+#[derive(Debug, Clone, Default)]
+pub struct SiteBackends(pub Vec<(String, SiteBackendKind)>);
+
+impl SiteBackends {
+    fn of(&self, site: &str) -> SiteBackendKind {
+        self.0
+            .iter()
+            .rev()
+            .find(|(id, _)| id == site)
+            .map_or(SiteBackendKind::Datafusion, |(_, kind)| *kind)
+    }
 }
 
 impl Federation {
@@ -159,6 +180,8 @@ impl Federation {
         for h in self.handles {
             let _ = h.await;
         }
+        // The sites are down: now the server some of them ran on.
+        drop(self.postgres);
     }
 }
 
@@ -181,7 +204,16 @@ pub async fn start(
     site: PrivacyPolicy,
     auth: &AuthSection,
 ) -> Result<Federation> {
-    start_with(data, port, federation, site, auth, None).await
+    start_with(
+        data,
+        port,
+        federation,
+        site,
+        auth,
+        None,
+        &SiteBackends::default(),
+    )
+    .await
 }
 
 fn site_guards(security: Option<&DemoSecurity>, id: &str) -> Result<SiteGuards> {
@@ -207,23 +239,49 @@ pub async fn start_with(
     site: PrivacyPolicy,
     auth: &AuthSection,
     security: Option<&DemoSecurity>,
+    backends: &SiteBackends,
 ) -> Result<Federation> {
     let (stop, rx) = tokio::sync::watch::channel(false);
     let vocabulary = data.join("concept.parquet").display().to_string();
     let mut handles = Vec::new();
     let mut entries = Vec::new();
     let scheme = if security.is_some() { "https" } else { "http" };
-    for (id, folder) in site_folders(data)? {
-        let engine = SiteEngine::open_guarded(
-            SiteData {
-                id: id.clone(),
-                location: folder.display().to_string(),
-            },
-            Some(&vocabulary),
-            site.clone(),
-            site_guards(security, &id)?,
-        )
-        .await?;
+    let folders = site_folders(data)?;
+    if let Some((unknown, _)) = backends
+        .0
+        .iter()
+        .find(|(id, _)| !folders.iter().any(|f| &f.0 == id))
+    {
+        return Err(ServerError::Client(format!(
+            "--site-backend names site '{unknown}', which the demo data does not have"
+        )));
+    }
+    let mut pg = None;
+    for (id, folder) in folders {
+        let guards = site_guards(security, &id)?;
+        let engine = match backends.of(&id) {
+            SiteBackendKind::Datafusion => {
+                let data = SiteData {
+                    id: id.clone(),
+                    location: folder.display().to_string(),
+                };
+                SiteEngine::open_guarded(data, Some(&vocabulary), site.clone(), guards).await?
+            }
+            SiteBackendKind::Postgres => {
+                if pg.is_none() {
+                    postgres::stop_stale(data);
+                    let dir = data.join(format!(".postgres-{}", std::process::id()));
+                    pg = Some(postgres::PgServer::start(&dir).await?);
+                }
+                let server = pg
+                    .as_ref()
+                    .ok_or_else(|| ServerError::Serve("no PostgreSQL".into()))?;
+                let url = server.create_database(&format!("omop_{id}")).await?;
+                let vocab = Path::new(&vocabulary);
+                ihdsi_engine::site::postgres::load::load_site(&folder, Some(vocab), &url).await?;
+                ihdsi_engine::site::postgres::open_site(&id, &url, site.clone(), guards).await?
+            }
+        };
         let (listener, addr) = bind("127.0.0.1:0").await?;
         let tables = engine.tables().to_vec();
         let tls = security.and_then(|s| s.site(&id));
@@ -276,6 +334,7 @@ pub async fn start_with(
         site_endpoints: entries.into_iter().map(|e| (e.id, e.endpoint)).collect(),
         handles,
         stop,
+        postgres: pg,
     })
 }
 
@@ -313,6 +372,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         opts.site.clone(),
         &auth,
         Some(&security),
+        &opts.site_backends,
     )
     .await?;
     let login = Credentials::Password {
@@ -324,7 +384,11 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         fed.site_endpoints.len()
     );
     for (id, ep) in &fed.site_endpoints {
-        println!("  site {id:<4} {ep}");
+        let backend = match opts.site_backends.of(id) {
+            SiteBackendKind::Datafusion => "DataFusion over Parquet",
+            SiteBackendKind::Postgres => "inside PostgreSQL (a private server, loaded at start-up)",
+        };
+        println!("  site {id:<4} {ep}  subplans run {backend}");
     }
     println!(
         "  mutual TLS between coordinator and sites; sites require a data permit; audit trails in {}",

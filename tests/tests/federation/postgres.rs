@@ -15,7 +15,6 @@ use ihdsi_engine::SiteEngine;
 use ihdsi_engine::site::{SiteData, SiteGuards, postgres};
 use ihdsi_flight_server::demo::site_folders;
 use ihdsi_tests::compare::{Cell, diff, rows};
-use ihdsi_tests::postgres::PgServer;
 use ihdsi_tests::process::ihdsi_binary;
 use ihdsi_tests::queries::load;
 use ihdsi_tests::serving::{serve_coordinator, serve_site};
@@ -45,7 +44,7 @@ const CHECKS: &[(&str, &str)] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_site_loads_into_postgresql_with_the_cdm_columns_and_every_row() {
     let site = cohort(6_000).join("lu");
-    let pg = PgServer::start("load").await;
+    let pg = ihdsi_tests::postgres::start("load").await;
     let out = Command::new(ihdsi_binary())
         .args(["load", "postgres", "--data"])
         .arg(&site)
@@ -147,7 +146,7 @@ async fn mixed_federation(data: &std::path::Path, pg_site: &str, url: &str) -> S
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_postgresql_site_answers_the_differential_suite_inside_the_database() {
     let data = cohort(6_000);
-    let pg = PgServer::start("differential").await;
+    let pg = ihdsi_tests::postgres::start("differential").await;
     let loaded = postgres::load::load_site(
         &data.join("lu"),
         Some(&data.join("concept.parquet")),
@@ -209,4 +208,32 @@ async fn a_postgresql_site_answers_the_differential_suite_inside_the_database() 
             "a statement that does not aggregate per group ran in PostgreSQL: {s}"
         );
     }
+}
+
+/// `ihdsi demo --site-backend lu=postgres`: the demo starts its own
+/// PostgreSQL server, loads `lu` into it, and the mixed federation answers
+/// as the pooled oracle does (thresholds 10 at the sites and the
+/// federation; grouping by site, so both thresholds are the oracle's one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_runs_a_site_on_postgresql_beside_parquet_sites() {
+    use ihdsi_flight_server::client::{Connection, Credentials};
+    use ihdsi_tests::process::{DemoProcess, PASSWORD};
+
+    let data = cohort(6_000);
+    let demo = DemoProcess::start_with(&data, &["--site-backend", "lu=postgres"]);
+    let login = Credentials::Password {
+        user: ihdsi_flight_server::demo::DEMO_USER.into(),
+        password: PASSWORD.into(),
+    };
+    let analyst = Connection::connect(&demo.uri, &login).await.expect("login");
+    let sql = "SELECT site, gender_concept_id, count(DISTINCT person_id) AS n, avg(year_of_birth) AS born FROM person GROUP BY 1, 2";
+    let got = analyst.query(sql).await.expect("query");
+    let oracle = centralized(&data).await;
+    let expected = oracle_rows(
+        &oracle,
+        &format!("{sql} HAVING count(DISTINCT person_id) >= 10"),
+    )
+    .await;
+    assert!(rows(&expected).len() >= 6, "{:?}", rows(&expected));
+    assert_eq!(diff(&got.batches, &expected), None);
 }
