@@ -84,7 +84,9 @@ impl SiteBackend for PostgresBackend {
         Box::pin(async move {
             let schema = Arc::new(plan.schema().as_arrow().clone());
             let sql = postgres_sql(plan)?;
-            tracing::debug!(sql, "subplan sent to PostgreSQL");
+            // Not the SQL itself: it carries the opt-out list, which is
+            // made of person ids.
+            tracing::debug!(bytes = sql.len(), "subplan sent to PostgreSQL");
             let rows = self
                 .client
                 .query(&sql, &[])
