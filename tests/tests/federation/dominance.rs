@@ -15,13 +15,13 @@ use ihdsi_tests::planted::{OUTLIER_VALUE, outlier};
 use ihdsi_tests::{ask, centralized, cohort, federation, oracle_rows, policy};
 
 /// Threshold mode with k = 10 and the rule at the default p = 10.
-fn guarded() -> PrivacyPolicy {
+pub(crate) fn guarded() -> PrivacyPolicy {
     PrivacyPolicy::threshold(10, false)
 }
 
 /// The oracle of `SELECT {key} AS k, sum({value}) AS s, count(DISTINCT
 /// person_id) AS n FROM {from} GROUP BY 1` under k = 10 and p = 10.
-fn oracle_sql(key: &str, value: &str, from: &str) -> String {
+pub(crate) fn oracle_sql(key: &str, value: &str, from: &str) -> String {
     format!(
         "WITH c AS (SELECT {key} AS k, person_id, abs(sum({value})) AS x FROM {from} GROUP BY 1, 2), \
          r AS (SELECT k, x, row_number() OVER (PARTITION BY k ORDER BY x DESC) AS rk FROM c WHERE x IS NOT NULL), \
@@ -33,13 +33,13 @@ fn oracle_sql(key: &str, value: &str, from: &str) -> String {
     )
 }
 
-fn query(key: &str, value: &str, from: &str) -> String {
+pub(crate) fn query(key: &str, value: &str, from: &str) -> String {
     format!(
         "SELECT {key} AS k, sum({value}) AS s, count(DISTINCT person_id) AS n FROM {from} GROUP BY 1"
     )
 }
 
-const CASES: &[(&str, &str, &str)] = &[
+pub(crate) const CASES: &[(&str, &str, &str)] = &[
     ("measurement_concept_id", "value_as_number", "measurement"),
     ("drug_concept_id", "quantity", "drug_exposure"),
     ("year_of_birth", "month_of_birth", "person"),

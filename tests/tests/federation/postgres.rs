@@ -120,7 +120,12 @@ async fn a_site_loads_into_postgresql_with_the_cdm_columns_and_every_row() {
 /// A federation over `data` whose site `pg_site` runs on PostgreSQL at
 /// `url` and whose other sites read their Parquet files. Returns the
 /// coordinator's URI; the servers live until the test ends.
-async fn mixed_federation(data: &std::path::Path, pg_site: &str, url: &str) -> String {
+async fn mixed_federation(
+    data: &std::path::Path,
+    pg_site: &str,
+    url: &str,
+    federation_policy: ihdsi_catalog::PrivacyPolicy,
+) -> String {
     let vocab = data.join("concept.parquet").display().to_string();
     let mut entries = Vec::new();
     for (id, folder) in site_folders(data).expect("sites") {
@@ -140,7 +145,7 @@ async fn mixed_federation(data: &std::path::Path, pg_site: &str, url: &str) -> S
         };
         entries.push(serve_site(&id, engine, std::future::pending()).await);
     }
-    serve_coordinator(entries, vocab, policy(1, true), std::future::pending()).await
+    serve_coordinator(entries, vocab, federation_policy, std::future::pending()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -155,7 +160,7 @@ async fn a_postgresql_site_answers_the_differential_suite_inside_the_database() 
     .await
     .expect("load lu");
     assert!(loaded.tables.len() >= 8, "{loaded:?}");
-    let uri = mixed_federation(&data, "lu", &pg.url()).await;
+    let uri = mixed_federation(&data, "lu", &pg.url(), policy(1, true)).await;
     let oracle = centralized(&data).await;
     let mut failures = Vec::new();
     let cases = load("differential.sql");
@@ -236,4 +241,30 @@ async fn the_demo_runs_a_site_on_postgresql_beside_parquet_sites() {
     .await;
     assert!(rows(&expected).len() >= 6, "{:?}", rows(&expected));
     assert_eq!(diff(&got.batches, &expected), None);
+}
+
+/// The p% dominance rule with the outlier's site (`kr`) on PostgreSQL: its
+/// per-patient contributions are computed inside the database too, and the
+/// released SUM cells are the pooled oracle's under k = 10 and the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dominance_rule_holds_with_a_site_on_postgresql() {
+    use crate::dominance::{CASES, guarded, oracle_sql, query};
+
+    let data = ihdsi_tests::planted::outlier(&cohort(6_000)).await;
+    let pg = ihdsi_tests::postgres::start("dominance").await;
+    postgres::load::load_site(
+        &data.join("kr"),
+        Some(&data.join("concept.parquet")),
+        &pg.url(),
+    )
+    .await
+    .expect("load kr");
+    let uri = mixed_federation(&data, "kr", &pg.url(), guarded()).await;
+    let oracle = centralized(&data).await;
+    for (key, value, from) in CASES {
+        let sql = query(key, value, from);
+        let got = ask(&uri, &sql).await.expect("federated");
+        let expected = oracle_rows(&oracle, &oracle_sql(key, value, from)).await;
+        assert_eq!(diff(&got.batches, &expected), None, "{sql}");
+    }
 }
