@@ -13,9 +13,10 @@
 //! to the merged cell. The summaries stay in the coordinator's memory: they
 //! are never released, logged or cached.
 
-use datafusion::arrow::array::{Array, Float64Array};
+use datafusion::arrow::array::{Array, Float64Array, RecordBatch};
 
 use crate::error::{EngineError, Result};
+use ihdsi_planner::Release;
 
 /// The two largest contributions to one SUM cell and the total of all.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -61,25 +62,45 @@ impl Dominance {
             && self.top1 >= self.top2
             && self.total + slack >= self.top1 + self.top2
     }
+}
 
-    /// The summary in row `row` of the three dominance columns.
-    pub fn from_columns(columns: [&dyn Array; 3], row: usize) -> Result<Dominance> {
-        let value = |c: &dyn Array| -> Result<f64> {
-            let c = c
+/// The three summary columns of one SUM partial in a site's answer,
+/// typed once per batch.
+#[derive(Debug)]
+pub(crate) struct SummaryColumns<'a>([&'a Float64Array; 3]);
+
+impl<'a> SummaryColumns<'a> {
+    /// The columns of dominance entry `n` of `release` in `batch`.
+    pub(crate) fn of(release: &Release, batch: &'a RecordBatch, n: usize) -> Result<Self> {
+        let first = release.base_width() + 3 * n;
+        let column = |c: usize| -> Result<&'a Float64Array> {
+            batch
+                .column(c)
                 .as_any()
                 .downcast_ref::<Float64Array>()
-                .ok_or_else(|| EngineError::Internal("dominance column is not Float64".into()))?;
-            Ok(if c.is_null(row) {
+                .ok_or_else(|| EngineError::Internal("dominance column is not Float64".into()))
+        };
+        Ok(Self([
+            column(first)?,
+            column(first + 1)?,
+            column(first + 2)?,
+        ]))
+    }
+
+    /// The summary in `row`; a NULL reads as NaN, which is implausible.
+    pub(crate) fn get(&self, row: usize) -> Dominance {
+        let value = |c: &Float64Array| {
+            if c.is_null(row) {
                 f64::NAN
             } else {
                 c.value(row)
-            })
+            }
         };
-        Ok(Dominance {
-            top1: value(columns[0])?,
-            top2: value(columns[1])?,
-            total: value(columns[2])?,
-        })
+        Dominance {
+            top1: value(self.0[0]),
+            top2: value(self.0[1]),
+            total: value(self.0[2]),
+        }
     }
 }
 

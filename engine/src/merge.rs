@@ -18,7 +18,7 @@ use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use crate::differencing::GroupCount;
-use crate::dominance::Dominance;
+use crate::dominance::{Dominance, SummaryColumns};
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
 use crate::plausibility::implausible;
@@ -119,6 +119,9 @@ pub(crate) fn merge_groups(
         } else {
             None
         };
+        let summaries = (0..release.dominance.len())
+            .map(|n| SummaryColumns::of(release, batch, n))
+            .collect::<Result<Vec<_>>>()?;
         for r in 0..batch.num_rows() {
             let slot = match &rows {
                 Some(rows) => {
@@ -155,10 +158,8 @@ pub(crate) fn merge_groups(
                 .checked_add(as_i64(&values[base - 1]))
                 .ok_or_else(overflow)?;
             g.rows.push(values[keys..base - 1].to_vec());
-            for (n, d) in g.dominance.iter_mut().enumerate() {
-                let c = base + 3 * n;
-                let cols = [batch.column(c), batch.column(c + 1), batch.column(c + 2)];
-                d.merge(Dominance::from_columns(cols.map(|a| a.as_ref()), r)?);
+            for (d, columns) in g.dominance.iter_mut().zip(&summaries) {
+                d.merge(columns.get(r));
             }
         }
     }

@@ -24,7 +24,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 
-use crate::dominance::Dominance;
+use crate::dominance::SummaryColumns;
 use crate::error::{EngineError, Result};
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
@@ -138,12 +138,9 @@ fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()
         }
     }
     for n in 0..release.dominance.len() {
-        let c = release.base_width() + 3 * n;
-        for row in 0..batch.num_rows() {
-            let cols = [batch.column(c), batch.column(c + 1), batch.column(c + 2)];
-            if !Dominance::from_columns(cols.map(|a| a.as_ref()), row)?.plausible() {
-                return Err(implausible(site, "impossible largest contributions"));
-            }
+        let summaries = SummaryColumns::of(release, batch, n)?;
+        if (0..batch.num_rows()).any(|row| !summaries.get(row).plausible()) {
+            return Err(implausible(site, "impossible largest contributions"));
         }
     }
     Ok(())

@@ -25,7 +25,10 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::functions_aggregate::sum::sum_udaf;
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, cast, lit};
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Projection, cast, lit,
+};
 
 use crate::aggregates::{AggKind, argument_bounds, classify};
 use crate::bounding::{
@@ -49,17 +52,27 @@ pub struct Contributions {
 /// dominance rule applies to (a release's AVG is merged from one of them).
 pub fn sum_partials(plan: &LogicalPlan) -> Result<Vec<usize>> {
     let (proj, agg) = canonical(plan)?;
-    let keys = agg.group_expr.len();
+    Ok(sums_of(&classified(proj, agg)?))
+}
+
+/// Each partial of the canonical projection over `agg`, classified (the
+/// last is the hidden patient count).
+fn classified<'a>(
+    proj: &'a Projection,
+    agg: &'a Aggregate,
+) -> Result<Vec<(AggKind, &'a AggregateFunction)>> {
     let input_lineage = lineage(&agg.input)?;
-    let mut sums = Vec::new();
-    // The last output is the hidden patient count, never a SUM.
-    for (j, e) in proj.expr.iter().enumerate().skip(keys) {
-        let (kind, _) = classify(source_aggregate(e, agg)?, &agg.input, &input_lineage)?;
-        if kind == AggKind::Sum {
-            sums.push(j - keys);
-        }
-    }
-    Ok(sums)
+    proj.expr
+        .iter()
+        .skip(agg.group_expr.len())
+        .map(|e| classify(source_aggregate(e, agg)?, &agg.input, &input_lineage))
+        .collect()
+}
+
+fn sums_of(classified: &[(AggKind, &AggregateFunction)]) -> Vec<usize> {
+    (0..classified.len())
+        .filter(|&j| classified[j].0 == AggKind::Sum)
+        .collect()
 }
 
 /// The per-patient plan of `plan`'s SUM cells, or `None` when it has none.
@@ -67,20 +80,14 @@ pub fn contributions(
     plan: &LogicalPlan,
     bounding: Option<Bounding>,
 ) -> Result<Option<Contributions>> {
-    let partials = sum_partials(plan)?;
+    let (proj, agg) = canonical(plan)?;
+    let classified = classified(proj, agg)?;
+    let partials = sums_of(&classified);
     if partials.is_empty() {
         return Ok(None);
     }
-    let (proj, agg) = canonical(plan)?;
     let keys = agg.group_expr.len();
     let input = agg.input.schema();
-    let input_lineage = lineage(&agg.input)?;
-    let classified = proj
-        .expr
-        .iter()
-        .skip(keys)
-        .map(|e| classify(source_aggregate(e, agg)?, &agg.input, &input_lineage))
-        .collect::<Result<Vec<_>>>()?;
     let unit = match classified.last() {
         Some((AggKind::CountDistinctUnit, f)) => f.params.args.first().cloned(),
         _ => None,

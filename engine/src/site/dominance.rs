@@ -39,15 +39,19 @@ pub(crate) async fn append_dominance(
     let group_of = group_index(&answer, key_count)?;
     for batch in &batches {
         let groups = group_of.rows(batch)?;
-        for (row, group) in groups.into_iter().enumerate() {
-            // A group this site's bounding dropped entirely is not in the answer.
-            let Some(group) = group else { continue };
-            for (n, cell) in cells[group].iter_mut().enumerate() {
-                let values = batch
+        let contributions = (0..c.partials.len())
+            .map(|n| {
+                batch
                     .column(key_count + n)
                     .as_any()
                     .downcast_ref::<Float64Array>()
-                    .ok_or_else(|| EngineError::Internal("contribution is not Float64".into()))?;
+                    .ok_or_else(|| EngineError::Internal("contribution is not Float64".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        for (row, group) in groups.into_iter().enumerate() {
+            // A group this site's bounding dropped entirely is not in the answer.
+            let Some(group) = group else { continue };
+            for (cell, values) in cells[group].iter_mut().zip(&contributions) {
                 if !values.is_null(row) {
                     cell.add(values.value(row));
                 }
