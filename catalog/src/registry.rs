@@ -106,15 +106,19 @@ pub struct SiteSection {
     /// Address the Arrow Flight service listens on.
     pub listen: String,
     /// Where the site's subplans run: `datafusion` (in process, over
-    /// `data`) or `postgres` (inside the database at `url`).
+    /// `data`), `postgres` (inside the database at `url`) or `ballista`
+    /// (on the Ballista cluster whose scheduler is at `url`, over `data`).
     #[serde(default)]
     pub backend: SiteBackendKind,
     /// Object-store URL (or plain path) of the folder holding
-    /// `<table>.parquet` (the `datafusion` backend).
+    /// `<table>.parquet` (the `datafusion` and `ballista` backends; for
+    /// `ballista` the cluster's executors must reach the same location).
     #[serde(default)]
     pub data: String,
     /// The database holding the site's OMOP CDM tables (the `postgres`
-    /// backend), e.g. `postgres://ihdsi@127.0.0.1:5432/omop`.
+    /// backend), e.g. `postgres://ihdsi@127.0.0.1:5432/omop`, or the
+    /// Ballista scheduler (the `ballista` backend), e.g.
+    /// `df://scheduler.example.org:50050`.
     #[serde(default)]
     pub url: Option<String>,
     /// Object-store URL (or plain path) of `concept.parquet`, if any.
@@ -135,6 +139,8 @@ pub enum SiteBackendKind {
     Datafusion,
     /// Inside the site's PostgreSQL database.
     Postgres,
+    /// On the site's Apache Ballista cluster, over its Parquet files.
+    Ballista,
 }
 
 /// `site.toml`.
@@ -284,9 +290,16 @@ impl SiteConfig {
         validate_id(&cfg.site.id)?;
         cfg.privacy.validate()?;
         match (cfg.site.backend, &cfg.site.url) {
-            (SiteBackendKind::Datafusion, _) if cfg.site.data.is_empty() => {
+            (SiteBackendKind::Datafusion | SiteBackendKind::Ballista, _)
+                if cfg.site.data.is_empty() =>
+            {
                 return Err(CatalogError::ConfigInvalid(
                     "site.data is required: the folder (or object-store URL) of the site's <table>.parquet files".into(),
+                ));
+            }
+            (SiteBackendKind::Ballista, None) => {
+                return Err(CatalogError::ConfigInvalid(
+                    "site.url is required with backend = \"ballista\": the cluster's scheduler, e.g. df://scheduler:50050".into(),
                 ));
             }
             (SiteBackendKind::Postgres, None) => {
@@ -333,6 +346,18 @@ mod tests {
             .expect_err("no url")
             .to_string();
         assert!(err.contains("site.url is required"), "{err}");
+        let ballista =
+            site("backend = \"ballista\"\ndata = \"data/kr\"\nurl = \"df://127.0.0.1:50050\"")
+                .expect("ballista");
+        assert_eq!(ballista.site.backend, SiteBackendKind::Ballista);
+        let err = site("backend = \"ballista\"\ndata = \"data/kr\"")
+            .expect_err("no scheduler")
+            .to_string();
+        assert!(err.contains("the cluster's scheduler"), "{err}");
+        let err = site("backend = \"ballista\"\nurl = \"df://127.0.0.1:50050\"")
+            .expect_err("no data")
+            .to_string();
+        assert!(err.contains("site.data is required"), "{err}");
         let err = site("").expect_err("no data").to_string();
         assert!(err.contains("site.data is required"), "{err}");
         assert!(site("backend = \"oracle\"").is_err());

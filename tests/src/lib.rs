@@ -7,6 +7,7 @@
 //! client. The oracle is one DataFusion session over the union of the same
 //! Parquet files the sites read.
 
+pub mod backends;
 pub mod compare;
 pub mod dp;
 pub mod logs;

@@ -30,7 +30,11 @@ pub fn capture() {
         let buffer = Buffer::default();
         let writer = buffer.clone();
         let _ = tracing_subscriber::fmt()
-            .with_env_filter("info")
+            // Ballista's scheduler logs every plan at INFO; capped as
+            // the `ihdsi` binary caps it.
+            .with_env_filter(
+                "info,ballista=warn,ballista_core=warn,ballista_scheduler=warn,ballista_executor=warn",
+            )
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .try_init();

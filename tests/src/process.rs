@@ -18,6 +18,8 @@ pub struct DemoProcess {
     pub uri: String,
     /// The service token the demo printed.
     pub service_token: String,
+    /// The start-up lines, up to the service token.
+    pub banner: String,
 }
 
 /// The `ihdsi` binary: `IHDSI_BIN`, or `target/<profile>/ihdsi` beside this
@@ -73,12 +75,13 @@ impl DemoProcess {
             .spawn()
             .expect("spawn ihdsi demo");
         let stdout = child.stdout.take().expect("stdout");
-        let (uri, service_token) = read_banner(stdout);
+        let (uri, service_token, banner) = read_banner(stdout);
         assert!(uri.ends_with(&format!(":{port}")), "{uri}");
         Self {
             child,
             uri,
             service_token,
+            banner,
         }
     }
 }
@@ -86,11 +89,13 @@ impl DemoProcess {
 /// Read the demo's start-up lines until its endpoint and service token,
 /// then keep draining its output on a thread: a closed pipe would make the
 /// demo's next `println!` fail and the process exit.
-fn read_banner(stdout: ChildStdout) -> (String, String) {
+fn read_banner(stdout: ChildStdout) -> (String, String, String) {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
-        let (mut uri, mut token) = (None, None);
+        let (mut uri, mut token, mut banner) = (None, None, String::new());
         for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
+            banner.push_str(&line);
+            banner.push('\n');
             if let Some(rest) = line.strip_prefix("Flight SQL endpoint: ") {
                 uri = Some(rest.trim().to_string());
             }
@@ -98,7 +103,7 @@ fn read_banner(stdout: ChildStdout) -> (String, String) {
                 token = Some(t.trim().to_string());
             }
             if let (Some(u), Some(t)) = (&uri, &token) {
-                let _ = tx.send((u.clone(), t.clone()));
+                let _ = tx.send((u.clone(), t.clone(), std::mem::take(&mut banner)));
                 uri = None;
             }
         }

@@ -34,6 +34,9 @@ pub struct Setup {
     pub site_permit_policy: String,
     /// TLS on the analyst-facing port.
     pub analyst_tls: bool,
+    /// Per site id: `[site]` lines naming another backend than DataFusion
+    /// (`backend = "ballista"`, `url = "df://…"`).
+    pub site_backend: BTreeMap<String, String>,
 }
 
 /// A running federation of processes; every process is killed on drop.
@@ -237,6 +240,7 @@ impl SecuredFederation {
                 }
                 None => String::new(),
             };
+            let backend = setup.site_backend.get(&id).cloned().unwrap_or_default();
             let toml = format!(
                 r#"[site]
 id = "{id}"
@@ -244,6 +248,7 @@ listen = "127.0.0.1:0"
 data = {data:?}
 vocabulary = {vocab:?}
 {opt_out}
+{backend}
 [privacy]
 min_group_size = {k}
 allow_min_max = {mm}

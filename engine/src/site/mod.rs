@@ -5,6 +5,7 @@
 //! trail.
 
 pub mod backend;
+pub mod ballista;
 mod dominance;
 mod guards;
 pub mod postgres;
@@ -83,22 +84,32 @@ impl std::fmt::Debug for SiteEngine {
 impl SiteEngine {
     /// Open the site's data as configured in `site.toml`.
     pub async fn open(config: &SiteConfig) -> Result<Self> {
-        if let (SiteBackendKind::Postgres, Some(url)) = (config.site.backend, &config.site.url) {
-            let guards = SiteGuards::from_config(config)?;
-            return postgres::open_site(&config.site.id, url, config.privacy.clone(), guards).await;
-        }
+        let guards = SiteGuards::from_config(config)?;
+        let policy = config.privacy.clone();
         let data = SiteData {
             id: config.site.id.clone(),
             location: config.site.data.clone(),
         };
-        let guards = SiteGuards::from_config(config)?;
-        Self::open_guarded(
-            data,
-            config.site.vocabulary.as_deref(),
-            config.privacy.clone(),
-            guards,
-        )
-        .await
+        let vocabulary = config.site.vocabulary.as_deref();
+        match (config.site.backend, &config.site.url) {
+            (SiteBackendKind::Postgres, Some(url)) => {
+                postgres::open_site(&config.site.id, url, policy, guards).await
+            }
+            (SiteBackendKind::Ballista, Some(scheduler)) => {
+                ballista::open_site(data, scheduler, vocabulary, policy, guards).await
+            }
+            (SiteBackendKind::Postgres | SiteBackendKind::Ballista, None) => Err(
+                EngineError::Data(format!("site {}: site.url is required", config.site.id)),
+            ),
+            (SiteBackendKind::Datafusion, _) => {
+                Self::open_guarded(data, vocabulary, policy, guards).await
+            }
+        }
+    }
+
+    /// The same site, running its admitted subplans on `backend`.
+    pub(crate) fn with_backend(self, backend: Arc<dyn SiteBackend>) -> Self {
+        Self { backend, ..self }
     }
 
     /// Open a site from its parts, with no permit check, audit or opt-out

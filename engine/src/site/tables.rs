@@ -17,14 +17,15 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{Column, JoinType};
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
     ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
 };
-use datafusion::datasource::{ViewTable, provider_as_source};
-use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder, lit};
+use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
+use datafusion::logical_expr::{Expr, Filter, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 
 use crate::error::{EngineError, Result};
@@ -131,9 +132,72 @@ fn without_opted_out(scan: LogicalPlan, table: &str, opted_out: &[i64]) -> Resul
         .build()?)
 }
 
+/// `plan` with the opt-out anti joins of the site's views replaced by the
+/// equivalent filters `person_id NOT IN (…)` of literals, for a backend the
+/// plan travels to (serialised to a Ballista cluster, unparsed into a
+/// database's SQL), which cannot receive an in-memory list.
+///
+/// Admission sees the join, not the filter: it accepts joining identifiers
+/// and refuses comparing them with literals (in an analyst's query that is
+/// a differencing attack on one patient). The site makes this rewrite
+/// after admission, only on the joins with its own opt-out list, which no
+/// subplan can name.
+pub fn opt_out_as_filters(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::Join(join) = &node else {
+            return Ok(Transformed::no(node));
+        };
+        let ([(key, _)], JoinType::LeftAnti, None) =
+            (join.on.as_slice(), join.join_type, &join.filter)
+        else {
+            return Ok(Transformed::no(node));
+        };
+        let Some(ids) = opt_out_list(&join.right)? else {
+            return Ok(Transformed::no(node));
+        };
+        let keep = key
+            .clone()
+            .in_list(ids.into_iter().map(lit).collect(), true);
+        let filter = Filter::try_new(keep, Arc::clone(&join.left))?;
+        Ok(Transformed::yes(LogicalPlan::Filter(filter)))
+    })?;
+    Ok(rewritten.data)
+}
+
+/// The person ids of `plan` if it is the scan of a site's opt-out list.
+fn opt_out_list(plan: &LogicalPlan) -> datafusion::error::Result<Option<Vec<i64>>> {
+    let LogicalPlan::TableScan(scan) = plan else {
+        return Ok(None);
+    };
+    if scan.table_name.table() != OPT_OUT_TABLE {
+        return Ok(None);
+    }
+    let provider = source_as_provider(&scan.source)?;
+    let Some(list) = provider.downcast_ref::<MemTable>() else {
+        return Ok(None);
+    };
+    let mut ids = Vec::new();
+    for partition in &list.batches {
+        let batches = partition.try_read().map_err(|_| {
+            datafusion::error::DataFusionError::Internal("opt-out list is being written".into())
+        })?;
+        for batch in batches.iter() {
+            let column = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("opt-out ids are not Int64".into())
+                })?;
+            ids.extend(column.iter().flatten());
+        }
+    }
+    Ok(Some(ids))
+}
+
 /// Register the patient tables `present` of a site whose data lives in a
 /// database, for planning and admission only: views (the `site` column,
-/// opted-out persons removed by a `NOT IN` filter) over schema-only tables
+/// opted-out persons removed by the same anti join as Parquet sites) over schema-only tables
 /// named as the CDM's. The site's backend runs the plans in the database,
 /// with the views inlined into the SQL; `concept` is registered the same
 /// way when the database has it.
@@ -164,13 +228,7 @@ pub fn register_relational_tables(
             ctx.register_table(table.name, Arc::new(ViewTable::new(view, None)))?;
             continue;
         }
-        let scan = if opted_out.is_empty() {
-            scan
-        } else {
-            let ids = opted_out.iter().map(|&id| lit(id)).collect();
-            let keep = Expr::Column(Column::new(Some(table.name), PRIVACY_UNIT)).in_list(ids, true);
-            LogicalPlanBuilder::from(scan).filter(keep)?.build()?
-        };
+        let scan = without_opted_out(scan, table.name, opted_out)?;
         let view = ViewTable::new(with_site_column(scan, site)?, None);
         ctx.register_table(table.name, Arc::new(view))?;
         registered.push(table.name.to_string());

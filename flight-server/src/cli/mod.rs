@@ -5,13 +5,13 @@
 // Printing to the terminal is this module's interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
 mod load;
+mod logging;
 mod security;
 
 use crate::auth::secrets;
@@ -81,9 +81,11 @@ enum Command {
         /// count discloses that small groups exist; off by default).
         #[arg(long)]
         report_suppressed: bool,
-        /// Run a site on another backend, e.g. `lu=postgres` (a private
-        /// PostgreSQL server is started and the site loaded into it).
-        /// Repeatable; sites not named run on `datafusion`.
+        /// Run a site on another backend: `lu=postgres` (a private
+        /// PostgreSQL server is started and the site loaded into it) or
+        /// `kr=ballista` (an in-process Ballista scheduler and executor
+        /// run its subplans over its Parquet files). Repeatable; sites not
+        /// named run on `datafusion`.
         #[arg(long, value_parser = parse_site_backend)]
         site_backend: Vec<(String, SiteBackendKind)>,
         /// Disclosure control: `threshold` (exact counts of groups of at
@@ -208,17 +210,6 @@ impl Login {
     }
 }
 
-fn init_tracing(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .try_init();
-}
-
 /// Entry point: parse arguments, run, map errors to exit code 1.
 pub fn main() -> ExitCode {
     main_from(std::env::args_os())
@@ -246,7 +237,7 @@ where
     // tonic reports refused TLS handshakes (untrusted certificate, plaintext
     // on a TLS port) at debug level: a security event
     // a site's steward must see.
-    init_tracing(if quiet {
+    logging::init(if quiet {
         "warn"
     } else {
         "info,tonic::transport::server=debug"
@@ -484,9 +475,11 @@ fn parse_site_backend(s: &str) -> std::result::Result<(String, SiteBackendKind),
     let kind = match backend {
         "datafusion" => SiteBackendKind::Datafusion,
         "postgres" => SiteBackendKind::Postgres,
-        "ballista" => return Err("the ballista backend is not available yet".into()),
+        "ballista" => SiteBackendKind::Ballista,
         other => {
-            return Err(format!("unknown backend '{other}': datafusion or postgres"));
+            return Err(format!(
+                "unknown backend '{other}': datafusion, postgres or ballista"
+            ));
         }
     };
     Ok((site.to_string(), kind))

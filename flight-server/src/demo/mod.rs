@@ -14,6 +14,7 @@
 // Printing to the terminal is this module's interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod backends;
 pub mod postgres;
 pub mod security;
 
@@ -24,17 +25,18 @@ use crate::client::{ClientOptions, Credentials, run_query_with};
 use crate::error::{Result, ServerError};
 use crate::format::{Format, footer, render};
 use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
+pub use backends::SiteBackends;
+use backends::{DemoSite, SiteHosts};
 use ihdsi_catalog::AuthSection;
 use ihdsi_catalog::auth::{ServiceToken, UserEntry};
-use ihdsi_catalog::registry::{CoordinatorSection, SiteBackendKind};
+use ihdsi_catalog::registry::CoordinatorSection;
 use ihdsi_catalog::security::AuditSection;
 use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{FederationConfig, PrivacyMode, PrivacyPolicy, SiteEntry};
+use ihdsi_engine::Coordinator;
 use ihdsi_engine::EngineError;
 use ihdsi_engine::audit::AuditLog;
-use ihdsi_engine::site::SiteData;
 use ihdsi_engine::site::SiteGuards;
-use ihdsi_engine::{Coordinator, SiteEngine};
 use security::DemoSecurity;
 use std::sync::Arc;
 
@@ -153,24 +155,9 @@ pub struct Federation {
     pub site_endpoints: Vec<(String, String)>,
     handles: Vec<tokio::task::JoinHandle<Result<()>>>,
     stop: tokio::sync::watch::Sender<bool>,
-    /// The private server of the PostgreSQL-backed sites, if any; stopped
-    /// with the federation.
-    postgres: Option<postgres::PgServer>,
-}
-
-/// Which sites of a demo run on which backend; DataFusion unless listed
-/// (`ihdsi demo --site-backend lu=postgres`).
-#[derive(Debug, Clone, Default)]
-pub struct SiteBackends(pub Vec<(String, SiteBackendKind)>);
-
-impl SiteBackends {
-    fn of(&self, site: &str) -> SiteBackendKind {
-        self.0
-            .iter()
-            .rev()
-            .find(|(id, _)| id == site)
-            .map_or(SiteBackendKind::Datafusion, |(_, kind)| *kind)
-    }
+    /// The private database and cluster of the sites not on DataFusion,
+    /// if any; stopped with the federation.
+    hosts: SiteHosts,
 }
 
 impl Federation {
@@ -180,8 +167,8 @@ impl Federation {
         for h in self.handles {
             let _ = h.await;
         }
-        // The sites are down: now the server some of them ran on.
-        drop(self.postgres);
+        // The sites are down: now the servers some of them ran on.
+        drop(self.hosts);
     }
 }
 
@@ -256,32 +243,17 @@ pub async fn start_with(
             "--site-backend names site '{unknown}', which the demo data does not have"
         )));
     }
-    let mut pg = None;
+    let mut hosts = SiteHosts::default();
     for (id, folder) in folders {
-        let guards = site_guards(security, &id)?;
-        let engine = match backends.of(&id) {
-            SiteBackendKind::Datafusion => {
-                let data = SiteData {
-                    id: id.clone(),
-                    location: folder.display().to_string(),
-                };
-                SiteEngine::open_guarded(data, Some(&vocabulary), site.clone(), guards).await?
-            }
-            SiteBackendKind::Postgres => {
-                if pg.is_none() {
-                    postgres::stop_stale(data);
-                    let dir = data.join(format!(".postgres-{}", std::process::id()));
-                    pg = Some(postgres::PgServer::start(&dir).await?);
-                }
-                let server = pg
-                    .as_ref()
-                    .ok_or_else(|| ServerError::Serve("no PostgreSQL".into()))?;
-                let url = server.create_database(&format!("omop_{id}")).await?;
-                let vocab = Path::new(&vocabulary);
-                ihdsi_engine::site::postgres::load::load_site(&folder, Some(vocab), &url).await?;
-                ihdsi_engine::site::postgres::open_site(&id, &url, site.clone(), guards).await?
-            }
+        let site = DemoSite {
+            id: &id,
+            folder: &folder,
+            data,
+            vocabulary: &vocabulary,
+            policy: site.clone(),
+            guards: site_guards(security, &id)?,
         };
+        let engine = hosts.open(site, backends.of(&id)).await?;
         let (listener, addr) = bind("127.0.0.1:0").await?;
         let tables = engine.tables().to_vec();
         let tls = security.and_then(|s| s.site(&id));
@@ -334,7 +306,7 @@ pub async fn start_with(
         site_endpoints: entries.into_iter().map(|e| (e.id, e.endpoint)).collect(),
         handles,
         stop,
-        postgres: pg,
+        hosts,
     })
 }
 
@@ -384,10 +356,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         fed.site_endpoints.len()
     );
     for (id, ep) in &fed.site_endpoints {
-        let backend = match opts.site_backends.of(id) {
-            SiteBackendKind::Datafusion => "DataFusion over Parquet",
-            SiteBackendKind::Postgres => "inside PostgreSQL (a private server, loaded at start-up)",
-        };
+        let backend = opts.site_backends.describe(id);
         println!("  site {id:<4} {ep}  subplans run {backend}");
     }
     println!(

@@ -14,6 +14,7 @@ mod duplicates;
 mod errors;
 mod jdbc;
 mod metadata;
+mod mixed;
 mod postgres;
 mod security;
 mod stewardship;

@@ -1,5 +1,7 @@
 //! What a hospital's data steward relies on, against real processes: opted-
-//! out persons never influence a result, and the audit trail survives a
+//! out persons never influence a result (whatever backend a site runs on:
+//! the suite runs with one site inside PostgreSQL and one on Ballista), and
+//! the audit trail survives a
 //! `kill -9` of the coordinator mid-query while any tampering with it is
 //! named by `ihdsi audit verify`.
 
@@ -101,10 +103,30 @@ async fn opted_out_persons_never_change_a_result() {
     let data = cohort(6_000);
     let sites = site_ids(&data);
     let material = Material::make("opt-out", &sites);
+    // `lu` runs inside PostgreSQL and `kr` on a Ballista cluster, each
+    // named in its site.toml: the opt-out list must travel with the plan
+    // into the database's SQL and to the cluster's executors.
+    let pg = ihdsi_tests::postgres::start("opt-out").await;
+    ihdsi_engine::site::postgres::load::load_site(
+        &data.join("lu"),
+        Some(&data.join("concept.parquet")),
+        &pg.url(),
+    )
+    .await
+    .expect("load lu");
+    let postgres = format!("backend = \"postgres\"\nurl = {:?}\n", pg.url());
+    let cluster = ihdsi_tests::backends::ballista_cluster().await;
+    let ballista = format!(
+        "backend = \"ballista\"\nurl = {:?}\n",
+        cluster.scheduler_url()
+    );
     let setup = Setup {
         min_group_size: Some(1),
         allow_min_max: true,
         opt_out: opted_out(&data).await,
+        site_backend: [("lu".to_string(), postgres), ("kr".to_string(), ballista)]
+            .into_iter()
+            .collect(),
         ..Setup::default()
     };
     let permit = material.permit("P-OPT-OUT", &[]);
@@ -140,6 +162,14 @@ async fn opted_out_persons_never_change_a_result() {
         influenced * 2 > cases.len(),
         "only {influenced} of {} answers depend on the opted-out persons; the test would not notice a leak",
         cases.len()
+    );
+    assert!(
+        cluster.jobs() >= cases.len(),
+        "kr's subplans did not run on its Ballista cluster"
+    );
+    assert!(
+        pg.log().contains("NOT IN ("),
+        "lu's subplans did not reach PostgreSQL with the opt-out filter"
     );
     drop(fed);
 }

@@ -39,6 +39,7 @@ use tokio_postgres::{Client, Row};
 use super::pg_error;
 use crate::error::{EngineError, Result};
 use crate::site::backend::SiteBackend;
+use crate::site::tables::opt_out_as_filters;
 
 /// Runs subplans in a PostgreSQL database holding the site's CDM tables.
 pub struct PostgresBackend {
@@ -97,11 +98,12 @@ impl SiteBackend for PostgresBackend {
     }
 }
 
-/// The PostgreSQL statement of `plan`: views inlined, unparsed, each output
-/// column cast to the type the plan promises.
+/// The PostgreSQL statement of `plan`: views inlined, the opt-out list as
+/// a filter of literals, unparsed, each output column cast to the type the
+/// plan promises.
 pub fn postgres_sql(plan: LogicalPlan) -> Result<String> {
     let schema = plan.schema().as_arrow().clone();
-    let plan = inline_views(plan)?;
+    let plan = opt_out_as_filters(inline_views(plan)?)?;
     let inner = Unparser::new(&PostgreSqlDialect {})
         .plan_to_sql(&plan)
         .map_err(|e| {

@@ -1,0 +1,164 @@
+//! Mixed federations (issue 7): one site inside PostgreSQL, one on an
+//! Apache Ballista cluster, one on DataFusion over Parquet, answering as
+//! the pooled oracle does; and the same mix started by `ihdsi demo`.
+//!
+//! The PostgreSQL server and the Ballista cluster are real and started by
+//! each test: `initdb` in a temporary folder on a free port, and Ballista's
+//! scheduler and executor in this process on loopback (gRPC and Arrow
+//! Flight over sockets, plans serialised as they are for a remote cluster).
+
+use ihdsi_engine::site::postgres;
+use ihdsi_tests::backends::{Host, ballista_cluster, mixed_federation};
+use ihdsi_tests::compare::{diff, rows};
+use ihdsi_tests::queries::load;
+use ihdsi_tests::{ask, centralized, cohort, oracle_rows, policy};
+
+/// The whole differential suite with `lu` on PostgreSQL, `kr` on Ballista
+/// and `us` on DataFusion. Then the evidence that each backend ran the
+/// subplans: PostgreSQL's own statement log holds one aggregating subplan
+/// per query and nothing that reads rows out, and the Ballista executor
+/// wrote the stages of at least one job per query.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_differential_suite_holds_over_postgresql_ballista_and_datafusion_sites() {
+    let data = cohort(6_000);
+    let pg = ihdsi_tests::postgres::start("mixed").await;
+    let loaded = postgres::load::load_site(
+        &data.join("lu"),
+        Some(&data.join("concept.parquet")),
+        &pg.url(),
+    )
+    .await
+    .expect("load lu");
+    assert!(loaded.tables.len() >= 8, "{loaded:?}");
+    let cluster = ballista_cluster().await;
+    let scheduler = cluster.scheduler_url();
+    let hosts = [
+        ("lu", Host::Postgres(&pg.url())),
+        ("kr", Host::Ballista(&scheduler)),
+    ];
+    let uri = mixed_federation(&data, &hosts, policy(1, true)).await;
+    let jobs_before = cluster.jobs();
+    let oracle = centralized(&data).await;
+    let mut failures = Vec::new();
+    let cases = load("differential.sql");
+    for case in &cases {
+        let expected = oracle_rows(&oracle, &case.sql).await;
+        match ask(&uri, &case.sql).await {
+            Ok(got) => {
+                if let Some(d) = diff(&got.batches, &expected) {
+                    failures.push(format!("{}: {d}", case.name));
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", case.name)),
+        }
+    }
+    let log = pg.log();
+    let errors: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("ERROR") || l.contains("STATEMENT"))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} queries differ with lu on PostgreSQL and kr on Ballista:\n{}\nPostgreSQL log:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n"),
+        errors.join("\n")
+    );
+    assert_postgresql_ran_only_subplans(&log, cases.len());
+    let jobs = cluster.jobs() - jobs_before;
+    assert!(
+        jobs >= cases.len(),
+        "the Ballista executor ran {jobs} jobs for {} queries",
+        cases.len()
+    );
+}
+
+/// PostgreSQL's own log (`log_statement = all`; tokio-postgres runs
+/// statements as `execute`): every statement the site ran is a subplan
+/// that aggregates per group inside the database, its output the partials
+/// and the distinct-patient count; none reads rows out.
+fn assert_postgresql_ran_only_subplans(log: &str, queries: usize) {
+    let statements: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("LOG:") && (l.contains("execute") || l.contains("statement:")))
+        .filter_map(|l| l.find("SELECT").map(|i| &l[i..]))
+        .collect();
+    let subplans = statements
+        .iter()
+        .filter(|s| s.contains("ihdsi_subplan"))
+        .count();
+    assert!(
+        subplans >= queries,
+        "{subplans} subplan statements logged for {queries} queries"
+    );
+    for s in &statements {
+        let catalog = s.contains("information_schema.tables");
+        assert!(
+            catalog || s.contains(r#"count(DISTINCT "#) && s.contains(r#"AS "ihdsi_patients""#),
+            "a statement that does not aggregate per group ran in PostgreSQL: {s}"
+        );
+    }
+}
+
+/// The p% dominance rule with the outlier's site (`kr`) on Ballista: its
+/// per-patient contributions are computed on the cluster too, and the
+/// released SUM cells are the pooled oracle's under k = 10 and the rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_dominance_rule_holds_with_a_site_on_ballista() {
+    use crate::dominance::{CASES, guarded, oracle_sql, query};
+
+    let data = ihdsi_tests::planted::outlier(&cohort(6_000)).await;
+    let cluster = ballista_cluster().await;
+    let scheduler = cluster.scheduler_url();
+    let uri = mixed_federation(&data, &[("kr", Host::Ballista(&scheduler))], guarded()).await;
+    let oracle = centralized(&data).await;
+    for (key, value, from) in CASES {
+        let sql = query(key, value, from);
+        let got = ask(&uri, &sql).await.expect("federated");
+        let expected = oracle_rows(&oracle, &oracle_sql(key, value, from)).await;
+        assert_eq!(diff(&got.batches, &expected), None, "{sql}");
+    }
+}
+
+/// `ihdsi demo --site-backend lu=postgres --site-backend kr=ballista`: the
+/// demo starts its own PostgreSQL server (loading `lu` into it) and its
+/// own Ballista cluster, and the mixed federation answers as the pooled
+/// oracle does (thresholds 10 at the sites and the federation; grouping by
+/// site, so both thresholds are the oracle's one).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_demo_mixes_postgresql_ballista_and_datafusion_sites() {
+    use ihdsi_flight_server::client::{Connection, Credentials};
+    use ihdsi_tests::process::{DemoProcess, PASSWORD};
+
+    let data = cohort(6_000);
+    let demo = DemoProcess::start_with(
+        &data,
+        &[
+            "--site-backend",
+            "lu=postgres",
+            "--site-backend",
+            "kr=ballista",
+        ],
+    );
+    let login = Credentials::Password {
+        user: ihdsi_flight_server::demo::DEMO_USER.into(),
+        password: PASSWORD.into(),
+    };
+    let analyst = Connection::connect(&demo.uri, &login).await.expect("login");
+    let sql = "SELECT site, gender_concept_id, count(DISTINCT person_id) AS n, avg(year_of_birth) AS born FROM person GROUP BY 1, 2";
+    let got = analyst.query(sql).await.expect("query");
+    let oracle = centralized(&data).await;
+    let expected = oracle_rows(
+        &oracle,
+        &format!("{sql} HAVING count(DISTINCT person_id) >= 10"),
+    )
+    .await;
+    assert!(rows(&expected).len() >= 6, "{:?}", rows(&expected));
+    assert_eq!(diff(&got.batches, &expected), None);
+    assert!(
+        demo.banner.contains("inside PostgreSQL") && demo.banner.contains("on Apache Ballista"),
+        "{}",
+        demo.banner
+    );
+}
