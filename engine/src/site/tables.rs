@@ -303,3 +303,39 @@ pub async fn register_vocabulary(ctx: &SessionContext, location: &str) -> Result
     ctx.register_table(def.name, Arc::new(provider))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The opt-out join of every view a subplan reads, in subqueries too,
+    /// becomes a `NOT IN` filter of the same ids; nothing else changes.
+    #[tokio::test]
+    async fn opt_out_joins_become_filters_of_the_same_ids() {
+        let ctx = SessionContext::new();
+        let present = ["person".to_string(), "condition_occurrence".to_string()];
+        register_relational_tables(&ctx, "lu", &present, &[17, 42]).expect("views");
+        let sql = "SELECT gender_concept_id, count(*) FROM person WHERE person_id IN \
+                   (SELECT person_id FROM condition_occurrence) GROUP BY 1";
+        let plan = ctx.state().create_logical_plan(sql).await.expect("plan");
+        let before = plan.display_indent().to_string();
+        assert_eq!(before.matches("LeftAnti Join").count(), 2, "{before}");
+        let after = opt_out_as_filters(plan).expect("rewrite");
+        let text = after.display_indent().to_string();
+        assert!(!text.contains(OPT_OUT_TABLE), "{text}");
+        assert!(!text.contains("LeftAnti"), "{text}");
+        assert_eq!(
+            text.matches("NOT IN ([Int64(17), Int64(42)])").count(),
+            2,
+            "{text}"
+        );
+        assert_eq!(
+            after.schema(),
+            ctx.state()
+                .create_logical_plan(sql)
+                .await
+                .expect("plan")
+                .schema()
+        );
+    }
+}
