@@ -164,6 +164,8 @@ async fn run(args: Args) -> Result<()> {
                 k,
             )
             .await?;
+            results.backends =
+                crate::backends::sweep(&cohort, &runs_dir, k, &cent, plan.repeats).await?;
         }
         results.scales.push(Scale { cohort, figures });
     }

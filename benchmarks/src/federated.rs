@@ -10,7 +10,7 @@
 //! The coordinator logs one `query answered` line per query with where its
 //! time went; [`Federation::breakdown`] reads it back by query id.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -165,6 +165,19 @@ impl Federation {
     /// at sites and coordinator; `secured` adds mutual TLS, permits and
     /// audit trails. Files go to a fresh folder under `runs`.
     pub fn start(cohort: &Cohort, runs: &Path, k: u64, secured: bool) -> Result<Self> {
+        Self::start_with(cohort, runs, k, secured, &BTreeMap::new())
+    }
+
+    /// [`Federation::start`], with `site_lines[id]` added to the `[site]`
+    /// section of that site's `site.toml` (another backend: `backend = …`,
+    /// `url = …`).
+    pub fn start_with(
+        cohort: &Cohort,
+        runs: &Path,
+        k: u64,
+        secured: bool,
+        site_lines: &BTreeMap<String, String>,
+    ) -> Result<Self> {
         let dir = runs.join(format!(
             "{}-{}-{}",
             cohort
@@ -208,9 +221,10 @@ impl Federation {
         let mut entries = String::new();
         for (id, folder) in &sites {
             let mut toml = format!(
-                "[site]\nid = \"{id}\"\nlisten = \"127.0.0.1:0\"\ndata = {}\nvocabulary = {}\n\n[privacy]\nmin_group_size = {k}\n",
+                "[site]\nid = \"{id}\"\nlisten = \"127.0.0.1:0\"\ndata = {}\nvocabulary = {}\n{}\n[privacy]\nmin_group_size = {k}\n",
                 path_str(folder),
-                path_str(&vocabulary)
+                path_str(&vocabulary),
+                site_lines.get(id).map_or("", String::as_str)
             );
             if let Some(sec) = &security {
                 toml.push_str(&site_security(sec, id)?);

@@ -26,6 +26,7 @@
 // its interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod backends;
 pub mod centralized;
 pub mod cli;
 pub mod cohort;

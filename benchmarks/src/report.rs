@@ -25,6 +25,14 @@ pub struct SitesPoint {
     pub figures: Vec<QueryFigures>,
 }
 
+/// The workload with one site on another backend (the site-backends
+/// sweep).
+#[derive(Debug, Clone)]
+pub struct BackendPoint {
+    pub configuration: &'static str,
+    pub figures: Vec<QueryFigures>,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone)]
 pub struct Results {
@@ -34,6 +42,7 @@ pub struct Results {
     pub duckdb_version: String,
     pub scales: Vec<Scale>,
     pub sites: Vec<SitesPoint>,
+    pub backends: Vec<BackendPoint>,
     pub concurrency: Vec<[Concurrency; 2]>,
     pub latency: Vec<Latency>,
     pub latency_persons: u64,
@@ -49,6 +58,7 @@ impl Results {
             duckdb_version: String::new(),
             scales: Vec::new(),
             sites: Vec::new(),
+            backends: Vec::new(),
             concurrency: Vec::new(),
             latency: Vec::new(),
             latency_persons: 0,
@@ -290,6 +300,38 @@ fn sites_section(md: &mut String, r: &Results) {
     }
 }
 
+fn backends_section(md: &mut String, r: &Results) {
+    let Some(scale) = r
+        .scales
+        .iter()
+        .find(|s| s.cohort.persons == r.latency_persons)
+        .or_else(|| r.main_scale())
+    else {
+        return;
+    };
+    if r.backends.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n## Site backends ({} persons, 3 sites; the others on DataFusion)\n\nEach configuration is its own federation, measured interleaved with centralized DataFusion; compare the medians of fed/central.\n\n| configuration | workload federated s | centralized s | median fed/central |\n|---|---:|---:|---:|",
+        human(scale.cohort.persons)
+    );
+    let row = |md: &mut String, name: &str, figures: &[QueryFigures]| {
+        let fed: f64 = figures.iter().map(QueryFigures::federated).sum::<f64>() / 1000.0;
+        let cent: f64 = figures.iter().map(QueryFigures::centralized).sum::<f64>() / 1000.0;
+        let _ = writeln!(
+            md,
+            "| {name} | {fed:.2} | {cent:.2} | {:.2} |",
+            median(&ratios(figures))
+        );
+    };
+    row(md, "every site on DataFusion", &scale.figures);
+    for p in &r.backends {
+        row(md, p.configuration, &p.figures);
+    }
+}
+
 fn concurrency_section(md: &mut String, r: &Results) {
     if r.concurrency.is_empty() {
         return;
@@ -397,6 +439,7 @@ pub fn markdown(r: &Results) -> String {
     }
     persons_section(&mut md, r);
     sites_section(&mut md, r);
+    backends_section(&mut md, r);
     concurrency_section(&mut md, r);
     latency_section(&mut md, r);
     md
