@@ -162,3 +162,34 @@ async fn the_demo_mixes_postgresql_ballista_and_datafusion_sites() {
         demo.banner
     );
 }
+
+/// A Ballista-backed site whose scheduler cannot be reached does not start
+/// and says why, naming the scheduler; it does not wait for an analyst's
+/// first query to fail.
+#[test]
+fn a_ballista_site_without_its_scheduler_refuses_to_start_and_names_it() {
+    let dir = std::env::temp_dir().join(format!("ihdsi-no-scheduler-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a port")
+        .port();
+    let config = dir.join("site.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[site]\nid = \"kr\"\nlisten = \"127.0.0.1:0\"\nbackend = \"ballista\"\nurl = \"df://127.0.0.1:{closed}\"\ndata = {:?}\n",
+            cohort(6_000).join("kr").display().to_string()
+        ),
+    )
+    .expect("site.toml");
+    let out = ihdsi_tests::secured::ihdsi(&["site", "--config", &config.display().to_string()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "Ballista scheduler df://127.0.0.1:{closed} did not run a probe job"
+        )),
+        "{stderr}"
+    );
+}
