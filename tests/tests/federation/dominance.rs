@@ -39,6 +39,18 @@ pub(crate) fn query(key: &str, value: &str, from: &str) -> String {
     )
 }
 
+/// Every case answered by the federation at `uri` as the rule's pooled
+/// oracle over `data` answers it (the backend suites' check).
+pub(crate) async fn assert_cases_hold(uri: &str, data: &std::path::Path) {
+    let oracle = centralized(data).await;
+    for (key, value, from) in CASES {
+        let sql = query(key, value, from);
+        let got = ask(uri, &sql).await.expect("federated");
+        let expected = oracle_rows(&oracle, &oracle_sql(key, value, from)).await;
+        assert_eq!(diff(&got.batches, &expected), None, "{sql}");
+    }
+}
+
 pub(crate) const CASES: &[(&str, &str, &str)] = &[
     ("measurement_concept_id", "value_as_number", "measurement"),
     ("drug_concept_id", "quantity", "drug_exposure"),

@@ -106,19 +106,13 @@ fn assert_postgresql_ran_only_subplans(log: &str, queries: usize) {
 /// released SUM cells are the pooled oracle's under k = 10 and the rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dominance_rule_holds_with_a_site_on_ballista() {
-    use crate::dominance::{CASES, guarded, oracle_sql, query};
+    use crate::dominance::{assert_cases_hold, guarded};
 
     let data = ihdsi_tests::planted::outlier(&cohort(6_000)).await;
     let cluster = ballista_cluster().await;
     let scheduler = cluster.scheduler_url();
     let uri = mixed_federation(&data, &[("kr", Host::Ballista(&scheduler))], guarded()).await;
-    let oracle = centralized(&data).await;
-    for (key, value, from) in CASES {
-        let sql = query(key, value, from);
-        let got = ask(&uri, &sql).await.expect("federated");
-        let expected = oracle_rows(&oracle, &oracle_sql(key, value, from)).await;
-        assert_eq!(diff(&got.batches, &expected), None, "{sql}");
-    }
+    assert_cases_hold(&uri, &data).await;
 }
 
 /// `ihdsi demo --site-backend lu=postgres --site-backend kr=ballista`: the

@@ -13,9 +13,9 @@ use std::process::Command;
 use ihdsi_catalog::schema;
 use ihdsi_engine::site::postgres;
 use ihdsi_tests::backends::{Host, mixed_federation};
-use ihdsi_tests::compare::{Cell, diff, rows};
+use ihdsi_tests::compare::{Cell, rows};
 use ihdsi_tests::process::ihdsi_binary;
-use ihdsi_tests::{ask, centralized, cohort, oracle_rows};
+use ihdsi_tests::{cohort, oracle_rows};
 
 /// `(query on PostgreSQL, the same on the Parquet files)`: counts and
 /// checksums of every value kind, as text so that types compare.
@@ -119,7 +119,7 @@ async fn a_site_loads_into_postgresql_with_the_cdm_columns_and_every_row() {
 /// released SUM cells are the pooled oracle's under k = 10 and the rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_dominance_rule_holds_with_a_site_on_postgresql() {
-    use crate::dominance::{CASES, guarded, oracle_sql, query};
+    use crate::dominance::{assert_cases_hold, guarded};
 
     let data = ihdsi_tests::planted::outlier(&cohort(6_000)).await;
     let pg = ihdsi_tests::postgres::start("dominance").await;
@@ -131,11 +131,5 @@ async fn the_dominance_rule_holds_with_a_site_on_postgresql() {
     .await
     .expect("load kr");
     let uri = mixed_federation(&data, &[("kr", Host::Postgres(&pg.url()))], guarded()).await;
-    let oracle = centralized(&data).await;
-    for (key, value, from) in CASES {
-        let sql = query(key, value, from);
-        let got = ask(&uri, &sql).await.expect("federated");
-        let expected = oracle_rows(&oracle, &oracle_sql(key, value, from)).await;
-        assert_eq!(diff(&got.batches, &expected), None, "{sql}");
-    }
+    assert_cases_hold(&uri, &data).await;
 }
