@@ -201,15 +201,20 @@ pub fn stop_stale(data: &Path) {
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().starts_with(".postgres-"));
     for entry in stale {
-        if let Ok(mut stop) = server_command("pg_ctl") {
-            let _ = stop
-                .args(["stop", "-m", "immediate", "-D"])
-                .arg(entry.path().join("data"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        stop_server(&entry.path());
         let _ = std::fs::remove_dir_all(entry.path());
+    }
+}
+
+/// `pg_ctl stop -m immediate` on the server whose folder is `dir`.
+fn stop_server(dir: &Path) {
+    if let Ok(mut stop) = server_command("pg_ctl") {
+        let _ = stop
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(dir.join("data"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
@@ -217,14 +222,7 @@ impl Drop for PgServer {
     fn drop(&mut self) {
         // As root the child is `runuser`, not the server: stop the server
         // itself, then reap the child.
-        if let Ok(mut stop) = server_command("pg_ctl") {
-            let _ = stop
-                .args(["stop", "-m", "immediate", "-D"])
-                .arg(self.dir.join("data"))
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
-        }
+        stop_server(&self.dir);
         let _ = self.child.kill();
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);

@@ -263,7 +263,13 @@ fn column(rows: &[Row], i: usize, t: &DataType) -> Result<ArrayRef> {
                 .iter()
                 .map(|r| get::<Option<String>>(r, i))
                 .collect::<Result<_>>()?;
-            cast(&text, other)?
+            // Arrow's message would quote the text it failed on: a group
+            // key, possibly of a group the threshold withholds.
+            cast(&text, other).map_err(|_| {
+                EngineError::Execution(format!(
+                    "PostgreSQL returned text Arrow cannot read as {other} in result column {i}"
+                ))
+            })?
         }
     })
 }

@@ -9,6 +9,7 @@
 //! when given, so that subplans joining it run in the database. Rows travel with `COPY … FROM STDIN` in the text
 //! format, one batch at a time.
 
+use std::fmt::Write as _;
 use std::path::Path;
 
 use bytes::Bytes;
@@ -144,6 +145,8 @@ fn copy_text(batch: &RecordBatch) -> Result<String> {
         .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let mut out = String::new();
+    // One buffer for every cell's text, not a String per cell.
+    let mut cell = String::new();
     for row in 0..batch.num_rows() {
         for (i, (column, format)) in batch.columns().iter().zip(&formatters).enumerate() {
             if i > 0 {
@@ -153,7 +156,10 @@ fn copy_text(batch: &RecordBatch) -> Result<String> {
                 out.push_str("\\N");
                 continue;
             }
-            for ch in format.value(row).to_string().chars() {
+            cell.clear();
+            write!(cell, "{}", format.value(row))
+                .map_err(|e| EngineError::Internal(format!("formatting a value: {e}")))?;
+            for ch in cell.chars() {
                 match ch {
                     '\\' => out.push_str("\\\\"),
                     '\t' => out.push_str("\\t"),
