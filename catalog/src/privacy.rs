@@ -118,10 +118,13 @@ pub struct DpSettings {
     pub delta: f64,
     /// The budget ledger (JSON lines); required in dp mode.
     pub ledger: Option<PathBuf>,
-    /// Answers and refusals leave the coordinator only on multiples of this
-    /// many milliseconds after the query arrived, so that response times
-    /// tell nothing finer about the data (attack A16). 0 switches it off.
-    pub response_quantum_ms: u64,
+    /// Every admitted query's answer, or failure, leaves the coordinator
+    /// exactly this many milliseconds after the query arrived; one that is
+    /// not done by then is cancelled and fails at that moment, whatever the
+    /// data (attack A16). Queries refused while planning (from their text
+    /// alone) are answered at once. 0 switches the deadline off, which
+    /// opens the timing channel: for tests only.
+    pub response_ms: u64,
 }
 
 impl Default for DpSettings {
@@ -131,7 +134,7 @@ impl Default for DpSettings {
             budget_rho: 1.0,
             delta: 1e-6,
             ledger: None,
-            response_quantum_ms: 1000,
+            response_ms: 3000,
         }
     }
 }
@@ -144,9 +147,9 @@ impl DpSettings {
                 "privacy.dp.rho_per_release and budget_rho must be positive numbers".into(),
             ));
         }
-        if self.response_quantum_ms > 60_000 {
+        if self.response_ms > 600_000 {
             return Err(CatalogError::ConfigInvalid(
-                "privacy.dp.response_quantum_ms must be at most 60000 (one minute)".into(),
+                "privacy.dp.response_ms must be at most 600000 (ten minutes)".into(),
             ));
         }
         if !(self.delta > 0.0 && self.delta < 1e-3) {

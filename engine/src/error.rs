@@ -23,6 +23,13 @@ pub enum EngineError {
     /// A site refused the subplan; `reason` is the site's own message.
     #[error("site '{site}' refused the subplan: {reason}")]
     SiteRefused { site: String, reason: String },
+    /// A site's subplan failed while running. Which site, and why, are in
+    /// that site's log only: whether a query fails at run time can depend
+    /// on patient data, so naming the site would tell on its patients.
+    #[error(
+        "the query failed while running at a site (code site.runtime); the cause is in the site's own log, and which site is not told because a run-time failure can depend on patient data"
+    )]
+    SiteRuntime,
     /// A site answered with something that is not the agreed partial schema.
     #[error("site '{site}' sent an invalid answer: {detail}")]
     SiteProtocol { site: String, detail: String },
@@ -59,6 +66,13 @@ pub enum EngineError {
         "query {query_id} failed while running (code query.runtime); in dp mode run-time failures are not explained and the charge stands"
     )]
     RuntimeFailure { query_id: String },
+    /// A dp query did not finish by its fixed response deadline
+    /// (`privacy.dp.response_ms` after it arrived). It fails at the
+    /// deadline whatever the data, and its charge stands.
+    #[error(
+        "query {query_id} did not finish within the federation's fixed response time of {ms} ms (code query.deadline); the charge stands"
+    )]
+    Deadline { query_id: String, ms: u64 },
     /// A bug: an invariant does not hold.
     #[error("internal error: {0}")]
     Internal(String),
@@ -72,6 +86,7 @@ impl EngineError {
             EngineError::Permit(p) => p.code().to_string(),
             EngineError::SiteUnavailable { .. } => "site.unavailable".into(),
             EngineError::SiteRefused { .. } => "site.refused".into(),
+            EngineError::SiteRuntime => "site.runtime".into(),
             EngineError::SiteProtocol { .. } => "site.protocol".into(),
             EngineError::Overflow => "merge.overflow".into(),
             EngineError::NoSiteHosts(_) => "plan.no_site".into(),
@@ -84,6 +99,7 @@ impl EngineError {
             }
             EngineError::Budget(_) => "budget.ledger".into(),
             EngineError::RuntimeFailure { .. } => "query.runtime".into(),
+            EngineError::Deadline { .. } => "query.deadline".into(),
             EngineError::Internal(_) => "internal".into(),
         }
     }

@@ -18,7 +18,9 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
-use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
+use crate::protocol::{
+    SITE_ELAPSED_KEY, SITE_FAILURE_KEY, SITE_RUNTIME_FAILURE, SITE_SUPPRESSED_KEY, SubplanRequest,
+};
 use ihdsi_catalog::SiteEntry;
 
 /// A site endpoint with a lazily connected channel.
@@ -67,6 +69,13 @@ impl SiteClient {
 
     fn status_error(&self, status: tonic::Status) -> EngineError {
         let site = self.entry.id.clone();
+        let runtime = status
+            .metadata()
+            .get(SITE_FAILURE_KEY)
+            .is_some_and(|v| v.as_bytes() == SITE_RUNTIME_FAILURE.as_bytes());
+        if runtime {
+            return EngineError::SiteRuntime;
+        }
         match status.code() {
             tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
                 EngineError::SiteUnavailable {
@@ -168,30 +177,30 @@ fn transport_cause(status: &tonic::Status) -> String {
 }
 
 /// Run `req` at all `sites` in parallel, recording each site's state in
-/// `progress`; fail if any one fails.
+/// `progress`; fail if any one fails. The site requests are tasks of a
+/// [`tokio::task::JoinSet`]: when the caller gives up (a dp deadline, a
+/// client that hung up), dropping the future cancels every request.
 pub async fn fan_out(
     sites: &[&SiteClient],
     req: &SubplanRequest,
     progress: &Progress,
 ) -> Result<Vec<SitePartials>> {
-    let tasks: Vec<tokio::task::JoinHandle<Result<SitePartials>>> = sites
-        .iter()
-        .map(|s| {
-            let (site, req, progress) = ((*s).clone(), req.clone(), progress.clone());
-            tokio::spawn(async move {
-                let line = progress.started(&site.entry.id, req.release);
-                let answer = site.fetch(&req).await;
-                progress.finished(line, answer.is_ok());
-                answer
-            })
-        })
-        .collect();
-    let mut answers = Vec::with_capacity(tasks.len());
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, s) in sites.iter().enumerate() {
+        let (site, req, progress) = ((*s).clone(), req.clone(), progress.clone());
+        tasks.spawn(async move {
+            let line = progress.started(&site.entry.id, req.release);
+            let answer = site.fetch(&req).await;
+            progress.finished(line, answer.is_ok());
+            (i, answer)
+        });
+    }
+    let mut answers: Vec<Option<SitePartials>> = vec![None; sites.len()];
     let mut first_error = None;
-    for t in tasks {
-        match t.await {
-            Ok(Ok(a)) => answers.push(a),
-            Ok(Err(e)) => {
+    while let Some(joined) = tasks.join_next().await {
+        match joined {
+            Ok((i, Ok(a))) => answers[i] = Some(a),
+            Ok((_, Err(e))) => {
                 first_error.get_or_insert(e);
             }
             Err(e) => {
@@ -201,6 +210,6 @@ pub async fn fan_out(
     }
     match first_error {
         Some(e) => Err(e),
-        None => Ok(answers),
+        None => Ok(answers.into_iter().flatten().collect()),
     }
 }

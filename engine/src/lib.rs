@@ -6,7 +6,8 @@
 //! * [`protocol`]: the ticket a coordinator sends, and the metadata a site returns.
 //! * [`fanout`]: parallel Flight `DoGet` to the sites.
 //! * [`plausibility`]: what the coordinator checks of each site's partials.
-//! * [`merge`]: per-group merge of partials and the federation threshold.
+//! * [`merge`]: per-group merge of partials.
+//! * [`disclosure`]: what may leave a site and the federation, under which rule.
 //! * [`progress`]: per-site state and elapsed time of a running query.
 //! * [`coordinator`]: the whole query path.
 //! * [`audit`]: the hash-chained audit trail of coordinator and sites.
@@ -16,7 +17,7 @@
 pub mod audit;
 pub mod coordinator;
 pub mod differencing;
-pub mod dominance;
+pub mod disclosure;
 pub mod dp;
 pub mod error;
 pub mod fanout;

@@ -1,10 +1,12 @@
-//! The coordinator's merge: combine the sites' partials per group, apply the
-//! federation's threshold, and compute each analyst aggregate.
+//! The coordinator's merge: combine the sites' partials per group and
+//! compute each analyst aggregate from them. Which merged groups and cells
+//! may be released, and how they are rounded or noised, is the disclosure
+//! layer's decision ([`crate::disclosure`]); nothing here withholds.
 //!
 //! This runs in plain Rust, outside DataFusion's optimiser, so that the
-//! threshold is applied exactly where it is written and nothing can be
-//! reordered around it. Groups are keyed by Arrow's row format; each group
-//! holds at most one partial row per site.
+//! rules are applied exactly where they are written and nothing can be
+//! reordered around them. Groups are keyed by Arrow's row format; each
+//! group holds at most one partial row per site.
 //!
 //! Variances use Chan, Golub & LeVeque's parallel update on `(n, mean, M2)`,
 //! which is numerically stable where the textbook `Σx² − n·mean²` is not.
@@ -12,17 +14,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, RecordBatch, new_empty_array};
+use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch, new_empty_array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
 use crate::differencing::GroupCount;
-use crate::dominance::{Dominance, SummaryColumns};
+use crate::disclosure::dominance::{Dominance, SummaryColumns};
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
 use crate::plausibility::implausible;
-use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
 
@@ -31,55 +32,35 @@ use ihdsi_planner::aggregates::Merge;
 pub struct Released {
     /// Columns `c0..cN`: the keys and the merged aggregates.
     pub batch: RecordBatch,
-    /// Merged groups withheld: under the federation's `min_group_size`,
-    /// or failing its p% dominance rule.
+    /// Merged groups withheld: under the federation's `min_group_size`.
     pub suppressed: u64,
+    /// Cells withheld in released groups: under the threshold, or failing
+    /// the p% rule.
+    pub withheld_cells: u64,
     /// Key values and exact distinct-patient count of each released group,
     /// for the differencing detector (never released or logged).
     pub groups: Vec<GroupCount>,
 }
 
 /// One merged group: its keys, each site's partial row, and the exact
-/// number of distinct patients behind it.
+/// number of distinct patients behind it and behind each of its cells.
+#[derive(Debug)]
 pub(crate) struct Group {
     pub(crate) keys: Vec<ScalarValue>,
+    /// Per site that sent the group: its partial values `p*`.
     pub(crate) rows: Vec<Vec<ScalarValue>>,
     pub(crate) patients: i64,
+    /// Merged cell counts (`ihdsi_c*`), summed over sites.
+    pub(crate) cells: Vec<i64>,
     /// Index of the last site that contributed a row, to catch a site that
     /// sends the same group twice.
     pub(crate) last_site: usize,
-    /// The merged dominance summary of each of the release's SUM partials
-    /// under the p% rule (empty when the rule is off).
-    pub(crate) dominance: Vec<Dominance>,
-}
-
-/// Merge the partial batches of all sites for `release` under the
-/// federation's `policy`: its threshold on the exact distinct-patient count
-/// and its p% dominance rule on SUM cells, then its rounding of released
-/// counts. A group that fails either is withheld whole.
-///
-/// Each site's answer has passed [`crate::plausibility::check_site_answer`];
-/// the one rule that needs the groups' keys (a site sends each group at most
-/// once) is checked here, in the same keyed pass that merges them.
-pub fn merge(
-    release: &Release,
-    answers: &[SitePartials],
-    policy: &PrivacyPolicy,
-) -> Result<Released> {
-    let (mut groups, before) = merge_groups(release, answers)?;
-    let k = policy.required_patients();
-    groups.retain(|g| g.patients >= k);
-    if let Some(p) = policy.dominance() {
-        groups.retain(|g| !g.dominance.iter().any(|d| d.dominated(p)));
-    }
-    let suppressed = (before - groups.len()) as u64;
-    let batch = build_output(release, &groups, CountFinish::Round(policy.round_counts_to))?;
-    let groups = groups.into_iter().map(|g| (g.keys, g.patients)).collect();
-    Ok(Released {
-        batch,
-        suppressed,
-        groups,
-    })
+    /// Per dominance entry of the release, each site's summary, in the
+    /// order of `rows` (empty when the rule is off).
+    pub(crate) summaries: Vec<Vec<Dominance>>,
+    /// Per analyst aggregate: withheld by the disclosure layer (released
+    /// as NULL).
+    pub(crate) withheld: Vec<bool>,
 }
 
 /// Merge the sites' partial rows per group, unthresholded. Also returns
@@ -91,6 +72,7 @@ pub(crate) fn merge_groups(
 ) -> Result<(Vec<Group>, usize)> {
     let keys = release.key_count;
     let base = release.base_width();
+    let cells = release.cells.sources.len();
     let width = release.site_types().len();
     let key_types: Vec<SortField> = release
         .site_types()
@@ -119,6 +101,15 @@ pub(crate) fn merge_groups(
         } else {
             None
         };
+        let counts = (0..cells)
+            .map(|c| {
+                batch
+                    .column(base + c)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| EngineError::Internal("cell count is not Int64".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
         let summaries = (0..release.dominance.len())
             .map(|n| SummaryColumns::of(release, batch, n))
             .collect::<Result<Vec<_>>>()?;
@@ -135,8 +126,10 @@ pub(crate) fn merge_groups(
                     keys: Vec::new(),
                     rows: Vec::new(),
                     patients: 0,
+                    cells: vec![0; cells],
                     last_site: usize::MAX,
-                    dominance: vec![Dominance::default(); release.dominance.len()],
+                    summaries: vec![Vec::new(); release.dominance.len()],
+                    withheld: vec![false; release.merges.len()],
                 });
             }
             if groups[slot].last_site == site {
@@ -157,9 +150,13 @@ pub(crate) fn merge_groups(
                 .patients
                 .checked_add(as_i64(&values[base - 1]))
                 .ok_or_else(overflow)?;
+            for (total, column) in g.cells.iter_mut().zip(&counts) {
+                let n = if column.is_null(r) { 0 } else { column.value(r) };
+                *total = total.checked_add(n).ok_or_else(overflow)?;
+            }
             g.rows.push(values[keys..base - 1].to_vec());
-            for (d, columns) in g.dominance.iter_mut().zip(&summaries) {
-                d.merge(columns.get(r));
+            for (per_site, columns) in g.summaries.iter_mut().zip(&summaries) {
+                per_site.push(columns.get(r));
             }
         }
     }
@@ -173,8 +170,6 @@ pub(crate) fn merge_groups(
     Ok((groups, before))
 }
 
-/// The released batch `c0..cN` of `groups`, each aggregate finalised from
-/// its group's partial rows.
 /// What happens to a released count after its merge.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum CountFinish {
@@ -184,6 +179,8 @@ pub(crate) enum CountFinish {
     FloorAtZero,
 }
 
+/// The released batch `c0..cN` of `groups`, each aggregate finalised from
+/// its group's partial rows; withheld cells are NULL.
 pub(crate) fn build_output(
     release: &Release,
     groups: &[Group],
@@ -195,16 +192,18 @@ pub(crate) fn build_output(
         let values: Vec<ScalarValue> = if i < release.key_count {
             groups.iter().map(|g| g.keys[i].clone()).collect()
         } else {
-            let m = &release.merges[i - release.key_count];
+            let a = i - release.key_count;
+            let m = &release.merges[a];
             groups
                 .iter()
                 .map(|g| {
+                    if g.withheld[a] {
+                        return Ok(ScalarValue::try_from(field.data_type())?);
+                    }
                     let v = finalize(m, &g.rows)?;
                     match (m, finish) {
                         (Merge::Count(_), CountFinish::Round(base)) => round_count(v, base),
-                        (Merge::Count(_), CountFinish::FloorAtZero) => {
-                            Ok(crate::dp::noise::non_negative(v))
-                        }
+                        (Merge::Count(_), CountFinish::FloorAtZero) => Ok(non_negative(v)),
                         _ => Ok(v),
                     }
                 })
@@ -220,6 +219,14 @@ pub(crate) fn build_output(
     Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
 }
 
+/// Floor a released count at zero (post-processing of its noisy total).
+fn non_negative(v: ScalarValue) -> ScalarValue {
+    match v {
+        ScalarValue::Int64(Some(x)) if x < 0 => ScalarValue::Int64(Some(0)),
+        other => other,
+    }
+}
+
 /// Integer overflow while merging: no real cohort gets there, so it is a
 /// site sending implausible numbers or an attack on wrap-around (A26).
 pub(crate) fn overflow() -> EngineError {
@@ -229,7 +236,7 @@ pub(crate) fn overflow() -> EngineError {
 /// Round a released count to the nearest multiple of `base` (halves up), as
 /// statistical offices and OpenSAFELY do; `base` 1 leaves it exact. Applied
 /// after the threshold, which always sees the exact count.
-fn round_count(v: ScalarValue, base: u64) -> Result<ScalarValue> {
+pub(crate) fn round_count(v: ScalarValue, base: u64) -> Result<ScalarValue> {
     if base <= 1 || v.is_null() {
         return Ok(v);
     }
@@ -264,7 +271,33 @@ fn typed_null(rows: &[Vec<ScalarValue>], p: usize) -> ScalarValue {
         .unwrap_or(ScalarValue::Null)
 }
 
-fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
+/// `(n, mean, M2)` of the sites' `(count, mean, var_pop)` partials, by
+/// Chan et al.'s parallel update; sites without values are skipped.
+pub(crate) fn moments(
+    rows: &[Vec<ScalarValue>],
+    count: usize,
+    mean: usize,
+    var_pop: usize,
+) -> (f64, f64, f64) {
+    let (mut n, mut mu, mut m2) = (0f64, 0f64, 0f64);
+    for r in rows {
+        let nb = as_i64(&r[count]) as f64;
+        let (Some(mb), Some(vb)) = (as_f64(&r[mean]), as_f64(&r[var_pop])) else {
+            continue;
+        };
+        if nb == 0.0 {
+            continue;
+        }
+        let total = n + nb;
+        let delta = mb - mu;
+        mu += delta * nb / total;
+        m2 += vb * nb + delta * delta * n * nb / total;
+        n = total;
+    }
+    (n, mu, m2)
+}
+
+pub(crate) fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
     let col = |p: usize| rows.iter().map(move |r| &r[p]);
     Ok(match *m {
         Merge::Count(p) | Merge::Sum(p) => {
@@ -310,21 +343,7 @@ fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
             sample,
             sqrt,
         } => {
-            let (mut n, mut mu, mut m2) = (0f64, 0f64, 0f64);
-            for r in rows {
-                let nb = as_i64(&r[count]) as f64;
-                let (Some(mb), Some(vb)) = (as_f64(&r[mean]), as_f64(&r[var_pop])) else {
-                    continue;
-                };
-                if nb == 0.0 {
-                    continue;
-                }
-                let total = n + nb;
-                let delta = mb - mu;
-                mu += delta * nb / total;
-                m2 += vb * nb + delta * delta * n * nb / total;
-                n = total;
-            }
+            let (n, _, m2) = moments(rows, count, mean, var_pop);
             let var = if sample {
                 (n > 1.0).then(|| m2 / (n - 1.0))
             } else {

@@ -12,8 +12,9 @@
 //!   (`patients` of its `[[sites]]` entry, when the federation sets it);
 //! * counts (and the counts behind averages and variances) are never
 //!   negative, and population variances never negative;
-//! * the dominance summaries of SUM cells are finite, ordered and within
-//!   their totals;
+//! * every cell count is present, not negative, and no larger than its
+//!   group's patient count;
+//! * the dominance summaries are finite, ordered and within their totals;
 //! * a site sends each group at most once (checked by the merge, in the
 //!   keyed pass it makes over the groups anyway).
 //!
@@ -24,7 +25,7 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 
-use crate::dominance::SummaryColumns;
+use crate::disclosure::dominance::SummaryColumns;
 use crate::error::{EngineError, Result};
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
@@ -137,6 +138,24 @@ fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()
             return Err(implausible(site, "a negative variance"));
         }
     }
+    let (base, cells) = (release.base_width(), release.cells.sources.len());
+    for c in base..base + cells {
+        if batch.column(c).null_count() > 0 {
+            return Err(implausible(site, "a cell without a patient count"));
+        }
+        if min_value(batch, c)?.is_some_and(|m| m < 0.0) {
+            return Err(implausible(site, "a cell with a negative patient count"));
+        }
+        let counts = cast(batch.column(c), &DataType::Int64)?;
+        let group = cast(batch.column(patients), &DataType::Int64)?;
+        let above = datafusion::arrow::compute::kernels::cmp::gt(&counts, &group)?;
+        if above.true_count() > 0 {
+            return Err(implausible(
+                site,
+                "a cell with more patients than its group",
+            ));
+        }
+    }
     for n in 0..release.dominance.len() {
         let summaries = SummaryColumns::of(release, batch, n)?;
         if (0..batch.num_rows()).any(|row| !summaries.get(row).plausible()) {
@@ -156,7 +175,6 @@ mod tests {
 
     use super::*;
     use crate::fanout::SitePartials;
-    use crate::merge::merge;
 
     use crate::testing::first_release as release;
 
@@ -194,7 +212,7 @@ mod tests {
         for a in answers {
             check_site_answer(r, &a.site, Some(600), &a.batches)?;
         }
-        merge(r, answers, &PrivacyPolicy::default()).map(|_| ())
+        crate::disclosure::threshold::release(r, answers, &PrivacyPolicy::default()).map(|_| ())
     }
 
     #[tokio::test]

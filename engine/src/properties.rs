@@ -9,11 +9,11 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch};
 use proptest::prelude::*;
 
-use crate::dominance::Dominance;
+use crate::disclosure::dominance::Dominance;
 use crate::dp::NoisePlan;
 use crate::dp::sampler::OsUniform;
 use crate::fanout::SitePartials;
-use crate::merge::merge;
+use crate::disclosure::threshold::release as threshold_release;
 use crate::testing::first_release;
 use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 use ihdsi_planner::Release;
@@ -95,7 +95,7 @@ proptest! {
             sites.iter().enumerate().map(|(i, g)| site(&release, i, g)).collect();
         let truth = exact(&sites);
         let policy = PrivacyPolicy::threshold(k, false);
-        let out = merge(&release, &parts, &policy).expect("merge");
+        let out = threshold_release(&release, &parts, &policy).expect("merge");
         let keys = released_keys(&out.batch);
         prop_assert!(keys.len() <= truth.len(), "the merge added groups");
         for key in &keys {

@@ -18,6 +18,15 @@ pub const SITE_SUPPRESSED_KEY: &str = "ihdsi.site_suppressed_groups";
 /// can tell a slow site from a slow network.
 pub const SITE_ELAPSED_KEY: &str = "ihdsi.site_elapsed_us";
 
+/// gRPC metadata key a site sets on the status of a subplan that failed
+/// while running, with the value [`SITE_RUNTIME_FAILURE`]. The coordinator
+/// reads the failure's kind from it, never from the message text.
+pub const SITE_FAILURE_KEY: &str = "ihdsi-failure";
+
+/// [`SITE_FAILURE_KEY`]'s value for a failure during execution: one that
+/// may depend on the data, so neither the site nor its cause may be told.
+pub const SITE_RUNTIME_FAILURE: &str = "runtime";
+
 /// The ticket of a site `DoGet`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,7 +18,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::status::to_status;
 use crate::tls::fingerprint;
-use ihdsi_engine::protocol::SubplanRequest;
+use ihdsi_engine::protocol::{SITE_FAILURE_KEY, SITE_RUNTIME_FAILURE, SubplanRequest};
 use ihdsi_engine::{EngineError, SiteEngine};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
@@ -82,9 +82,16 @@ fn relayable_status(e: &EngineError, query_id: &str) -> Status {
         EngineError::Execution(_)
         | EngineError::Internal(_)
         | EngineError::Audit(_)
-        | EngineError::Tls(_) => Status::failed_precondition(format!(
-            "execution failed at the site; details are in the site's log under query id {query_id}"
-        )),
+        | EngineError::Tls(_) => {
+            let mut status = Status::failed_precondition(format!(
+                "execution failed at the site; details are in the site's log under query id {query_id}"
+            ));
+            status.metadata_mut().insert(
+                SITE_FAILURE_KEY,
+                tonic::metadata::MetadataValue::from_static(SITE_RUNTIME_FAILURE),
+            );
+            status
+        }
         other => to_status(other),
     }
 }

@@ -22,6 +22,10 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::warn!(error = %err, "site refused");
             Status::permission_denied(err.to_string())
         }
+        EngineError::SiteRuntime => {
+            tracing::warn!(code = err.code(), "a site failed while running a subplan");
+            Status::aborted(err.to_string())
+        }
         EngineError::SiteProtocol { .. } | EngineError::Overflow | EngineError::Data(_) => {
             tracing::error!(error = %err, "federation fault");
             Status::failed_precondition(err.to_string())
@@ -50,7 +54,9 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::error!(error = %err, "budget ledger unwritable");
             Status::unavailable(err.to_string())
         }
-        EngineError::RuntimeFailure { .. } => Status::aborted(err.to_string()),
+        EngineError::RuntimeFailure { .. } | EngineError::Deadline { .. } => {
+            Status::aborted(err.to_string())
+        }
         EngineError::Internal(_) => {
             tracing::error!(error = %err, "internal error");
             Status::internal("internal error; the event is logged on the server")

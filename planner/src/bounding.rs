@@ -259,4 +259,4 @@ pub(crate) fn source_aggregate<'a>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

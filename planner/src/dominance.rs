@@ -1,5 +1,5 @@
 //! The inputs of the p% dominance rule: what each patient contributes to
-//! every SUM cell of a release.
+//! every cell that carries a sum of values.
 //!
 //! An exact SUM over a group that one or two patients dominate tells the
 //! second-largest contributor (or anyone who knows the rest) the largest
@@ -8,17 +8,32 @@
 //! withheld when `X − x₁ − x₂ < p/100 · x₁`, where `x₁ ≥ x₂` are the two
 //! largest contributions and `X` the total (ESSnet Handbook on SDC, ch. 4).
 //!
-//! The contributions must be those of the whole federation's cell, so a
-//! site cannot decide alone: each site computes, per group, its two largest
-//! patient contributions and the total of their absolute values, and sends
-//! them as hidden columns after `ihdsi_patients`. The coordinator keeps the
-//! two largest over all sites, adds up the totals, applies the rule and
-//! drops those columns before anything is released.
+//! The rule is judged on what actually adds up, so that no rewriting of
+//! the argument escapes it:
 //!
-//! This module builds the per-patient plan a site runs for that: the
-//! canonical subplan's input grouped by its keys and the privacy unit, one
-//! column per SUM partial. Under contribution bounding it applies the same
-//! clamping and the same choice of groups per patient as
+//! * **sums and averages**: each data term of the argument
+//!   ([`crate::cells::terms`]) is judged on its own per-patient totals.
+//!   `sum(value + 1000)` is judged on `value`, not on contributions that a
+//!   constant offset made look alike; the constant term is a count, and
+//!   rests on its own cell. Scaling (`value * 2`) changes no ratio.
+//! * **variances and standard deviations** (a *spread* entry): on each
+//!   patient's squared deviations from the mean, which no shift of the
+//!   values changes. Sites do not know the federation's mean, so each
+//!   sends, per group, its two largest deviations from its own mean and its
+//!   largest row count; the coordinator bounds every patient's deviation
+//!   from the global mean by `(√d + √n·|μₛ − μ|)²` (Cauchy–Schwarz), which
+//!   can only make the rule stricter.
+//!
+//! The contributions must be those of the whole federation's cell, so a
+//! site cannot decide alone: each site summarises its patients'
+//! contributions per group and sends the summaries as hidden columns after
+//! the cell counts; the coordinator combines them, applies the rule and
+//! drops them before anything is released.
+//!
+//! This module lists the entries of a canonical subplan and builds the
+//! per-patient plan a site runs for them: the subplan's input grouped by its
+//! keys and the privacy unit. Under contribution bounding it applies the
+//! same clamping and the same choice of groups per patient as
 //! [`crate::bounding::bound_contributions`], so the rule sees the
 //! contributions actually summed.
 
@@ -34,25 +49,35 @@ use crate::aggregates::{AggKind, argument_bounds, classify};
 use crate::bounding::{
     aggregate, canonical, clamp, column, internal, keep_top_groups, source_aggregate,
 };
+use crate::cells::terms;
 use crate::error::Result;
 use crate::lineage::lineage;
 use ihdsi_catalog::Bounding;
 
-/// A site's per-patient contributions to the SUM cells of one release.
-#[derive(Debug, Clone)]
-pub struct Contributions {
-    /// Output: the group keys `k0..`, then one `Float64` contribution per
-    /// entry of `partials`, one row per patient and group.
-    pub plan: LogicalPlan,
-    /// The partial columns (`p*` indices) that are SUM partials.
-    pub partials: Vec<usize>,
+/// One cell the p% rule judges.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DominanceEntry {
+    /// The partial column (`p*` index) it belongs to.
+    pub partial: usize,
+    /// A variance's spread (squared deviations from the mean), rather than
+    /// one data term of a sum.
+    pub spread: bool,
 }
 
-/// The SUM partials of a canonical subplan, by `p*` index: the partials the
-/// dominance rule applies to (a release's AVG is merged from one of them).
-pub fn sum_partials(plan: &LogicalPlan) -> Result<Vec<usize>> {
-    let (proj, agg) = canonical(plan)?;
-    Ok(sums_of(&classified(proj, agg)?))
+/// Per-patient columns of one entry in the contributions plan: a term's
+/// total, or (spread) the patient's Σx, Σx² and count.
+pub fn contribution_width(entry: &DominanceEntry) -> usize {
+    if entry.spread { 3 } else { 1 }
+}
+
+/// A site's per-patient contributions to the judged cells of one release.
+#[derive(Debug, Clone)]
+pub struct Contributions {
+    /// Output: the group keys `k0..`, then per entry its
+    /// [`contribution_width`] `Float64` columns, one row per patient and
+    /// group.
+    pub plan: LogicalPlan,
+    pub entries: Vec<DominanceEntry>,
 }
 
 /// Each partial of the canonical projection over `agg`, classified (the
@@ -69,45 +94,106 @@ fn classified<'a>(
         .collect()
 }
 
-fn sums_of(classified: &[(AggKind, &AggregateFunction)]) -> Vec<usize> {
-    (0..classified.len())
-        .filter(|&j| classified[j].0 == AggKind::Sum)
-        .collect()
+/// One entry and the per-patient aggregates that feed it.
+struct Judged {
+    entry: DominanceEntry,
+    values: Vec<Expr>,
 }
 
-/// The per-patient plan of `plan`'s SUM cells, or `None` when it has none.
+fn judged(
+    classified: &[(AggKind, &AggregateFunction)],
+    bounding: Option<Bounding>,
+    input: &datafusion::common::DFSchemaRef,
+) -> Result<Vec<Judged>> {
+    let mut out = Vec::new();
+    // The last partial is the hidden patient count, never judged.
+    let partials = classified.len().saturating_sub(1);
+    for (j, (kind, f)) in classified.iter().take(partials).enumerate() {
+        let filter = f.params.filter.clone();
+        let Some(arg) = f.params.args.first().cloned() else {
+            continue;
+        };
+        let float = |e: Expr| cast(e, DataType::Float64);
+        match kind {
+            AggKind::Sum => {
+                if let Some(b) = bounding.and(argument_bounds(f)) {
+                    // Bounded sums take a plain column: one term, clamped.
+                    let v = clamp(arg, b.lo, b.hi, input)?;
+                    out.push(Judged {
+                        entry: DominanceEntry {
+                            partial: j,
+                            spread: false,
+                        },
+                        values: vec![aggregate(sum_udaf(), float(v), filter)],
+                    });
+                    continue;
+                }
+                for t in terms(&arg)?.into_iter().filter(|t| t.data && !t.zero) {
+                    out.push(Judged {
+                        entry: DominanceEntry {
+                            partial: j,
+                            spread: false,
+                        },
+                        values: vec![aggregate(sum_udaf(), float(t.expr), filter.clone())],
+                    });
+                }
+            }
+            AggKind::Variance { .. } => {
+                let x = float(arg);
+                out.push(Judged {
+                    entry: DominanceEntry {
+                        partial: j,
+                        spread: true,
+                    },
+                    values: vec![
+                        aggregate(sum_udaf(), x.clone(), filter.clone()),
+                        aggregate(sum_udaf(), x.clone() * x.clone(), filter.clone()),
+                        float(aggregate(count_udaf(), x, filter)),
+                    ],
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+/// The cells of a canonical subplan that the p% rule judges.
+pub fn entries(plan: &LogicalPlan) -> Result<Vec<DominanceEntry>> {
+    let (proj, agg) = canonical(plan)?;
+    let c = classified(proj, agg)?;
+    Ok(judged(&c, None, agg.input.schema())?
+        .into_iter()
+        .map(|j| j.entry)
+        .collect())
+}
+
+/// The per-patient plan of `plan`'s judged cells, or `None` when it has
+/// none.
 pub fn contributions(
     plan: &LogicalPlan,
     bounding: Option<Bounding>,
 ) -> Result<Option<Contributions>> {
     let (proj, agg) = canonical(plan)?;
     let classified = classified(proj, agg)?;
-    let partials = sums_of(&classified);
-    if partials.is_empty() {
-        return Ok(None);
-    }
     let keys = agg.group_expr.len();
     let input = agg.input.schema();
+    let judged = judged(&classified, bounding, input)?;
+    if judged.is_empty() {
+        return Ok(None);
+    }
     let unit = match classified.last() {
         Some((AggKind::CountDistinctUnit, f)) => f.params.args.first().cloned(),
         _ => None,
     }
     .ok_or_else(|| internal("no patient count"))?;
     let mut inner = Vec::new();
-    let mut bounds = Vec::new();
-    for (n, &j) in partials.iter().enumerate() {
-        let f = classified[j].1;
-        let b = bounding.and(argument_bounds(f));
-        let arg = f.params.args.first().cloned().unwrap_or_else(|| lit(1i64));
-        let value = match b {
-            Some(b) => clamp(arg, b.lo, b.hi, input)?,
-            None => arg,
-        };
-        inner.push(
-            aggregate(sum_udaf(), value, f.params.filter.clone()).alias(format!("ihdsi_s{n}")),
-        );
-        bounds.push(b);
+    for j in &judged {
+        for v in &j.values {
+            inner.push(v.clone().alias(format!("ihdsi_s{}", inner.len())));
+        }
     }
+    let width = inner.len();
     inner.push(aggregate(count_udaf(), lit(1i64), None).alias("ihdsi_rows"));
     let mut group = agg.group_expr.clone();
     group.push(unit);
@@ -123,14 +209,26 @@ pub fn contributions(
     let mut exprs: Vec<Expr> = (0..keys)
         .map(|i| column(&per_patient, i).alias(crate::release::key_column(i)))
         .collect();
-    for (n, b) in bounds.into_iter().enumerate() {
+    // Bounded sums are also capped per patient at C rows' worth.
+    let caps = judged
+        .iter()
+        .flat_map(|j| {
+            let b = classified[j.entry.partial].1;
+            let cap = match (bounding, argument_bounds(b)) {
+                (Some(caps), Some(bounds)) if !j.entry.spread => Some((caps, bounds)),
+                _ => None,
+            };
+            std::iter::repeat_n(cap, j.values.len())
+        })
+        .collect::<Vec<_>>();
+    for (n, cap) in caps.into_iter().enumerate().take(width) {
         let q = column(&per_patient, keys + 1 + n);
-        let q = match (b, bounding) {
-            (Some(b), Some(caps)) => {
-                let cap = caps.max_rows_per_patient as f64;
-                clamp(q, cap * b.lo, cap * b.hi, &per_patient)?
+        let q = match cap {
+            Some((caps, b)) => {
+                let c = caps.max_rows_per_patient as f64;
+                clamp(q, c * b.lo, c * b.hi, &per_patient)?
             }
-            _ => q,
+            None => q,
         };
         exprs.push(cast(q, DataType::Float64).alias(format!("ihdsi_s{n}")));
     }
@@ -138,5 +236,8 @@ pub fn contributions(
         .project(exprs)
         .and_then(|b| b.build())
         .map_err(internal)?;
-    Ok(Some(Contributions { plan, partials }))
+    Ok(Some(Contributions {
+        plan,
+        entries: judged.into_iter().map(|j| j.entry).collect(),
+    }))
 }

@@ -25,15 +25,12 @@
 pub mod admission;
 pub mod aggregates;
 pub mod bounding;
+pub mod cells;
 pub mod dominance;
 pub mod error;
 pub mod explain;
-pub mod free_text;
-pub mod functions;
-pub mod identifier;
 pub mod lineage;
 pub mod release;
-pub mod resolution;
 pub mod site;
 pub mod split;
 pub mod virtual_table;

@@ -9,6 +9,8 @@ use datafusion::common::DFSchemaRef;
 use datafusion::logical_expr::LogicalPlan;
 
 use crate::aggregates::{Merge, PartialKind};
+use crate::cells::CellLayout;
+use crate::dominance::DominanceEntry;
 
 /// Name of the hidden distinct-patient count a site returns last.
 pub const PATIENTS_COLUMN: &str = "ihdsi_patients";
@@ -23,16 +25,27 @@ pub fn partial_column(j: usize) -> String {
     format!("p{j}")
 }
 
-/// Names of the three hidden columns a site sends for the SUM partial
-/// `p{j}` under the dominance rule: its two largest patient contributions
-/// (absolute values) and the total of all of them, per group.
-pub fn dominance_columns(j: usize) -> [String; 3] {
+/// Name of the n-th cell count column of a site's answer (see
+/// [`crate::cells`]).
+pub fn cell_column(n: usize) -> String {
+    format!("ihdsi_c{n}")
+}
+
+/// Names of the four hidden columns a site sends for dominance entry `n`
+/// (see [`crate::dominance`]): its two largest patient contributions
+/// (absolute values, or squared deviations from the site's mean), their
+/// total, and (spread entries) the most rows one patient has in the cell.
+pub fn dominance_columns(n: usize) -> [String; 4] {
     [
-        format!("ihdsi_d{j}_top1"),
-        format!("ihdsi_d{j}_top2"),
-        format!("ihdsi_d{j}_total"),
+        format!("ihdsi_d{n}_top1"),
+        format!("ihdsi_d{n}_top2"),
+        format!("ihdsi_d{n}_total"),
+        format!("ihdsi_d{n}_rows"),
     ]
 }
+
+/// Columns per dominance entry in a site's answer.
+pub const DOMINANCE_WIDTH: usize = 4;
 
 /// One release boundary of a federated query.
 #[derive(Debug, Clone)]
@@ -47,14 +60,18 @@ pub struct Release {
     pub tables: BTreeSet<String>,
     /// Number of group-key columns (`k0..`).
     pub key_count: usize,
-    /// Number of partial columns (`p0..`), followed by [`PATIENTS_COLUMN`].
+    /// Number of partial columns (`p0..`), followed by [`PATIENTS_COLUMN`]
+    /// and the cell counts.
     pub partial_count: usize,
+    /// The cell each partial rests on, and the cell count columns
+    /// (`ihdsi_c*`) every site appends after [`PATIENTS_COLUMN`].
+    pub cells: CellLayout,
     /// What each partial column `p*` measures (for bounding and noise).
     pub partials: Vec<PartialKind>,
-    /// The SUM partials (`p*` indices) checked by the p% dominance rule;
-    /// empty when the rule is off. Sites then send
-    /// [`dominance_columns`] for each after [`PATIENTS_COLUMN`].
-    pub dominance: Vec<usize>,
+    /// The cells judged by the p% dominance rule; empty when the rule is
+    /// off. Sites then send [`dominance_columns`] for each after the cell
+    /// counts.
+    pub dominance: Vec<DominanceEntry>,
     /// How each analyst aggregate is merged, in the boundary's order.
     pub merges: Vec<Merge>,
     /// The boundary aggregate's output schema, as the rest of the query sees it.
@@ -75,8 +92,8 @@ impl Release {
         Arc::new(Schema::new(fields))
     }
 
-    /// The data types of the site answer's columns, as planned (with the
-    /// dominance columns, if any).
+    /// The data types of the site answer's columns, as planned: keys,
+    /// partials, patients, cell counts and the dominance columns, if any.
     pub fn site_types(&self) -> Vec<DataType> {
         let mut types: Vec<DataType> = self
             .site_plan
@@ -86,15 +103,24 @@ impl Release {
             .map(|f| f.data_type().clone())
             .collect();
         types.extend(std::iter::repeat_n(
+            DataType::Int64,
+            self.cells.sources.len(),
+        ));
+        types.extend(std::iter::repeat_n(
             DataType::Float64,
-            3 * self.dominance.len(),
+            DOMINANCE_WIDTH * self.dominance.len(),
         ));
         types
     }
 
-    /// Number of columns of the site answer before the dominance columns:
-    /// keys, partials and the patient count.
+    /// Number of columns of the site answer before the cell counts: keys,
+    /// partials and the patient count.
     pub fn base_width(&self) -> usize {
         self.key_count + self.partial_count + 1
+    }
+
+    /// Index of the first dominance column of the site answer.
+    pub fn dominance_start(&self) -> usize {
+        self.base_width() + self.cells.sources.len()
     }
 }

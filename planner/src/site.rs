@@ -60,6 +60,7 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
         ));
     };
     let input_lineage = admission::check_boundary(agg)?;
+    admission::amplification::check(&agg.input, policy)?;
     let key_count = agg.group_expr.len();
     let n = proj.expr.len();
     if n < key_count + 1 {

@@ -184,13 +184,20 @@ async fn check_round_trip(
     if let Some(bounding) = policy.effective_bounding() {
         crate::bounding::bound_contributions(&reparsed, bounding)?;
     }
+    // Sites derive the cell counts and the dominance entries from the SQL
+    // they receive: it must give the columns planned here.
+    if !crate::cells::layout(&reparsed)?.same_shape(&release.cells) {
+        return Err(fail(
+            "the site SQL does not reproduce the planned cells".into(),
+        ));
+    }
     if !release.dominance.is_empty() {
-        let sums = crate::dominance::contributions(&reparsed, policy.effective_bounding())?
-            .map(|c| c.partials)
+        let entries = crate::dominance::contributions(&reparsed, policy.effective_bounding())?
+            .map(|c| c.entries)
             .unwrap_or_default();
-        if sums != release.dominance {
+        if entries != release.dominance {
             return Err(fail(
-                "the site SQL does not reproduce the planned SUM partials".into(),
+                "the site SQL does not reproduce the planned dominance cells".into(),
             ));
         }
     }
@@ -297,6 +304,7 @@ fn released_scan(release: &Release, table: Arc<dyn TableProvider>) -> Result<Log
 
 fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
     let input_lineage = admission::check_boundary(agg)?;
+    admission::amplification::check(&agg.input, policy)?;
     let mut partials = Partials::default();
     for e in &agg.aggr_expr {
         let (kind, f) = classify(e, &agg.input, &input_lineage)?;
@@ -343,9 +351,10 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         .map_err(|e| PlanError::Internal(e.to_string()))?;
     let site_sql = to_site_sql(&site_plan)?;
     let dominance = match policy.dominance() {
-        Some(_) => crate::dominance::sum_partials(&site_plan)?,
+        Some(_) => crate::dominance::entries(&site_plan)?,
         None => Vec::new(),
     };
+    let cells = crate::cells::layout(&site_plan)?;
     Ok(Release {
         index,
         tables: patient_tables(&site_plan),
@@ -353,6 +362,7 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         site_sql,
         key_count,
         partial_count,
+        cells,
         partials: partials.kinds,
         dominance,
         merges: partials.merges,

@@ -31,7 +31,7 @@ pub fn dp_policy(ledger: &Path, budget: f64) -> PrivacyPolicy {
             budget_rho: budget,
             // Thousands of game queries at one second each would take
             // hours; the timing test (A16) sets its own quantum.
-            response_quantum_ms: 0,
+            response_ms: 0,
             ..DpSettings::default()
         },
         ..PrivacyPolicy::threshold(10, false)

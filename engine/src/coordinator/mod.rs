@@ -21,10 +21,10 @@ use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::audit::{AuditLog, SubplanSql};
 use crate::differencing::DifferencingDetector;
-use crate::dp::{NoisePlan, OsUniform};
+use crate::disclosure::Disclosure;
+use crate::dp::OsUniform;
 use crate::error::{EngineError, Result};
 use crate::fanout::{SiteClient, fan_out};
-use crate::merge::merge;
 use crate::plausibility::check_site_answer;
 use crate::progress::Progress;
 use crate::protocol::SubplanRequest;
@@ -42,7 +42,7 @@ use privacy::DpGate;
 pub use privacy::DpReceipt;
 
 pub use timings::QueryTimings;
-use timings::{micros, quantised};
+use timings::micros;
 
 /// Schema-metadata keys of a federated result.
 pub mod metadata {
@@ -128,6 +128,8 @@ pub struct Coordinator {
     audit: Option<Arc<AuditLog>>,
     differencing: Arc<DifferencingDetector>,
     dp: Option<Arc<DpGate>>,
+    /// The federation's release rules.
+    disclosure: Arc<Disclosure>,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -171,6 +173,7 @@ impl Coordinator {
         };
         Ok(Self {
             dp,
+            disclosure: Arc::new(Disclosure::new(&config.privacy)),
             ctx,
             sites,
             policy: config.privacy.clone(),
@@ -224,29 +227,24 @@ impl Coordinator {
     /// the query is on record (durably) before any site is contacted, and
     /// so is its outcome before the answer is returned.
     ///
-    /// In dp mode the answer, or the refusal, leaves only on a multiple of
-    /// `privacy.dp.response_quantum_ms` after the query arrived (A16).
+    /// In dp mode an admitted query's answer, or its failure, leaves
+    /// exactly `privacy.dp.response_ms` after the query arrived (A16): a
+    /// query still running then is cancelled (every site request with it)
+    /// and fails with [`EngineError::Deadline`], whatever the data. Queries
+    /// refused while planning, from their text and the policy alone, are
+    /// answered at once.
     pub async fn execute_with_params(
         &self,
         sql: &str,
         params: Option<Vec<datafusion::common::ScalarValue>>,
         cx: &QueryContext,
     ) -> Result<QueryOutcome> {
-        let started = tokio::time::Instant::now();
-        let outcome = self.execute_unpadded(sql, params, cx).await;
-        if self.dp.is_some() {
-            let quantum = Duration::from_millis(self.policy.dp.response_quantum_ms);
-            tokio::time::sleep_until(started + quantised(started.elapsed(), quantum)).await;
-        }
-        outcome
-    }
-
-    async fn execute_unpadded(
-        &self,
-        sql: &str,
-        params: Option<Vec<datafusion::common::ScalarValue>>,
-        cx: &QueryContext,
-    ) -> Result<QueryOutcome> {
+        let deadline = match (&self.dp, self.policy.dp.response_ms) {
+            (Some(_), ms) if ms > 0 => {
+                Some(tokio::time::Instant::now() + Duration::from_millis(ms))
+            }
+            _ => None,
+        };
         let started = Instant::now();
         let plan = match plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await
         {
@@ -278,16 +276,41 @@ impl Coordinator {
         let outcome = if plan.explain {
             self.explain(&plan, cx)
         } else {
-            self.run_plan(&plan, cx).await
+            self.run_until(&plan, cx, deadline).await
         };
         let audit_started = Instant::now();
         self.audit_result(cx, &outcome).await?;
         audit += audit_started.elapsed();
+        if let Some(deadline) = deadline {
+            tokio::time::sleep_until(deadline).await;
+        }
         let mut outcome = outcome?;
         outcome.timings.planning = planning;
         outcome.timings.audit = audit;
         log_answered(cx, &outcome);
         Ok(outcome)
+    }
+
+    /// Run `plan`, giving up at `deadline` if there is one.
+    async fn run_until(
+        &self,
+        plan: &FederatedPlan,
+        cx: &QueryContext,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<QueryOutcome> {
+        let Some(deadline) = deadline else {
+            return self.run_plan(plan, cx).await;
+        };
+        match tokio::time::timeout_at(deadline, self.run_plan(plan, cx)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(query_id = cx.query_id, code = "query.deadline", "dp query cancelled at its response deadline");
+                Err(EngineError::Deadline {
+                    query_id: cx.query_id.clone(),
+                    ms: self.policy.dp.response_ms,
+                })
+            }
+        }
     }
 
     async fn run_plan(&self, plan: &FederatedPlan, cx: &QueryContext) -> Result<QueryOutcome> {
@@ -396,14 +419,9 @@ impl Coordinator {
                 .and_then(|s| s.entry.patients);
             check_site_answer(release, &a.site, declared, &a.batches)?;
         }
-        let released = match &self.dp {
-            Some(_) => NoisePlan::for_release(release, &self.policy)?.release(
-                release,
-                &answers,
-                &mut OsUniform::default(),
-            )?,
-            None => merge(release, &answers, &self.policy)?,
-        };
+        let released =
+            self.disclosure
+                .release(release, &answers, &mut OsUniform::default())?;
         let merge_time = merge_started.elapsed();
         if self.dp.is_none() {
             self.flag_differencing(cx, release, released.groups).await?;

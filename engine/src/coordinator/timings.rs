@@ -40,33 +40,3 @@ impl QueryTimings {
 pub(crate) fn micros(d: Duration) -> u64 {
     u64::try_from(d.as_micros()).unwrap_or(u64::MAX)
 }
-
-/// When an answer that took `elapsed` may leave in dp mode: the next
-/// multiple of `quantum` (attack A16). A zero quantum pads nothing; an
-/// answer on a boundary leaves at once.
-pub(crate) fn quantised(elapsed: Duration, quantum: Duration) -> Duration {
-    if quantum.is_zero() {
-        return elapsed;
-    }
-    let q = quantum.as_nanos();
-    let steps = elapsed.as_nanos().div_ceil(q).max(1);
-    u64::try_from(steps * q).map_or(Duration::MAX, Duration::from_nanos)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn answers_leave_on_the_next_quantum_boundary() {
-        let ms = Duration::from_millis;
-        let q = ms(1000);
-        assert_eq!(quantised(ms(0), q), q);
-        assert_eq!(quantised(ms(1), q), q);
-        assert_eq!(quantised(ms(999), q), q);
-        assert_eq!(quantised(ms(1000), q), q);
-        assert_eq!(quantised(ms(1001), q), ms(2000));
-        assert_eq!(quantised(ms(7250), q), ms(8000));
-        assert_eq!(quantised(ms(1234), Duration::ZERO), ms(1234));
-    }
-}

@@ -1,11 +1,14 @@
-//! A site's share of the p% dominance rule: per group of its answer, the
-//! two largest patient contributions to each SUM partial and their total,
-//! appended after `ihdsi_patients` (see [`crate::dominance`]).
+//! A site's share of the p% dominance rule: per group of its answer and
+//! per judged cell, the two largest patient contributions, their total and
+//! (for a variance's spread) the most rows one patient has, appended after
+//! the cell counts (see [`crate::disclosure::dominance`]).
 //!
 //! The contributions come from a second, per-patient plan, run on the
-//! site's backend like the subplan, over the same admitted subplan ([`ihdsi_planner::dominance::contributions`]), matched
-//! to the answer's groups by key in Arrow's row format, which compares
-//! NULL keys as equal, as GROUP BY does.
+//! site's backend like the subplan, over the same admitted subplan
+//! ([`ihdsi_planner::dominance::contributions`]), matched to the answer's
+//! groups by key in Arrow's row format, which compares NULL keys as equal,
+//! as GROUP BY does. A spread is measured from the site's own mean of the
+//! group, computed from the same per-patient rows.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -16,60 +19,112 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::logical_expr::LogicalPlan;
 
 use super::backend::SiteBackend;
-use crate::dominance::Dominance;
+use crate::disclosure::dominance::Dominance;
 use crate::error::{EngineError, Result};
 use ihdsi_catalog::Bounding;
-use ihdsi_planner::dominance::contributions;
+use ihdsi_planner::dominance::{DominanceEntry, contribution_width, contributions};
 use ihdsi_planner::release::dominance_columns;
 
-/// `answer` with the dominance columns of every SUM partial of `plan`
-/// (the admitted, unbounded subplan) appended.
+/// The per-patient values of one batch, typed once.
+struct Values<'a>(Vec<&'a Float64Array>);
+
+impl Values<'_> {
+    fn get(&self, c: usize, row: usize) -> f64 {
+        let a = self.0[c];
+        if a.is_null(row) { 0.0 } else { a.value(row) }
+    }
+}
+
+/// `answer` with the dominance columns of every judged cell of `plan`
+/// (the admitted, unbounded subplan) appended, and the entries.
 pub(crate) async fn append_dominance(
     backend: &dyn SiteBackend,
     plan: &LogicalPlan,
     bounding: Option<Bounding>,
     answer: RecordBatch,
     key_count: usize,
-) -> Result<RecordBatch> {
+) -> Result<(RecordBatch, Vec<DominanceEntry>)> {
     let Some(c) = contributions(plan, bounding)? else {
-        return Ok(answer);
+        return Ok((answer, Vec::new()));
     };
     let batches = backend.collect(c.plan).await?;
-    let mut cells = vec![vec![Dominance::default(); c.partials.len()]; answer.num_rows()];
     let group_of = group_index(&answer, key_count)?;
-    for batch in &batches {
-        let groups = group_of.rows(batch)?;
-        let contributions = (0..c.partials.len())
-            .map(|n| {
-                batch
-                    .column(key_count + n)
-                    .as_any()
-                    .downcast_ref::<Float64Array>()
-                    .ok_or_else(|| EngineError::Internal("contribution is not Float64".into()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        for (row, group) in groups.into_iter().enumerate() {
-            // A group this site's bounding dropped entirely is not in the answer.
-            let Some(group) = group else { continue };
-            for (cell, values) in cells[group].iter_mut().zip(&contributions) {
-                if !values.is_null(row) {
-                    cell.add(values.value(row));
+    let offsets: Vec<usize> = c
+        .entries
+        .iter()
+        .scan(key_count, |at, e| {
+            let here = *at;
+            *at += contribution_width(e);
+            Some(here)
+        })
+        .collect();
+    let typed: Vec<(Vec<Option<usize>>, Values<'_>)> = batches
+        .iter()
+        .map(|b| {
+            let groups = group_of.rows(b)?;
+            let columns = (key_count..b.num_columns())
+                .map(|i| {
+                    b.column(i)
+                        .as_any()
+                        .downcast_ref::<Float64Array>()
+                        .ok_or_else(|| EngineError::Internal("contribution is not Float64".into()))
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok((groups, Values(columns)))
+        })
+        .collect::<Result<_>>()?;
+    let rows = answer.num_rows();
+    let mut cells = vec![vec![Dominance::default(); c.entries.len()]; rows];
+    for (n, e) in c.entries.iter().enumerate() {
+        let at = offsets[n] - key_count;
+        if !e.spread {
+            for (groups, v) in &typed {
+                for (row, g) in groups.iter().enumerate() {
+                    // A group this site's bounding dropped is not in the answer.
+                    if let Some(g) = g {
+                        cells[*g][n].add(v.get(at, row));
+                    }
                 }
+            }
+            continue;
+        }
+        // A spread: per patient Σx, Σx², n; first the site's group means.
+        let (mut sum, mut count) = (vec![0f64; rows], vec![0f64; rows]);
+        for (groups, v) in &typed {
+            for (row, g) in groups.iter().enumerate() {
+                if let Some(g) = g {
+                    sum[*g] += v.get(at, row);
+                    count[*g] += v.get(at + 2, row);
+                }
+            }
+        }
+        for (groups, v) in &typed {
+            for (row, g) in groups.iter().enumerate() {
+                let Some(g) = g else { continue };
+                let (s, q, k) = (v.get(at, row), v.get(at + 1, row), v.get(at + 2, row));
+                if k == 0.0 {
+                    continue;
+                }
+                let mean = sum[*g] / count[*g];
+                let deviation = (q - 2.0 * mean * s + k * mean * mean).max(0.0);
+                let cell = &mut cells[*g][n];
+                cell.add(deviation);
+                cell.rows = cell.rows.max(k);
             }
         }
     }
     let mut fields: Vec<Arc<Field>> = answer.schema().fields().iter().cloned().collect();
     let mut columns: Vec<ArrayRef> = answer.columns().to_vec();
-    for (n, &j) in c.partials.iter().enumerate() {
-        let parts: [fn(&Dominance) -> f64; 3] = [|d| d.top1, |d| d.top2, |d| d.total];
-        for (name, part) in dominance_columns(j).into_iter().zip(parts) {
+    for n in 0..c.entries.len() {
+        let parts: [fn(&Dominance) -> f64; 4] = [|d| d.top1, |d| d.top2, |d| d.total, |d| d.rows];
+        for (name, part) in dominance_columns(n).into_iter().zip(parts) {
             fields.push(Arc::new(Field::new(name, DataType::Float64, false)));
             let values = Float64Array::from_iter_values(cells.iter().map(|g| part(&g[n])));
             columns.push(Arc::new(values));
         }
     }
     let schema = Schema::new(fields).with_metadata(answer.schema().metadata().clone());
-    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
+    Ok((RecordBatch::try_new(Arc::new(schema), columns)?, c.entries))
 }
 
 /// Finds the answer row of a group by its keys.

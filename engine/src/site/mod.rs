@@ -1,7 +1,7 @@
 //! A site: checks the data permit, admits a subplan, runs it on its
 //! backend (DataFusion over its own Parquet files, opted-out persons
-//! already removed), and releases only the groups that pass its own
-//! threshold. Every subplan, run or refused, goes on the site's own audit
+//! already removed), and releases only the groups and cells that pass its
+//! own threshold (`crate::disclosure::site`). Every subplan, run or refused, goes on the site's own audit
 //! trail.
 
 pub mod backend;
@@ -13,13 +13,13 @@ pub mod tables;
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, Int64Array};
-use datafusion::arrow::compute::{concat_batches, filter_record_batch, kernels::cmp::gt_eq};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::disclosure::{self, site::AnswerShape};
 use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
 use backend::{DataFusionBackend, SiteBackend};
@@ -27,6 +27,7 @@ pub use guards::SiteGuards;
 use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::bounding::bound_contributions;
+use ihdsi_planner::cells;
 use ihdsi_planner::{PlanError, admit_subplan};
 pub use tables::{SiteData, register_tables, register_tables_excluding};
 
@@ -217,68 +218,33 @@ impl SiteEngine {
         self.guards.check_permit(&self.id, req, &plan)?;
         let admission = admit_subplan(&plan, &self.policy)?;
         let bounding = self.bounding_for(req);
+        // Every cell's own patient count goes next to the partials
+        // (ihdsi_planner::cells), computed on this site's own reading of
+        // the SQL: the coordinator cannot ask for less.
+        let layout = cells::layout(&plan)?;
+        let with_cells = cells::with_cells(&plan, &layout, bounding)?;
         let run = match bounding {
-            Some(b) => bound_contributions(&plan, b)?,
-            None => plan.clone(),
+            Some(b) => bound_contributions(&with_cells, b)?,
+            None => with_cells,
         };
         let schema: SchemaRef = Arc::new(run.schema().as_arrow().clone());
         let batches = self.backend.collect(run).await?;
         let mut batch = concat_batches(&schema, &batches)?;
+        let mut entries = Vec::new();
         if req.dominance {
             let backend = self.backend.as_ref();
-            batch =
+            (batch, entries) =
                 dominance::append_dominance(backend, &plan, bounding, batch, admission.key_count)
                     .await?;
         }
+        let shape = AnswerShape {
+            key_count: admission.key_count,
+            patients: admission.patients_index,
+            cells: &layout,
+            dominance: &entries,
+        };
         let (batch, suppressed) =
-            threshold(&batch, admission.patients_index, self.policy.min_group_size)?;
+            disclosure::site::release(&batch, shape, self.policy.min_group_size)?;
         Ok(SiteAnswer { batch, suppressed })
-    }
-}
-
-/// Keep the rows whose distinct-patient count (column `patients`) is at
-/// least `min`; return them and the number dropped.
-pub fn threshold(batch: &RecordBatch, patients: usize, min: u64) -> Result<(RecordBatch, u64)> {
-    let counts = batch
-        .column(patients)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| EngineError::Internal("distinct-patient count is not Int64".into()))?;
-    let min = Int64Array::new_scalar(i64::try_from(min).unwrap_or(i64::MAX));
-    let keep = gt_eq(counts, &min)?;
-    let kept = filter_record_batch(batch, &keep)?;
-    let dropped = (batch.num_rows() - kept.num_rows()) as u64;
-    debug_assert!(kept.column(patients).null_count() == 0);
-    Ok((kept, dropped))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use datafusion::arrow::array::StringArray;
-    use datafusion::arrow::datatypes::{DataType, Field, Schema};
-
-    #[test]
-    fn threshold_keeps_groups_at_or_above_the_minimum() {
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("k0", DataType::Utf8, true),
-            Field::new("ihdsi_patients", DataType::Int64, false),
-        ]));
-        let batch = RecordBatch::try_new(
-            schema,
-            vec![
-                Arc::new(StringArray::from(vec!["a", "b", "c", "d"])),
-                Arc::new(Int64Array::from(vec![9, 10, 0, 11])),
-            ],
-        )
-        .expect("batch");
-        let (kept, dropped) = threshold(&batch, 1, 10).expect("threshold");
-        assert_eq!(dropped, 2);
-        let keys = kept
-            .column(0)
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("keys");
-        assert_eq!(keys.iter().flatten().collect::<Vec<_>>(), vec!["b", "d"]);
     }
 }

@@ -14,7 +14,7 @@ use crate::plan_query;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, schema};
 
 /// `measurement` rows `(person_id, concept, value)`; other columns zero.
-fn measurements(rows: &[(i64, i32, f64)]) -> RecordBatch {
+pub(crate) fn measurements(rows: &[(i64, i32, f64)]) -> RecordBatch {
     let table = schema::table("measurement").expect("measurement");
     let n = rows.len();
     let columns: Vec<ArrayRef> = table
@@ -44,7 +44,7 @@ fn measurements(rows: &[(i64, i32, f64)]) -> RecordBatch {
 
 /// A session over `rows`, and the site plan of `sql` as a site would run
 /// it: parsed from the release's SQL, bounded when asked.
-async fn site_plan(
+pub(crate) async fn site_plan(
     sql: &str,
     rows: &[(i64, i32, f64)],
     bounding: Option<Bounding>,
@@ -89,7 +89,7 @@ async fn run(sql: &str, rows: &[(i64, i32, f64)], bounding: Option<Bounding>) ->
         .expect("collect")
 }
 
-fn table(batches: &[RecordBatch]) -> String {
+pub(crate) fn table(batches: &[RecordBatch]) -> String {
     datafusion::arrow::util::pretty::pretty_format_batches(batches)
         .expect("format")
         .to_string()
@@ -251,8 +251,11 @@ async fn dominance_contributions_follow_the_bounding() {
     };
     let (ctx, site) = site_plan(GROUPED, &cohort(), None).await;
     assert_eq!(
-        crate::dominance::sum_partials(&site).expect("sums"),
-        vec![2]
+        crate::dominance::entries(&site).expect("entries"),
+        vec![crate::dominance::DominanceEntry {
+            partial: 2,
+            spread: false
+        }]
     );
     let per_patient = |b: Option<Bounding>| {
         let c = crate::dominance::contributions(&site, b)

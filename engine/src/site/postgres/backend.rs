@@ -181,7 +181,7 @@ fn without_try_casts(node: LogicalPlan) -> datafusion::error::Result<Transformed
             let from = tc.expr.get_type(&schema)?;
             let to = tc.field.data_type().clone();
             let plain = Expr::Cast(Cast::new(tc.expr.clone(), to.clone()));
-            if ihdsi_planner::functions::total_cast(&from, &to) {
+            if ihdsi_planner::admission::functions::total_cast(&from, &to) {
                 return Ok(Transformed::yes(plain));
             }
             let bounds = (integer_bound(&to, false), integer_bound(&to, true));

@@ -166,6 +166,7 @@ impl NoisePlan {
         Ok(Released {
             batch: build_output(release, &groups, CountFinish::FloorAtZero)?,
             suppressed: 0,
+            withheld_cells: 0,
             groups: Vec::new(),
         })
     }
@@ -262,13 +263,6 @@ fn from_grid(steps: i128, step: f64, t: &DataType) -> Result<ScalarValue> {
     Ok(value.cast_to(t)?)
 }
 
-/// Floor a released count at zero (post-processing of its noisy total).
-pub(crate) fn non_negative(v: ScalarValue) -> ScalarValue {
-    match v {
-        ScalarValue::Int64(Some(x)) if x < 0 => ScalarValue::Int64(Some(0)),
-        other => other,
-    }
-}
 
 #[cfg(test)]
 mod tests;

@@ -18,7 +18,13 @@ use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::{PlanError, Result};
 use crate::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
-use crate::{free_text, functions, identifier, resolution};
+
+pub mod amplification;
+pub mod dates;
+pub mod free_text;
+pub mod functions;
+pub mod identifier;
+pub mod values;
 
 /// Check the input of a release boundary (subqueries included).
 pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
@@ -41,11 +47,9 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
     check_site_local(&agg.input)?;
     identifier::check_aggregate(agg)?;
     free_text::check_exprs(agg.group_expr.iter().chain(&agg.aggr_expr))?;
-    resolution::check_boundary(agg)?;
-    for e in agg.group_expr.iter().chain(&agg.aggr_expr) {
-        functions::check_expr(e)?;
-        functions::check_casts(e, agg.input.schema())?;
-    }
+    dates::check_boundary(agg)?;
+    values::check_aggregate(agg)?;
+    functions::check_plan(&LogicalPlan::Aggregate(agg.clone()))?;
     let input_lineage = lineage(&agg.input)?;
     if agg
         .group_expr
@@ -84,9 +88,8 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
     }
     check_subquery_exprs(node)?;
     identifier::check_node(node)?;
-    functions::check_node(node)?;
     free_text::check_node(node)?;
-    resolution::check_node(node)?;
+    dates::check_node(node)?;
     match node {
         LogicalPlan::Aggregate(a) => {
             if a.group_expr

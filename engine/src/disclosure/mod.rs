@@ -1,0 +1,88 @@
+//! What may leave a site, and what may leave the federation, under which
+//! rule: every release-time rule of the engine, in one place.
+//!
+//! ```text
+//!  site:         admitted subplan ─► partials, group count, cell counts,
+//!                                    dominance summaries
+//!                ─► site::release    groups under the site's k dropped,
+//!                                    cells under the site's k withheld
+//!  coordinator:  merge (crate::merge, no rules)
+//!                ─► Disclosure::release
+//!                     threshold: groups under k·S dropped; cells under k·S
+//!                                and cells failing the p% rule withheld;
+//!                                counts rounded
+//!                     dp:        noisy group selection, noise on every
+//!                                partial total
+//! ```
+//!
+//! **Groups and cells.** A group's threshold counts the distinct patients
+//! of the whole group; every cell of a released group counts its own
+//! ([`ihdsi_planner::cells`]): those whose rows pass the aggregate's
+//! FILTER and give it a value (for sums and averages a non-zero value of
+//! each term). A cell under the threshold is **withheld**: released as
+//! NULL, with the rest of its group. Withholding the cell rather than the
+//! group keeps the group's other numbers, each of which rests on its own
+//! patients; withholding the whole group would protect nothing more,
+//! since the small cell's patients are not visible in the other cells.
+//! Zero is withheld like 1 to k−1 (a count that shows 0 but hides 1 would
+//! let bisection on a value find the largest one exactly). The same holds
+//! for cells that fail the p% rule ([`dominance`]).
+//!
+//! **dp mode** withholds no cell on its exact count: an exact gate is
+//! itself a deterministic release (a cell of k − 1 patients would be NULL,
+//! one of k not). Every partial total is noised instead, with the
+//! contribution of one patient bounded ([`noise`]), which protects
+//! conditional cells as much as any other.
+//!
+//! What this layer does not decide: which SQL is admitted at all (the
+//! planner's `admission`), contribution bounding (the planner's
+//! `bounding`, applied by each site), the budget ledger and the answer
+//! cache (`coordinator::privacy`), and response-time padding
+//! (`coordinator`).
+
+pub mod dominance;
+pub mod noise;
+pub mod site;
+pub(crate) mod threshold;
+
+use crate::dp::Uniform;
+use crate::error::Result;
+use crate::fanout::SitePartials;
+use crate::merge::Released;
+use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
+use ihdsi_planner::Release;
+pub use noise::{ColumnNoise, NoisePlan};
+
+/// The federation's release rules, chosen once from its policy.
+#[derive(Debug, Clone)]
+pub enum Disclosure {
+    /// Exact answers for groups and cells of at least k·S patients that
+    /// pass the p% rule; counts rounded.
+    Threshold(PrivacyPolicy),
+    /// Noisy group selection and noise on every released number.
+    Dp(PrivacyPolicy),
+}
+
+impl Disclosure {
+    /// The rules of `policy`.
+    pub fn new(policy: &PrivacyPolicy) -> Self {
+        match policy.mode {
+            PrivacyMode::Threshold => Disclosure::Threshold(policy.clone()),
+            PrivacyMode::Dp => Disclosure::Dp(policy.clone()),
+        }
+    }
+
+    /// Merge the sites' answers for `release` and keep what may be
+    /// released.
+    pub fn release<U: Uniform>(
+        &self,
+        release: &Release,
+        answers: &[SitePartials],
+        u: &mut U,
+    ) -> Result<Released> {
+        match self {
+            Disclosure::Threshold(policy) => threshold::release(release, answers, policy),
+            Disclosure::Dp(policy) => NoisePlan::for_release(release, policy)?.release(release, answers, u),
+        }
+    }
+}

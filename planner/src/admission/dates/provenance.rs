@@ -1,0 +1,333 @@
+//! Where a date value comes from, through the whole plan.
+//!
+//! The date rules ([`super`]) must tell an unchanged date of the data from
+//! one an attacker has shifted, clamped or mixed with a literal, and two
+//! different dates from the same date spelt twice. An expression can hide
+//! either behind a subquery (`SELECT d + INTERVAL '13 days' AS d2 ...`,
+//! `SELECT birth_datetime AS a, birth_datetime AS b ...`), so every column
+//! is followed down to the table scan it reads, and each scan of a patient
+//! table is a source of its own (two scans of `condition_occurrence` are two
+//! sources: the start dates of two different conditions).
+
+use std::collections::BTreeSet;
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::TreeNode;
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::{
+    BinaryExpr, Distinct, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator,
+};
+
+/// One scan's date column.
+pub(super) type Source = (usize, String);
+
+/// What a value says about dates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Prov {
+    /// Not a date, and not computed from one.
+    NotDate,
+    /// A date of the data, unchanged (one of these sources: a union can
+    /// carry several).
+    Bare(BTreeSet<Source>),
+    /// Dates of the data moved by intervals.
+    Shifted(BTreeSet<Source>),
+    /// A generalisation (year, quarter, month or coarser) of a date.
+    Generalised,
+    /// A date that is not data: a literal, `current_date`, a date of the
+    /// public vocabulary.
+    Constant,
+    /// An interval between dates (relative: says nothing about when).
+    Interval,
+    /// Anything else computed from dates: `sources`, and whether a
+    /// constant date went into it.
+    Mixed {
+        sources: BTreeSet<Source>,
+        constant: bool,
+    },
+}
+
+impl Prov {
+    /// The data dates it is computed from.
+    pub(super) fn sources(&self) -> BTreeSet<Source> {
+        match self {
+            Prov::Bare(s) | Prov::Shifted(s) | Prov::Mixed { sources: s, .. } => s.clone(),
+            _ => BTreeSet::new(),
+        }
+    }
+
+    /// Whether a constant date went into it.
+    pub(super) fn constant(&self) -> bool {
+        matches!(self, Prov::Constant | Prov::Mixed { constant: true, .. })
+    }
+
+    fn mix(parts: impl IntoIterator<Item = Prov>) -> Prov {
+        let (mut sources, mut constant) = (BTreeSet::new(), false);
+        for p in parts {
+            constant |= p.constant();
+            sources.extend(p.sources());
+        }
+        Prov::Mixed { sources, constant }
+    }
+}
+
+pub(super) fn temporal(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Date32
+            | DataType::Date64
+            | DataType::Timestamp(..)
+            | DataType::Time32(_)
+            | DataType::Time64(_)
+    )
+}
+
+fn interval(t: &DataType) -> bool {
+    matches!(t, DataType::Interval(_) | DataType::Duration(_))
+}
+
+/// The plan (or the two sides of a join) an expression is evaluated over.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Scope<'a> {
+    One(&'a LogicalPlan),
+    Join(&'a Join),
+}
+
+impl Scope<'_> {
+    pub(super) fn schema(&self) -> std::borrow::Cow<'_, DFSchema> {
+        match self {
+            Scope::One(p) => std::borrow::Cow::Borrowed(p.schema().as_ref()),
+            Scope::Join(j) => std::borrow::Cow::Owned(
+                j.left
+                    .schema()
+                    .join(j.right.schema())
+                    .unwrap_or_else(|_| j.schema.as_ref().clone()),
+            ),
+        }
+    }
+
+    fn column(&self, c: &Column) -> Prov {
+        match self {
+            Scope::One(p) => p
+                .schema()
+                .index_of_column(c)
+                .map_or(Prov::NotDate, |i| column(p, i)),
+            Scope::Join(j) => match j.left.schema().index_of_column(c) {
+                Ok(i) => column(&j.left, i),
+                Err(_) => j
+                    .right
+                    .schema()
+                    .index_of_column(c)
+                    .map_or(Prov::NotDate, |i| column(&j.right, i)),
+            },
+        }
+    }
+}
+
+/// The provenance of output column `index` of `plan`.
+pub(super) fn column(plan: &LogicalPlan, index: usize) -> Prov {
+    let field = plan.schema().field(index);
+    match plan {
+        LogicalPlan::TableScan(scan) => {
+            if !temporal(field.data_type()) {
+                Prov::NotDate
+            } else if ihdsi_catalog::schema::is_patient_table(scan.table_name.table()) {
+                let id = std::ptr::from_ref(scan) as usize;
+                Prov::Bare(BTreeSet::from([(id, field.name().clone())]))
+            } else {
+                Prov::Constant
+            }
+        }
+        LogicalPlan::Projection(p) => p
+            .expr
+            .get(index)
+            .map_or(Prov::NotDate, |e| expr(e, Scope::One(&p.input))),
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Repartition(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Subquery(_)
+        | LogicalPlan::Distinct(Distinct::All(_)) => column(plan.inputs()[0], index),
+        LogicalPlan::Window(w) => {
+            let width = w.input.schema().fields().len();
+            match index.checked_sub(width) {
+                None => column(&w.input, index),
+                Some(k) => w
+                    .window_expr
+                    .get(k)
+                    .map_or(Prov::NotDate, |e| expr(e, Scope::One(&w.input))),
+            }
+        }
+        LogicalPlan::Join(j) => {
+            let left = j.left.schema().fields().len();
+            match j.join_type {
+                JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+                    column(&j.left, index)
+                }
+                JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+                    column(&j.right, index)
+                }
+                _ if index < left => column(&j.left, index),
+                _ => column(&j.right, index - left),
+            }
+        }
+        LogicalPlan::Union(u) => {
+            let parts: Vec<Prov> = u.inputs.iter().map(|i| column(i, index)).collect();
+            if parts.iter().all(|p| matches!(p, Prov::Bare(_))) {
+                Prov::Bare(parts.iter().flat_map(Prov::sources).collect())
+            } else if parts.iter().all(|p| *p == Prov::NotDate) {
+                Prov::NotDate
+            } else {
+                Prov::mix(parts)
+            }
+        }
+        LogicalPlan::Aggregate(a) => {
+            let keys = a.group_expr.len();
+            let e = if index < keys {
+                a.group_expr.get(index)
+            } else {
+                a.aggr_expr.get(index - keys)
+            };
+            e.map_or(Prov::NotDate, |e| expr(e, Scope::One(&a.input)))
+        }
+        _ if temporal(field.data_type()) => Prov::Mixed {
+            sources: BTreeSet::new(),
+            constant: true,
+        },
+        _ => Prov::NotDate,
+    }
+}
+
+/// Whether `e` is a coarse generalisation call: date_part of a coarse
+/// field, date_trunc to a coarse unit (its argument is checked apart).
+pub(super) fn generalisation(e: &Expr) -> Option<&Expr> {
+    let Expr::ScalarFunction(f) = e else {
+        return None;
+    };
+    let allowed = match f.func.name().to_ascii_lowercase().as_str() {
+        "date_part" | "datepart" => super::FIELDS,
+        "date_trunc" | "datetrunc" => super::UNITS,
+        _ => return None,
+    };
+    match f.args.as_slice() {
+        [Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _), arg]
+            if allowed.contains(&s.to_ascii_lowercase().as_str()) =>
+        {
+            Some(arg)
+        }
+        _ => None,
+    }
+}
+
+/// The provenance of expression `e` over `scope`.
+pub(super) fn expr(e: &Expr, scope: Scope<'_>) -> Prov {
+    let schema = scope.schema();
+    let typed = |x: &Expr| x.get_type(schema.as_ref()).ok();
+    match e {
+        Expr::Alias(a) => expr(&a.expr, scope),
+        Expr::Column(c) => scope.column(c),
+        Expr::Literal(v, _) if temporal(&v.data_type()) => Prov::Constant,
+        Expr::Cast(datafusion::logical_expr::Cast { expr: inner, field })
+        | Expr::TryCast(datafusion::logical_expr::TryCast { expr: inner, field })
+            if temporal(field.data_type()) =>
+        {
+            match expr(inner, scope) {
+                // A date as a timestamp, or back: the same moment's date.
+                p @ (Prov::Bare(_) | Prov::Shifted(_) | Prov::Generalised) => p,
+                Prov::NotDate if inner.column_refs().is_empty() => Prov::Constant,
+                other => Prov::mix([other, Prov::NotDate]),
+            }
+        }
+        _ if generalisation(e).is_some() => {
+            let arg = generalisation(e).map(|a| expr(a, scope));
+            match arg {
+                Some(Prov::Interval) => Prov::NotDate,
+                _ => Prov::Generalised,
+            }
+        }
+        Expr::AggregateFunction(f) => {
+            let name = f.func.name().to_ascii_lowercase();
+            match (name.as_str(), f.params.args.first()) {
+                ("min" | "max" | "first_value" | "last_value", Some(a)) => expr(a, scope),
+                _ => Prov::NotDate,
+            }
+        }
+        Expr::WindowFunction(w) => match w.params.args.first() {
+            Some(a) => match expr(a, scope) {
+                p @ (Prov::Bare(_) | Prov::Shifted(_) | Prov::Generalised) => p,
+                Prov::NotDate => Prov::NotDate,
+                other => Prov::mix([other]),
+            },
+            None => Prov::NotDate,
+        },
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if matches!(op, Operator::Plus | Operator::Minus) =>
+        {
+            let (l, r) = (expr(left, scope), expr(right, scope));
+            let (lt, rt) = (typed(left), typed(right));
+            let is_t = |t: &Option<DataType>| t.as_ref().is_some_and(temporal);
+            let is_i = |t: &Option<DataType>| t.as_ref().is_some_and(interval);
+            if is_t(&lt) && is_t(&rt) {
+                // An interval between two dates; the rules check its ends.
+                return Prov::Interval;
+            }
+            let (date, shift) = match (is_t(&lt), is_t(&rt)) {
+                (true, false) if is_i(&rt) => (l, r),
+                (false, true) if is_i(&lt) => (r, l),
+                _ => return other(e, scope),
+            };
+            match date {
+                Prov::Bare(s) | Prov::Shifted(s) if !shift.constant() => {
+                    let mut s = s;
+                    s.extend(shift.sources());
+                    Prov::Shifted(s)
+                }
+                Prov::Constant if shift.sources().is_empty() => Prov::Constant,
+                d => Prov::mix([d, shift]),
+            }
+        }
+        _ => other(e, scope),
+    }
+}
+
+/// Anything else: an interval, a plain number, or a date mixed from its
+/// parts.
+fn other(e: &Expr, scope: Scope<'_>) -> Prov {
+    let schema = scope.schema();
+    let t = e.get_type(schema.as_ref()).ok();
+    if t.as_ref().is_some_and(interval) {
+        return Prov::Interval;
+    }
+    let mut parts = Vec::new();
+    let _ = e.apply_children(|c| {
+        parts.push(expr(c, scope));
+        Ok(datafusion::common::tree_node::TreeNodeRecursion::Continue)
+    });
+    if is_volatile_date(e) {
+        return Prov::Constant;
+    }
+    if !t.as_ref().is_some_and(temporal) {
+        return Prov::NotDate;
+    }
+    Prov::mix(parts.into_iter().chain(
+        // A literal date anywhere inside counts as a constant.
+        std::iter::once(if has_temporal_literal(e) {
+            Prov::Constant
+        } else {
+            Prov::NotDate
+        }),
+    ))
+}
+
+fn is_volatile_date(e: &Expr) -> bool {
+    matches!(e, Expr::ScalarFunction(f) if matches!(f.func.name().to_ascii_lowercase().as_str(), "current_date" | "today" | "now" | "current_timestamp"))
+}
+
+fn has_temporal_literal(e: &Expr) -> bool {
+    e.exists(|x| {
+        Ok(matches!(x, Expr::Literal(v, _) if temporal(&v.data_type()))
+            || is_volatile_date(&x)
+            || matches!(x, Expr::Cast(c) if temporal(c.field.data_type()) && c.expr.column_refs().is_empty()))
+    })
+    .unwrap_or(true)
+}

@@ -1,0 +1,542 @@
+//! The scalar functions and operators accepted below the release boundary,
+//! and the arguments that make each one total.
+//!
+//! Below the boundary, expressions run over patient rows at each site. The
+//! planner accepts only functions on this list, so that a function added to
+//! DataFusion later (or registered by someone) never reaches patient data
+//! without a decision: an allow-list fails closed.
+//!
+//! Every accepted call must also be **total**: unable to fail at run time
+//! for any row. A call that fails for some values only (`1 / (year - 1950)`,
+//! `CAST('x' AS INT)`, `sqrt` of a negative) turns the query's success into
+//! an answer about whether a patient with those values exists (A15, the
+//! error oracle). So does a call that fails for *every* row, such as
+//! `split_part(s, ',', 0)`: DataFusion does not fold it into a planning
+//! error, so it fails exactly when some row reaches it. Each function's
+//! failure modes were read from the DataFusion 55 and arrow 59 sources; the
+//! rules below are the argument domains that exclude all of them (see
+//! [`check_call`]).
+//!
+//! The check runs on the plan *after* DataFusion's type coercion, so that
+//! the casts the engine would insert on its own are checked too: comparing
+//! a text column with a number casts the text (and fails on the first
+//! non-numeric value), comparing a date with a timestamp casts the date to
+//! nanoseconds (and fails after 2262).
+//!
+//! One failure remains that no argument excludes: `date_trunc` of a `DATE`
+//! column computes in nanoseconds and fails for dates after 2262-04-11
+//! (sentinels such as `9999-12-31`). Sites should load dates in range
+//! (OMOP's own sentinel is `2099-12-31`); the failure is reported without
+//! naming the site, and in dp mode answered like every other failure.
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::expr::{Like, ScalarFunction};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
+
+use crate::error::{PlanError, Result};
+use crate::lineage::reads_patient_data;
+
+const ALLOWED: &[&str] = &[
+    // dates and times
+    "date_part",
+    "datepart",
+    "date_trunc",
+    "datetrunc",
+    "current_date",
+    "today",
+    // arithmetic
+    "abs",
+    "ceil",
+    "floor",
+    "round",
+    "trunc",
+    "sqrt",
+    "cbrt",
+    "power",
+    "pow",
+    "exp",
+    "ln",
+    "log",
+    "log2",
+    "log10",
+    "signum",
+    "greatest",
+    "least",
+    "isnan",
+    "iszero",
+    "nanvl",
+    "pi",
+    // text
+    "lower",
+    "upper",
+    "btrim",
+    "trim",
+    "ltrim",
+    "rtrim",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "substr",
+    "substring",
+    "left",
+    "right",
+    "lpad",
+    "rpad",
+    "concat",
+    "concat_ws",
+    "replace",
+    "split_part",
+    "starts_with",
+    "ends_with",
+    "strpos",
+    "instr",
+    "position",
+    "initcap",
+    "contains",
+    "regexp_like",
+    "regexp_replace",
+    "regexp_count",
+    // NULL handling and struct access the SQL planner itself produces
+    "coalesce",
+    "nullif",
+    "nvl",
+    "nvl2",
+    "ifnull",
+    "get_field",
+];
+
+/// The longest padding `lpad`/`rpad` may ask for: beyond it DataFusion
+/// allocates per batch, and the allocation can fail with the row count.
+pub const MAX_PAD: i64 = 16_384;
+
+/// `date_part` fields every date and timestamp type supports.
+const TEMPORAL_FIELDS: &[&str] = &[
+    "year", "years", "y", "yr", "yrs", "quarter", "qtr", "month", "months", "mon", "mons", "week",
+    "weeks", "w", "day", "days", "d", "hour", "hours", "h", "hr", "hrs", "minute", "minutes", "m",
+    "min", "mins", "second", "seconds", "s", "sec", "secs", "doy", "dow", "isodow", "isoyear",
+    "epoch",
+];
+
+/// `date_part` fields every interval and duration type supports.
+const INTERVAL_FIELDS: &[&str] = &[
+    "week", "weeks", "day", "days", "hour", "hours", "minute", "minutes", "second", "seconds",
+    "epoch",
+];
+
+/// The units `date_trunc` knows (any other fails at run time).
+const TRUNC_UNITS: &[&str] = &[
+    "microsecond",
+    "millisecond",
+    "second",
+    "minute",
+    "hour",
+    "day",
+    "week",
+    "month",
+    "quarter",
+    "year",
+];
+
+fn partial(what: impl Into<String>, why: impl Into<String>) -> PlanError {
+    PlanError::Unsupported {
+        what: what.into(),
+        why: why.into(),
+    }
+}
+
+fn function_refused(name: &str) -> PlanError {
+    partial(
+        format!("the function {name} over patient data"),
+        "It is not on the allow-list of functions that may run over patients' rows (dates, arithmetic, text clean-up and matching, NULL handling); compute it on the released aggregates instead",
+    )
+}
+
+/// Check the boundary `plan` (an aggregation and everything below it):
+/// every function on the allow-list, every call and operator total, every
+/// cast (written or implied) unable to fail.
+pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
+    let coerced = TypeCoercion::new()
+        .analyze(plan.clone(), &ConfigOptions::default())
+        .map_err(PlanError::from_datafusion)?;
+    let mut outcome = Ok(());
+    coerced.apply_with_subqueries(|node| {
+        if reads_patient_data(node) {
+            outcome = check_node(node);
+        }
+        Ok(if outcome.is_ok() {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    })?;
+    outcome
+}
+
+fn check_node(node: &LogicalPlan) -> Result<()> {
+    let inputs = node.inputs();
+    let schema = match inputs.as_slice() {
+        [] => node.schema().as_ref().clone(),
+        [one] => one.schema().as_ref().clone(),
+        [l, r, ..] => l
+            .schema()
+            .join(r.schema())
+            .unwrap_or_else(|_| node.schema().as_ref().clone()),
+    };
+    node.expressions()
+        .iter()
+        .try_for_each(|e| check_expr(e, &schema))
+}
+
+/// Check one expression (after coercion) over `schema`.
+pub fn check_expr(e: &Expr, schema: &DFSchema) -> Result<()> {
+    let mut outcome = Ok(());
+    e.apply(|x| {
+        let step = match x {
+            Expr::ScalarFunction(f) => check_call(f, schema).map(|exempt| {
+                if exempt {
+                    TreeNodeRecursion::Jump
+                } else {
+                    TreeNodeRecursion::Continue
+                }
+            }),
+            other => check_operator(other, schema).map(|()| TreeNodeRecursion::Continue),
+        };
+        Ok(match step {
+            Ok(next) => next,
+            Err(err) => {
+                outcome = Err(err);
+                TreeNodeRecursion::Stop
+            }
+        })
+    })?;
+    outcome
+}
+
+/// A literal under any casts.
+fn literal(e: &Expr) -> Option<&ScalarValue> {
+    match e {
+        Expr::Literal(v, _) => Some(v),
+        Expr::Cast(c) => literal(&c.expr),
+        Expr::TryCast(c) => literal(&c.expr),
+        Expr::Alias(a) => literal(&a.expr),
+        _ => None,
+    }
+}
+
+fn literal_i64(e: &Expr) -> Option<i64> {
+    match literal(e)?.cast_to(&DataType::Int64).ok()? {
+        ScalarValue::Int64(Some(v)) => Some(v),
+        _ => None,
+    }
+}
+
+fn literal_f64(e: &Expr) -> Option<f64> {
+    match literal(e)?.cast_to(&DataType::Float64).ok()? {
+        ScalarValue::Float64(Some(v)) => Some(v),
+        _ => None,
+    }
+}
+
+fn literal_text(e: &Expr) -> Option<&str> {
+    match literal(e)? {
+        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
+            Some(s.as_str())
+        }
+        _ => None,
+    }
+}
+
+fn type_of(e: &Expr, schema: &DFSchema) -> Option<DataType> {
+    e.get_type(schema).ok()
+}
+
+/// Check a call of an allowed function; `Ok(true)` when its arguments were
+/// checked here (the traversal skips them).
+pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
+    let name = f.func.name().to_ascii_lowercase();
+    if !ALLOWED.contains(&name.as_str()) {
+        return Err(function_refused(&name));
+    }
+    let a = &f.args;
+    let arg = |i: usize| a.get(i);
+    let fail = |why: &str| {
+        Err(partial(
+            format!("{name} over patient data with these arguments"),
+            format!("It fails at run time {why}, and a failure would tell that such a row exists"),
+        ))
+    };
+    match name.as_str() {
+        "date_part" | "datepart" => {
+            let field = arg(0).and_then(literal_text).map(str::to_ascii_lowercase);
+            let t = arg(1).and_then(|x| type_of(x, schema));
+            let ok = match (&field, &t) {
+                (Some(f), Some(t)) if temporal(t) => TEMPORAL_FIELDS.contains(&f.as_str()),
+                (Some(f), Some(DataType::Interval(_) | DataType::Duration(_))) => {
+                    INTERVAL_FIELDS.contains(&f.as_str())
+                }
+                _ => false,
+            };
+            if !ok {
+                return fail("unless its field is a literal that the argument's type has, and its argument a date, timestamp or interval");
+            }
+        }
+        "date_trunc" | "datetrunc" => {
+            let unit = arg(0).and_then(literal_text).map(str::to_ascii_lowercase);
+            if !unit.is_some_and(|u| TRUNC_UNITS.contains(&u.as_str())) {
+                return fail("unless its unit is one of microsecond, millisecond, second, minute, hour, day, week, month, quarter, year");
+            }
+            // The argument's cast to nanoseconds is the documented residual
+            // (module documentation); what it casts is checked as usual.
+            if let Some(x) = arg(1) {
+                let inner = match x {
+                    Expr::Cast(c) if temporal(&c.field.data_type().clone()) => c.expr.as_ref(),
+                    other => other,
+                };
+                if type_of(inner, schema).is_some_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)) {
+                    return fail("on text that is not a timestamp");
+                }
+                check_expr(inner, schema)?;
+            }
+            return Ok(true);
+        }
+        "abs" => {
+            if arg(0)
+                .and_then(|x| type_of(x, schema))
+                .is_some_and(|t| t.is_signed_integer())
+            {
+                return fail("for the smallest integer; use abs(CAST(x AS DOUBLE))");
+            }
+        }
+        "ceil" | "floor" | "round" | "trunc" => {
+            let t = arg(0).and_then(|x| type_of(x, schema));
+            if t.as_ref()
+                .is_some_and(|t| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)))
+            {
+                return fail("on decimals at their precision limit; cast to DOUBLE first");
+            }
+            if name == "round"
+                && let Some(dp) = arg(1)
+                && !(t.as_ref().is_some_and(DataType::is_floating)
+                    || literal_i64(dp).is_some_and(|d| d >= 0))
+            {
+                return fail("when integers are rounded to a negative or computed number of places near their range");
+            }
+        }
+        "sqrt" => {
+            let guarded = match arg(0) {
+                Some(Expr::ScalarFunction(g)) => g.func.name().eq_ignore_ascii_case("abs"),
+                Some(x) => literal_f64(x).is_some_and(|v| v >= 0.0),
+                None => false,
+            };
+            if !guarded {
+                return fail("for negative values; use power(x, 0.5) (NaN for negatives) or sqrt(abs(x))");
+            }
+        }
+        "power" | "pow" => {
+            let exponent_ok = arg(1).and_then(literal_f64).is_some_and(|e| e >= 0.0 || e.is_nan());
+            let base_ok = arg(0).and_then(literal_f64).is_some_and(|b| b != 0.0);
+            if !(exponent_ok || base_ok) {
+                return fail("when zero is raised to a negative power; use a non-negative literal exponent");
+            }
+        }
+        "substr" | "substring" => {
+            let start_ok = arg(1).is_some_and(|s| {
+                literal_i64(s).is_some_and(|v| v != i64::MIN)
+                    || matches!(s, Expr::Cast(c) if type_of(&c.expr, schema).is_some_and(|t| t.is_integer() && t.primitive_width().is_some_and(|w| w < 8)))
+            });
+            let count_ok = arg(2).is_none_or(|c| literal_i64(c).is_some_and(|v| v >= 0));
+            if !(start_ok && count_ok) {
+                return fail("for a negative length; give the length as a non-negative literal");
+            }
+        }
+        "lpad" | "rpad" => {
+            let length_ok = arg(1).and_then(literal_i64).is_some_and(|n| n <= MAX_PAD);
+            let fill_ok = arg(2).is_none_or(|x| literal(x).is_some());
+            if !(length_ok && fill_ok) {
+                return fail(&format!(
+                    "or exhausts memory for long or computed lengths; give the length as a literal of at most {MAX_PAD} and the fill as a literal"
+                ));
+            }
+        }
+        "split_part" => {
+            if !arg(2).and_then(literal_i64).is_some_and(|n| n != 0) {
+                return fail("for position 0; give the position as a non-zero literal");
+            }
+        }
+        "regexp_like" | "regexp_replace" | "regexp_count" => check_regexp(&name, a)?,
+        _ => {}
+    }
+    Ok(false)
+}
+
+fn check_regexp(name: &str, a: &[Expr]) -> Result<()> {
+    let fail = |why: &str| {
+        Err(partial(
+            format!("{name} over patient data with these arguments"),
+            format!("It fails at run time {why}, and a failure would tell that such a row exists"),
+        ))
+    };
+    let compiles = a
+        .get(1)
+        .and_then(literal_text)
+        .is_some_and(|p| regex::Regex::new(p).is_ok());
+    if !compiles {
+        return fail("unless its pattern is a literal regular expression that compiles");
+    }
+    let (flags, allowed) = match name {
+        "regexp_replace" => (a.get(3), "gimsUuRx"),
+        "regexp_count" => (a.get(3), "imsUuRx"),
+        _ => (a.get(2), "imsUuRx"),
+    };
+    if let Some(f) = flags {
+        let ok = literal_text(f).is_some_and(|s| !s.is_empty() && s.chars().all(|c| allowed.contains(c)));
+        if !ok {
+            return fail(&format!("unless its flags are a non-empty literal of {allowed}"));
+        }
+    }
+    if name == "regexp_count"
+        && let Some(start) = a.get(2)
+        && !literal_i64(start).is_some_and(|s| s >= 1)
+    {
+        return fail("for a start position below 1; give it as a literal of at least 1");
+    }
+    Ok(())
+}
+
+fn is_zero(v: &ScalarValue) -> bool {
+    ScalarValue::new_zero(&v.data_type()).is_ok_and(|zero| &zero == v)
+}
+
+/// `NULLIF(x, 0)`, possibly cast.
+fn nullif_zero(e: &Expr) -> bool {
+    match e {
+        Expr::Cast(c) => nullif_zero(&c.expr),
+        Expr::TryCast(c) => nullif_zero(&c.expr),
+        Expr::ScalarFunction(f) if f.func.name().eq_ignore_ascii_case("nullif") => {
+            f.args.get(1).and_then(literal).is_some_and(is_zero)
+        }
+        _ => false,
+    }
+}
+
+fn check_operator(e: &Expr, schema: &DFSchema) -> Result<()> {
+    match e {
+        Expr::BinaryExpr(b) if matches!(b.op, Operator::Divide | Operator::Modulo) => {
+            check_division(b, schema)
+        }
+        Expr::BinaryExpr(b)
+            if matches!(
+                b.op,
+                Operator::RegexMatch
+                    | Operator::RegexIMatch
+                    | Operator::RegexNotMatch
+                    | Operator::RegexNotIMatch
+            ) =>
+        {
+            match literal_text(&b.right) {
+                Some(p) if regex::Regex::new(p).is_ok() => Ok(()),
+                _ => Err(partial(
+                    "a regular expression match over patient data whose pattern is not a literal that compiles",
+                    "A pattern that fails to compile fails at run time for the rows that reach it",
+                )),
+            }
+        }
+        Expr::Like(Like { pattern, .. }) => match literal_text(pattern) {
+            Some(p) if p.len() <= 1_000 => Ok(()),
+            _ => Err(partial(
+                "LIKE over patient data with a pattern that is not a literal of at most 1,000 characters",
+                "A pattern from the data, or a huge one, can fail to compile at run time",
+            )),
+        },
+        Expr::SimilarTo(_) => Err(partial(
+            "SIMILAR TO over patient data",
+            "DataFusion compiles its pattern only at run time, where an invalid one fails; use regexp_like or LIKE",
+        )),
+        Expr::Cast(c) if !c.expr.column_refs().is_empty() => {
+            let from = type_of(&c.expr, schema).unwrap_or(DataType::Null);
+            let to = c.field.data_type();
+            if total_cast(&from, to) {
+                Ok(())
+            } else {
+                Err(partial(
+                    format!("CAST from {from} to {to} over patient data"),
+                    "It fails for some values only (a cast the engine adds on its own counts too: comparing text with a number casts the text), and the failure would tell that they exist. Use TRY_CAST, which gives NULL instead, or compare values of the same type",
+                ))
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
+    let t = type_of(&b.left, schema).unwrap_or(DataType::Null);
+    if t.is_floating() {
+        return Ok(()); // IEEE: Inf or NaN, never an error
+    }
+    let divisor = literal(&b.right);
+    let signed = t.is_signed_integer();
+    let ok = match (b.op, divisor) {
+        (Operator::Divide, Some(v)) => {
+            !v.is_null() && !is_zero(v) && !(signed && literal_i64(&b.right) == Some(-1))
+        }
+        (Operator::Modulo, Some(v)) => !v.is_null() && !is_zero(v),
+        // x / NULLIF(y, 0) fails only for the smallest integer over -1:
+        // with a constant dividend that is not it, never.
+        (Operator::Divide, None) => {
+            nullif_zero(&b.right)
+                && b.left.column_refs().is_empty()
+                && literal_i64(&b.left).is_some_and(|v| v != i64::MIN && v > i64::from(i32::MIN))
+        }
+        (_, None) => nullif_zero(&b.right),
+        _ => false,
+    };
+    if ok && !matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+        return Ok(());
+    }
+    Err(partial(
+        "a division by an expression over patient data",
+        "An integer division fails for a zero divisor, and for the smallest integer divided by -1, for some patients only, and the failure would tell that they exist. Divide by a non-zero constant other than -1, use NULLIF(divisor, 0) with a constant dividend, or divide doubles (CAST(x AS DOUBLE))",
+    ))
+}
+
+fn temporal(t: &DataType) -> bool {
+    matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+}
+
+fn text(t: &DataType) -> bool {
+    matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+}
+
+/// Whether every value of `from` converts to `to` without error (also
+/// used by site backends to turn a `TRY_CAST` that cannot fail into `CAST`).
+pub fn total_cast(from: &DataType, to: &DataType) -> bool {
+    use DataType as T;
+    if from == to || text(to) || from.is_null() {
+        return true;
+    }
+    match (from, to) {
+        (f, _) if text(f) => false,
+        (T::Binary | T::LargeBinary | T::BinaryView, _) => false,
+        (_, T::Decimal128(..) | T::Decimal256(..)) => false,
+        (T::Decimal128(..) | T::Decimal256(..), t) => t.is_floating(),
+        (f, t) if t.is_integer() => {
+            f.is_integer()
+                && t.primitive_width() >= f.primitive_width()
+                && (f.is_signed_integer() == t.is_signed_integer()
+                    || t.is_signed_integer() && t.primitive_width() > f.primitive_width())
+        }
+        // Dates in nanoseconds overflow after 2262; coarser units do not.
+        (T::Date32 | T::Date64, T::Timestamp(unit, _)) => *unit != TimeUnit::Nanosecond,
+        (T::Timestamp(from_unit, _), T::Timestamp(to_unit, _)) => {
+            *to_unit != TimeUnit::Nanosecond || *from_unit == TimeUnit::Nanosecond
+        }
+        (T::Interval(_), T::Duration(_)) | (T::Duration(_), T::Interval(_)) => false,
+        _ => true,
+    }
+}
