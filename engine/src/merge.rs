@@ -197,7 +197,7 @@ pub(crate) fn build_output(
             groups
                 .iter()
                 .map(|g| {
-                    if g.withheld[a] {
+                    if g.withheld.get(a).copied().unwrap_or(true) {
                         return Ok(ScalarValue::try_from(field.data_type())?);
                     }
                     let v = finalize(m, &g.rows)?;

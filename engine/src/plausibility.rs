@@ -217,14 +217,26 @@ mod tests {
 
     #[tokio::test]
     async fn sound_answers_pass_and_implausible_ones_are_refused_without_values() {
-        // k0 = gender, p0 = sum, p1 = count (the AVG's parts), patients.
+        // k0 = gender, p0 = sum, p1 = count (the AVG's parts), patients,
+        // then the cells of p0 and p1 (here: all of the group's patients).
         let r =
             release("SELECT gender_concept_id, avg(year_of_birth) FROM person GROUP BY 1").await;
-        assert_eq!(r.site_types().len(), 4, "{:?}", r.site_types());
-        let ok = answer(
-            &r,
-            &[&[8507, 987_654, 500, 500], &[8532, 991_000, 510, 510]],
-        );
+        let cells = r.cells.sources.len();
+        assert_eq!(r.site_types().len(), 4 + cells, "{:?}", r.site_types());
+        let full = |rows: &[&[i64]]| -> Vec<Vec<i64>> {
+            rows.iter()
+                .map(|r| {
+                    let mut v = r.to_vec();
+                    v.extend(std::iter::repeat_n(r[3].max(0), cells));
+                    v
+                })
+                .collect()
+        };
+        let rows_of = |v: &[Vec<i64>]| -> RecordBatch {
+            let refs: Vec<&[i64]> = v.iter().map(|x| x.as_slice()).collect();
+            answer(&r, &refs)
+        };
+        let ok = rows_of(&full(&[&[8507, 987_654, 500, 500], &[8532, 991_000, 510, 510]]));
         accept(&r, &[site("lu", vec![ok.clone()]), site("us", vec![ok])])
             .expect("plausible, and two sites may send the same groups");
         let cases: [(&[&[i64]], &str); 4] = [
@@ -240,7 +252,7 @@ mod tests {
             ),
         ];
         for (rows, rule) in cases {
-            let err = accept(&r, &[site("lu", vec![answer(&r, rows)])])
+            let err = accept(&r, &[site("lu", vec![rows_of(&full(rows))])])
                 .expect_err(rule)
                 .to_string();
             assert!(err.contains("site 'lu'") && err.contains(rule), "{err}");
@@ -281,16 +293,35 @@ mod tests {
             &PrivacyPolicy::threshold(1, false),
         )
         .await;
-        // k0, p0 = sum, p1 = count, patients, then top1, top2, total of p0.
-        assert_eq!(r.dominance, vec![0]);
-        assert_eq!(r.site_types().len(), 7, "{:?}", r.site_types());
+        // k0, p0 = sum, p1 = count, patients, the cells of p0 and p1, then
+        // top1, top2, total and rows of p0's one data term.
+        assert_eq!(
+            r.dominance,
+            vec![ihdsi_planner::dominance::DominanceEntry {
+                partial: 0,
+                spread: false
+            }]
+        );
+        assert_eq!(r.site_types().len(), 10, "{:?}", r.site_types());
+        let row = |v: &[i64]| -> Vec<i64> {
+            vec![v[0], v[1], v[2], v[3], v[3], v[3], v[4], v[5], v[6], v[3]]
+        };
+        let answer = |r: &Release, rows: &[&[i64]]| -> RecordBatch {
+            let full: Vec<Vec<i64>> = rows.iter().map(|v| row(v)).collect();
+            let refs: Vec<&[i64]> = full.iter().map(|x| x.as_slice()).collect();
+            answer(r, &refs)
+        };
         let dominated: &[i64] = &[8507, 1000, 20, 20, 950, 10, 1000];
         let released = |answers: &[SitePartials]| -> usize {
             for a in answers {
                 check_site_answer(&r, &a.site, None, &a.batches).expect("plausible");
             }
             let policy = PrivacyPolicy::threshold(1, false);
-            merge(&r, answers, &policy).expect("merge").batch.num_rows()
+            let out = crate::disclosure::threshold::release(&r, answers, &policy)
+                .expect("merge")
+                .batch;
+            // The cell, not the group, is withheld: count the released averages.
+            out.num_rows() - out.column(1).null_count()
         };
         // One site: 1000 − 950 − 10 < 10% of 950, withheld.
         assert_eq!(released(&[site("lu", vec![answer(&r, &[dominated])])]), 0);

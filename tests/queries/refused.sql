@@ -199,3 +199,83 @@ SELECT count(*) AS n FROM (SELECT person_id, date_part('epoch', birth_datetime) 
 -- name: a29_day_of_birth
 -- error: grouping the released result by day_of_birth
 SELECT day_of_birth, count(*) AS n FROM person GROUP BY day_of_birth;
+
+-- Issue 17: dates that stay generalised. The same column on both sides
+-- of a comparison is not "relative", whatever spells it.
+
+-- name: i17_exact_day_through_greatest_and_least
+-- error: comparing condition_start_date with an expression that mixes a literal date into the data
+SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date = greatest(condition_start_date, DATE '2015-03-14') AND condition_start_date = least(condition_start_date, DATE '2015-03-14');
+
+-- name: i17_exact_day_through_coalesce
+-- error: comparing condition_start_date with an expression that mixes a literal date into the data
+SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date >= coalesce(condition_start_date, DATE '2015-03-14');
+
+-- name: i17_same_column_through_arithmetic
+-- error: comparing condition_start_date with itself through an expression
+SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date < condition_start_date + INTERVAL '1 day';
+
+-- name: i17_same_column_through_case
+-- error: condition_start_date
+SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date = CASE WHEN condition_concept_id > 0 THEN condition_start_date END;
+
+-- name: i17_generalising_a_shifted_date
+-- error: generalising birth_datetime, which is shifted, computed or mixed with a literal
+SELECT date_trunc('month', birth_datetime + INTERVAL '13 days') AS m, count(*) AS n FROM person GROUP BY 1;
+
+-- name: i17_date_part_of_a_shifted_date
+-- error: generalising condition_start_date, which is shifted, computed or mixed with a literal
+SELECT date_part('month', condition_start_date - INTERVAL '17 days') AS m, count(*) AS n FROM condition_occurrence GROUP BY 1;
+
+-- name: i17_day_of_birth_through_from_unixtime
+-- error: day_of_birth
+SELECT date_part('month', from_unixtime(day_of_birth * 86400)) AS m, count(*) AS n FROM person GROUP BY 1;
+
+-- name: i17_weekday
+-- error: condition_start_date
+SELECT date_part('dow', condition_start_date) AS w, count(*) AS n FROM condition_occurrence GROUP BY 1;
+
+-- name: i17_date_bin
+-- error: date_bin
+SELECT count(*) AS n FROM condition_occurrence WHERE date_bin(INTERVAL '1 day', condition_start_date) > TIMESTAMP '2015-03-01 00:00:00';
+
+-- name: i17_shifted_date_against_a_month
+-- error: comparing a shifted or computed condition_start_date with a literal
+SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date + INTERVAL '13 days' >= DATE '2015-02-01';
+
+-- Issue 17: functions that can fail below the release boundary are
+-- refused unless their failing arguments are constants.
+
+-- name: i17_split_part_position_from_data
+-- error: split_part over patient data with these arguments
+SELECT count(*) AS n FROM condition_occurrence WHERE split_part('a,b', ',', CASE WHEN condition_concept_id = 1 THEN 0 ELSE 1 END) = 'a';
+
+-- name: i17_substr_length_from_data
+-- error: substr over patient data with these arguments
+SELECT count(*) AS n FROM condition_occurrence WHERE substr('abc', 1, CASE WHEN condition_concept_id = 1 THEN -1 ELSE 1 END) = 'a';
+
+-- name: i17_lpad_length_from_data
+-- error: lpad over patient data with these arguments
+SELECT count(*) AS n FROM condition_occurrence WHERE lpad('a', condition_concept_id) = 'a';
+
+-- name: i17_integer_division_by_data
+-- error: a division by an expression over patient data
+SELECT count(*) AS n FROM condition_occurrence WHERE 10 / (condition_concept_id - 1) <> 0;
+
+-- name: i17_implicit_text_to_number_cast
+-- error: over patient data
+SELECT count(*) AS n FROM condition_occurrence WHERE CASE WHEN condition_concept_id = 1 THEN 'x' ELSE '1' END = 1;
+
+-- name: i17_regexp_pattern_from_data
+-- error: regexp_like over patient data with these arguments
+SELECT count(*) AS n FROM condition_occurrence WHERE regexp_like('a', CASE WHEN condition_concept_id = 1 THEN '(' ELSE 'a' END);
+
+-- name: i17_regexp_literal_that_does_not_compile
+-- error: regexp_like over patient data with these arguments
+SELECT count(*) AS n FROM condition_occurrence WHERE regexp_like(condition_source_concept_id::text, '(');
+
+-- Issue 17: sums of values that are not declared quantities.
+
+-- name: i17_sum_of_a_code
+-- error: refused by privacy policy
+SELECT sum(condition_concept_id) AS s FROM condition_occurrence;

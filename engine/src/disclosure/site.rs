@@ -93,6 +93,8 @@ pub fn release(batch: &RecordBatch, shape: AnswerShape<'_>, min: u64) -> Result<
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use datafusion::arrow::array::StringArray;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};

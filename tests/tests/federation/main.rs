@@ -4,6 +4,8 @@
 mod attacks;
 mod auth;
 mod bytes;
+mod cell_property;
+mod cells;
 mod cohort;
 mod differential;
 mod disclosure;

@@ -1,0 +1,242 @@
+//! Issue 17's attack classes against a real threshold federation (k = 10
+//! at the coordinator, k = 1 at the sites, so that the coordinator's rule
+//! is the one tested), each checked against ground truth: the pooled
+//! oracle shows that the attack would recover the victim (its answer
+//! differs with and without the victim), and the federation's answer is
+//! identical with and without the victim, so it recovers nothing.
+//!
+//! Classes, several spellings each: conditional counts and sums (CASE,
+//! FILTER, `sum` of 0/1 indicators, weighted encodings), the nullable side
+//! of outer joins, variance and offset forms, bisection on a refused MAX,
+//! per-site numbers, and run-time failure oracles. Exact-day and
+//! day-of-birth reconstructions are refused while planning, whatever the
+//! data: they are pinned in `tests/queries/refused.sql` and in the
+//! planner's `admission::dates` tests.
+
+use ihdsi_tests::compare::{Cell, diff, rows};
+use ihdsi_tests::planted::{OUTLIER_VALUE, V1_CONDITION, V2_MEASUREMENT, outlier, planted};
+use ihdsi_tests::{ask, centralized, cohort, federation, oracle_rows, policy};
+
+/// `{V1}` and `{V2}` stand for the victims' codes.
+pub(crate) fn spell(sql: &str) -> String {
+    sql.replace("{V1}", &V1_CONDITION.to_string())
+        .replace("{V2}", &V2_MEASUREMENT.to_string())
+}
+
+/// Attacks whose answer on the pooled data depends on the victims.
+const CELL_ATTACKS: &[(&str, &str)] = &[
+    (
+        "conditional count, CASE",
+        "SELECT count(CASE WHEN condition_concept_id = {V1} THEN 1 END) AS n FROM condition_occurrence",
+    ),
+    (
+        "conditional count, FILTER",
+        "SELECT count(*) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence",
+    ),
+    (
+        "conditional count, sum of an indicator",
+        "SELECT sum(CASE WHEN condition_concept_id = {V1} THEN 1 ELSE 0 END) AS n FROM condition_occurrence",
+    ),
+    (
+        "conditional count, negated indicator",
+        "SELECT sum(CASE WHEN condition_concept_id <> {V1} THEN 0 ELSE 1 END) AS n FROM condition_occurrence",
+    ),
+    (
+        "conditional count of distinct patients",
+        "SELECT count(DISTINCT person_id) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence",
+    ),
+    (
+        "conditional counts inside large groups (quasi-identifiers)",
+        "SELECT p.gender_concept_id, count(*) FILTER (WHERE c.condition_concept_id = {V1}) AS a, \
+         count(CASE WHEN c.condition_concept_id = {V1} THEN 1 END) AS b \
+         FROM person p JOIN condition_occurrence c ON p.person_id = c.person_id GROUP BY 1",
+    ),
+    (
+        "weighted encoding: two terms, one rare",
+        "SELECT sum(CASE WHEN condition_concept_id = {V1} THEN 1 WHEN condition_concept_id > 0 THEN 1000000 END) AS n FROM condition_occurrence",
+    ),
+    (
+        "outer join, the nullable side",
+        "SELECT count(c.person_id) AS n FROM person p LEFT JOIN condition_occurrence c \
+         ON p.person_id = c.person_id AND c.condition_concept_id = {V1}",
+    ),
+    (
+        "outer join, the nullable side of a filtered subquery",
+        "SELECT count(v.person_id) AS n FROM person p LEFT JOIN \
+         (SELECT person_id FROM condition_occurrence WHERE condition_concept_id = {V1}) v \
+         ON p.person_id = v.person_id",
+    ),
+    (
+        "conditional sum of a value",
+        "SELECT sum(CASE WHEN measurement_concept_id = {V2} THEN value_as_number END) AS s FROM measurement",
+    ),
+    (
+        "conditional average, FILTER",
+        "SELECT avg(value_as_number) FILTER (WHERE measurement_concept_id = {V2}) AS s FROM measurement",
+    ),
+    (
+        "conditional sum with ELSE 0",
+        "SELECT sum(CASE WHEN measurement_concept_id = {V2} THEN value_as_number ELSE 0 END) AS s FROM measurement",
+    ),
+    (
+        "variance of a victim-only term",
+        "SELECT var_pop(CASE WHEN measurement_concept_id = {V2} THEN value_as_number ELSE 0 END) AS v FROM measurement",
+    ),
+    (
+        "standard deviation of a victim-only term",
+        "SELECT stddev(CASE WHEN measurement_concept_id = {V2} THEN value_as_number END) AS v FROM measurement",
+    ),
+    (
+        "offset sum",
+        "SELECT sum(value_as_number + 1000) FILTER (WHERE measurement_concept_id = {V2}) AS s FROM measurement",
+    ),
+    (
+        "offset in a CASE",
+        "SELECT sum(CASE WHEN measurement_concept_id = {V2} THEN value_as_number ELSE 1000 END) AS s FROM measurement",
+    ),
+    (
+        "per-site conditional count",
+        "SELECT site, count(*) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence GROUP BY site",
+    ),
+    (
+        "per-site conditional sum",
+        "SELECT site, sum(CASE WHEN condition_concept_id = {V1} THEN 1 ELSE 0 END) AS n FROM condition_occurrence GROUP BY site",
+    ),
+];
+
+async fn outcome(uri: &str, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
+    ask(uri, sql)
+        .await
+        .map(|r| rows(&r.batches))
+        .map_err(|e| e.to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conditional_cells_under_k_are_withheld_in_every_spelling() {
+    let clean = cohort(6_000);
+    let victims = planted(&clean).await;
+    let (o1, o0) = (centralized(&victims).await, centralized(&clean).await);
+    let with = federation(&victims, policy(10, false), policy(1, false)).await;
+    let without = federation(&clean, policy(10, false), policy(1, false)).await;
+    let mut failures = Vec::new();
+    for (name, sql) in CELL_ATTACKS {
+        let sql = spell(sql);
+        let (t1, t0) = (oracle_rows(&o1, &sql).await, oracle_rows(&o0, &sql).await);
+        if diff(&t1, &t0).is_none() {
+            failures.push(format!("{name}: the oracle does not see the victim, so the case tests nothing"));
+        }
+        match (outcome(&with.uri, &sql).await, outcome(&without.uri, &sql).await) {
+            (Ok(a), Ok(b)) if a == b => {
+                // The released cells are NULL or rest on ≥ k patients; the
+                // first spellings release nothing else.
+            }
+            (Ok(a), Ok(b)) => failures.push(format!(
+                "{name}: the answer depends on the victim: {a:?} vs {b:?}"
+            )),
+            (a, b) => failures.push(format!("{name}: expected answers, got {a:?} and {b:?}")),
+        }
+    }
+    with.shutdown().await;
+    without.shutdown().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Conditional aggregates that rest on enough patients keep working: the
+/// analyst's FILTER and CASE bins are answered exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conditional_cells_of_at_least_k_patients_are_answered_exactly() {
+    let data = cohort(6_000);
+    let oracle = centralized(&data).await;
+    let fed = federation(&data, policy(10, false), policy(1, false)).await;
+    let sql = "SELECT gender_concept_id, \
+               count(*) FILTER (WHERE year_of_birth < 1960) AS old, \
+               count(CASE WHEN year_of_birth >= 1960 THEN 1 END) AS young, \
+               sum(CASE WHEN year_of_birth < 1960 THEN 1 ELSE 0 END) AS old_again \
+               FROM person GROUP BY 1 ORDER BY 1";
+    let expected = oracle_rows(&oracle, sql).await;
+    let got = ask(&fed.uri, sql).await.expect("answered");
+    assert_eq!(diff(&got.batches, &expected), None);
+    fed.shutdown().await;
+}
+
+/// Bisection on a MAX that is itself refused: `count(*) FILTER (WHERE
+/// value > t)` over the outlier's measurement is 1 for every t below the
+/// outlier and 0 above it. Both are withheld (zero like one), so every t
+/// gives the same answer and the bisection learns nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bisection_on_a_refused_max_sees_the_same_answer_for_every_threshold() {
+    let data = outlier(&cohort(6_000)).await;
+    let oracle = centralized(&data).await;
+    let fed = federation(&data, policy(10, false), policy(1, false)).await;
+    let spellings = [
+        "SELECT count(*) FILTER (WHERE value_as_number > {t}) AS n FROM measurement",
+        "SELECT count(CASE WHEN value_as_number >= {t} THEN 1 END) AS n FROM measurement",
+        "SELECT sum(CASE WHEN value_as_number > {t} THEN 1 ELSE 0 END) AS n FROM measurement",
+        "SELECT count(DISTINCT person_id) FILTER (WHERE value_as_number > {t}) AS n FROM measurement",
+    ];
+    let refused = ask(&fed.uri, "SELECT max(value_as_number) FROM measurement").await;
+    assert!(refused.is_err(), "MAX is refused under this policy");
+    let mut failures = Vec::new();
+    for s in spellings {
+        let mut truths = Vec::new();
+        let mut answers = Vec::new();
+        for t in [1e5, OUTLIER_VALUE / 2.0, OUTLIER_VALUE - 1.0, OUTLIER_VALUE, 2.0 * OUTLIER_VALUE] {
+            let sql = s.replace("{t}", &format!("{t:.1}"));
+            truths.push(rows(&oracle_rows(&oracle, &sql).await));
+            answers.push(outcome(&fed.uri, &sql).await);
+        }
+        if truths.windows(2).all(|w| w[0] == w[1]) {
+            failures.push(format!("{s}: the oracle does not move with t"));
+        }
+        if !answers.windows(2).all(|w| w[0] == w[1]) {
+            failures.push(format!("{s}: the answers move with t: {answers:?}"));
+        }
+        if answers[0] != Ok(vec![vec![Cell::Null]]) {
+            failures.push(format!("{s}: a cell of under 10 patients released: {:?}", answers[0]));
+        }
+    }
+    fed.shutdown().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Functions that fail on some inputs, with the failing input chosen by
+/// the victim: with and without the victim the outcome is the same (the
+/// query is refused while planning, from its text), and no message names
+/// a site.
+pub(crate) const FAILURE_ORACLES: &[&str] = &[
+    "SELECT count(*) FROM condition_occurrence WHERE split_part('a,b', ',', CASE WHEN condition_concept_id = {V1} THEN 0 ELSE 1 END) = 'a'",
+    "SELECT count(*) FROM condition_occurrence WHERE substr('abc', 1, CASE WHEN condition_concept_id = {V1} THEN -1 ELSE 1 END) = 'a'",
+    "SELECT count(*) FROM condition_occurrence WHERE lpad('a', CASE WHEN condition_concept_id = {V1} THEN 2000000000 ELSE 1 END) = 'a'",
+    "SELECT count(*) FROM condition_occurrence WHERE 10 / (condition_concept_id - {V1}) <> 0",
+    "SELECT count(*) FROM condition_occurrence WHERE 10 % (condition_concept_id - {V1}) <> 0",
+    "SELECT count(*) FROM condition_occurrence WHERE CAST(CASE WHEN condition_concept_id = {V1} THEN 'x' ELSE '1' END AS INT) = 1",
+    "SELECT count(*) FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN 'x' ELSE '1' END = 1",
+    "SELECT count(*) FROM condition_occurrence WHERE power(0, CASE WHEN condition_concept_id = {V1} THEN -1 ELSE 1 END) = 0",
+    "SELECT count(*) FROM condition_occurrence WHERE regexp_like('a', CASE WHEN condition_concept_id = {V1} THEN '(' ELSE 'a' END)",
+    "SELECT count(*) FROM condition_occurrence WHERE abs(CAST(condition_concept_id - {V1} AS INT) - 2147483647 - 1) > 0",
+    "SELECT count(*) FROM condition_occurrence WHERE repeat('a', CASE WHEN condition_concept_id = {V1} THEN 2000000000 ELSE 1 END) = 'a'",
+];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_time_failures_are_no_oracle_of_the_victim() {
+    let clean = cohort(6_000);
+    let victims = planted(&clean).await;
+    let with = federation(&victims, policy(10, false), policy(1, false)).await;
+    let without = federation(&clean, policy(10, false), policy(1, false)).await;
+    let mut failures = Vec::new();
+    for sql in FAILURE_ORACLES {
+        let sql = spell(sql);
+        let (a, b) = (outcome(&with.uri, &sql).await, outcome(&without.uri, &sql).await);
+        if a != b {
+            failures.push(format!("{sql}: {a:?} with the victim, {b:?} without"));
+        }
+        if let Err(e) = &a
+            && ["'lu'", "'us'", "'kr'"].iter().any(|s| e.contains(s))
+        {
+            failures.push(format!("{sql}: the error names a site: {e}"));
+        }
+    }
+    with.shutdown().await;
+    without.shutdown().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
