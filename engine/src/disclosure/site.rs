@@ -13,6 +13,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch,
 };
 use datafusion::arrow::compute::kernels::cmp::gt_eq;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::compute::{filter_record_batch, nullif, or_kleene};
 use datafusion::arrow::compute::kernels::zip::zip;
 
@@ -33,6 +34,20 @@ pub struct AnswerShape<'a> {
     pub dominance: &'a [DominanceEntry],
 }
 
+/// `schema` with the partial columns `p*` nullable.
+fn answer_schema(schema: &SchemaRef, shape: AnswerShape<'_>) -> SchemaRef {
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let partial = i >= shape.key_count && i < shape.patients;
+            f.as_ref().clone().with_nullable(f.is_nullable() || partial)
+        })
+        .collect();
+    std::sync::Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 fn int64(batch: &RecordBatch, c: usize) -> Result<&Int64Array> {
     batch
         .column(c)
@@ -47,7 +62,10 @@ fn int64(batch: &RecordBatch, c: usize) -> Result<&Int64Array> {
 pub fn release(batch: &RecordBatch, shape: AnswerShape<'_>, min: u64) -> Result<(RecordBatch, u64)> {
     let min = i64::try_from(min).unwrap_or(i64::MAX);
     let keep = gt_eq(int64(batch, shape.patients)?, &Int64Array::new_scalar(min))?;
-    let kept = filter_record_batch(batch, &keep)?;
+    // Partials are always nullable in an answer, withheld or not, so that
+    // the schema says nothing about the data.
+    let schema = answer_schema(batch.schema_ref(), shape);
+    let kept = filter_record_batch(&batch.clone().with_schema(schema)?, &keep)?;
     let dropped = (batch.num_rows() - kept.num_rows()) as u64;
     let first_cell = shape.patients + 1;
     // Per cell column: the rows where it is under the threshold.

@@ -93,11 +93,16 @@ fn random_conditional_queries_never_release_a_cell_under_k() {
     let withheld = std::cell::Cell::new(0usize);
     let result = runner.run(&query(), |(keys, aggs)| {
         let k = keys.join(", ");
-        let list: Vec<&str> = aggs.iter().map(|a| a.sql.as_str()).collect();
+        let list: Vec<String> = aggs
+            .iter()
+            .enumerate()
+            .map(|(i, a)| format!("{} AS a{i}", a.sql))
+            .collect();
         let sql = format!("SELECT {k}, {} FROM person GROUP BY {k}", list.join(", "));
         let truth: Vec<String> = aggs
             .iter()
-            .map(|a| format!("count(DISTINCT person_id) FILTER (WHERE {})", a.contributes))
+            .enumerate()
+            .map(|(i, a)| format!("count(DISTINCT person_id) FILTER (WHERE {}) AS t{i}", a.contributes))
             .collect();
         let truth_sql = format!(
             "SELECT {k}, count(DISTINCT person_id), {}, {} FROM person GROUP BY {k}",
