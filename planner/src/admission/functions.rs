@@ -523,6 +523,19 @@ pub fn total_cast(from: &DataType, to: &DataType) -> bool {
     match (from, to) {
         (f, _) if text(f) => false,
         (T::Binary | T::LargeBinary | T::BinaryView, _) => false,
+        // An integer fits a decimal with as many integer digits as its
+        // largest value has (the cast DataFusion adds to compare UInt64
+        // with Int64 is to Decimal128(20, 0)).
+        (f, T::Decimal128(p, s) | T::Decimal256(p, s)) if f.is_integer() => {
+            let digits: i16 = match f {
+                T::Int8 | T::UInt8 => 3,
+                T::Int16 | T::UInt16 => 5,
+                T::Int32 | T::UInt32 => 10,
+                T::Int64 => 19,
+                _ => 20,
+            };
+            i16::from(*p) - i16::from(*s) >= digits
+        }
         (_, T::Decimal128(..) | T::Decimal256(..)) => false,
         (T::Decimal128(..) | T::Decimal256(..), t) => t.is_floating(),
         (f, t) if t.is_integer() => {
@@ -540,3 +553,6 @@ pub fn total_cast(from: &DataType, to: &DataType) -> bool {
         _ => true,
     }
 }
+
+#[cfg(test)]
+mod tests;
