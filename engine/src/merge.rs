@@ -151,7 +151,11 @@ pub(crate) fn merge_groups(
                 .checked_add(as_i64(&values[base - 1]))
                 .ok_or_else(overflow)?;
             for (total, column) in g.cells.iter_mut().zip(&counts) {
-                let n = if column.is_null(r) { 0 } else { column.value(r) };
+                let n = if column.is_null(r) {
+                    0
+                } else {
+                    column.value(r)
+                };
                 *total = total.checked_add(n).ok_or_else(overflow)?;
             }
             g.rows.push(values[keys..base - 1].to_vec());

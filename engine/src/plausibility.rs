@@ -236,7 +236,10 @@ mod tests {
             let refs: Vec<&[i64]> = v.iter().map(|x| x.as_slice()).collect();
             answer(&r, &refs)
         };
-        let ok = rows_of(&full(&[&[8507, 987_654, 500, 500], &[8532, 991_000, 510, 510]]));
+        let ok = rows_of(&full(&[
+            &[8507, 987_654, 500, 500],
+            &[8532, 991_000, 510, 510],
+        ]));
         accept(&r, &[site("lu", vec![ok.clone()]), site("us", vec![ok])])
             .expect("plausible, and two sites may send the same groups");
         let cases: [(&[&[i64]], &str); 4] = [

@@ -10,10 +10,10 @@ use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch};
 use proptest::prelude::*;
 
 use crate::disclosure::dominance::Dominance;
+use crate::disclosure::threshold::release as threshold_release;
 use crate::dp::NoisePlan;
 use crate::dp::sampler::OsUniform;
 use crate::fanout::SitePartials;
-use crate::disclosure::threshold::release as threshold_release;
 use crate::testing::first_release;
 use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 use ihdsi_planner::Release;

@@ -144,7 +144,13 @@ impl Terms {
         if matches!(other, Expr::Literal(v, _) if !v.is_null()) {
             return self;
         }
-        self.map(|t| Expr::Case(Case::new(None, vec![(Box::new(other.clone().is_not_null()), Box::new(t))], None)))
+        self.map(|t| {
+            Expr::Case(Case::new(
+                None,
+                vec![(Box::new(other.clone().is_not_null()), Box::new(t))],
+                None,
+            ))
+        })
     }
 }
 
@@ -369,10 +375,7 @@ fn function(f: &ScalarFunction, whole: &Expr) -> Result<Terms> {
     }
     // A function of one exclusive set of branches is that function of each
     // branch (NULL stays NULL); of anything else, one opaque term.
-    let parts = a
-        .iter()
-        .map(decompose)
-        .collect::<Result<Vec<_>>>()?;
+    let parts = a.iter().map(decompose).collect::<Result<Vec<_>>>()?;
     let several: Vec<usize> = (0..parts.len())
         .filter(|&i| parts[i].terms.len() > 1)
         .collect();
@@ -490,7 +493,11 @@ pub fn layout(plan: &LogicalPlan) -> Result<CellLayout> {
     Ok(out)
 }
 
-fn partial_cells(kind: AggKind, f: &AggregateFunction, out: &mut CellLayout) -> Result<Vec<CellRef>> {
+fn partial_cells(
+    kind: AggKind,
+    f: &AggregateFunction,
+    out: &mut CellLayout,
+) -> Result<Vec<CellRef>> {
     let filter = f.params.filter.as_deref().cloned();
     let arg = f.params.args.first().map(strip_alias).cloned();
     let present = |value: Option<Expr>, nonzero: bool| CellSource {
@@ -579,8 +586,10 @@ pub fn with_cells(
         .collect::<Result<_>>()?;
     for n in 0..layout.sources.len() {
         exprs.push(
-            Expr::Column(Column::from(schema.qualified_field(agg.group_expr.len() + first + n)))
-                .alias(cell_column(n)),
+            Expr::Column(Column::from(
+                schema.qualified_field(agg.group_expr.len() + first + n),
+            ))
+            .alias(cell_column(n)),
         );
     }
     LogicalPlanBuilder::from(extended)
@@ -592,7 +601,8 @@ pub fn with_cells(
 /// The canonical projection's column `e`, pointed at the same field of the
 /// extended aggregation (whose first fields are the original ones).
 fn rebase(e: &Expr, agg: &Aggregate, schema: &datafusion::common::DFSchemaRef) -> Result<Expr> {
-    let (name, col) = crate::site::column_of(e).ok_or_else(|| internal("output is not a column"))?;
+    let (name, col) =
+        crate::site::column_of(e).ok_or_else(|| internal("output is not a column"))?;
     let i = agg.schema.index_of_column(col).map_err(internal)?;
     Ok(Expr::Column(Column::from(schema.qualified_field(i))).alias(name))
 }
@@ -600,7 +610,10 @@ fn rebase(e: &Expr, agg: &Aggregate, schema: &datafusion::common::DFSchemaRef) -
 /// The argument of the hidden patient count (the canonical plan's last
 /// column).
 fn patient_unit(proj: &datafusion::logical_expr::Projection, agg: &Aggregate) -> Result<Expr> {
-    let last = proj.expr.last().ok_or_else(|| internal("no patient count"))?;
+    let last = proj
+        .expr
+        .last()
+        .ok_or_else(|| internal("no patient count"))?;
     match source_aggregate(last, agg)? {
         Expr::AggregateFunction(f) => f.params.args.first().cloned(),
         Expr::Alias(a) => match a.expr.as_ref() {

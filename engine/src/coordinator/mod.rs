@@ -304,7 +304,11 @@ impl Coordinator {
         match tokio::time::timeout_at(deadline, self.run_plan(plan, cx)).await {
             Ok(outcome) => outcome,
             Err(_) => {
-                tracing::warn!(query_id = cx.query_id, code = "query.deadline", "dp query cancelled at its response deadline");
+                tracing::warn!(
+                    query_id = cx.query_id,
+                    code = "query.deadline",
+                    "dp query cancelled at its response deadline"
+                );
                 Err(EngineError::Deadline {
                     query_id: cx.query_id.clone(),
                     ms: self.policy.dp.response_ms,
@@ -419,9 +423,9 @@ impl Coordinator {
                 .and_then(|s| s.entry.patients);
             check_site_answer(release, &a.site, declared, &a.batches)?;
         }
-        let released =
-            self.disclosure
-                .release(release, &answers, &mut OsUniform::default())?;
+        let released = self
+            .disclosure
+            .release(release, &answers, &mut OsUniform::default())?;
         let merge_time = merge_started.elapsed();
         if self.dp.is_none() {
             self.flag_differencing(cx, release, released.groups).await?;

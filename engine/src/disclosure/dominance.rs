@@ -209,7 +209,10 @@ mod tests {
                 let m = s.iter().sum::<f64>() / s.len() as f64;
                 let mut d = of(&s.iter().map(|x| (x - m).powi(2)).collect::<Vec<_>>());
                 d.rows = 1.0;
-                SiteSpread { summary: d, mean: m }
+                SiteSpread {
+                    summary: d,
+                    mean: m,
+                }
             })
             .collect();
         (per, mean, m2)

@@ -82,7 +82,9 @@ impl Disclosure {
     ) -> Result<Released> {
         match self {
             Disclosure::Threshold(policy) => threshold::release(release, answers, policy),
-            Disclosure::Dp(policy) => NoisePlan::for_release(release, policy)?.release(release, answers, u),
+            Disclosure::Dp(policy) => {
+                NoisePlan::for_release(release, policy)?.release(release, answers, u)
+            }
         }
     }
 }

@@ -263,6 +263,5 @@ fn from_grid(steps: i128, step: f64, t: &DataType) -> Result<ScalarValue> {
     Ok(value.cast_to(t)?)
 }
 
-
 #[cfg(test)]
 mod tests;

@@ -8,14 +8,13 @@
 //! dominance summaries of its sums as zeros: nothing about its patients
 //! leaves, and the coordinator merges the other sites' patients only.
 
-
 use datafusion::arrow::array::{
     Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch,
 };
 use datafusion::arrow::compute::kernels::cmp::gt_eq;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
-use datafusion::arrow::compute::{filter_record_batch, nullif, or_kleene};
 use datafusion::arrow::compute::kernels::zip::zip;
+use datafusion::arrow::compute::{filter_record_batch, nullif, or_kleene};
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 
 use crate::error::{EngineError, Result};
 use ihdsi_planner::cells::{CellLayout, CellRef};
@@ -59,7 +58,11 @@ fn int64(batch: &RecordBatch, c: usize) -> Result<&Int64Array> {
 /// Keep the groups of `batch` with at least `min` distinct patients and
 /// withhold their cells of fewer; return them and the number of groups
 /// dropped.
-pub fn release(batch: &RecordBatch, shape: AnswerShape<'_>, min: u64) -> Result<(RecordBatch, u64)> {
+pub fn release(
+    batch: &RecordBatch,
+    shape: AnswerShape<'_>,
+    min: u64,
+) -> Result<(RecordBatch, u64)> {
     let min = i64::try_from(min).unwrap_or(i64::MAX);
     let keep = gt_eq(int64(batch, shape.patients)?, &Int64Array::new_scalar(min))?;
     // Partials are always nullable in an answer, withheld or not, so that
@@ -118,7 +121,12 @@ mod tests {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     use ihdsi_planner::cells::CellSource;
 
-    fn batch(keys: Vec<&str>, partial: Vec<i64>, patients: Vec<i64>, cells: Vec<i64>) -> RecordBatch {
+    fn batch(
+        keys: Vec<&str>,
+        partial: Vec<i64>,
+        patients: Vec<i64>,
+        cells: Vec<i64>,
+    ) -> RecordBatch {
         let schema = Arc::new(Schema::new(vec![
             Field::new("k0", DataType::Utf8, true),
             Field::new("p0", DataType::Int64, true),
@@ -162,8 +170,16 @@ mod tests {
         );
         let (kept, dropped) = release(&b, shape, 10).expect("release");
         assert_eq!(dropped, 1);
-        let p = kept.column(1).as_any().downcast_ref::<Int64Array>().expect("p0");
-        let c = kept.column(3).as_any().downcast_ref::<Int64Array>().expect("c0");
+        let p = kept
+            .column(1)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("p0");
+        let c = kept
+            .column(3)
+            .as_any()
+            .downcast_ref::<Int64Array>()
+            .expect("c0");
         // a: released; c: its cell has no patient, withheld like a small one.
         assert_eq!(p.iter().collect::<Vec<_>>(), vec![Some(40), None, Some(25)]);
         assert_eq!(c.values().to_vec(), vec![40, 0, 10]);

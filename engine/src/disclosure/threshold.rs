@@ -29,7 +29,14 @@ pub(crate) fn partials_of(m: &Merge) -> Vec<usize> {
 pub(crate) fn cell_patients(release: &Release, g: &Group, m: &Merge) -> i64 {
     partials_of(m)
         .into_iter()
-        .flat_map(|p| release.cells.per_partial.get(p).cloned().unwrap_or_default())
+        .flat_map(|p| {
+            release
+                .cells
+                .per_partial
+                .get(p)
+                .cloned()
+                .unwrap_or_default()
+        })
         .map(|c| match c {
             CellRef::Group => g.patients,
             CellRef::Column(n) => g.cells.get(n).copied().unwrap_or(0),
@@ -54,7 +61,15 @@ fn dominated(release: &Release, g: &Group, m: &Merge, p: f64) -> bool {
                     per_site.iter().for_each(|d| merged.merge(*d));
                     merged.dominated(p)
                 }
-                (true, Merge::Variance { count, mean, var_pop, .. }) => {
+                (
+                    true,
+                    Merge::Variance {
+                        count,
+                        mean,
+                        var_pop,
+                        ..
+                    },
+                ) => {
                     let (n_all, mu, m2) = moments(&g.rows, *count, *mean, *var_pop);
                     if n_all == 0.0 {
                         return false; // no values: the cell is withheld anyway
@@ -88,7 +103,10 @@ pub(crate) fn release(
     for g in &mut groups {
         for (a, m) in release.merges.iter().enumerate() {
             let small = cell_patients(release, g, m) < k;
-            let dominated = !small && policy.dominance().is_some_and(|p| dominated(release, g, m, p));
+            let dominated = !small
+                && policy
+                    .dominance()
+                    .is_some_and(|p| dominated(release, g, m, p));
             if small || dominated {
                 g.withheld[a] = true;
                 withheld_cells += 1;

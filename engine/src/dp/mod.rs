@@ -10,6 +10,6 @@
 pub mod ledger;
 pub mod sampler;
 
-pub use ledger::{BudgetLedger, Charged, LedgerError, NANO, Rho};
 pub use crate::disclosure::noise::{ColumnNoise, NoisePlan};
+pub use ledger::{BudgetLedger, Charged, LedgerError, NANO, Rho};
 pub use sampler::{OsUniform, SamplerError, Uniform, discrete_gaussian, discrete_laplace};

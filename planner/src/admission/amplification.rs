@@ -86,7 +86,12 @@ fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
             let equalities = j.on.iter().map(|(a, b)| (a.clone(), b.clone())).chain(
                 j.filter
                     .iter()
-                    .flat_map(|f| split_conjunction(f).into_iter().cloned().collect::<Vec<_>>())
+                    .flat_map(|f| {
+                        split_conjunction(f)
+                            .into_iter()
+                            .cloned()
+                            .collect::<Vec<_>>()
+                    })
                     .filter_map(|c| match c {
                         Expr::BinaryExpr(b) if b.op == Operator::Eq => {
                             Some((*b.left.clone(), *b.right.clone()))

@@ -245,9 +245,9 @@ fn literal_f64(e: &Expr) -> Option<f64> {
 
 fn literal_text(e: &Expr) -> Option<&str> {
     match literal(e)? {
-        ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)) => {
-            Some(s.as_str())
-        }
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
         _ => None,
     }
 }
@@ -283,13 +283,17 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
                 _ => false,
             };
             if !ok {
-                return fail("unless its field is a literal that the argument's type has, and its argument a date, timestamp or interval");
+                return fail(
+                    "unless its field is a literal that the argument's type has, and its argument a date, timestamp or interval",
+                );
             }
         }
         "date_trunc" | "datetrunc" => {
             let unit = arg(0).and_then(literal_text).map(str::to_ascii_lowercase);
             if !unit.is_some_and(|u| TRUNC_UNITS.contains(&u.as_str())) {
-                return fail("unless its unit is one of microsecond, millisecond, second, minute, hour, day, week, month, quarter, year");
+                return fail(
+                    "unless its unit is one of microsecond, millisecond, second, minute, hour, day, week, month, quarter, year",
+                );
             }
             // The argument's cast to nanoseconds is the documented residual
             // (module documentation); what it casts is checked as usual.
@@ -298,7 +302,9 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
                     Expr::Cast(c) if temporal(&c.field.data_type().clone()) => c.expr.as_ref(),
                     other => other,
                 };
-                if type_of(inner, schema).is_some_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)) {
+                if type_of(inner, schema).is_some_and(|t| {
+                    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
+                }) {
                     return fail("on text that is not a timestamp");
                 }
                 check_expr(inner, schema)?;
@@ -325,7 +331,9 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
                 && !(t.as_ref().is_some_and(DataType::is_floating)
                     || literal_i64(dp).is_some_and(|d| d >= 0))
             {
-                return fail("when integers are rounded to a negative or computed number of places near their range");
+                return fail(
+                    "when integers are rounded to a negative or computed number of places near their range",
+                );
             }
         }
         "sqrt" => {
@@ -335,14 +343,20 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
                 None => false,
             };
             if !guarded {
-                return fail("for negative values; use power(x, 0.5) (NaN for negatives) or sqrt(abs(x))");
+                return fail(
+                    "for negative values; use power(x, 0.5) (NaN for negatives) or sqrt(abs(x))",
+                );
             }
         }
         "power" | "pow" => {
-            let exponent_ok = arg(1).and_then(literal_f64).is_some_and(|e| e >= 0.0 || e.is_nan());
+            let exponent_ok = arg(1)
+                .and_then(literal_f64)
+                .is_some_and(|e| e >= 0.0 || e.is_nan());
             let base_ok = arg(0).and_then(literal_f64).is_some_and(|b| b != 0.0);
             if !(exponent_ok || base_ok) {
-                return fail("when zero is raised to a negative power; use a non-negative literal exponent");
+                return fail(
+                    "when zero is raised to a negative power; use a non-negative literal exponent",
+                );
             }
         }
         "substr" | "substring" => {
@@ -395,9 +409,12 @@ fn check_regexp(name: &str, a: &[Expr]) -> Result<()> {
         _ => (a.get(2), "imsUuRx"),
     };
     if let Some(f) = flags {
-        let ok = literal_text(f).is_some_and(|s| !s.is_empty() && s.chars().all(|c| allowed.contains(c)));
+        let ok = literal_text(f)
+            .is_some_and(|s| !s.is_empty() && s.chars().all(|c| allowed.contains(c)));
         if !ok {
-            return fail(&format!("unless its flags are a non-empty literal of {allowed}"));
+            return fail(&format!(
+                "unless its flags are a non-empty literal of {allowed}"
+            ));
         }
     }
     if name == "regexp_count"
@@ -506,7 +523,10 @@ fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
 }
 
 fn temporal(t: &DataType) -> bool {
-    matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+    matches!(
+        t,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    )
 }
 
 fn text(t: &DataType) -> bool {

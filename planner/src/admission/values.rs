@@ -148,7 +148,10 @@ fn quantity(plan: &LogicalPlan, index: usize) -> std::result::Result<String, Str
     }
 }
 
-fn follow(input: &LogicalPlan, c: &datafusion::common::Column) -> std::result::Result<String, String> {
+fn follow(
+    input: &LogicalPlan,
+    c: &datafusion::common::Column,
+) -> std::result::Result<String, String> {
     let i = input
         .schema()
         .index_of_column(c)
@@ -183,5 +186,8 @@ fn per_patient(a: &Aggregate, index: usize) -> std::result::Result<String, Strin
 }
 
 fn temporal(t: &DataType) -> bool {
-    matches!(t, DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+    matches!(
+        t,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    )
 }

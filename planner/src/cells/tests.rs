@@ -23,7 +23,12 @@ async fn cells_of(sql: &str) -> (Vec<Vec<CellRef>>, String) {
     let plan = with_cells(&site, &l, None).expect("cells");
     let names: Vec<_> = (0..l.sources.len()).map(|n| col(cell_column(n))).collect();
     let df = ctx.execute_logical_plan(plan).await.expect("execute");
-    let out = df.select(names).expect("select").collect().await.expect("collect");
+    let out = df
+        .select(names)
+        .expect("select")
+        .collect()
+        .await
+        .expect("collect");
     (l.per_partial, table(&out))
 }
 
@@ -44,7 +49,10 @@ async fn every_spelling_of_a_conditional_cell_counts_its_patients() {
             refs[0].iter().any(|r| matches!(r, CellRef::Column(_))),
             "{sql}: {refs:?}"
         );
-        assert!(counts.contains("| 1 "), "{sql}: the cell rests on one patient\n{counts}");
+        assert!(
+            counts.contains("| 1 "),
+            "{sql}: the cell rests on one patient\n{counts}"
+        );
     }
 }
 
@@ -63,7 +71,10 @@ async fn a_sum_of_a_common_and_a_rare_term_keeps_the_rare_term_s_cell() {
 #[tokio::test]
 async fn zeros_do_not_contribute_to_sums_but_do_to_counts() {
     let (_, sums) = cells_of("SELECT sum(value_as_number) FROM measurement").await;
-    assert!(sums.contains("| 21 "), "patient 22's zero adds nothing\n{sums}");
+    assert!(
+        sums.contains("| 21 "),
+        "patient 22's zero adds nothing\n{sums}"
+    );
     let (_, counts) = cells_of("SELECT count(value_as_number) FROM measurement").await;
     assert!(counts.contains("| 22 "), "{counts}");
 }

@@ -18,7 +18,12 @@ use ihdsi_tests::planted::planted;
 use ihdsi_tests::{ask, centralized, cohort, federation, oracle_rows, policy};
 
 const K: i128 = 10;
-const KEYS: &[&str] = &["gender_concept_id", "year_of_birth", "month_of_birth", "race_concept_id"];
+const KEYS: &[&str] = &[
+    "gender_concept_id",
+    "year_of_birth",
+    "month_of_birth",
+    "race_concept_id",
+];
 
 /// One aggregate: its SQL, and the condition under which a row's patient
 /// contributes to it.
@@ -32,7 +37,8 @@ fn predicate() -> impl Strategy<Value = String> {
     prop_oneof![
         (1930..2010i32).prop_map(|y| format!("year_of_birth = {y}")),
         (1..=12i32).prop_map(|m| format!("month_of_birth = {m}")),
-        (1930..2010i32, 0..6i32).prop_map(|(y, w)| format!("year_of_birth BETWEEN {y} AND {}", y + w)),
+        (1930..2010i32, 0..6i32)
+            .prop_map(|(y, w)| format!("year_of_birth BETWEEN {y} AND {}", y + w)),
         (1..=12i32, 1930..2010i32)
             .prop_map(|(m, y)| format!("month_of_birth = {m} AND year_of_birth = {y}")),
         (1..=12i32).prop_map(|m| format!("NOT (month_of_birth <> {m})")),
@@ -46,9 +52,15 @@ fn aggregate() -> impl Strategy<Value = Aggregate> {
             0 => (format!("count(*) FILTER (WHERE {p})"), p.clone()),
             1 => (format!("count(CASE WHEN {p} THEN 1 END)"), p.clone()),
             2 => (format!("sum(CASE WHEN {p} THEN 1 ELSE 0 END)"), p.clone()),
-            3 => (format!("sum(CASE WHEN {p} THEN year_of_birth END)"), p.clone()),
+            3 => (
+                format!("sum(CASE WHEN {p} THEN year_of_birth END)"),
+                p.clone(),
+            ),
             4 => (format!("avg(year_of_birth) FILTER (WHERE {p})"), p.clone()),
-            _ => (format!("sum(CASE WHEN {p} THEN 0 ELSE 1 END)"), format!("NOT ({p})")),
+            _ => (
+                format!("sum(CASE WHEN {p} THEN 0 ELSE 1 END)"),
+                format!("NOT ({p})"),
+            ),
         };
         Aggregate { sql, contributes }
     })
@@ -102,7 +114,12 @@ fn random_conditional_queries_never_release_a_cell_under_k() {
         let truth: Vec<String> = aggs
             .iter()
             .enumerate()
-            .map(|(i, a)| format!("count(DISTINCT person_id) FILTER (WHERE {}) AS t{i}", a.contributes))
+            .map(|(i, a)| {
+                format!(
+                    "count(DISTINCT person_id) FILTER (WHERE {}) AS t{i}",
+                    a.contributes
+                )
+            })
             .collect();
         let truth_sql = format!(
             "SELECT {k}, count(DISTINCT person_id), {}, {} FROM person GROUP BY {k}",
@@ -112,16 +129,20 @@ fn random_conditional_queries_never_release_a_cell_under_k() {
         let got = rt
             .block_on(ask(&fed.uri, &sql))
             .map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;
-        let truth: BTreeMap<String, Vec<Cell>> = rows(&rt.block_on(oracle_rows(&oracle, &truth_sql)))
-            .into_iter()
-            .map(|r| (key_of(&r, keys.len()), r))
-            .collect();
+        let truth: BTreeMap<String, Vec<Cell>> =
+            rows(&rt.block_on(oracle_rows(&oracle, &truth_sql)))
+                .into_iter()
+                .map(|r| (key_of(&r, keys.len()), r))
+                .collect();
         for row in rows(&got.batches) {
-            let t = truth
-                .get(&key_of(&row, keys.len()))
-                .ok_or_else(|| TestCaseError::fail(format!("{sql}: a group the data does not have")))?;
+            let t = truth.get(&key_of(&row, keys.len())).ok_or_else(|| {
+                TestCaseError::fail(format!("{sql}: a group the data does not have"))
+            })?;
             let group = &t[keys.len()];
-            prop_assert!(matches!(group, Cell::Int(n) if *n >= K), "{sql}: group {row:?} under k");
+            prop_assert!(
+                matches!(group, Cell::Int(n) if *n >= K),
+                "{sql}: group {row:?} under k"
+            );
             for (i, cell) in row[keys.len()..].iter().enumerate() {
                 let patients = &t[keys.len() + 1 + i];
                 let value = &t[keys.len() + 1 + aggs.len() + i];
@@ -134,7 +155,10 @@ fn random_conditional_queries_never_release_a_cell_under_k() {
                     matches!(patients, Cell::Int(n) if *n >= K),
                     "{sql}: cell {i} of {row:?} released on {patients:?} patients"
                 );
-                prop_assert!(same(cell, value), "{sql}: cell {i} is {cell:?}, the oracle says {value:?}");
+                prop_assert!(
+                    same(cell, value),
+                    "{sql}: cell {i} is {cell:?}, the oracle says {value:?}"
+                );
             }
         }
         Ok(())

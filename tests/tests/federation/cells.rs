@@ -124,9 +124,14 @@ async fn conditional_cells_under_k_are_withheld_in_every_spelling() {
         let sql = spell(sql);
         let (t1, t0) = (oracle_rows(&o1, &sql).await, oracle_rows(&o0, &sql).await);
         if diff(&t1, &t0).is_none() {
-            failures.push(format!("{name}: the oracle does not see the victim, so the case tests nothing"));
+            failures.push(format!(
+                "{name}: the oracle does not see the victim, so the case tests nothing"
+            ));
         }
-        match (outcome(&with.uri, &sql).await, outcome(&without.uri, &sql).await) {
+        match (
+            outcome(&with.uri, &sql).await,
+            outcome(&without.uri, &sql).await,
+        ) {
             (Ok(a), Ok(b)) if a == b => answered += 1,
             // Refused from the text alone: the same in both worlds.
             (Err(a), Err(b)) if a == b => {}
@@ -184,7 +189,13 @@ async fn bisection_on_a_refused_max_sees_the_same_answer_for_every_threshold() {
     for s in spellings {
         let mut truths = Vec::new();
         let mut answers = Vec::new();
-        for t in [1e5, OUTLIER_VALUE / 2.0, OUTLIER_VALUE - 1.0, OUTLIER_VALUE, 2.0 * OUTLIER_VALUE] {
+        for t in [
+            1e5,
+            OUTLIER_VALUE / 2.0,
+            OUTLIER_VALUE - 1.0,
+            OUTLIER_VALUE,
+            2.0 * OUTLIER_VALUE,
+        ] {
             let sql = s.replace("{t}", &format!("{t:.1}"));
             truths.push(rows(&oracle_rows(&oracle, &sql).await));
             answers.push(outcome(&fed.uri, &sql).await);
@@ -196,7 +207,10 @@ async fn bisection_on_a_refused_max_sees_the_same_answer_for_every_threshold() {
             failures.push(format!("{s}: the answers move with t: {answers:?}"));
         }
         if answers[0] != Ok(vec![vec![Cell::Null]]) {
-            failures.push(format!("{s}: a cell of under 10 patients released: {:?}", answers[0]));
+            failures.push(format!(
+                "{s}: a cell of under 10 patients released: {:?}",
+                answers[0]
+            ));
         }
     }
     fed.shutdown().await;
@@ -230,7 +244,10 @@ async fn run_time_failures_are_no_oracle_of_the_victim() {
     let mut failures = Vec::new();
     for sql in FAILURE_ORACLES {
         let sql = spell(sql);
-        let (a, b) = (outcome(&with.uri, &sql).await, outcome(&without.uri, &sql).await);
+        let (a, b) = (
+            outcome(&with.uri, &sql).await,
+            outcome(&without.uri, &sql).await,
+        );
         if a != b {
             failures.push(format!("{sql}: {a:?} with the victim, {b:?} without"));
         }

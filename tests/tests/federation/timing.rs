@@ -85,7 +85,10 @@ async fn dp_latency_is_no_better_than_the_answer_over_200_trials() {
     for b in coins(TRIALS, 16) {
         let (t, err) = timed(&worlds[usize::from(b)], &permits, &sql).await;
         assert!(err.is_none(), "the probe is answered: {err:?}");
-        assert!(t >= RESPONSE, "an answer left after {t:?}, before the deadline");
+        assert!(
+            t >= RESPONSE,
+            "an answer left after {t:?}, before the deadline"
+        );
         assert!(
             t < RESPONSE + Duration::from_secs(2),
             "an answer left {t:?} after arrival, long after the deadline"
@@ -121,7 +124,11 @@ async fn a_dp_query_past_its_deadline_fails_the_same_way_whatever_the_data() {
             let (_, err) = timed(fed, &permits, &sql).await;
             let err = err.expect("a 1 ms deadline is missed");
             // The query id differs per query; the rest must not.
-            let text = err.split("did not finish").nth(1).unwrap_or(&err).to_string();
+            let text = err
+                .split("did not finish")
+                .nth(1)
+                .unwrap_or(&err)
+                .to_string();
             errors.insert(text);
         }
     }

@@ -36,8 +36,8 @@ mod provenance;
 #[cfg(test)]
 mod tests;
 
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{
     Aggregate, Between, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator,
 };
@@ -255,9 +255,10 @@ fn check_one(x: &Expr, is_root: bool, scope: Scope<'_>) -> Result<()> {
         Expr::InList(l) => {
             let p = provenance::expr(&l.expr, scope);
             return match dated(&p) {
-                true if l.list.iter().any(|v| v.column_refs().is_empty()) => Err(refused(
-                    format!("testing {} IN a list of literals", name_of(&l.expr)),
-                )),
+                true if l.list.iter().any(|v| v.column_refs().is_empty()) => Err(refused(format!(
+                    "testing {} IN a list of literals",
+                    name_of(&l.expr)
+                ))),
                 true => l
                     .list
                     .iter()
@@ -322,7 +323,12 @@ pub fn check_boundary(agg: &Aggregate) -> Result<()> {
     let scope = Scope::One(&agg.input);
     for key in &agg.group_expr {
         let p = provenance::expr(key, scope);
-        if dated(&p) || key.column_refs().iter().any(|c| c.name.eq_ignore_ascii_case("day_of_birth")) {
+        if dated(&p)
+            || key
+                .column_refs()
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case("day_of_birth"))
+        {
             return Err(refused(format!(
                 "grouping the released result by {}",
                 name_of(key)

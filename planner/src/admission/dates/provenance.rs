@@ -210,11 +210,15 @@ pub(super) fn generalisation(e: &Expr) -> Option<&Expr> {
         _ => return None,
     };
     match f.args.as_slice() {
-        [Expr::Literal(ScalarValue::Utf8(Some(s)) | ScalarValue::Utf8View(Some(s)) | ScalarValue::LargeUtf8(Some(s)), _), arg]
-            if allowed.contains(&s.to_ascii_lowercase().as_str()) =>
-        {
-            Some(arg)
-        }
+        [
+            Expr::Literal(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+                _,
+            ),
+            arg,
+        ] if allowed.contains(&s.to_ascii_lowercase().as_str()) => Some(arg),
         _ => None,
     }
 }

@@ -30,7 +30,10 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("regexp_like({t}, '(')", Some("regexp_like")),
     ("regexp_like({t}, {t})", Some("regexp_like")),
     ("regexp_count({t}, '1', 0) > 0", Some("regexp_count")),
-    ("regexp_replace({t}, '1', 'x', 'q') = 'a'", Some("regexp_replace")),
+    (
+        "regexp_replace({t}, '1', 'x', 'q') = 'a'",
+        Some("regexp_replace"),
+    ),
     // Integer division and modulo: zero, and MIN / -1.
     ("{c} / 7 > 0", None),
     ("{c} / 0 > 0", Some("division")),
@@ -53,9 +56,18 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("round({c}, {c}) > 0", Some("round")),
     // date_part, date_trunc: fields and units the type has.
     ("date_part('year', measurement_date) > 2000", None),
-    ("date_part('hour', measurement_date) > 2000", Some("date_part")),
-    ("date_trunc('month', measurement_date) > DATE '2015-01-01'", None),
-    ("date_trunc('fortnight', measurement_date) > DATE '2015-01-01'", Some("date_trunc")),
+    (
+        "date_part('hour', measurement_date) > 2000",
+        Some("date_part"),
+    ),
+    (
+        "date_trunc('month', measurement_date) > DATE '2015-01-01'",
+        None,
+    ),
+    (
+        "date_trunc('fortnight', measurement_date) > DATE '2015-01-01'",
+        Some("date_trunc"),
+    ),
     // Casts, written or implied: text to number fails on non-numbers.
     ("CAST({t} AS INT) > 0", Some("CAST from")),
     ("TRY_CAST({t} AS INT) > 0", None),
@@ -64,7 +76,10 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("CAST({c} AS BIGINT) > 0", None),
     // Not on the allow-list at all.
     ("repeat({t}, 3) = 'a'", Some("repeat")),
-    ("to_timestamp({t}) > TIMESTAMP '2015-01-01 00:00:00'", Some("refused")),
+    (
+        "to_timestamp({t}) > TIMESTAMP '2015-01-01 00:00:00'",
+        Some("refused"),
+    ),
     ("{t} SIMILAR TO '1'", Some("SIMILAR TO")),
 ];
 
