@@ -464,7 +464,7 @@ impl CellLayout {
     fn add(&mut self, s: CellSource) -> CellRef {
         let trivially_present = match &s.value {
             None => true,
-            Some(Expr::Literal(v, _)) => !v.is_null() && !(s.nonzero && is_zero(v)),
+            Some(Expr::Literal(v, _)) => !(v.is_null() || s.nonzero && is_zero(v)),
             _ => false,
         };
         if s.filter.is_none() && trivially_present {

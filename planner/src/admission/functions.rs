@@ -311,13 +311,12 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
             }
             return Ok(true);
         }
-        "abs" => {
+        "abs"
             if arg(0)
                 .and_then(|x| type_of(x, schema))
-                .is_some_and(|t| t.is_signed_integer())
-            {
-                return fail("for the smallest integer; use abs(CAST(x AS DOUBLE))");
-            }
+                .is_some_and(|t| t.is_signed_integer()) =>
+        {
+            return fail("for the smallest integer; use abs(CAST(x AS DOUBLE))");
         }
         "ceil" | "floor" | "round" | "trunc" => {
             let t = arg(0).and_then(|x| type_of(x, schema));
@@ -378,10 +377,8 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
                 ));
             }
         }
-        "split_part" => {
-            if !arg(2).and_then(literal_i64).is_some_and(|n| n != 0) {
-                return fail("for position 0; give the position as a non-zero literal");
-            }
+        "split_part" if arg(2).and_then(literal_i64).is_none_or(|n| n == 0) => {
+            return fail("for position 0; give the position as a non-zero literal");
         }
         "regexp_like" | "regexp_replace" | "regexp_count" => check_regexp(&name, a)?,
         _ => {}
@@ -419,7 +416,7 @@ fn check_regexp(name: &str, a: &[Expr]) -> Result<()> {
     }
     if name == "regexp_count"
         && let Some(start) = a.get(2)
-        && !literal_i64(start).is_some_and(|s| s >= 1)
+        && literal_i64(start).is_none_or(|s| s < 1)
     {
         return fail("for a start position below 1; give it as a literal of at least 1");
     }
@@ -500,7 +497,7 @@ fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
     let signed = t.is_signed_integer();
     let ok = match (b.op, divisor) {
         (Operator::Divide, Some(v)) => {
-            !v.is_null() && !is_zero(v) && !(signed && literal_i64(&b.right) == Some(-1))
+            !(v.is_null() || is_zero(v) || signed && literal_i64(&b.right) == Some(-1))
         }
         (Operator::Modulo, Some(v)) => !v.is_null() && !is_zero(v),
         // x / NULLIF(y, 0) fails only for the smallest integer over -1:

@@ -264,9 +264,11 @@ pub(super) fn expr(e: &Expr, scope: Scope<'_>) -> Prov {
             },
             None => Prov::NotDate,
         },
-        Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(op, Operator::Plus | Operator::Minus) =>
-        {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Plus | Operator::Minus,
+            right,
+        }) => {
             let (l, r) = (expr(left, scope), expr(right, scope));
             let (lt, rt) = (typed(left), typed(right));
             let is_t = |t: &Option<DataType>| t.as_ref().is_some_and(temporal);
@@ -330,7 +332,7 @@ fn is_volatile_date(e: &Expr) -> bool {
 fn has_temporal_literal(e: &Expr) -> bool {
     e.exists(|x| {
         Ok(matches!(x, Expr::Literal(v, _) if temporal(&v.data_type()))
-            || is_volatile_date(&x)
+            || is_volatile_date(x)
             || matches!(x, Expr::Cast(c) if temporal(c.field.data_type()) && c.expr.column_refs().is_empty()))
     })
     .unwrap_or(true)
