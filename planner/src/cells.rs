@@ -179,40 +179,30 @@ fn decompose(e: &Expr) -> Result<Terms> {
             let to = c.field.data_type().clone();
             decompose(&c.expr)?.map(|t| Expr::Cast(Cast::new(Box::new(t), to.clone())))
         }
+        Expr::Cast(Cast { expr, .. }) | Expr::TryCast(TryCast { expr, .. })
+            if matches!(expr.as_ref(), Expr::Column(_) | Expr::Literal(..)) =>
+        {
+            single(e)
+        }
         Expr::BinaryExpr(b) => binary(b, e)?,
         Expr::Case(c) => case(c)?,
-        Expr::ScalarFunction(f) => function(f, e)?,
+        Expr::ScalarFunction(f) => function(f)?,
         other => opaque(other)?,
     };
     bounded(t, e)
 }
 
-/// An expression the decomposition does not look into: one term, if none
-/// of its parts is several.
+/// An expression outside the grammar of sums: refused. A sum's argument
+/// is built from columns and literals with `+`, `-`, `*`, division by a
+/// literal, casts to floating point, CASE and the functions that are CASE
+/// (`coalesce`, `nullif`, `nvl2`, `greatest`, `least`); anything else
+/// (a comparison cast to a number, a rounding, a cast that truncates) can
+/// turn a condition on rows into a number the cells cannot see.
 fn opaque(e: &Expr) -> Result<Terms> {
-    let mut several = false;
-    for child in children(e) {
-        several |= decompose(child)?.terms.len() > 1;
-    }
-    if several {
-        return Err(refuse(
-            format!("the expression {e} inside a sum, average or variance"),
-            "It combines several parts (CASE branches or added terms) in a way the disclosure rules cannot take apart; apply it to each part, or move the condition into FILTER (WHERE ...)",
-        ));
-    }
-    Ok(single(e))
-}
-
-fn children(e: &Expr) -> Vec<&Expr> {
-    match e {
-        Expr::BinaryExpr(b) => vec![&b.left, &b.right],
-        Expr::ScalarFunction(f) => f.args.iter().collect(),
-        Expr::Cast(Cast { expr, .. })
-        | Expr::TryCast(TryCast { expr, .. })
-        | Expr::Negative(expr)
-        | Expr::Not(expr) => vec![expr],
-        _ => Vec::new(),
-    }
+    Err(refuse(
+        format!("the expression {e} inside a sum, average or variance"),
+        "Sums, averages and variances take columns combined by +, -, *, division by a constant, CAST to DOUBLE, CASE and coalesce/nullif/greatest/least, so that every part is a cell the disclosure rules count; put conditions in CASE WHEN or FILTER (WHERE ...) and apply other functions to the released aggregate",
+    ))
 }
 
 fn binary(b: &BinaryExpr, whole: &Expr) -> Result<Terms> {
@@ -253,7 +243,9 @@ fn binary(b: &BinaryExpr, whole: &Expr) -> Result<Terms> {
             )
         }
         Operator::Divide => {
-            if decompose(r)?.terms.len() > 1 {
+            if !matches!(strip_alias(r), Expr::Literal(..))
+                && !matches!(strip_alias(r), Expr::Cast(Cast { expr, .. }) if matches!(expr.as_ref(), Expr::Literal(..)))
+            {
                 return opaque(whole);
             }
             let divisor: Vec<Column> = r.column_refs().into_iter().cloned().collect();
@@ -320,7 +312,7 @@ fn when(cond: Expr, then: Expr) -> (Box<Expr>, Box<Expr>) {
 
 /// Read `coalesce`, `nullif`, `nvl2`, `greatest` and `least` as the CASE
 /// they are; other functions are applied to each exclusive branch.
-fn function(f: &ScalarFunction, whole: &Expr) -> Result<Terms> {
+fn function(f: &ScalarFunction) -> Result<Terms> {
     let name = f.func.name().to_ascii_lowercase();
     let a = &f.args;
     let as_case = match (name.as_str(), a.len()) {
@@ -373,45 +365,10 @@ fn function(f: &ScalarFunction, whole: &Expr) -> Result<Terms> {
     if let Some(c) = as_case {
         return case(&c);
     }
-    // A function of one exclusive set of branches is that function of each
-    // branch (NULL stays NULL); of anything else, one opaque term.
-    let parts = a.iter().map(decompose).collect::<Result<Vec<_>>>()?;
-    let several: Vec<usize> = (0..parts.len())
-        .filter(|&i| parts[i].terms.len() > 1)
-        .collect();
-    match several.as_slice() {
-        [] => Ok(single(whole)),
-        [i] if parts[*i].exclusive => {
-            let values: Vec<Column> = a
-                .iter()
-                .enumerate()
-                .filter(|(j, _)| j != i)
-                .flat_map(|(_, x)| x.column_refs().into_iter().cloned())
-                .collect();
-            let terms = parts[*i]
-                .terms
-                .iter()
-                .map(|t| {
-                    let mut args = a.clone();
-                    args[*i] = t.expr.clone();
-                    Term {
-                        expr: Expr::ScalarFunction(ScalarFunction::new_udf(
-                            std::sync::Arc::clone(&f.func),
-                            args,
-                        )),
-                        data: t.data || !values.is_empty(),
-                        zero: false,
-                        values: [t.values.clone(), values.clone()].concat(),
-                    }
-                })
-                .collect();
-            Ok(Terms {
-                terms,
-                exclusive: true,
-            })
-        }
-        _ => opaque(whole),
-    }
+    Err(refuse(
+        format!("the function {name} inside a sum, average or variance"),
+        "A function of a value can count rows in disguise (a step such as ceil(v / t), signum(v - t) or length(concat(...)) adds one per row past t), which no cell count sees. Sum the column itself, with conditions in CASE WHEN or FILTER (WHERE ...), and apply the function to the released aggregate",
+    ))
 }
 
 /// How the patients of one cell are counted.

@@ -439,8 +439,63 @@ fn nullif_zero(e: &Expr) -> bool {
     }
 }
 
+/// The longest interval a date may be shifted by below the boundary: a
+/// century. Date and timestamp arithmetic is checked in arrow and fails past
+/// the largest representable moment (year 262143 for dates, 2262 for
+/// nanosecond timestamps), so an unbounded shift of a victim's date turns
+/// its exact value into a failure bit.
+pub const MAX_SHIFT_DAYS: i64 = 36_525;
+
+/// Whether `v` is an interval or duration literal of at most
+/// [`MAX_SHIFT_DAYS`] in each of its parts.
+fn bounded_shift(v: &ScalarValue) -> bool {
+    const DAY_NS: i64 = 86_400_000_000_000;
+    let within = |days: i64| days.abs() <= MAX_SHIFT_DAYS;
+    match v {
+        ScalarValue::IntervalYearMonth(Some(m)) => within(i64::from(*m) * 31),
+        ScalarValue::IntervalDayTime(Some(d)) => {
+            within(i64::from(d.days)) && within(i64::from(d.milliseconds) / 86_400_000)
+        }
+        ScalarValue::IntervalMonthDayNano(Some(i)) => {
+            within(i64::from(i.months) * 31)
+                && within(i64::from(i.days))
+                && within(i.nanoseconds / DAY_NS)
+        }
+        ScalarValue::DurationSecond(Some(x)) => within(x / 86_400),
+        ScalarValue::DurationMillisecond(Some(x)) => within(x / 86_400_000),
+        ScalarValue::DurationMicrosecond(Some(x)) => within(x / 86_400_000_000),
+        ScalarValue::DurationNanosecond(Some(x)) => within(x / DAY_NS),
+        _ => false,
+    }
+}
+
+/// `d ± interval` over patient data: the interval a literal of at most a
+/// century (see [`MAX_SHIFT_DAYS`]).
+fn check_shift(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
+    let is_shift = |x: &Expr| {
+        type_of(x, schema)
+            .is_some_and(|t| matches!(t, DataType::Interval(_) | DataType::Duration(_)))
+    };
+    let dated = |x: &Expr| type_of(x, schema).is_some_and(|t| temporal(&t));
+    let shift = match (dated(&b.left), dated(&b.right)) {
+        (true, false) if is_shift(&b.right) => &b.right,
+        (false, true) if is_shift(&b.left) => &b.left,
+        _ => return Ok(()),
+    };
+    if literal(shift).is_some_and(bounded_shift) {
+        return Ok(());
+    }
+    Err(partial(
+        "shifting a date of patient data by an interval that is not a literal of at most a century",
+        "Date arithmetic fails past the largest date the engine can hold, so a long or computed shift fails for some dates only, and the failure would tell which",
+    ))
+}
+
 fn check_operator(e: &Expr, schema: &DFSchema) -> Result<()> {
     match e {
+        Expr::BinaryExpr(b) if matches!(b.op, Operator::Plus | Operator::Minus) => {
+            check_shift(b, schema)
+        }
         Expr::BinaryExpr(b) if matches!(b.op, Operator::Divide | Operator::Modulo) => {
             check_division(b, schema)
         }

@@ -87,6 +87,37 @@ fn an_offset_is_a_constant_term_of_its_own() {
     assert_eq!(t.iter().filter(|t| t.data).count(), 1, "{t:?}");
 }
 
+/// Functions and conditions inside a sum are a count in disguise:
+/// `sum(ceil(v / t))` adds one per row above t, `sum(length(concat('x',
+/// CASE WHEN rare THEN lpad(...) END)))` sixteen thousand per rare row.
+#[tokio::test]
+async fn sums_of_functions_and_conditions_are_refused() {
+    use crate::bounding::tests::measurements;
+    let _ = measurements(&cohort());
+    let ctx = datafusion::prelude::SessionContext::new();
+    crate::register_virtual_schema(&ctx).expect("schema");
+    for arg in [
+        "ceil(value_as_number / 1000000)",
+        "signum(value_as_number - 700)",
+        "length(concat('x', CASE WHEN measurement_concept_id = 999 THEN lpad('', 16384, 'a') ELSE '' END))",
+        "power(10.0, CAST(value_as_number > 700 AS DOUBLE))",
+        "CAST(value_as_number > 700 AS INT)",
+        "abs(value_as_number - 700)",
+        "round(value_as_number / 700)",
+        "value_as_number / measurement_concept_id",
+    ] {
+        let sql = format!("SELECT sum({arg}) FROM measurement");
+        let got =
+            crate::plan_query(&ctx.state(), &sql, &ihdsi_catalog::PrivacyPolicy::default()).await;
+        assert!(
+            got.as_ref()
+                .is_err_and(|e| e.to_string().contains("inside a sum")),
+            "{sql}: {:?}",
+            got.map(|_| "admitted").map_err(|e| e.to_string())
+        );
+    }
+}
+
 #[test]
 fn arguments_of_too_many_parts_are_refused() {
     let mut e = col("value_as_number");

@@ -1,4 +1,3 @@
-
 use datafusion::prelude::SessionContext;
 use ihdsi_catalog::PrivacyPolicy;
 
