@@ -154,6 +154,10 @@ SELECT count(*) AS n FROM person WHERE CAST(CASE WHEN year_of_birth = 1950 THEN 
 
 -- name: a15_cast_float_to_integer
 -- error: CAST from Float64 to Int64 over patient data
+SELECT count(*) AS n FROM measurement WHERE CAST(value_as_number * 1e300 AS BIGINT) > 0;
+
+-- name: a15_cast_float_to_integer_in_a_sum
+-- error: inside a sum, average or variance
 SELECT sum(CAST(value_as_number * 1e300 AS BIGINT)) AS s FROM measurement;
 
 -- name: a15_parsing_a_date_out_of_text
