@@ -105,7 +105,7 @@ async fn dp_latency_is_no_better_than_the_answer_over_200_trials() {
         rho: 0.1,
         delta: 1e-6,
     };
-    eprintln!("timing game: {game}");
+    println!("timing game: {game}");
     assert!(game.within_bound(), "timing game: {game}");
 }
 
@@ -170,6 +170,6 @@ async fn the_dp_error_oracle_is_no_better_than_the_answer_over_200_trials() {
         rho: 0.1,
         delta: 1e-6,
     };
-    eprintln!("error game: {game}");
+    println!("error game: {game}");
     assert!(game.within_bound(), "error game: {game}");
 }
