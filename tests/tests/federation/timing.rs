@@ -58,6 +58,10 @@ async fn timed(fed: &Federation, permits: &Permits, sql: &str) -> (Duration, Opt
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[expect(
+    clippy::print_stdout,
+    reason = "the games' figures are this test's evidence"
+)]
 async fn dp_latency_is_no_better_than_the_answer_over_200_trials() {
     let clean = cohort(6_000);
     let victims = planted(&clean).await;
@@ -142,6 +146,10 @@ async fn a_dp_query_past_its_deadline_fails_the_same_way_whatever_the_data() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[expect(
+    clippy::print_stdout,
+    reason = "the games' figures are this test's evidence"
+)]
 async fn the_dp_error_oracle_is_no_better_than_the_answer_over_200_trials() {
     let clean = cohort(6_000);
     let victims = planted(&clean).await;
