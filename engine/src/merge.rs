@@ -34,9 +34,6 @@ pub struct Released {
     pub batch: RecordBatch,
     /// Merged groups withheld: under the federation's `min_group_size`.
     pub suppressed: u64,
-    /// Cells withheld in released groups: under the threshold, or failing
-    /// the p% rule.
-    pub withheld_cells: u64,
     /// Key values and exact distinct-patient count of each released group,
     /// for the differencing detector (never released or logged).
     pub groups: Vec<GroupCount>,

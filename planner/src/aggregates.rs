@@ -21,6 +21,7 @@ use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use crate::error::{PlanError, Result};
+use crate::exprs::strip_alias;
 use crate::lineage::{Lineage, expr_is_unit};
 use ihdsi_catalog::bounds::{self, ValueBounds};
 use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
@@ -65,13 +66,6 @@ pub enum Merge {
         sample: bool,
         sqrt: bool,
     },
-}
-
-fn strip_alias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => strip_alias(&a.expr),
-        other => other,
-    }
 }
 
 /// Recognise one aggregate expression of a release boundary.

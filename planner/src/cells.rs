@@ -49,6 +49,8 @@ use datafusion::logical_expr::{
 use crate::aggregates::{AggKind, classify};
 use crate::bounding::{canonical, clamp, internal, source_aggregate};
 use crate::error::{PlanError, Result};
+use crate::exprs::is_zero;
+use crate::exprs::strip_alias;
 use crate::lineage::lineage;
 use crate::release::cell_column;
 use ihdsi_catalog::Bounding;
@@ -88,19 +90,8 @@ fn refuse(what: impl Into<String>, why: impl Into<String>) -> PlanError {
     }
 }
 
-fn strip_alias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => strip_alias(&a.expr),
-        other => other,
-    }
-}
-
 fn null() -> Expr {
     lit(ScalarValue::Null)
-}
-
-fn is_zero(v: &ScalarValue) -> bool {
-    !v.is_null() && ScalarValue::new_zero(&v.data_type()).is_ok_and(|z| &z == v)
 }
 
 fn single(e: &Expr) -> Terms {

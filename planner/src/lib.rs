@@ -7,11 +7,14 @@
 //!       │  split::plan_query
 //!       ▼
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
-//!       │                         identifier::check_*           (where person_id may appear)
-//!       │                         functions::check_*            (the scalar-function allow-list)
-//!       │                         free_text::check_*            (source values never filtered or grouped)
-//!       │                         resolution::check_*           (dates only generalised or relative)
+//!       │                         admission::identifier         (where person_id may appear)
+//!       │                         admission::free_text          (source values never filtered or grouped)
+//!       │                         admission::dates              (dates only generalised or relative)
+//!       │                         admission::functions          (allow-list; every call total)
+//!       │                         admission::values             (sums only of declared quantities)
+//!       │                         admission::amplification      (dp: joins that cannot multiply rows)
 //!       │                         aggregates::classify          (the boundary aggregate)
+//!       │                         cells::layout                 (the patients behind every cell)
 //!       ▼
 //!   FederatedPlan
 //!     ├─ releases[i].site_sql      ──► every site: site::admit_subplan, run, threshold
@@ -29,6 +32,7 @@ pub mod cells;
 pub mod dominance;
 pub mod error;
 pub mod explain;
+pub mod exprs;
 pub mod lineage;
 pub mod release;
 pub mod site;

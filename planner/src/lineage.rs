@@ -17,9 +17,12 @@
 use std::sync::Arc;
 
 use datafusion::common::{Column, tree_node::TreeNode};
-use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Projection, SubqueryAlias};
+use datafusion::logical_expr::{
+    Distinct, Expr, Join, JoinType, LogicalPlan, Projection, SubqueryAlias,
+};
 
 use crate::error::{PlanError, Result};
+use crate::exprs::strip_alias;
 use ihdsi_catalog::schema;
 
 /// The alias under which a carried privacy unit is projected.
@@ -79,13 +82,6 @@ pub fn patient_tables(plan: &LogicalPlan) -> std::collections::BTreeSet<String> 
     tables
 }
 
-fn strip_alias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => strip_alias(&a.expr),
-        other => other,
-    }
-}
-
 /// Whether `expr`, evaluated over `input`, is the privacy unit.
 pub fn expr_is_unit(expr: &Expr, input: &LogicalPlan, lineage: &Lineage) -> bool {
     match strip_alias(expr) {
@@ -109,9 +105,47 @@ fn project(exprs: &[Expr], input: &LogicalPlan) -> Result<Lineage> {
     })
 }
 
+/// The input of an operator that passes its input's columns through
+/// unchanged (filters, sorts, limits, aliases, `DISTINCT`), if `plan` is one.
+pub fn pass_through(plan: &LogicalPlan) -> Option<&LogicalPlan> {
+    match plan {
+        LogicalPlan::Filter(_)
+        | LogicalPlan::Sort(_)
+        | LogicalPlan::Limit(_)
+        | LogicalPlan::Repartition(_)
+        | LogicalPlan::SubqueryAlias(_)
+        | LogicalPlan::Subquery(_)
+        | LogicalPlan::Distinct(Distinct::All(_)) => plan.inputs().first().copied(),
+        _ => None,
+    }
+}
+
+/// The input of join `j` that its output column `index` comes from, and
+/// the column's index there; `None` for the match flag of a mark join (or
+/// an index past the join's columns).
+pub fn join_source(j: &Join, index: usize) -> Option<(&LogicalPlan, usize)> {
+    let left = j.left.schema().fields().len();
+    let right = j.right.schema().fields().len();
+    match j.join_type {
+        JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
+            (index < left).then_some((j.left.as_ref(), index))
+        }
+        JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
+            (index < right).then_some((j.right.as_ref(), index))
+        }
+        _ if index < left => Some((j.left.as_ref(), index)),
+        _ => (index - left < right).then_some((j.right.as_ref(), index - left)),
+    }
+}
+
 /// Compute the lineage of `plan`'s output columns.
 pub fn lineage(plan: &LogicalPlan) -> Result<Lineage> {
     let width = plan.schema().fields().len();
+    if let Some(input) = pass_through(plan) {
+        let mut l = lineage(input)?;
+        l.patient |= reads_patient_data(plan);
+        return Ok(l);
+    }
     Ok(match plan {
         LogicalPlan::TableScan(scan) => {
             if !schema::is_patient_table(scan.table_name.table()) {
@@ -129,18 +163,6 @@ pub fn lineage(plan: &LogicalPlan) -> Result<Lineage> {
             }
         }
         LogicalPlan::Projection(p) => project(&p.expr, &p.input)?,
-        LogicalPlan::Filter(_)
-        | LogicalPlan::Sort(_)
-        | LogicalPlan::Limit(_)
-        | LogicalPlan::Repartition(_)
-        | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Subquery(_)
-        | LogicalPlan::Distinct(Distinct::All(_)) => {
-            let input = plan.inputs()[0];
-            let mut l = lineage(input)?;
-            l.patient |= reads_patient_data(plan);
-            l
-        }
         LogicalPlan::Distinct(Distinct::On(d)) => project(&d.select_expr, &d.input)?,
         LogicalPlan::Window(w) => {
             let mut l = lineage(&w.input)?;

@@ -166,7 +166,6 @@ impl NoisePlan {
         Ok(Released {
             batch: build_output(release, &groups, CountFinish::FloorAtZero)?,
             suppressed: 0,
-            withheld_cells: 0,
             groups: Vec::new(),
         })
     }

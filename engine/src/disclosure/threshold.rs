@@ -99,18 +99,12 @@ pub(crate) fn release(
     let k = policy.required_patients();
     groups.retain(|g| g.patients >= k);
     let suppressed = (before - groups.len()) as u64;
-    let mut withheld_cells = 0;
     for g in &mut groups {
         for (a, m) in release.merges.iter().enumerate() {
-            let small = cell_patients(release, g, m) < k;
-            let dominated = !small
-                && policy
+            g.withheld[a] = cell_patients(release, g, m) < k
+                || policy
                     .dominance()
                     .is_some_and(|p| dominated(release, g, m, p));
-            if small || dominated {
-                g.withheld[a] = true;
-                withheld_cells += 1;
-            }
         }
     }
     let batch = build_output(release, &groups, CountFinish::Round(policy.round_counts_to))?;
@@ -118,7 +112,6 @@ pub(crate) fn release(
     Ok(Released {
         batch,
         suppressed,
-        withheld_cells,
         groups,
     })
 }

@@ -21,11 +21,11 @@
 //! The bound, at most one partner per row, is part of every admitted plan;
 //! `person_id IN (SELECT ...)` links cohorts without multiplying anything.
 
-use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::{PlanError, Result};
+use crate::exprs::strip_alias;
 use crate::lineage::{expr_is_unit, lineage, reads_patient_data};
 use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 
@@ -37,18 +37,10 @@ pub fn check(input: &LogicalPlan, policy: &PrivacyPolicy) -> Result<()> {
     if policy.mode != PrivacyMode::Dp {
         return Ok(());
     }
-    let mut outcome = Ok(());
-    input.apply_with_subqueries(|node| {
-        if let LogicalPlan::Join(j) = node {
-            outcome = check_join(j);
-        }
-        Ok(if outcome.is_ok() {
-            TreeNodeRecursion::Continue
-        } else {
-            TreeNodeRecursion::Stop
-        })
-    })?;
-    outcome
+    super::every_node(input, |node| match node {
+        LogicalPlan::Join(j) => check_join(j),
+        _ => Ok(()),
+    })
 }
 
 fn refused(what: &str) -> PlanError {
@@ -175,12 +167,5 @@ pub fn one_per_patient(plan: &LogicalPlan) -> bool {
             _ => false,
         },
         _ => false,
-    }
-}
-
-fn strip_alias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => strip_alias(&a.expr),
-        other => other,
     }
 }

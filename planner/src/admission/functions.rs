@@ -39,6 +39,8 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 
 use crate::error::{PlanError, Result};
+use crate::exprs::is_date_or_timestamp;
+use crate::exprs::is_zero;
 use crate::lineage::reads_patient_data;
 
 const ALLOWED: &[&str] = &[
@@ -164,18 +166,13 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
     let coerced = TypeCoercion::new()
         .analyze(plan.clone(), &ConfigOptions::default())
         .map_err(PlanError::from_datafusion)?;
-    let mut outcome = Ok(());
-    coerced.apply_with_subqueries(|node| {
+    super::every_node(&coerced, |node| {
         if reads_patient_data(node) {
-            outcome = check_node(node);
-        }
-        Ok(if outcome.is_ok() {
-            TreeNodeRecursion::Continue
+            check_node(node)
         } else {
-            TreeNodeRecursion::Stop
-        })
-    })?;
-    outcome
+            Ok(())
+        }
+    })
 }
 
 fn check_node(node: &LogicalPlan) -> Result<()> {
@@ -276,7 +273,9 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
             let field = arg(0).and_then(literal_text).map(str::to_ascii_lowercase);
             let t = arg(1).and_then(|x| type_of(x, schema));
             let ok = match (&field, &t) {
-                (Some(f), Some(t)) if temporal(t) => TEMPORAL_FIELDS.contains(&f.as_str()),
+                (Some(f), Some(t)) if is_date_or_timestamp(t) => {
+                    TEMPORAL_FIELDS.contains(&f.as_str())
+                }
                 (Some(f), Some(DataType::Interval(_) | DataType::Duration(_))) => {
                     INTERVAL_FIELDS.contains(&f.as_str())
                 }
@@ -299,7 +298,9 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
             // (module documentation); what it casts is checked as usual.
             if let Some(x) = arg(1) {
                 let inner = match x {
-                    Expr::Cast(c) if temporal(&c.field.data_type().clone()) => c.expr.as_ref(),
+                    Expr::Cast(c) if is_date_or_timestamp(&c.field.data_type().clone()) => {
+                        c.expr.as_ref()
+                    }
                     other => other,
                 };
                 if type_of(inner, schema).is_some_and(|t| {
@@ -423,10 +424,6 @@ fn check_regexp(name: &str, a: &[Expr]) -> Result<()> {
     Ok(())
 }
 
-fn is_zero(v: &ScalarValue) -> bool {
-    ScalarValue::new_zero(&v.data_type()).is_ok_and(|zero| &zero == v)
-}
-
 /// `NULLIF(x, 0)`, possibly cast.
 fn nullif_zero(e: &Expr) -> bool {
     match e {
@@ -476,7 +473,7 @@ fn check_shift(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
         type_of(x, schema)
             .is_some_and(|t| matches!(t, DataType::Interval(_) | DataType::Duration(_)))
     };
-    let dated = |x: &Expr| type_of(x, schema).is_some_and(|t| temporal(&t));
+    let dated = |x: &Expr| type_of(x, schema).is_some_and(|t| is_date_or_timestamp(&t));
     let shift = match (dated(&b.left), dated(&b.right)) {
         (true, false) if is_shift(&b.right) => &b.right,
         (false, true) if is_shift(&b.left) => &b.left,
@@ -572,13 +569,6 @@ fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
         "a division by an expression over patient data",
         "An integer division fails for a zero divisor, and for the smallest integer divided by -1, for some patients only, and the failure would tell that they exist. Divide by a non-zero constant other than -1, use NULLIF(divisor, 0) with a constant dividend, or divide doubles (CAST(x AS DOUBLE))",
     ))
-}
-
-fn temporal(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-    )
 }
 
 fn text(t: &DataType) -> bool {

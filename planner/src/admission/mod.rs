@@ -26,11 +26,15 @@ pub mod functions;
 pub mod identifier;
 pub mod values;
 
-/// Check the input of a release boundary (subqueries included).
-pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
+/// Run `check` on every node of `plan`, subqueries included, and stop at
+/// the first refusal.
+pub(crate) fn every_node(
+    plan: &LogicalPlan,
+    mut check: impl FnMut(&LogicalPlan) -> Result<()>,
+) -> Result<()> {
     let mut outcome = Ok(());
     plan.apply_with_subqueries(|node| {
-        outcome = check_node(node);
+        outcome = check(node);
         Ok(if outcome.is_ok() {
             TreeNodeRecursion::Continue
         } else {
@@ -38,6 +42,11 @@ pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
         })
     })?;
     outcome
+}
+
+/// Check the input of a release boundary (subqueries included).
+pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
+    every_node(plan, check_node)
 }
 
 /// Everything a release boundary must satisfy, at the coordinator and at

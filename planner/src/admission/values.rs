@@ -21,11 +21,12 @@
 //!   `max` of such a column, or a per-patient `count`. The arithmetic
 //!   belongs inside the aggregate itself, where every part is checked.
 
-use datafusion::arrow::datatypes::DataType;
-use datafusion::logical_expr::{Aggregate, Distinct, Expr, JoinType, LogicalPlan};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 
 use crate::cells::terms;
 use crate::error::{PlanError, Result};
+use crate::exprs::{is_date_or_timestamp, strip_alias};
+use crate::lineage::{join_source, pass_through};
 use ihdsi_catalog::{bounds, schema};
 
 /// Whether `name` is an aggregate whose value is a sum of values.
@@ -42,13 +43,6 @@ fn sums_values(name: &str) -> bool {
             | "stddev_samp"
             | "stddev_pop"
     )
-}
-
-fn strip_alias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => strip_alias(&a.expr),
-        other => other,
-    }
 }
 
 /// Check every value aggregate of a release boundary.
@@ -84,7 +78,14 @@ pub fn check_aggregate(agg: &Aggregate) -> Result<()> {
 /// Follow output column `index` of `plan` to where its values come from:
 /// `Ok(name)` of the quantity column it carries unchanged, or why not.
 fn quantity(plan: &LogicalPlan, index: usize) -> std::result::Result<String, String> {
-    let field = plan.schema().field(index);
+    if let Some(input) = pass_through(plan) {
+        return quantity(input, index);
+    }
+    let field = plan
+        .schema()
+        .fields()
+        .get(index)
+        .ok_or_else(|| "not found".to_string())?;
     match plan {
         LogicalPlan::TableScan(scan) => {
             let name = field.name().clone();
@@ -92,7 +93,7 @@ fn quantity(plan: &LogicalPlan, index: usize) -> std::result::Result<String, Str
             if !schema::is_patient_table(table) {
                 return Err(format!("a column of the public table {table}"));
             }
-            if bounds::for_column(&name).is_some() || temporal(field.data_type()) {
+            if bounds::for_column(&name).is_some() || is_date_or_timestamp(field.data_type()) {
                 Ok(name)
             } else {
                 Err(format!(
@@ -105,13 +106,6 @@ fn quantity(plan: &LogicalPlan, index: usize) -> std::result::Result<String, Str
             Some(other) => Err(format!("computed in a subquery as {other}")),
             None => Err("not found".into()),
         },
-        LogicalPlan::Filter(_)
-        | LogicalPlan::Sort(_)
-        | LogicalPlan::Limit(_)
-        | LogicalPlan::Repartition(_)
-        | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Subquery(_)
-        | LogicalPlan::Distinct(Distinct::All(_)) => quantity(plan.inputs()[0], index),
         LogicalPlan::Window(w) => {
             if index < w.input.schema().fields().len() {
                 quantity(&w.input, index)
@@ -119,19 +113,10 @@ fn quantity(plan: &LogicalPlan, index: usize) -> std::result::Result<String, Str
                 Err("a window function's result".into())
             }
         }
-        LogicalPlan::Join(j) => {
-            let left = j.left.schema().fields().len();
-            match j.join_type {
-                JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
-                    quantity(&j.left, index)
-                }
-                JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
-                    quantity(&j.right, index)
-                }
-                _ if index < left => quantity(&j.left, index),
-                _ => quantity(&j.right, index - left),
-            }
-        }
+        LogicalPlan::Join(j) => join_source(j, index).map_or_else(
+            || Err("a join's match flag".into()),
+            |(p, i)| quantity(p, i),
+        ),
         LogicalPlan::Union(u) => {
             let names = u
                 .inputs
@@ -183,11 +168,4 @@ fn per_patient(a: &Aggregate, index: usize) -> std::result::Result<String, Strin
         Some(other) => Err(format!("computed in a subquery as {other}")),
         None => Err("not found".into()),
     }
-}
-
-fn temporal(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-    )
 }

@@ -95,6 +95,34 @@ const CELL_ATTACKS: &[(&str, &str)] = &[
         "SELECT sum(CASE WHEN measurement_concept_id = {V2} THEN value_as_number ELSE 1000 END) AS s FROM measurement",
     ),
     (
+        "sum of a literal, FILTER",
+        "SELECT sum(1) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence",
+    ),
+    (
+        "average of an indicator",
+        "SELECT avg(CASE WHEN condition_concept_id = {V1} THEN 1.0 ELSE 0.0 END) AS n FROM condition_occurrence",
+    ),
+    (
+        "a value scaled by a rare weight",
+        "SELECT sum(value_as_number * CASE WHEN measurement_concept_id = {V2} THEN 1000 ELSE 1 END) AS s FROM measurement",
+    ),
+    (
+        "outer join to a constant column",
+        "SELECT count(v.one) AS n FROM person p LEFT JOIN \
+         (SELECT person_id, 1 AS one FROM condition_occurrence WHERE condition_concept_id = {V1}) v \
+         ON p.person_id = v.person_id",
+    ),
+    (
+        "a second release in the same query",
+        "SELECT a.n, b.m FROM (SELECT count(*) AS n FROM person) a CROSS JOIN \
+         (SELECT count(*) FILTER (WHERE condition_concept_id = {V1}) AS m FROM condition_occurrence) b",
+    ),
+    (
+        "the rare cell in the second branch of a UNION",
+        "SELECT count(*) AS n FROM person UNION ALL \
+         SELECT count(CASE WHEN condition_concept_id = {V1} THEN 1 END) FROM condition_occurrence",
+    ),
+    (
         "per-site conditional count",
         "SELECT site, count(*) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence GROUP BY site",
     ),
@@ -147,6 +175,45 @@ async fn conditional_cells_under_k_are_withheld_in_every_spelling() {
         answered + 2 >= CELL_ATTACKS.len(),
         "only {answered} of {} spellings were answered: the withholding, not a refusal, is under test",
         CELL_ATTACKS.len()
+    );
+}
+
+/// The rare condition as a bound parameter of a prepared statement (the
+/// JDBC and ADBC path): the cell is withheld as with a literal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_conditional_cell_with_a_bound_parameter_is_withheld() {
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let clean = cohort(6_000);
+    let victims = planted(&clean).await;
+    let truth = oracle_rows(
+        &centralized(&victims).await,
+        &spell("SELECT count(*) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence"),
+    )
+    .await;
+    assert_eq!(rows(&truth), vec![vec![Cell::Int(1)]]);
+    let fed = federation(&victims, policy(10, false), policy(1, false)).await;
+    let c = ihdsi_tests::connect(&fed.uri).await;
+    let mut client = c.client();
+    let sql =
+        "SELECT count(*) FILTER (WHERE condition_concept_id = $1) AS n FROM condition_occurrence";
+    let mut prepared = client.prepare(sql.into(), None).await.expect("prepare");
+    let schema = std::sync::Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)]));
+    let param = RecordBatch::try_new(
+        schema,
+        vec![std::sync::Arc::new(Int64Array::from(vec![i64::from(
+            V1_CONDITION,
+        )]))],
+    )
+    .expect("parameter");
+    prepared.set_parameters(param).expect("bind");
+    let info = prepared.execute().await.expect("execute");
+    let got = c.fetch(info).await.expect("fetch");
+    fed.shutdown().await;
+    assert_eq!(
+        rows(&got),
+        vec![vec![Cell::Null]],
+        "the victim's cell was released"
     );
 }
 

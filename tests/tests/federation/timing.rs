@@ -41,6 +41,16 @@ async fn dp_with_deadline(data: &std::path::Path, name: &str, response_ms: u64) 
         .expect("start dp federation")
 }
 
+/// The game of `wins` over [`TRIALS`] at the dp policy's ρ and δ.
+fn game_of(wins: usize) -> Game {
+    Game {
+        trials: TRIALS,
+        wins,
+        rho: 0.1,
+        delta: 1e-6,
+    }
+}
+
 fn probe() -> String {
     format!(
         "SELECT count(DISTINCT person_id) AS n FROM measurement WHERE measurement_concept_id = {V2_MEASUREMENT}"
@@ -103,12 +113,7 @@ async fn dp_latency_is_no_better_than_the_answer_over_200_trials() {
     for fed in worlds {
         fed.shutdown().await;
     }
-    let game = Game {
-        trials: TRIALS,
-        wins,
-        rho: 0.1,
-        delta: 1e-6,
-    };
+    let game = game_of(wins);
     println!("timing game: {game}");
     assert!(game.within_bound(), "timing game: {game}");
 }
@@ -172,12 +177,7 @@ async fn the_dp_error_oracle_is_no_better_than_the_answer_over_200_trials() {
     for fed in worlds {
         fed.shutdown().await;
     }
-    let game = Game {
-        trials: TRIALS,
-        wins,
-        rho: 0.1,
-        delta: 1e-6,
-    };
+    let game = game_of(wins);
     println!("error game: {game}");
     assert!(game.within_bound(), "error game: {game}");
 }

@@ -43,6 +43,7 @@ use datafusion::logical_expr::{
 };
 
 use crate::error::{PlanError, Result};
+use crate::exprs::strip_alias;
 use provenance::{Prov, Scope, generalisation, temporal};
 
 // Fields every date and timestamp type supports (decade, century and
@@ -55,13 +56,6 @@ const HINT: &str = "an exact date or time can single a patient out. Use date_par
 
 fn refused(what: String) -> PlanError {
     PlanError::Policy(format!("{what}: {HINT}"))
-}
-
-fn strip_alias(e: &Expr) -> &Expr {
-    match e {
-        Expr::Alias(a) => strip_alias(&a.expr),
-        other => other,
-    }
 }
 
 fn name_of(e: &Expr) -> String {

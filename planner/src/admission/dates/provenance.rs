@@ -14,9 +14,9 @@ use std::collections::BTreeSet;
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::{
-    BinaryExpr, Distinct, Expr, ExprSchemable, Join, JoinType, LogicalPlan, Operator,
-};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, LogicalPlan, Operator};
+
+use crate::lineage::{join_source, pass_through};
 
 /// One scan's date column.
 pub(super) type Source = (usize, String);
@@ -125,7 +125,12 @@ impl Scope<'_> {
 
 /// The provenance of output column `index` of `plan`.
 pub(super) fn column(plan: &LogicalPlan, index: usize) -> Prov {
-    let field = plan.schema().field(index);
+    if let Some(input) = pass_through(plan) {
+        return column(input, index);
+    }
+    let Some(field) = plan.schema().fields().get(index) else {
+        return Prov::NotDate;
+    };
     match plan {
         LogicalPlan::TableScan(scan) => {
             if !temporal(field.data_type()) {
@@ -141,13 +146,6 @@ pub(super) fn column(plan: &LogicalPlan, index: usize) -> Prov {
             .expr
             .get(index)
             .map_or(Prov::NotDate, |e| expr(e, Scope::One(&p.input))),
-        LogicalPlan::Filter(_)
-        | LogicalPlan::Sort(_)
-        | LogicalPlan::Limit(_)
-        | LogicalPlan::Repartition(_)
-        | LogicalPlan::SubqueryAlias(_)
-        | LogicalPlan::Subquery(_)
-        | LogicalPlan::Distinct(Distinct::All(_)) => column(plan.inputs()[0], index),
         LogicalPlan::Window(w) => {
             let width = w.input.schema().fields().len();
             match index.checked_sub(width) {
@@ -158,19 +156,7 @@ pub(super) fn column(plan: &LogicalPlan, index: usize) -> Prov {
                     .map_or(Prov::NotDate, |e| expr(e, Scope::One(&w.input))),
             }
         }
-        LogicalPlan::Join(j) => {
-            let left = j.left.schema().fields().len();
-            match j.join_type {
-                JoinType::LeftSemi | JoinType::LeftAnti | JoinType::LeftMark => {
-                    column(&j.left, index)
-                }
-                JoinType::RightSemi | JoinType::RightAnti | JoinType::RightMark => {
-                    column(&j.right, index)
-                }
-                _ if index < left => column(&j.left, index),
-                _ => column(&j.right, index - left),
-            }
-        }
+        LogicalPlan::Join(j) => join_source(j, index).map_or(Prov::NotDate, |(p, i)| column(p, i)),
         LogicalPlan::Union(u) => {
             let parts: Vec<Prov> = u.inputs.iter().map(|i| column(i, index)).collect();
             if parts.iter().all(|p| matches!(p, Prov::Bare(_))) {
