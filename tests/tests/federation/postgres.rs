@@ -133,3 +133,113 @@ async fn the_dominance_rule_holds_with_a_site_on_postgresql() {
     let uri = mixed_federation(&data, &[("kr", Host::Postgres(&pg.url()))], guarded()).await;
     assert_cases_hold(&uri, &data).await;
 }
+
+/// Expressions DataFusion evaluates for every row but PostgreSQL fails on
+/// for some (issue 17's error oracle at a database site), each made to
+/// fail only on the victim V1's row at `lu`, and written so that the
+/// victim's row is not counted when nothing fails (the answers with and
+/// without the victim are the same unless one fails): float overflow,
+/// underflow and division by zero, `ln` of zero, `exp` and `power` out of range, integer
+/// overflow, a `double` narrowed to `real`, a `bigint` sum past its range,
+/// a `LIKE` pattern ending in its escape character, a regular expression
+/// PostgreSQL's engine rejects.
+const PG_FAILURE_ORACLES: &[&str] = &[
+    "SELECT count(*) FROM condition_occurrence WHERE ln(CASE WHEN condition_concept_id = {V1} THEN 0.0 ELSE 1.0 END) = 0",
+    "SELECT count(*) FROM condition_occurrence WHERE exp(CAST(CASE WHEN condition_concept_id = {V1} THEN 1000.0 ELSE 0.0 END AS DOUBLE)) = 1",
+    "SELECT count(*) FROM condition_occurrence WHERE 1.0 / CASE WHEN condition_concept_id = {V1} THEN 0.0 ELSE 1.0 END = 1",
+    "SELECT count(*) FROM condition_occurrence WHERE CAST(CASE WHEN condition_concept_id = {V1} THEN 1e300 ELSE 1.0 END AS DOUBLE) * CAST(1e300 AS DOUBLE) > 0",
+    "SELECT count(*) FROM condition_occurrence WHERE CAST(CASE WHEN condition_concept_id = {V1} THEN 1e-300 ELSE 1.0 END AS DOUBLE) * CAST(1e-300 AS DOUBLE) > 0",
+    "SELECT count(*) FROM condition_occurrence WHERE power(CASE WHEN condition_concept_id = {V1} THEN -8.0 ELSE 4.0 END, 0.5) = 2",
+    "SELECT count(*) FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_concept_id ELSE 1 END * 3 = 3",
+    "SELECT count(*) FROM condition_occurrence WHERE CAST(CAST(CASE WHEN condition_concept_id = {V1} THEN 1e300 ELSE 1.0 END AS DOUBLE) AS REAL) = 1",
+    "SELECT sum(CASE WHEN condition_concept_id = {V1} THEN 9223372036854775807 ELSE 1 END) AS s FROM condition_occurrence",
+    "SELECT count(*) FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_source_value ELSE 'b' END LIKE '%\\'",
+    "SELECT count(*) FROM condition_occurrence WHERE condition_concept_id = {V1} AND regexp_like(condition_source_value, '\\p{L}')",
+];
+
+/// The error oracle at a PostgreSQL site: with `lu` inside PostgreSQL,
+/// each of [`PG_FAILURE_ORACLES`] has the same outcome with and without
+/// the victim, never names a site, and answers as the same federation
+/// with every site on DataFusion does (the database runs none of the
+/// expressions it could fail on; DataFusion runs them over its rows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgresql_failures_are_no_oracle_of_the_victim() {
+    use ihdsi_tests::planted::{V1_CONDITION, planted};
+
+    let clean = cohort(6_000);
+    let victims = planted(&clean).await;
+    let (pg_with, pg_without) = (
+        ihdsi_tests::postgres::start("oracle-with").await,
+        ihdsi_tests::postgres::start("oracle-without").await,
+    );
+    for (data, pg) in [(&victims, &pg_with), (&clean, &pg_without)] {
+        let vocabulary = data.join("concept.parquet");
+        postgres::load::load_site(&data.join("lu"), Some(&vocabulary), &pg.url())
+            .await
+            .expect("load lu");
+    }
+    let federation = ihdsi_tests::policy(10, false);
+    let with = mixed_federation(
+        &victims,
+        &[("lu", Host::Postgres(&pg_with.url()))],
+        federation.clone(),
+    )
+    .await;
+    let without = mixed_federation(
+        &clean,
+        &[("lu", Host::Postgres(&pg_without.url()))],
+        federation.clone(),
+    )
+    .await;
+    let on_datafusion = mixed_federation(&victims, &[], federation).await;
+    let mut failures = Vec::new();
+    for sql in PG_FAILURE_ORACLES {
+        let sql = sql.replace("{V1}", &V1_CONDITION.to_string());
+        let outcome = async |uri: &str| {
+            ihdsi_tests::ask(uri, &sql)
+                .await
+                .map(|r| rows(&r.batches))
+                .map_err(|e| e.to_string())
+        };
+        let (a, b, df) = (
+            outcome(&with).await,
+            outcome(&without).await,
+            outcome(&on_datafusion).await,
+        );
+        if a != b {
+            failures.push(format!("{sql}: {a:?} with the victim, {b:?} without"));
+        }
+        if a != df {
+            failures.push(format!(
+                "{sql}: {a:?} with lu on PostgreSQL, {df:?} on DataFusion"
+            ));
+        }
+        if let Err(e) = &a
+            && ["'lu'", "'us'", "'kr'", "SQLSTATE"]
+                .iter()
+                .any(|s| e.contains(s))
+        {
+            failures.push(format!(
+                "{sql}: the error names a site or the database: {e}"
+            ));
+        }
+    }
+    let log = pg_with.log();
+    assert!(
+        failures.is_empty(),
+        "{}\nPostgreSQL log:\n{}",
+        failures.join("\n"),
+        log.lines()
+            .filter(|l| l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    assert!(
+        !log.contains("ERROR"),
+        "PostgreSQL failed on a statement: {}",
+        log.lines()
+            .filter(|l| l.contains("ERROR"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}

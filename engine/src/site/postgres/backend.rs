@@ -36,7 +36,9 @@ use datafusion::sql::unparser::dialect::PostgreSqlDialect;
 use futures::future::BoxFuture;
 use tokio_postgres::{Client, Row};
 
+use super::fetch;
 use super::pg_error;
+use super::total::runs_in_postgres;
 use crate::error::{EngineError, Result};
 use crate::site::backend::SiteBackend;
 use crate::site::tables::opt_out_as_filters;
@@ -83,8 +85,12 @@ impl SiteBackend for PostgresBackend {
 
     fn collect(&self, plan: LogicalPlan) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
+            let plan = prepare(plan)?;
+            if !runs_in_postgres(&plan)? {
+                return fetch::run(&self.client, plan).await;
+            }
             let schema = Arc::new(plan.schema().as_arrow().clone());
-            let sql = postgres_sql(plan)?;
+            let sql = statement(plan, Naming::AsPlanned)?;
             // Not the SQL itself: it carries the opt-out list, which is
             // made of person ids.
             tracing::debug!(bytes = sql.len(), "subplan sent to PostgreSQL");
@@ -98,12 +104,50 @@ impl SiteBackend for PostgresBackend {
     }
 }
 
+/// How the columns of a statement's output are named.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Naming {
+    /// As the plan names them (a subplan's answer).
+    AsPlanned,
+    /// By position (rows read for DataFusion, whose names may repeat
+    /// under different qualifiers).
+    Positional,
+}
+
+impl Naming {
+    /// The name of output column `i` under [`Naming::Positional`].
+    pub(super) fn position(i: usize) -> String {
+        format!("ihdsi_c{i}")
+    }
+}
+
+/// `plan` with the site's views inlined and the opt-out list as a filter
+/// of literals: the form both ways of running it start from.
+pub(super) fn prepare(plan: LogicalPlan) -> Result<LogicalPlan> {
+    opt_out_as_filters(inline_views(plan)?)
+}
+
 /// The PostgreSQL statement of `plan`: views inlined, the opt-out list as
 /// a filter of literals, unparsed, each output column cast to the type the
 /// plan promises.
 pub fn postgres_sql(plan: LogicalPlan) -> Result<String> {
+    statement(prepare(plan)?, Naming::AsPlanned)
+}
+
+/// The statement of a prepared `plan`: `TRY_CAST`s rewritten, unparsed,
+/// each output column cast to the type the plan promises.
+pub(super) fn statement(plan: LogicalPlan, naming: Naming) -> Result<String> {
     let schema = plan.schema().as_arrow().clone();
-    let plan = opt_out_as_filters(inline_views(plan)?)?;
+    let plan = plan
+        .transform_up_with_subqueries(without_try_casts)
+        .map_err(|e| match e {
+            DataFusionError::External(inner) => match inner.downcast::<EngineError>() {
+                Ok(engine) => *engine,
+                Err(other) => EngineError::Internal(other.to_string()),
+            },
+            other => EngineError::from(other),
+        })?
+        .data;
     let inner = Unparser::new(&PostgreSqlDialect {})
         .plan_to_sql(&plan)
         .map_err(|e| {
@@ -112,10 +156,15 @@ pub fn postgres_sql(plan: LogicalPlan) -> Result<String> {
     let columns: Vec<String> = schema
         .fields()
         .iter()
-        .map(|f| {
+        .enumerate()
+        .map(|(i, f)| {
             let name = f.name().replace('"', "\"\"");
+            let alias = match naming {
+                Naming::AsPlanned => name.clone(),
+                Naming::Positional => Naming::position(i),
+            };
             format!(
-                "CAST(ihdsi_subplan.\"{name}\" AS {}) AS \"{name}\"",
+                "CAST(ihdsi_subplan.\"{name}\" AS {}) AS \"{alias}\"",
                 wire_type(f.data_type())
             )
         })
@@ -126,16 +175,14 @@ pub fn postgres_sql(plan: LogicalPlan) -> Result<String> {
     ))
 }
 
-/// Replace every scan of a view by the view's own plan, and every
-/// `TRY_CAST` (which PostgreSQL lacks) by an equivalent that cannot fail.
+/// Replace every scan of a view by the view's own plan.
 fn inline_views(plan: LogicalPlan) -> Result<LogicalPlan> {
     let inlined = plan.transform_up_with_subqueries(|node| {
-        let node = without_try_casts(node)?;
-        let LogicalPlan::TableScan(scan) = &node.data else {
-            return Ok(node);
+        let LogicalPlan::TableScan(scan) = &node else {
+            return Ok(Transformed::no(node));
         };
         let Some(view) = scan.source.get_logical_plan() else {
-            return Ok(node);
+            return Ok(Transformed::no(node));
         };
         let view = inline_views(view.into_owned()).map_err(external)?;
         let mut builder = LogicalPlanBuilder::from(view).alias(scan.table_name.clone())?;
@@ -222,7 +269,7 @@ fn wire_type(t: &DataType) -> &'static str {
     }
 }
 
-fn to_batch(schema: &Arc<Schema>, rows: &[Row]) -> Result<RecordBatch> {
+pub(super) fn to_batch(schema: &Arc<Schema>, rows: &[Row]) -> Result<RecordBatch> {
     let columns = schema
         .fields()
         .iter()

@@ -2,11 +2,15 @@
 //!
 //! Most OHDSI sites keep their CDM in a relational database and will not
 //! export it. [`open_site`] plans and admits subplans as any site does and
-//! runs them inside the database ([`backend`]); [`load`] puts a generated
+//! runs them inside the database ([`backend`]) when every expression is
+//! total there ([`total`]), and otherwise in DataFusion over the rows the
+//! database returns for its scans (`fetch`); [`load`] puts a generated
 //! site into a database, for tests and demos.
 
 pub mod backend;
+mod fetch;
 pub mod load;
+pub mod total;
 
 use std::sync::Arc;
 

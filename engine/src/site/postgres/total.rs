@@ -1,0 +1,336 @@
+//! Which expressions PostgreSQL evaluates without failing for any row.
+//!
+//! The planner's totality rules (`ihdsi_planner::admission::functions`)
+//! keep every accepted expression from failing *in DataFusion*, so that a
+//! query's success never tells whether a patient with some value exists
+//! (attack A15, the error oracle). PostgreSQL fails in places DataFusion
+//! does not:
+//!
+//! * floating-point `+ - * /` raise "value out of range" on overflow and
+//!   underflow, and "division by zero" (DataFusion gives ±Inf, 0 or NaN);
+//! * integer `+ - *` and unary minus raise "integer out of range"
+//!   (DataFusion wraps);
+//! * `ln`, `log` of zero or a negative, `exp` and `power` out of range, a
+//!   negative base to a fractional power;
+//! * a `LIKE` pattern that ends in its escape character, once a row's text
+//!   reaches it; regular expressions that Rust's engine accepts and
+//!   PostgreSQL's does not;
+//! * `sum` of a `bigint`, which PostgreSQL adds as `numeric` and the site
+//!   casts back to `bigint`;
+//! * casts that narrow (`double` to `real` overflows).
+//!
+//! So a site does not hand PostgreSQL an expression unless this module
+//! shows it total there. [`runs_in_postgres`] decides whether the whole
+//! subplan may run in the database; [`node_runs_in_postgres`] decides
+//! which scans, filters and projections may, when the rest runs in
+//! DataFusion over the rows they return (`super::fetch`). The list is an
+//! allow-list and fails closed: an expression it does not know runs in
+//! DataFusion, under the rules the planner already checked.
+//!
+//! What remains: PostgreSQL's floating-point aggregates (`sum`, `avg`,
+//! variances) fail when their running sums pass 1.8e308 (1.3e154 for
+//! squares). No arithmetic that could scale a value there runs in the
+//! database, so only data that already holds such magnitudes reaches it.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::expr::{AggregateFunction, Like, ScalarFunction, WindowFunction};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+use datafusion::optimizer::AnalyzerRule;
+use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
+use ihdsi_planner::admission::functions::total_cast;
+
+use crate::error::Result;
+
+/// Functions PostgreSQL has under the same name and evaluates without
+/// failing for any argument of the types DataFusion gives them.
+const TOTAL_FUNCTIONS: &[&str] = &[
+    "coalesce",
+    "nullif",
+    "greatest",
+    "least",
+    "lower",
+    "upper",
+    "btrim",
+    "ltrim",
+    "rtrim",
+    "length",
+    "char_length",
+    "character_length",
+    "octet_length",
+    "concat",
+    "concat_ws",
+    "starts_with",
+    "current_date",
+    "pi",
+];
+
+/// `date_part` fields PostgreSQL computes for every date and timestamp.
+const DATE_PART_FIELDS: &[&str] = &[
+    "year", "quarter", "month", "week", "day", "dow", "doy", "isodow", "isoyear",
+];
+
+/// `date_trunc` units PostgreSQL knows.
+const DATE_TRUNC_UNITS: &[&str] = &[
+    "second", "minute", "hour", "day", "week", "month", "quarter", "year",
+];
+
+/// Aggregates PostgreSQL has under the same name that cannot fail for
+/// values DataFusion accepts (`sum` is judged by its argument's type).
+const TOTAL_AGGREGATES: &[&str] = &[
+    "count",
+    "min",
+    "max",
+    "avg",
+    "var_pop",
+    "var_samp",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+];
+
+/// Whether every expression of `plan` and of its subqueries is total in
+/// PostgreSQL, judged after DataFusion's type coercion (so that the casts
+/// it would add are judged too).
+pub fn runs_in_postgres(plan: &LogicalPlan) -> Result<bool> {
+    let coerced = TypeCoercion::new().analyze(plan.clone(), &ConfigOptions::default())?;
+    let mut total = true;
+    coerced.apply_with_subqueries(|node| {
+        total = node_runs_in_postgres(node);
+        Ok(if total {
+            TreeNodeRecursion::Continue
+        } else {
+            TreeNodeRecursion::Stop
+        })
+    })?;
+    Ok(total)
+}
+
+/// Whether the expressions of `node` itself (not its inputs) are total in
+/// PostgreSQL. `node` must be type-coerced.
+pub fn node_runs_in_postgres(node: &LogicalPlan) -> bool {
+    let inputs = node.inputs();
+    let schema = match inputs.as_slice() {
+        [] => node.schema().as_ref().clone(),
+        [one] => one.schema().as_ref().clone(),
+        [l, r, ..] => l
+            .schema()
+            .join(r.schema())
+            .unwrap_or_else(|_| node.schema().as_ref().clone()),
+    };
+    node.expressions().iter().all(|e| expr_total(e, &schema))
+}
+
+/// Whether `e` and every expression inside it is total in PostgreSQL.
+pub fn expr_total(e: &Expr, schema: &DFSchema) -> bool {
+    !e.exists(|x| Ok(!local_total(x, schema))).unwrap_or(true)
+}
+
+/// Whether `e`'s own operation (its operands judged separately) is total.
+fn local_total(e: &Expr, schema: &DFSchema) -> bool {
+    let ty = |x: &Expr| x.get_type(schema).ok();
+    match e {
+        Expr::Alias(_)
+        | Expr::Column(_)
+        | Expr::Literal(..)
+        | Expr::Not(_)
+        | Expr::IsNull(_)
+        | Expr::IsNotNull(_)
+        | Expr::IsTrue(_)
+        | Expr::IsFalse(_)
+        | Expr::IsUnknown(_)
+        | Expr::IsNotTrue(_)
+        | Expr::IsNotFalse(_)
+        | Expr::IsNotUnknown(_)
+        | Expr::Between(_)
+        | Expr::Case(_)
+        | Expr::InList(_)
+        | Expr::Exists(_)
+        | Expr::InSubquery(_) => true,
+        Expr::BinaryExpr(b) => binary_total(b, schema),
+        Expr::Like(like) => like_total(like),
+        Expr::Negative(x) => ty(x).is_some_and(|t| t.is_floating()),
+        // A literal's cast is a typed constant, read while parsing: it
+        // fails for every row or none.
+        Expr::Cast(c) if matches!(c.expr.as_ref(), Expr::Literal(..)) => true,
+        Expr::Cast(c) => ty(&c.expr).is_some_and(|from| cast_total(&from, c.field.data_type())),
+        // The site rewrites these into a CASE that cannot fail
+        // (`super::backend::without_try_casts`).
+        Expr::TryCast(c) => ty(&c.expr).is_some_and(|from| {
+            cast_total(&from, c.field.data_type())
+                || from.is_integer()
+                    && matches!(
+                        c.field.data_type(),
+                        DataType::Int8 | DataType::Int16 | DataType::Int32
+                    )
+        }),
+        Expr::ScalarFunction(f) => function_total(f, schema),
+        Expr::AggregateFunction(a) => aggregate_total(a, schema),
+        Expr::WindowFunction(w) => window_total(w, schema),
+        _ => false,
+    }
+}
+
+fn binary_total(b: &BinaryExpr, schema: &DFSchema) -> bool {
+    use Operator as O;
+    let ty = |x: &Expr| x.get_type(schema).ok();
+    let dated = |x: &Expr| ty(x).is_some_and(|t| ihdsi_planner::exprs::is_date_or_timestamp(&t));
+    match b.op {
+        O::Eq
+        | O::NotEq
+        | O::Lt
+        | O::LtEq
+        | O::Gt
+        | O::GtEq
+        | O::IsDistinctFrom
+        | O::IsNotDistinctFrom
+        | O::And
+        | O::Or
+        | O::StringConcat => true,
+        // Date shifts and differences: the planner bounds the shift to a
+        // century, far inside PostgreSQL's range (year 294276).
+        O::Plus | O::Minus => dated(&b.left) || dated(&b.right),
+        // An integer divided by a constant that is neither zero nor -1.
+        O::Divide | O::Modulo => {
+            ty(&b.left).is_some_and(|t| t.is_integer())
+                && literal_i64(&b.right).is_some_and(|d| d != 0 && d != -1)
+        }
+        _ => false,
+    }
+}
+
+/// An integer literal, under any casts the coercion added.
+fn literal_i64(e: &Expr) -> Option<i64> {
+    let v = match e {
+        Expr::Literal(v, _) => v,
+        Expr::Cast(c) => return literal_i64(&c.expr),
+        _ => return None,
+    };
+    if !v.data_type().is_integer() {
+        return None;
+    }
+    match v.cast_to(&DataType::Int64).ok()? {
+        ScalarValue::Int64(Some(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// A literal pattern with no escape character at all: PostgreSQL fails on
+/// a pattern that ends in one, but only once a row's text matches up to it.
+fn like_total(like: &Like) -> bool {
+    let Expr::Literal(
+        ScalarValue::Utf8(Some(p))
+        | ScalarValue::Utf8View(Some(p))
+        | ScalarValue::LargeUtf8(Some(p)),
+        _,
+    ) = like.pattern.as_ref()
+    else {
+        return false;
+    };
+    like.escape_char.is_none() && !p.contains('\\')
+}
+
+/// Casts PostgreSQL makes for every value: to text, integer widening (and
+/// into decimals wide enough), integers to `double`, `real` to `double`,
+/// dates to timestamps and back.
+fn cast_total(from: &DataType, to: &DataType) -> bool {
+    use DataType as T;
+    let text = |t: &DataType| matches!(t, T::Utf8 | T::Utf8View | T::LargeUtf8);
+    if from == to || text(to) || from.is_null() {
+        return true;
+    }
+    match (from, to) {
+        (f, T::Float64) => f.is_integer() || *f == T::Float32,
+        (f, t) if f.is_integer() && (t.is_integer() || matches!(t, T::Decimal128(..))) => {
+            total_cast(f, t)
+        }
+        (T::Date32, T::Timestamp(..))
+        | (T::Timestamp(..), T::Date32)
+        | (T::Timestamp(..), T::Timestamp(..)) => true,
+        _ => false,
+    }
+}
+
+fn literal_text(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Literal(
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::Utf8View(Some(s))
+            | ScalarValue::LargeUtf8(Some(s)),
+            _,
+        ) => Some(s.to_ascii_lowercase()),
+        _ => None,
+    }
+}
+
+fn function_total(f: &ScalarFunction, schema: &DFSchema) -> bool {
+    let name = f.func.name().to_ascii_lowercase();
+    let arg_type = |i: usize| f.args.get(i).and_then(|x| x.get_type(schema).ok());
+    match name.as_str() {
+        "date_part" => {
+            f.args
+                .first()
+                .and_then(literal_text)
+                .is_some_and(|u| DATE_PART_FIELDS.contains(&u.as_str()))
+                && arg_type(1).is_some_and(|t| ihdsi_planner::exprs::is_date_or_timestamp(&t))
+        }
+        "date_trunc" => f
+            .args
+            .first()
+            .and_then(literal_text)
+            .is_some_and(|u| DATE_TRUNC_UNITS.contains(&u.as_str())),
+        "floor" | "ceil" | "round" | "trunc" | "abs" => {
+            f.args.len() == 1 && arg_type(0).is_some_and(|t| t.is_floating())
+        }
+        other => TOTAL_FUNCTIONS.contains(&other),
+    }
+}
+
+/// Whether PostgreSQL can add up `e` without the `bigint` it reads back
+/// overflowing: doubles, and integers of at most 32 bits (a column of
+/// them, a literal that fits, or a CASE of such), which PostgreSQL sums
+/// as `bigint` itself. A `bigint` column sums as `numeric` and the cast
+/// back fails past 2^63; such sums run in DataFusion.
+fn summable(e: &Expr, schema: &DFSchema) -> bool {
+    let small = |t: &DataType| matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32);
+    match e {
+        Expr::Literal(v, _) => {
+            v.is_null()
+                || v.data_type().is_floating()
+                || literal_i64(e).is_some_and(|x| i32::try_from(x).is_ok())
+        }
+        Expr::Cast(c) if c.field.data_type().is_integer() => summable(&c.expr, schema),
+        Expr::Alias(a) => summable(&a.expr, schema),
+        Expr::Case(c) => {
+            c.when_then_expr
+                .iter()
+                .all(|(_, then)| summable(then, schema))
+                && c.else_expr.as_deref().is_none_or(|x| summable(x, schema))
+        }
+        other => other
+            .get_type(schema)
+            .is_ok_and(|t| t.is_floating() || small(&t)),
+    }
+}
+
+fn aggregate_total(a: &AggregateFunction, schema: &DFSchema) -> bool {
+    let name = a.func.name().to_ascii_lowercase();
+    if name == "sum" {
+        return a.params.args.first().is_some_and(|x| summable(x, schema));
+    }
+    TOTAL_AGGREGATES.contains(&name.as_str())
+}
+
+fn window_total(w: &WindowFunction, schema: &DFSchema) -> bool {
+    let name = w.fun.name().to_ascii_lowercase();
+    match name.as_str() {
+        "row_number" | "rank" | "dense_rank" => true,
+        "sum" => w.params.args.first().is_some_and(|x| summable(x, schema)),
+        other => TOTAL_AGGREGATES.contains(&other),
+    }
+}
+
+#[cfg(test)]
+mod tests;
