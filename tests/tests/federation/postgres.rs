@@ -147,7 +147,7 @@ const PG_FAILURE_ORACLES: &[&str] = &[
     "SELECT count(*) FROM condition_occurrence WHERE ln(CASE WHEN condition_concept_id = {V1} THEN 0.0 ELSE 1.0 END) = 0",
     "SELECT count(*) FROM condition_occurrence WHERE exp(CAST(CASE WHEN condition_concept_id = {V1} THEN 1000.0 ELSE 0.0 END AS DOUBLE)) = 1",
     "SELECT count(*) FROM condition_occurrence WHERE 1.0 / CASE WHEN condition_concept_id = {V1} THEN 0.0 ELSE 1.0 END = 1",
-    "SELECT count(*) FROM condition_occurrence WHERE CAST(CASE WHEN condition_concept_id = {V1} THEN 1e300 ELSE 1.0 END AS DOUBLE) * CAST(1e300 AS DOUBLE) > 0",
+    "SELECT count(*) FROM condition_occurrence WHERE CAST(CASE WHEN condition_concept_id = {V1} THEN 1e300 ELSE 1.0 END AS DOUBLE) * CAST(1e300 AS DOUBLE) < 1e301",
     "SELECT count(*) FROM condition_occurrence WHERE CAST(CASE WHEN condition_concept_id = {V1} THEN 1e-300 ELSE 1.0 END AS DOUBLE) * CAST(1e-300 AS DOUBLE) > 0",
     "SELECT count(*) FROM condition_occurrence WHERE power(CASE WHEN condition_concept_id = {V1} THEN -8.0 ELSE 4.0 END, 0.5) = 2",
     "SELECT count(*) FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_concept_id ELSE 1 END * 3 = 3",
