@@ -20,9 +20,20 @@ pub enum EngineError {
     /// A site could not be reached, or did not answer in time.
     #[error("site '{site}' is unavailable: {cause}")]
     SiteUnavailable { site: String, cause: String },
-    /// A site refused the subplan; `reason` is the site's own message.
+    /// A site did not answer within the coordinator's `site_timeout_secs`.
+    #[error("site '{site}' did not answer within {secs} s")]
+    SiteTimedOut { site: String, secs: u64 },
+    /// A site's privacy policy refused the subplan; `reason` is the site's
+    /// own wording of the rule.
     #[error("site '{site}' refused the subplan: {reason}")]
     SiteRefused { site: String, reason: String },
+    /// A site refused the analyst's data permit for the subplan.
+    #[error("site '{site}' refused the subplan under the analyst's data permit: {reason}")]
+    SitePermit { site: String, reason: String },
+    /// A site could not read the subplan it was sent (a malformed ticket,
+    /// SQL it cannot plan): a coordinator and a site out of step.
+    #[error("site '{site}' could not read the subplan: {reason}")]
+    SiteInvalid { site: String, reason: String },
     /// A site's subplan failed while running. Which site, and why, are in
     /// that site's log only: whether a query fails at run time can depend
     /// on patient data, so naming the site would tell on its patients.
@@ -85,7 +96,10 @@ impl EngineError {
             EngineError::Plan(p) => p.code().to_string(),
             EngineError::Permit(p) => p.code().to_string(),
             EngineError::SiteUnavailable { .. } => "site.unavailable".into(),
+            EngineError::SiteTimedOut { .. } => "site.timeout".into(),
             EngineError::SiteRefused { .. } => "site.refused".into(),
+            EngineError::SitePermit { .. } => "site.permit".into(),
+            EngineError::SiteInvalid { .. } => "site.invalid".into(),
             EngineError::SiteRuntime => "site.runtime".into(),
             EngineError::SiteProtocol { .. } => "site.protocol".into(),
             EngineError::Overflow => "merge.overflow".into(),

@@ -18,9 +18,7 @@ use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
 
 use crate::error::{EngineError, Result};
 use crate::progress::Progress;
-use crate::protocol::{
-    SITE_ELAPSED_KEY, SITE_FAILURE_KEY, SITE_RUNTIME_FAILURE, SITE_SUPPRESSED_KEY, SubplanRequest,
-};
+use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SiteFailure, SubplanRequest};
 use ihdsi_catalog::SiteEntry;
 
 /// A site endpoint with a lazily connected channel.
@@ -67,31 +65,16 @@ impl SiteClient {
         })
     }
 
+    /// The error for a status this site's `DoGet` ended with: the site's
+    /// own [`SiteFailure`] when it sent one, else (no ihdsi site answered:
+    /// a refused connection, a reset stream, a proxy) unavailability with
+    /// the transport's cause.
     fn status_error(&self, status: tonic::Status) -> EngineError {
-        let site = self.entry.id.clone();
-        let runtime = status
-            .metadata()
-            .get(SITE_FAILURE_KEY)
-            .is_some_and(|v| v.as_bytes() == SITE_RUNTIME_FAILURE.as_bytes());
-        if runtime {
-            return EngineError::SiteRuntime;
-        }
-        match status.code() {
-            tonic::Code::Unavailable | tonic::Code::DeadlineExceeded | tonic::Code::Cancelled => {
-                EngineError::SiteUnavailable {
-                    site,
-                    cause: transport_cause(&status),
-                }
-            }
-            tonic::Code::Unknown if status.message().contains("transport") => {
-                EngineError::SiteUnavailable {
-                    site,
-                    cause: status.message().to_string(),
-                }
-            }
-            _ => EngineError::SiteRefused {
-                site,
-                reason: status.message().to_string(),
+        match SiteFailure::from_status(&status) {
+            Some(failure) => failure.into_error(&self.entry.id),
+            None => EngineError::SiteUnavailable {
+                site: self.entry.id.clone(),
+                cause: transport_cause(&status),
             },
         }
     }
@@ -102,9 +85,9 @@ impl SiteClient {
         tokio::time::timeout(self.timeout, work)
             .await
             .unwrap_or_else(|_| {
-                Err(EngineError::SiteUnavailable {
+                Err(EngineError::SiteTimedOut {
                     site: self.entry.id.clone(),
-                    cause: format!("no answer within {} s", self.timeout.as_secs()),
+                    secs: self.timeout.as_secs(),
                 })
             })
     }

@@ -16,10 +16,9 @@ use arrow_flight::{
 use futures::{Stream, StreamExt, TryStreamExt};
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::status::to_status;
 use crate::tls::fingerprint;
-use ihdsi_engine::protocol::{SITE_FAILURE_KEY, SITE_RUNTIME_FAILURE, SubplanRequest};
-use ihdsi_engine::{EngineError, SiteEngine};
+use ihdsi_engine::SiteEngine;
+use ihdsi_engine::protocol::{SiteFailure, SubplanRequest};
 
 type BoxStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send + 'static>>;
 
@@ -45,7 +44,7 @@ impl SiteService {
         self.engine
             .record_refusal(code, status.message())
             .await
-            .map_err(|e| relayable_status(&e, "-"))
+            .map_err(|e| SiteFailure::of(&e).status("-"))
     }
 
     /// Under mutual TLS, the client certificate (already chained to the
@@ -62,37 +61,19 @@ impl SiteService {
             Some(fp) if trusted.contains(&fp) => Ok(()),
             Some(fp) => {
                 tracing::warn!(site, client = %fp, "subplan refused: client certificate is not a trusted coordinator's");
-                Err(Status::permission_denied(format!(
-                    "client certificate {fp} is not a coordinator this site answers"
-                )))
+                Err(SiteFailure::Unavailable {
+                    cause: format!(
+                        "client certificate {fp} is not a coordinator this site answers"
+                    ),
+                }
+                .status("-"))
             }
-            None => Err(Status::unauthenticated(
-                "this site answers only over mutual TLS with a coordinator certificate",
-            )),
+            None => Err(SiteFailure::Unavailable {
+                cause: "this site answers only over mutual TLS with a coordinator certificate"
+                    .into(),
+            }
+            .status("-")),
         }
-    }
-}
-
-/// What a site tells the coordinator when a subplan fails. Refusals carry
-/// their reason (built from the query text and schema only). Execution
-/// errors can quote data (a failed cast names the offending value), so they
-/// stay in the site's own log and the coordinator gets a reference.
-fn relayable_status(e: &EngineError, query_id: &str) -> Status {
-    match e {
-        EngineError::Execution(_)
-        | EngineError::Internal(_)
-        | EngineError::Audit(_)
-        | EngineError::Tls(_) => {
-            let mut status = Status::failed_precondition(format!(
-                "execution failed at the site; details are in the site's log under query id {query_id}"
-            ));
-            status.metadata_mut().insert(
-                SITE_FAILURE_KEY,
-                tonic::metadata::MetadataValue::from_static(SITE_RUNTIME_FAILURE),
-            );
-            status
-        }
-        other => to_status(other),
     }
 }
 
@@ -119,7 +100,7 @@ impl FlightService for SiteService {
             Ok(req) => req,
             Err(m) => {
                 tracing::warn!(site, reason = %m, "subplan refused");
-                let status = Status::invalid_argument(m);
+                let status = SiteFailure::Invalid { reason: m }.status("-");
                 self.record_refusal("protocol.malformed_ticket", &status)
                     .await?;
                 return Err(status);
@@ -129,7 +110,9 @@ impl FlightService for SiteService {
         tracing::info!(site, query_id = %req.query_id, analyst = %req.analyst, permit = permit.as_deref().unwrap_or("-"), release = req.release, sql = %req.sql, "subplan received");
         let answer = self.engine.run(&req).await.map_err(|e| {
             tracing::warn!(site, query_id = %req.query_id, reason = %e, "subplan refused");
-            relayable_status(&e, &req.query_id)
+            // What the coordinator may hear of it: the one mapping, with
+            // the redaction of run-time causes (ihdsi_engine::protocol).
+            SiteFailure::of(&e).status(&req.query_id)
         })?;
         tracing::info!(site, query_id = %req.query_id, released_groups = answer.batch.num_rows(), suppressed_groups = answer.suppressed, "subplan answered");
         let schema = answer.batch.schema();

@@ -18,9 +18,17 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::warn!(error = %err, "site unavailable");
             Status::unavailable(err.to_string())
         }
-        EngineError::SiteRefused { .. } => {
+        EngineError::SiteTimedOut { .. } => {
+            tracing::warn!(error = %err, "site timed out");
+            Status::deadline_exceeded(err.to_string())
+        }
+        EngineError::SiteRefused { .. } | EngineError::SitePermit { .. } => {
             tracing::warn!(error = %err, "site refused");
             Status::permission_denied(err.to_string())
+        }
+        EngineError::SiteInvalid { .. } => {
+            tracing::error!(error = %err, "a site could not read its subplan");
+            Status::failed_precondition(err.to_string())
         }
         EngineError::SiteRuntime => {
             tracing::warn!(code = err.code(), "a site failed while running a subplan");

@@ -67,8 +67,10 @@ pub(super) async fn run(client: &Client, plan: LogicalPlan) -> Result<Vec<Record
 }
 
 /// The largest subtrees of `plan` (and its subqueries) that PostgreSQL
-/// can run and that read one database table: a scan with the filters,
-/// projections and aliases above it whose expressions are total there.
+/// can run and that read one database table: a scan with the filters and
+/// projections above it whose expressions are total there. Aliases stay
+/// in DataFusion: DataFusion 55's unparser writes `FROM person AS p` and
+/// keeps the filter below it on `person.person_id`.
 fn database_reads(plan: &LogicalPlan) -> Result<Vec<LogicalPlan>> {
     let mut reads: Vec<LogicalPlan> = Vec::new();
     plan.apply_with_subqueries(|node| {
@@ -103,7 +105,6 @@ fn readable(node: &LogicalPlan) -> datafusion::error::Result<bool> {
         LogicalPlan::TableScan(scan) => scan.filters.is_empty() && is_database_table(&scan.source)?,
         LogicalPlan::Filter(f) => own() && readable(&f.input)?,
         LogicalPlan::Projection(p) => own() && readable(&p.input)?,
-        LogicalPlan::SubqueryAlias(a) => readable(&a.input)?,
         _ => false,
     })
 }

@@ -7,9 +7,14 @@
 //! `ihdsi_patients`, then the dominance columns when asked), whose schema metadata carries the number of groups the
 //! site suppressed under its own threshold (a count, never which ones) and
 //! how long the site worked on it.
-//! Refusals are gRPC statuses with the site's reason.
+//! A failure is a gRPC status whose details hold a [`SiteFailure`]: the
+//! kind, and a reason where the kind may carry one ([`failure`]).
+
+pub mod failure;
 
 use serde::{Deserialize, Serialize};
+
+pub use failure::SiteFailure;
 
 /// Schema-metadata key: groups a site dropped under its own threshold.
 pub const SITE_SUPPRESSED_KEY: &str = "ihdsi.site_suppressed_groups";
@@ -17,15 +22,6 @@ pub const SITE_SUPPRESSED_KEY: &str = "ihdsi.site_suppressed_groups";
 /// check, planning, execution, threshold, audit record), so the coordinator
 /// can tell a slow site from a slow network.
 pub const SITE_ELAPSED_KEY: &str = "ihdsi.site_elapsed_us";
-
-/// gRPC metadata key a site sets on the status of a subplan that failed
-/// while running, with the value [`SITE_RUNTIME_FAILURE`]. The coordinator
-/// reads the failure's kind from it, never from the message text.
-pub const SITE_FAILURE_KEY: &str = "ihdsi-failure";
-
-/// [`SITE_FAILURE_KEY`]'s value for a failure during execution: one that
-/// may depend on the data, so neither the site nor its cause may be told.
-pub const SITE_RUNTIME_FAILURE: &str = "runtime";
 
 /// The ticket of a site `DoGet`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
