@@ -140,7 +140,9 @@ async fn the_dominance_rule_holds_with_a_site_on_postgresql() {
 /// victim's row is not counted when nothing fails (the answers with and
 /// without the victim are the same unless one fails): float overflow,
 /// underflow and division by zero, `ln` of zero, `exp` and `power` out of range, integer
-/// overflow, a `double` narrowed to `real`, a `bigint` sum past its range,
+/// overflow, a `double` narrowed to `real`, a `bigint` sum past its range (also through a literal chosen by a CASE),
+/// a variance of a huge literal that PostgreSQL's `numeric` cannot cast
+/// back to `double`,
 /// a `LIKE` pattern ending in its escape character, a regular expression
 /// PostgreSQL's engine rejects.
 const PG_FAILURE_ORACLES: &[&str] = &[
@@ -153,6 +155,8 @@ const PG_FAILURE_ORACLES: &[&str] = &[
     "SELECT count(*) FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_concept_id ELSE 1 END * 3 = 3",
     "SELECT count(*) FROM condition_occurrence WHERE CAST(CAST(CASE WHEN condition_concept_id = {V1} THEN 1e300 ELSE 1.0 END AS DOUBLE) AS REAL) = 1",
     "SELECT sum(CASE WHEN condition_concept_id = {V1} THEN 9223372036854775807 ELSE 1 END) AS s FROM condition_occurrence",
+    "SELECT var_pop(CASE WHEN condition_concept_id = {V1} THEN 1e200 ELSE 0 END) AS v FROM condition_occurrence",
+    "SELECT sum(CASE WHEN condition_concept_id = {V1} THEN CAST(9e18 AS BIGINT) ELSE CAST(1e15 AS BIGINT) END) AS s FROM condition_occurrence",
     "SELECT count(*) FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_source_value ELSE 'b' END LIKE '%\\'",
     "SELECT count(*) FROM condition_occurrence WHERE condition_concept_id = {V1} AND regexp_like(condition_source_value, '\\p{L}')",
 ];

@@ -61,6 +61,15 @@ pub async fn connect(url: &str) -> Result<Client> {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
         }
     });
+    // Dates and timestamps travel as text: pin how PostgreSQL writes them,
+    // whatever the server's defaults (a zone with second offsets before
+    // 1937 would not parse, and would shift every key).
+    client
+        .batch_execute(
+            "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; SET IntervalStyle = 'postgres'",
+        )
+        .await
+        .map_err(|e| pg_error("setting the session's date format", e))?;
     Ok(client)
 }
 

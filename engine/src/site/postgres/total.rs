@@ -27,9 +27,16 @@
 //! allow-list and fails closed: an expression it does not know runs in
 //! DataFusion, under the rules the planner already checked.
 //!
-//! What remains: PostgreSQL's floating-point aggregates (`sum`, `avg`,
-//! variances) fail when their running sums pass 1.8e308 (1.3e154 for
-//! squares). No arithmetic that could scale a value there runs in the
+//! Literals count too: a CASE can choose `1e200` for the victim's row
+//! alone, and PostgreSQL (which the loader gives `numeric` columns for
+//! doubles) computes its variance exactly and then fails to cast it back
+//! to `double`. So floating-point literals must lie within 1e-100 and
+//! 1e100 in magnitude, integer literals summed must fit 32 bits, and
+//! window frames take no offsets.
+//!
+//! What remains: PostgreSQL's aggregates fail when their results pass
+//! 1.8e308 or fall below 2.2e-308 (squares: 1.3e154 and 1.5e-154). No
+//! arithmetic and no literal that could take a value there runs in the
 //! database, so only data that already holds such magnitudes reaches it.
 
 use datafusion::arrow::datatypes::DataType;
@@ -63,7 +70,6 @@ const TOTAL_FUNCTIONS: &[&str] = &[
     "concat",
     "concat_ws",
     "starts_with",
-    "current_date",
     "pi",
 ];
 
@@ -132,9 +138,9 @@ pub fn expr_total(e: &Expr, schema: &DFSchema) -> bool {
 fn local_total(e: &Expr, schema: &DFSchema) -> bool {
     let ty = |x: &Expr| x.get_type(schema).ok();
     match e {
+        Expr::Literal(v, _) => literal_in_range(v),
         Expr::Alias(_)
         | Expr::Column(_)
-        | Expr::Literal(..)
         | Expr::Not(_)
         | Expr::IsNull(_)
         | Expr::IsNotNull(_)
@@ -156,15 +162,13 @@ fn local_total(e: &Expr, schema: &DFSchema) -> bool {
         // fails for every row or none.
         Expr::Cast(c) if matches!(c.expr.as_ref(), Expr::Literal(..)) => true,
         Expr::Cast(c) => ty(&c.expr).is_some_and(|from| cast_total(&from, c.field.data_type())),
-        // The site rewrites these into a CASE that cannot fail
-        // (`super::backend::without_try_casts`).
+        // Exactly those the site rewrites into a CAST or a CASE that cannot
+        // fail (`super::backend::without_try_casts`).
         Expr::TryCast(c) => ty(&c.expr).is_some_and(|from| {
-            cast_total(&from, c.field.data_type())
+            let to = c.field.data_type();
+            total_cast(&from, to) && cast_total(&from, to)
                 || from.is_integer()
-                    && matches!(
-                        c.field.data_type(),
-                        DataType::Int8 | DataType::Int16 | DataType::Int32
-                    )
+                    && matches!(to, DataType::Int8 | DataType::Int16 | DataType::Int32)
         }),
         Expr::ScalarFunction(f) => function_total(f, schema),
         Expr::AggregateFunction(a) => aggregate_total(a, schema),
@@ -193,10 +197,31 @@ fn binary_total(b: &BinaryExpr, schema: &DFSchema) -> bool {
         // century, far inside PostgreSQL's range (year 294276).
         O::Plus | O::Minus => dated(&b.left) || dated(&b.right),
         // An integer divided by a constant that is neither zero nor -1.
+        // (No function on the left: `date_part` is an integer to
+        // DataFusion and a double to PostgreSQL, which would divide it
+        // as one.)
         O::Divide | O::Modulo => {
             ty(&b.left).is_some_and(|t| t.is_integer())
+                && !b
+                    .left
+                    .exists(|x| Ok(matches!(x, Expr::ScalarFunction(_))))
+                    .unwrap_or(true)
                 && literal_i64(&b.right).is_some_and(|d| d != 0 && d != -1)
         }
+        _ => false,
+    }
+}
+
+/// Literals PostgreSQL reads and computes with as DataFusion does: any
+/// but floating-point numbers of magnitude above 1e100 or below 1e-100
+/// (the unparser writes them out as `numeric`, whose aggregates PostgreSQL
+/// then fails to cast back to `double` past 1.8e308, or below 2.2e-308).
+fn literal_in_range(v: &ScalarValue) -> bool {
+    if !v.data_type().is_floating() || v.is_null() {
+        return true;
+    }
+    match v.cast_to(&DataType::Float64) {
+        Ok(ScalarValue::Float64(Some(x))) => x == 0.0 || (1e-100..=1e100).contains(&x.abs()),
         _ => false,
     }
 }
@@ -276,11 +301,23 @@ fn function_total(f: &ScalarFunction, schema: &DFSchema) -> bool {
                 .is_some_and(|u| DATE_PART_FIELDS.contains(&u.as_str()))
                 && arg_type(1).is_some_and(|t| ihdsi_planner::exprs::is_date_or_timestamp(&t))
         }
-        "date_trunc" => f
-            .args
-            .first()
-            .and_then(literal_text)
-            .is_some_and(|u| DATE_TRUNC_UNITS.contains(&u.as_str())),
+        // Of a timestamp only: PostgreSQL truncates a `date` as a
+        // `timestamptz`, in the session's time zone.
+        "date_trunc" => {
+            f.args
+                .first()
+                .and_then(literal_text)
+                .is_some_and(|u| DATE_TRUNC_UNITS.contains(&u.as_str()))
+                && f.args.get(1).is_some_and(|x| match x {
+                    Expr::Cast(c) => c
+                        .expr
+                        .get_type(schema)
+                        .is_ok_and(|t| matches!(t, DataType::Timestamp(..))),
+                    other => other
+                        .get_type(schema)
+                        .is_ok_and(|t| matches!(t, DataType::Timestamp(..))),
+                })
+        }
         "floor" | "ceil" | "round" | "trunc" | "abs" => {
             f.args.len() == 1 && arg_type(0).is_some_and(|t| t.is_floating())
         }
@@ -301,7 +338,17 @@ fn summable(e: &Expr, schema: &DFSchema) -> bool {
                 || v.data_type().is_floating()
                 || literal_i64(e).is_some_and(|x| i32::try_from(x).is_ok())
         }
-        Expr::Cast(c) if c.field.data_type().is_integer() => summable(&c.expr, schema),
+        Expr::Cast(c) if c.field.data_type().is_integer() => match c.expr.as_ref() {
+            Expr::Literal(v, _) => v
+                .cast_to(&DataType::Int64)
+                .ok()
+                .and_then(|v| match v {
+                    ScalarValue::Int64(x) => Some(x.is_none_or(|x| i32::try_from(x).is_ok())),
+                    _ => None,
+                })
+                .unwrap_or(false),
+            inner => summable(inner, schema),
+        },
         Expr::Alias(a) => summable(&a.expr, schema),
         Expr::Case(c) => {
             c.when_then_expr
@@ -323,7 +370,24 @@ fn aggregate_total(a: &AggregateFunction, schema: &DFSchema) -> bool {
     TOTAL_AGGREGATES.contains(&name.as_str())
 }
 
+/// ROWS frames, and RANGE or GROUPS frames bounded only by UNBOUNDED or
+/// CURRENT ROW: an offset (`RANGE INTERVAL '5000 years' PRECEDING`) is
+/// added to each row's value in PostgreSQL, which can overflow.
+fn frame_total(w: &WindowFunction) -> bool {
+    use datafusion::logical_expr::{WindowFrameBound as B, WindowFrameUnits};
+    let frame = &w.params.window_frame;
+    let no_offset = |b: &B| match b {
+        B::CurrentRow => true,
+        B::Preceding(v) | B::Following(v) => v.is_null(),
+    };
+    frame.units == WindowFrameUnits::Rows
+        || no_offset(&frame.start_bound) && no_offset(&frame.end_bound)
+}
+
 fn window_total(w: &WindowFunction, schema: &DFSchema) -> bool {
+    if !frame_total(w) {
+        return false;
+    }
     let name = w.fun.name().to_ascii_lowercase();
     match name.as_str() {
         "row_number" | "rank" | "dense_rank" => true,
