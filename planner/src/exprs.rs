@@ -1,10 +1,25 @@
 //! Small expression and type helpers that every rule of the planner needs
-//! the same way: looking through aliases, recognising a zero literal, and
-//! telling a date or timestamp from other types.
+//! the same way: looking through aliases, recognising a zero literal,
+//! telling a date or timestamp from other types, and the schema a node's
+//! expressions are typed over.
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::ScalarValue;
-use datafusion::logical_expr::Expr;
+use datafusion::common::{DFSchema, ScalarValue};
+use datafusion::logical_expr::{Expr, LogicalPlan};
+
+/// The schema `node`'s own expressions are typed over: its input's, both
+/// inputs' for a join, its own for a scan.
+pub fn input_schema(node: &LogicalPlan) -> DFSchema {
+    let inputs = node.inputs();
+    match inputs.as_slice() {
+        [] => node.schema().as_ref().clone(),
+        [one] => one.schema().as_ref().clone(),
+        [l, r, ..] => l
+            .schema()
+            .join(r.schema())
+            .unwrap_or_else(|_| node.schema().as_ref().clone()),
+    }
+}
 
 /// `e` without its outer aliases.
 pub fn strip_alias(e: &Expr) -> &Expr {

@@ -176,15 +176,7 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
 }
 
 fn check_node(node: &LogicalPlan) -> Result<()> {
-    let inputs = node.inputs();
-    let schema = match inputs.as_slice() {
-        [] => node.schema().as_ref().clone(),
-        [one] => one.schema().as_ref().clone(),
-        [l, r, ..] => l
-            .schema()
-            .join(r.schema())
-            .unwrap_or_else(|_| node.schema().as_ref().clone()),
-    };
+    let schema = crate::exprs::input_schema(node);
     node.expressions()
         .iter()
         .try_for_each(|e| check_expr(e, &schema))

@@ -117,15 +117,7 @@ pub fn runs_in_postgres(plan: &LogicalPlan) -> Result<bool> {
 /// Whether the expressions of `node` itself (not its inputs) are total in
 /// PostgreSQL. `node` must be type-coerced.
 pub fn node_runs_in_postgres(node: &LogicalPlan) -> bool {
-    let inputs = node.inputs();
-    let schema = match inputs.as_slice() {
-        [] => node.schema().as_ref().clone(),
-        [one] => one.schema().as_ref().clone(),
-        [l, r, ..] => l
-            .schema()
-            .join(r.schema())
-            .unwrap_or_else(|_| node.schema().as_ref().clone()),
-    };
+    let schema = ihdsi_planner::exprs::input_schema(node);
     node.expressions().iter().all(|e| expr_total(e, &schema))
 }
 
