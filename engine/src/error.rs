@@ -90,6 +90,15 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A site's answer that no real data can produce (the plausibility
+    /// checks of `disclosure::plausibility`, and the merge's own).
+    pub(crate) fn implausible(site: &str, rule: &str) -> Self {
+        EngineError::SiteProtocol {
+            site: site.into(),
+            detail: format!("implausible partials: {rule}"),
+        }
+    }
+
     /// The stable code recorded in audit trails.
     pub fn code(&self) -> String {
         match self {

@@ -16,13 +16,11 @@
 
 pub mod audit;
 pub mod coordinator;
-pub mod differencing;
 pub mod disclosure;
 pub mod dp;
 pub mod error;
 pub mod fanout;
 pub mod merge;
-pub mod plausibility;
 pub mod progress;
 #[cfg(test)]
 mod properties;

@@ -19,13 +19,15 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
-use crate::differencing::GroupCount;
 use crate::disclosure::dominance::{Dominance, SummaryColumns};
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
-use crate::plausibility::implausible;
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
+
+/// A released group's keys and exact patient count (for the differencing
+/// detector, which lives in the disclosure layer and reads them from here).
+pub type GroupCount = (Vec<ScalarValue>, i64);
 
 /// The released table of one boundary, and what was withheld.
 #[derive(Debug, Clone)]
@@ -130,7 +132,7 @@ pub(crate) fn merge_groups(
                 });
             }
             if groups[slot].last_site == site {
-                return Err(implausible(
+                return Err(EngineError::implausible(
                     &answers[site].site,
                     "the same group was sent twice",
                 ));

@@ -48,11 +48,11 @@ use datafusion::logical_expr::{
 
 use crate::aggregates::{AggKind, classify};
 use crate::bounding::{canonical, clamp, internal, source_aggregate};
+use crate::columns::cell_column;
 use crate::error::{PlanError, Result};
 use crate::exprs::is_zero;
 use crate::exprs::strip_alias;
 use crate::lineage::lineage;
-use crate::release::cell_column;
 use ihdsi_catalog::Bounding;
 use ihdsi_catalog::bounds::ValueBounds;
 

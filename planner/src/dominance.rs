@@ -207,7 +207,7 @@ pub fn contributions(
         builder = keep_top_groups(builder, &per_patient, keys, b.max_groups_per_patient)?;
     }
     let mut exprs: Vec<Expr> = (0..keys)
-        .map(|i| column(&per_patient, i).alias(crate::release::key_column(i)))
+        .map(|i| column(&per_patient, i).alias(crate::columns::key_column(i)))
         .collect();
     // Bounded sums are also capped per patient at C rows' worth.
     let caps = judged

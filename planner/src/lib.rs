@@ -29,6 +29,7 @@ pub mod admission;
 pub mod aggregates;
 pub mod bounding;
 pub mod cells;
+pub mod columns;
 pub mod dominance;
 pub mod error;
 pub mod explain;

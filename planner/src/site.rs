@@ -19,8 +19,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use crate::admission;
 use crate::aggregates::{AggKind, check_policy, classify, is_site_primitive};
+use crate::columns::{PATIENTS_COLUMN, key_column, partial_column};
 use crate::error::{PlanError, Result};
-use crate::release::{PATIENTS_COLUMN, key_column, partial_column};
 use ihdsi_catalog::PrivacyPolicy;
 
 /// What a site learned from admitting a subplan.

@@ -4,8 +4,8 @@
 
 use super::{Coordinator, QueryContext, QueryOutcome};
 use crate::audit::{AdvisoryRecord, Decision, QueryRecord, ResultRecord, SubplanSql};
-use crate::differencing::GroupCount;
 use crate::error::{EngineError, Result};
+use crate::merge::GroupCount;
 use ihdsi_catalog::permit::label;
 use ihdsi_planner::Release;
 

@@ -20,12 +20,12 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use tonic::transport::{Certificate, ClientTlsConfig, Identity};
 
 use crate::audit::{AuditLog, SubplanSql};
-use crate::differencing::DifferencingDetector;
 use crate::disclosure::Disclosure;
+use crate::disclosure::differencing::DifferencingDetector;
+use crate::disclosure::plausibility::check_site_answer;
 use crate::dp::OsUniform;
 use crate::error::{EngineError, Result};
 use crate::fanout::{SiteClient, fan_out};
-use crate::plausibility::check_site_answer;
 use crate::progress::Progress;
 use crate::protocol::SubplanRequest;
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy};

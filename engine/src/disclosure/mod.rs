@@ -34,14 +34,22 @@
 //! contribution of one patient bounded ([`noise`]), which protects
 //! conditional cells as much as any other.
 //!
+//! Two more rules live here because they judge what sites send and what
+//! the federation releases: [`plausibility`] (each site's answer checked
+//! on its own before merging: no numbers real data cannot produce) and
+//! [`differencing`] (an advisory detector that puts pairs of releases
+//! differing by fewer than k patients on the audit trail).
+//!
 //! What this layer does not decide: which SQL is admitted at all (the
 //! planner's `admission`), contribution bounding (the planner's
 //! `bounding`, applied by each site), the budget ledger and the answer
 //! cache (`coordinator::privacy`), and response-time padding
 //! (`coordinator`).
 
+pub mod differencing;
 pub mod dominance;
 pub mod noise;
+pub mod plausibility;
 pub mod site;
 pub(crate) mod threshold;
 

@@ -96,7 +96,7 @@ fn assert_postgresql_ran_only_subplans(log: &str, queries: usize) {
             && s.contains(r#"count(DISTINCT "#)
             && s.contains(r#"AS "ihdsi_patients""#)
     };
-    let reading = |s: &&&str| s.contains(r#"AS "ihdsi_c0""#);
+    let reading = |s: &&&str| s.contains(r#"AS "ihdsi_r0""#);
     let subplans = statements.iter().filter(aggregating).count();
     let reads = statements.iter().filter(reading).count();
     println!(

@@ -26,8 +26,8 @@ use datafusion::logical_expr::{Expr, LogicalPlan, LogicalPlanBuilder};
 use datafusion::prelude::SessionContext;
 use tokio_postgres::Client;
 
-use super::backend::{Naming, statement, to_batch};
 use super::pg_error;
+use super::sql::{Naming, statement, to_batch};
 use super::total::node_runs_in_postgres;
 use crate::error::{EngineError, Result};
 use crate::site::site_session_config;

@@ -10,6 +10,7 @@
 pub mod backend;
 mod fetch;
 pub mod load;
+mod sql;
 pub mod total;
 
 use std::sync::Arc;

@@ -28,7 +28,7 @@ const HISTORY: usize = 256;
 const GROUPS: usize = 4_096;
 
 /// A released group: its key values and exact distinct-patient count.
-pub type GroupCount = (Vec<ScalarValue>, i64);
+pub use crate::merge::GroupCount;
 
 #[derive(Debug)]
 struct Seen {

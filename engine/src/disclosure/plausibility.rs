@@ -30,14 +30,6 @@ use crate::error::{EngineError, Result};
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
 
-/// A refusal naming the site and the rule, never the values.
-pub(crate) fn implausible(site: &str, rule: &str) -> EngineError {
-    EngineError::SiteProtocol {
-        site: site.into(),
-        detail: format!("implausible partials: {rule}"),
-    }
-}
-
 /// Check one site's whole answer for `release`; `declared` is the number
 /// of patients the site is known to hold, if the federation records it.
 pub fn check_site_answer(
@@ -54,7 +46,7 @@ pub fn check_site_answer(
         if let Some(declared) = declared
             && max_value(batch, patients)?.is_some_and(|m| m > declared as f64)
         {
-            return Err(implausible(
+            return Err(EngineError::implausible(
                 site,
                 "a group with more patients than the site holds",
             ));
@@ -122,35 +114,47 @@ fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()
     let keys = release.key_count;
     let patients = keys + release.partial_count;
     if batch.column(patients).null_count() > 0 {
-        return Err(implausible(site, "a group without a patient count"));
+        return Err(EngineError::implausible(
+            site,
+            "a group without a patient count",
+        ));
     }
     if min_value(batch, patients)?.is_some_and(|m| m < 1.0) {
-        return Err(implausible(site, "a group with fewer than one patient"));
+        return Err(EngineError::implausible(
+            site,
+            "a group with fewer than one patient",
+        ));
     }
     let (counts, variances) = counts_and_variances(release);
     for p in counts {
         if min_value(batch, keys + p)?.is_some_and(|m| m < 0.0) {
-            return Err(implausible(site, "a negative count"));
+            return Err(EngineError::implausible(site, "a negative count"));
         }
     }
     for p in variances {
         if min_value(batch, keys + p)?.is_some_and(|m| m < 0.0) {
-            return Err(implausible(site, "a negative variance"));
+            return Err(EngineError::implausible(site, "a negative variance"));
         }
     }
     let (base, cells) = (release.base_width(), release.cells.sources.len());
     for c in base..base + cells {
         if batch.column(c).null_count() > 0 {
-            return Err(implausible(site, "a cell without a patient count"));
+            return Err(EngineError::implausible(
+                site,
+                "a cell without a patient count",
+            ));
         }
         if min_value(batch, c)?.is_some_and(|m| m < 0.0) {
-            return Err(implausible(site, "a cell with a negative patient count"));
+            return Err(EngineError::implausible(
+                site,
+                "a cell with a negative patient count",
+            ));
         }
         let counts = cast(batch.column(c), &DataType::Int64)?;
         let group = cast(batch.column(patients), &DataType::Int64)?;
         let above = datafusion::arrow::compute::kernels::cmp::gt(&counts, &group)?;
         if above.true_count() > 0 {
-            return Err(implausible(
+            return Err(EngineError::implausible(
                 site,
                 "a cell with more patients than its group",
             ));
@@ -159,7 +163,10 @@ fn check_values(release: &Release, site: &str, batch: &RecordBatch) -> Result<()
     for n in 0..release.dominance.len() {
         let summaries = SummaryColumns::of(release, batch, n)?;
         if (0..batch.num_rows()).any(|row| !summaries.get(row).plausible()) {
-            return Err(implausible(site, "impossible largest contributions"));
+            return Err(EngineError::implausible(
+                site,
+                "impossible largest contributions",
+            ));
         }
     }
     Ok(())
