@@ -160,9 +160,11 @@ fn transport_cause(status: &tonic::Status) -> String {
 }
 
 /// Run `req` at all `sites` in parallel, recording each site's state in
-/// `progress`; fail if any one fails. The site requests are tasks of a
-/// [`tokio::task::JoinSet`]: when the caller gives up (a dp deadline, a
-/// client that hung up), dropping the future cancels every request.
+/// `progress`; fail as soon as any one fails, naming it. The site requests
+/// are tasks of a [`tokio::task::JoinSet`], aborted as a whole: on the
+/// first failure the other requests are dropped at once (their streams
+/// reset, so the sites stop), and so they are when the caller gives up (a
+/// dp deadline, a client that hung up) and drops this future.
 pub async fn fan_out(
     sites: &[&SiteClient],
     req: &SubplanRequest,
@@ -179,20 +181,19 @@ pub async fn fan_out(
         });
     }
     let mut answers: Vec<Option<SitePartials>> = vec![None; sites.len()];
-    let mut first_error = None;
     while let Some(joined) = tasks.join_next().await {
-        match joined {
-            Ok((i, Ok(a))) => answers[i] = Some(a),
-            Ok((_, Err(e))) => {
-                first_error.get_or_insert(e);
+        let failure = match joined {
+            Ok((i, Ok(a))) => {
+                answers[i] = Some(a);
+                continue;
             }
-            Err(e) => {
-                first_error.get_or_insert(EngineError::Internal(format!("site task failed: {e}")));
-            }
-        }
+            Ok((_, Err(e))) => e,
+            Err(e) => EngineError::Internal(format!("site task failed: {e}")),
+        };
+        tasks.abort_all();
+        progress.cancel_running();
+        tracing::info!(query_id = %req.query_id, release = req.release, code = %failure.code(), "a site failed; the other site requests are cancelled");
+        return Err(failure);
     }
-    match first_error {
-        Some(e) => Err(e),
-        None => Ok(answers.into_iter().flatten().collect()),
-    }
+    Ok(answers.into_iter().flatten().collect())
 }

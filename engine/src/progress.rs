@@ -22,6 +22,8 @@ pub enum SiteState {
     Answered,
     /// The site was unreachable or refused.
     Failed,
+    /// Another site failed first, so this site's request was dropped.
+    Cancelled,
 }
 
 /// One line of progress.
@@ -76,6 +78,17 @@ impl Progress {
                 SiteState::Failed
             };
             e.finished = Some(Instant::now());
+        }
+    }
+
+    /// Every subplan still running was dropped (another site failed).
+    pub fn cancel_running(&self) {
+        let now = Instant::now();
+        for e in self.lock().iter_mut() {
+            if e.state == SiteState::Running {
+                e.state = SiteState::Cancelled;
+                e.finished = Some(now);
+            }
         }
     }
 

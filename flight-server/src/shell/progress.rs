@@ -74,6 +74,7 @@ fn line(l: &SiteProgress, show_release: bool) -> String {
         SiteState::Running => "running",
         SiteState::Answered => "answered",
         SiteState::Failed => "failed",
+        SiteState::Cancelled => "cancelled",
     };
     let release = if show_release {
         format!(" release {}", l.release)

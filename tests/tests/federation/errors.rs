@@ -233,3 +233,39 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
     assert!(bad.message().contains("malformed subplan ticket"));
     fed.shutdown().await;
 }
+
+/// The first site to fail fails the query at once, naming that site; the
+/// requests still running at the other sites are dropped, not waited for,
+/// and the query's progress says so. `lu` refuses MIN/MAX while planning;
+/// `kr` and `us` are still joining every measurement with every concept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_first_site_to_fail_cancels_the_others() {
+    use ihdsi_engine::SiteState;
+
+    let fed = manual(|id| policy(1, id != "lu"), policy(1, true)).await;
+    let connection = ihdsi_tests::connect(&fed.uri).await;
+    let id = "first-failure-cancels-the-rest";
+    let err = connection
+        .query_tagged(
+            "SELECT max(m.value_as_number + c.concept_id) AS top FROM measurement m CROSS JOIN concept c",
+            Some(id),
+        )
+        .await
+        .expect_err("lu refuses MIN/MAX")
+        .to_string();
+    assert!(err.contains("site 'lu' refused the subplan"), "{err}");
+    let lines = connection.progress(id).await.expect("progress");
+    let states: Vec<(&str, SiteState)> = lines.iter().map(|l| (l.site.as_str(), l.state)).collect();
+    assert_eq!(
+        states,
+        vec![
+            ("kr", SiteState::Cancelled),
+            ("lu", SiteState::Failed),
+            ("us", SiteState::Cancelled)
+        ]
+    );
+    ask(&fed.uri, HEALTHY)
+        .await
+        .expect("the coordinator keeps serving");
+    let _ = fed.coordinator_stop.send(());
+}
