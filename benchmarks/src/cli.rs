@@ -187,7 +187,8 @@ async fn run(args: Args) -> Result<()> {
         });
     }
     results.elapsed_s = started.elapsed().as_secs_f64();
-    let written = report::write(&args.out, &results)?;
+    let mut written = crate::plots::write(&args.out.join("plots"), &results)?;
+    written.push(report::write(&args.out, &results)?);
     for path in written {
         println!("wrote {}", path.display());
     }

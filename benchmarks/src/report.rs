@@ -454,14 +454,13 @@ pub fn summary(r: &Results) -> String {
         .join("\n")
 }
 
-/// Write RESULTS.md and the plots into `out`; returns the files written.
-pub fn write(out: &Path, r: &Results) -> Result<Vec<PathBuf>> {
-    let mut written = crate::plots::write(&out.join("plots"), r)?;
+/// Write RESULTS.md into `out` (the plots are `crate::plots::write`'s);
+/// returns the file written.
+pub fn write(out: &Path, r: &Results) -> Result<PathBuf> {
     let path = out.join("RESULTS.md");
     std::fs::write(&path, markdown(r)).map_err(|e| BenchError::Write {
         path: path.clone(),
         message: e.to_string(),
     })?;
-    written.push(path);
-    Ok(written)
+    Ok(path)
 }

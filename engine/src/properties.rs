@@ -10,8 +10,8 @@ use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch};
 use proptest::prelude::*;
 
 use crate::disclosure::dominance::Dominance;
+use crate::disclosure::noise::NoisePlan;
 use crate::disclosure::threshold::release as threshold_release;
-use crate::dp::NoisePlan;
 use crate::dp::sampler::OsUniform;
 use crate::fanout::SitePartials;
 use crate::testing::first_release;

@@ -32,7 +32,7 @@ impl QueryResult {
     pub fn suppressed_groups(&self) -> Option<u64> {
         self.schema
             .metadata()
-            .get(ihdsi_engine::coordinator::metadata::SUPPRESSED)
+            .get(ihdsi_engine::protocol::metadata::SUPPRESSED)
             .and_then(|v| v.parse().ok())
     }
     pub fn num_rows(&self) -> usize {

@@ -69,7 +69,7 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
 
 /// The footer line: row count and suppressed groups.
 pub fn footer(result: &QueryResult) -> String {
-    use ihdsi_engine::coordinator::metadata as key;
+    use ihdsi_engine::protocol::metadata as key;
     let n = result.num_rows();
     let meta = result.schema.metadata();
     if meta.get(key::PRIVACY_MODE).map(String::as_str) == Some("dp") {

@@ -4,6 +4,7 @@
 
 use super::{Coordinator, QueryContext, QueryOutcome};
 use crate::audit::{AdvisoryRecord, Decision, QueryRecord, ResultRecord, SubplanSql};
+use crate::disclosure::differencing::DifferencingDetector;
 use crate::error::{EngineError, Result};
 use crate::merge::GroupCount;
 use ihdsi_catalog::permit::label;
@@ -68,6 +69,7 @@ impl Coordinator {
     /// there is no one to advise, so nothing is kept).
     pub(super) async fn flag_differencing(
         &self,
+        detector: &DifferencingDetector,
         cx: &QueryContext,
         release: &Release,
         groups: Vec<GroupCount>,
@@ -75,9 +77,7 @@ impl Coordinator {
         let Some(log) = &self.audit else {
             return Ok(());
         };
-        let pairs = self
-            .differencing
-            .observe(&cx.analyst, &cx.query_id, release, groups);
+        let pairs = detector.observe(&cx.analyst, &cx.query_id, release, groups);
         for earlier in pairs {
             tracing::warn!(
                 query_id = cx.query_id,

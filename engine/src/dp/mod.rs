@@ -10,6 +10,5 @@
 pub mod ledger;
 pub mod sampler;
 
-pub use crate::disclosure::noise::{ColumnNoise, NoisePlan};
 pub use ledger::{BudgetLedger, Charged, LedgerError, NANO, Rho};
 pub use sampler::{OsUniform, SamplerError, Uniform, discrete_gaussian, discrete_laplace};

@@ -11,6 +11,7 @@
 //! kind, and a reason where the kind may carry one ([`failure`]).
 
 pub mod failure;
+pub mod metadata;
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,121 @@
+//! The end of a query: DataFusion runs the rest of the analyst's SQL over
+//! the released tables, and the result gets the one schema (with its
+//! metadata) that FlightInfo and DoGet both announce.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::TableProvider;
+use datafusion::datasource::MemTable;
+
+use super::timings::micros;
+use super::{Coordinator, QueryContext, QueryOutcome, QueryTimings, metadata};
+use crate::error::{EngineError, Result};
+use ihdsi_planner::FederatedPlan;
+
+impl Coordinator {
+    pub(super) async fn run_plan(
+        &self,
+        plan: &FederatedPlan,
+        cx: &QueryContext,
+    ) -> Result<QueryOutcome> {
+        let (released, dp) = self.mode.run_releases(self, plan, cx).await?;
+        let mut outcome = QueryOutcome {
+            dp,
+            query_id: cx.query_id.clone(),
+            schema: Arc::new(Schema::empty()),
+            batches: Vec::new(),
+            suppressed_groups: 0,
+            site_suppressed_groups: 0,
+            sites: Vec::new(),
+            bytes_from_sites: 0,
+            timings: QueryTimings::default(),
+        };
+        let mut tables: Vec<Arc<dyn TableProvider>> = Vec::new();
+        for r in released {
+            let t = &mut outcome.timings;
+            t.sites = t.sites.max(r.fan_out);
+            t.slowest_site = t.slowest_site.max(r.slowest_site);
+            t.merge += r.merge;
+            outcome.suppressed_groups += r.suppressed;
+            outcome.site_suppressed_groups += r.site_suppressed;
+            outcome.bytes_from_sites += r.bytes;
+            for s in r.sites {
+                if !outcome.sites.contains(&s) {
+                    outcome.sites.push(s);
+                }
+            }
+            tables.push(Arc::new(MemTable::try_new(
+                r.batch.schema(),
+                vec![vec![r.batch]],
+            )?));
+        }
+        outcome.sites.sort();
+        let finish_started = Instant::now();
+        let logical = plan.coordinator_plan(&tables)?;
+        let batches = self
+            .ctx
+            .execute_logical_plan(logical)
+            .await?
+            .collect()
+            .await?;
+        let (schema, batches) = self.finish_schema(plan, batches, &outcome)?;
+        outcome.schema = schema;
+        outcome.batches = batches;
+        outcome.timings.finish = finish_started.elapsed();
+        Ok(outcome)
+    }
+
+    /// The announced schema: the plan's fields, all nullable, plus metadata.
+    /// FlightInfo and DoGet both use this one schema.
+    fn finish_schema(
+        &self,
+        plan: &FederatedPlan,
+        batches: Vec<RecordBatch>,
+        o: &QueryOutcome,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let fields = plan.result_schema()?.fields().clone();
+        let mut metadata = vec![
+            (metadata::QUERY_ID.to_string(), o.query_id.clone()),
+            (metadata::SITES.to_string(), o.sites.join(",")),
+            (
+                metadata::PRIVACY_MODE.to_string(),
+                self.policy.mode.as_str().to_string(),
+            ),
+        ];
+        metadata.extend(self.mode.result_metadata(&self.policy, o));
+        let schema = Arc::new(Schema::new(fields).with_metadata(metadata.into_iter().collect()));
+        let batches = batches
+            .into_iter()
+            .map(|b| {
+                RecordBatch::try_new(Arc::clone(&schema), b.columns().to_vec())
+                    .map_err(EngineError::from)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok((schema, batches))
+    }
+}
+
+/// One structured line per answered query: what the analyst got, and where
+/// the time went (the coordinator's operator reads these; `ihdsi-bench`
+/// parses them).
+pub(super) fn log_answered(cx: &QueryContext, o: &QueryOutcome) {
+    let t = &o.timings;
+    tracing::info!(
+        query_id = cx.query_id,
+        analyst = cx.analyst,
+        suppressed = o.suppressed_groups,
+        sites = o.sites.len(),
+        bytes_from_sites = o.bytes_from_sites,
+        planning_us = micros(t.planning),
+        audit_us = micros(t.audit),
+        sites_us = micros(t.sites),
+        slowest_site_us = micros(t.slowest_site),
+        transfer_us = micros(t.transfer()),
+        merge_us = micros(t.merge),
+        finish_us = micros(t.finish),
+        "query answered"
+    );
+}

@@ -1,0 +1,161 @@
+//! Running a dp query's releases through the gate of [`super::privacy`]:
+//! cached releases answered free, the rest charged before any site is
+//! contacted, run, and cached; and `EXPLAIN`'s dry run of the cost.
+
+use std::time::Duration;
+
+use super::QueryContext;
+use super::privacy::{CachedRelease, DpGate, DpReceipt, Principal};
+use super::release::ReleaseRun;
+use crate::error::{EngineError, Result};
+use ihdsi_planner::Release;
+
+impl From<CachedRelease> for ReleaseRun {
+    /// A release answered from the dp cache: no site was contacted.
+    fn from(c: CachedRelease) -> Self {
+        Self {
+            batch: c.batch,
+            suppressed: 0,
+            site_suppressed: 0,
+            bytes: 0,
+            sites: c.sites,
+            fan_out: Duration::ZERO,
+            slowest_site: Duration::ZERO,
+            merge: Duration::ZERO,
+        }
+    }
+}
+
+impl super::Coordinator {
+    /// The cache key of `release` for `principal`, over the sites it goes to.
+    fn release_key(
+        &self,
+        gate: &DpGate,
+        principal: &Principal,
+        release: &Release,
+    ) -> Result<String> {
+        let sites: Vec<String> = self
+            .sites_for(release)?
+            .iter()
+            .map(|s| s.entry.id.clone())
+            .collect();
+        Ok(gate.key(principal, release, &sites))
+    }
+
+    /// Run the releases of a dp query: answer cached ones from the cache,
+    /// charge the rest before any site is contacted, run them, cache them.
+    /// Any failure after the charge is reported generically.
+    pub(super) async fn run_private(
+        &self,
+        gate: &DpGate,
+        plan: &ihdsi_planner::FederatedPlan,
+        cx: &QueryContext,
+    ) -> Result<(Vec<ReleaseRun>, DpReceipt)> {
+        let principal = gate.principal(cx)?;
+        let mut keys = Vec::with_capacity(plan.releases.len());
+        let mut cached = Vec::with_capacity(plan.releases.len());
+        for r in &plan.releases {
+            let key = self.release_key(gate, &principal, r)?;
+            cached.push(gate.cached(&key));
+            keys.push(key);
+        }
+        let to_run = cached.iter().filter(|c| c.is_none()).count();
+        let charged = gate.charge(&principal, &cx.query_id, to_run)?;
+        tracing::info!(
+            query_id = cx.query_id,
+            principal = principal.id,
+            releases = plan.releases.len(),
+            cached = plan.releases.len() - to_run,
+            rho_charged = %charged.cost,
+            rho_remaining = %charged.remaining,
+            "privacy budget charged"
+        );
+        let fresh = plan
+            .releases
+            .iter()
+            .zip(&cached)
+            .filter(|(_, c)| c.is_none())
+            .map(|(r, _)| self.run_release(r, cx));
+        let mut fresh = futures::future::try_join_all(fresh)
+            .await
+            .map_err(|e| {
+                tracing::warn!(query_id = cx.query_id, error = %e, code = e.code(), "dp query failed after its charge");
+                EngineError::RuntimeFailure {
+                    query_id: cx.query_id.clone(),
+                }
+            })?
+            .into_iter();
+        let mut runs = Vec::with_capacity(plan.releases.len());
+        let mut noise = Vec::with_capacity(plan.releases.len());
+        for ((r, key), hit) in plan.releases.iter().zip(keys).zip(cached) {
+            let run = match hit {
+                Some(c) => ReleaseRun::from(c),
+                None => {
+                    let run = fresh
+                        .next()
+                        .ok_or_else(|| EngineError::Internal("release count changed".into()))?;
+                    gate.store(
+                        key,
+                        CachedRelease {
+                            batch: run.batch.clone(),
+                            sites: run.sites.clone(),
+                        },
+                    );
+                    run
+                }
+            };
+            noise.push(gate.describe(r)?);
+            runs.push(run);
+        }
+        let receipt = DpReceipt {
+            charged: charged.cost,
+            remaining: charged.remaining,
+            total: principal.total,
+            cached: plan.releases.len() - to_run,
+            noise: serde_json::Value::Array(noise),
+        };
+        Ok((runs, receipt))
+    }
+
+    /// `EXPLAIN` in dp mode is the dry run: what the query would cost, what
+    /// is left, and the noise, without charging or contacting a site.
+    pub(super) fn dry_run(
+        &self,
+        gate: &DpGate,
+        plan: &ihdsi_planner::FederatedPlan,
+        cx: &QueryContext,
+    ) -> Result<Vec<(String, String)>> {
+        let principal = gate.principal(cx)?;
+        let mut to_run = 0;
+        let mut rows = Vec::new();
+        for r in &plan.releases {
+            if gate
+                .cached(&self.release_key(gate, &principal, r)?)
+                .is_none()
+            {
+                to_run += 1;
+            }
+            rows.push((
+                format!("dp_noise[{}]", r.index),
+                gate.describe(r)?.to_string(),
+            ));
+        }
+        let cost = gate.cost(to_run)?;
+        let remaining = gate.remaining(&principal);
+        let verdict = if cost <= remaining {
+            "fits"
+        } else {
+            "exceeds the remaining budget"
+        };
+        rows.push((
+            "dp_cost".into(),
+            format!(
+                "ρ = {cost} for {to_run} release(s) not yet cached ({} cached, free); {remaining} of {} remain for {}: the query {verdict}",
+                plan.releases.len() - to_run,
+                principal.total,
+                principal.id
+            ),
+        ));
+        Ok(rows)
+    }
+}

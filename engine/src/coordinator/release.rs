@@ -1,0 +1,78 @@
+//! One release at its sites: the subplan sent to every site that hosts
+//! its tables, each answer checked on its own, then merged and released
+//! under the federation's rules (`crate::disclosure`).
+
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::record_batch::RecordBatch;
+
+use super::{Coordinator, QueryContext};
+use crate::disclosure::plausibility::check_site_answer;
+use crate::dp::OsUniform;
+use crate::error::Result;
+use crate::fanout::fan_out;
+use crate::protocol::SubplanRequest;
+use ihdsi_planner::Release;
+
+impl Coordinator {
+    pub(super) async fn run_release(
+        &self,
+        release: &Release,
+        cx: &QueryContext,
+    ) -> Result<ReleaseRun> {
+        let sites = self.sites_for(release)?;
+        let req = SubplanRequest {
+            query_id: cx.query_id.clone(),
+            analyst: cx.analyst.clone(),
+            release: release.index,
+            sql: release.site_sql.clone(),
+            permit: cx.permit.clone(),
+            bounding: self.policy.effective_bounding(),
+            dominance: !release.dominance.is_empty(),
+        };
+        let sent = Instant::now();
+        let answers = fan_out(&sites, &req, &cx.progress).await?;
+        let fan_out = sent.elapsed();
+        let merge_started = Instant::now();
+        let slowest_site = answers.iter().map(|a| a.site_elapsed).max();
+        let site_suppressed = answers.iter().map(|a| a.suppressed).sum();
+        let bytes = answers.iter().map(|a| a.bytes).sum();
+        for a in &answers {
+            let declared = sites
+                .iter()
+                .find(|s| s.entry.id == a.site)
+                .and_then(|s| s.entry.patients);
+            check_site_answer(release, &a.site, declared, &a.batches)?;
+        }
+        let released = self
+            .disclosure
+            .release(release, &answers, &mut OsUniform::default())?;
+        let merge_time = merge_started.elapsed();
+        self.mode
+            .observe(self, cx, release, released.groups)
+            .await?;
+        let sites = answers.into_iter().map(|a| a.site).collect();
+        Ok(ReleaseRun {
+            batch: released.batch,
+            suppressed: released.suppressed,
+            site_suppressed,
+            bytes,
+            sites,
+            fan_out,
+            slowest_site: slowest_site.unwrap_or_default(),
+            merge: merge_time,
+        })
+    }
+}
+
+#[derive(Debug)]
+pub(super) struct ReleaseRun {
+    pub(super) batch: RecordBatch,
+    pub(super) suppressed: u64,
+    pub(super) site_suppressed: u64,
+    pub(super) bytes: u64,
+    pub(super) sites: Vec<String>,
+    pub(super) fan_out: Duration,
+    pub(super) slowest_site: Duration,
+    pub(super) merge: Duration,
+}
