@@ -253,130 +253,147 @@ pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
         return Err(function_refused(&name));
     }
     let a = &f.args;
-    let arg = |i: usize| a.get(i);
-    let fail = |why: &str| {
-        Err(partial(
+    let failing = match name.as_str() {
+        "date_part" | "datepart" => date_part_failing(a, schema).map(String::from),
+        "date_trunc" | "datetrunc" => match date_trunc_failing(a, schema)? {
+            None => return Ok(true),
+            Some(why) => Some(why.to_string()),
+        },
+        "regexp_like" | "regexp_replace" | "regexp_count" => {
+            check_regexp(&name, a)?;
+            None
+        }
+        _ => arithmetic_failing(&name, a, schema).or_else(|| text_failing(&name, a, schema)),
+    };
+    match failing {
+        None => Ok(false),
+        Some(why) => Err(partial(
             format!("{name} over patient data with these arguments"),
             format!("It fails at run time {why}, and a failure would tell that such a row exists"),
-        ))
+        )),
+    }
+}
+
+/// Why `date_part(field, x)` can fail: a field the argument's type lacks.
+fn date_part_failing(a: &[Expr], schema: &DFSchema) -> Option<&'static str> {
+    let field = a
+        .first()
+        .and_then(literal_text)
+        .map(str::to_ascii_lowercase);
+    let t = a.get(1).and_then(|x| type_of(x, schema));
+    let ok = match (&field, &t) {
+        (Some(f), Some(t)) if is_date_or_timestamp(t) => TEMPORAL_FIELDS.contains(&f.as_str()),
+        (Some(f), Some(DataType::Interval(_) | DataType::Duration(_))) => {
+            INTERVAL_FIELDS.contains(&f.as_str())
+        }
+        _ => false,
     };
-    match name.as_str() {
-        "date_part" | "datepart" => {
-            let field = arg(0).and_then(literal_text).map(str::to_ascii_lowercase);
-            let t = arg(1).and_then(|x| type_of(x, schema));
-            let ok = match (&field, &t) {
-                (Some(f), Some(t)) if is_date_or_timestamp(t) => {
-                    TEMPORAL_FIELDS.contains(&f.as_str())
-                }
-                (Some(f), Some(DataType::Interval(_) | DataType::Duration(_))) => {
-                    INTERVAL_FIELDS.contains(&f.as_str())
-                }
-                _ => false,
-            };
-            if !ok {
-                return fail(
-                    "unless its field is a literal that the argument's type has, and its argument a date, timestamp or interval",
-                );
-            }
+    (!ok).then_some(
+        "unless its field is a literal that the argument's type has, and its argument a date, timestamp or interval",
+    )
+}
+
+/// Why `date_trunc(unit, x)` can fail; checks what `x` casts, as usual.
+fn date_trunc_failing(a: &[Expr], schema: &DFSchema) -> Result<Option<&'static str>> {
+    let unit = a
+        .first()
+        .and_then(literal_text)
+        .map(str::to_ascii_lowercase);
+    if !unit.is_some_and(|u| TRUNC_UNITS.contains(&u.as_str())) {
+        return Ok(Some(
+            "unless its unit is one of microsecond, millisecond, second, minute, hour, day, week, month, quarter, year",
+        ));
+    }
+    // The argument's cast to nanoseconds is the documented residual
+    // (module documentation); what it casts is checked as usual.
+    if let Some(x) = a.get(1) {
+        let inner = match x {
+            Expr::Cast(c) if is_date_or_timestamp(&c.field.data_type().clone()) => c.expr.as_ref(),
+            other => other,
+        };
+        if type_of(inner, schema).is_some_and(|t| text(&t)) {
+            return Ok(Some("on text that is not a timestamp"));
         }
-        "date_trunc" | "datetrunc" => {
-            let unit = arg(0).and_then(literal_text).map(str::to_ascii_lowercase);
-            if !unit.is_some_and(|u| TRUNC_UNITS.contains(&u.as_str())) {
-                return fail(
-                    "unless its unit is one of microsecond, millisecond, second, minute, hour, day, week, month, quarter, year",
-                );
-            }
-            // The argument's cast to nanoseconds is the documented residual
-            // (module documentation); what it casts is checked as usual.
-            if let Some(x) = arg(1) {
-                let inner = match x {
-                    Expr::Cast(c) if is_date_or_timestamp(&c.field.data_type().clone()) => {
-                        c.expr.as_ref()
-                    }
-                    other => other,
-                };
-                if type_of(inner, schema).is_some_and(|t| {
-                    matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8)
-                }) {
-                    return fail("on text that is not a timestamp");
-                }
-                check_expr(inner, schema)?;
-            }
-            return Ok(true);
+        check_expr(inner, schema)?;
+    }
+    Ok(None)
+}
+
+/// Why an arithmetic function can fail for some arguments.
+fn arithmetic_failing(name: &str, a: &[Expr], schema: &DFSchema) -> Option<String> {
+    let t = a.first().and_then(|x| type_of(x, schema));
+    let why = match name {
+        "abs" if t.as_ref().is_some_and(DataType::is_signed_integer) => {
+            "for the smallest integer; use abs(CAST(x AS DOUBLE))"
         }
-        "abs"
-            if arg(0)
-                .and_then(|x| type_of(x, schema))
-                .is_some_and(|t| t.is_signed_integer()) =>
+        "ceil" | "floor" | "round" | "trunc"
+            if t.as_ref().is_some_and(|t| {
+                matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+            }) =>
         {
-            return fail("for the smallest integer; use abs(CAST(x AS DOUBLE))");
+            "on decimals at their precision limit; cast to DOUBLE first"
         }
-        "ceil" | "floor" | "round" | "trunc" => {
-            let t = arg(0).and_then(|x| type_of(x, schema));
-            if t.as_ref()
-                .is_some_and(|t| matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)))
-            {
-                return fail("on decimals at their precision limit; cast to DOUBLE first");
-            }
-            if name == "round"
-                && let Some(dp) = arg(1)
-                && !(t.as_ref().is_some_and(DataType::is_floating)
+        "round"
+            if a.get(1).is_some_and(|dp| {
+                !(t.as_ref().is_some_and(DataType::is_floating)
                     || literal_i64(dp).is_some_and(|d| d >= 0))
-            {
-                return fail(
-                    "when integers are rounded to a negative or computed number of places near their range",
-                );
-            }
+            }) =>
+        {
+            "when integers are rounded to a negative or computed number of places near their range"
         }
         "sqrt" => {
-            let guarded = match arg(0) {
+            let guarded = match a.first() {
                 Some(Expr::ScalarFunction(g)) => g.func.name().eq_ignore_ascii_case("abs"),
                 Some(x) => literal_f64(x).is_some_and(|v| v >= 0.0),
                 None => false,
             };
-            if !guarded {
-                return fail(
-                    "for negative values; use power(x, 0.5) (NaN for negatives) or sqrt(abs(x))",
-                );
+            if guarded {
+                return None;
             }
+            "for negative values; use power(x, 0.5) (NaN for negatives) or sqrt(abs(x))"
         }
         "power" | "pow" => {
-            let exponent_ok = arg(1)
+            let exponent_ok = a
+                .get(1)
                 .and_then(literal_f64)
                 .is_some_and(|e| e >= 0.0 || e.is_nan());
-            let base_ok = arg(0).and_then(literal_f64).is_some_and(|b| b != 0.0);
-            if !(exponent_ok || base_ok) {
-                return fail(
-                    "when zero is raised to a negative power; use a non-negative literal exponent",
-                );
+            let base_ok = a.first().and_then(literal_f64).is_some_and(|b| b != 0.0);
+            if exponent_ok || base_ok {
+                return None;
             }
+            "when zero is raised to a negative power; use a non-negative literal exponent"
         }
+        _ => return None,
+    };
+    Some(why.to_string())
+}
+
+/// Why a text function can fail for some arguments.
+fn text_failing(name: &str, a: &[Expr], schema: &DFSchema) -> Option<String> {
+    match name {
         "substr" | "substring" => {
-            let start_ok = arg(1).is_some_and(|s| {
+            let start_ok = a.get(1).is_some_and(|s| {
                 literal_i64(s).is_some_and(|v| v != i64::MIN)
                     || matches!(s, Expr::Cast(c) if type_of(&c.expr, schema).is_some_and(|t| t.is_integer() && t.primitive_width().is_some_and(|w| w < 8)))
             });
-            let count_ok = arg(2).is_none_or(|c| literal_i64(c).is_some_and(|v| v >= 0));
-            if !(start_ok && count_ok) {
-                return fail("for a negative length; give the length as a non-negative literal");
-            }
+            let count_ok = a
+                .get(2)
+                .is_none_or(|c| literal_i64(c).is_some_and(|v| v >= 0));
+            (!(start_ok && count_ok))
+                .then(|| "for a negative length; give the length as a non-negative literal".into())
         }
         "lpad" | "rpad" => {
-            let length_ok = arg(1).and_then(literal_i64).is_some_and(|n| n <= MAX_PAD);
-            let fill_ok = arg(2).is_none_or(|x| literal(x).is_some());
-            if !(length_ok && fill_ok) {
-                return fail(&format!(
-                    "or exhausts memory for long or computed lengths; give the length as a literal of at most {MAX_PAD} and the fill as a literal"
-                ));
-            }
+            let length_ok = a.get(1).and_then(literal_i64).is_some_and(|n| n <= MAX_PAD);
+            let fill_ok = a.get(2).is_none_or(|x| literal(x).is_some());
+            (!(length_ok && fill_ok)).then(|| format!(
+                "or exhausts memory for long or computed lengths; give the length as a literal of at most {MAX_PAD} and the fill as a literal"
+            ))
         }
-        "split_part" if arg(2).and_then(literal_i64).is_none_or(|n| n == 0) => {
-            return fail("for position 0; give the position as a non-zero literal");
+        "split_part" if a.get(2).and_then(literal_i64).is_none_or(|n| n == 0) => {
+            Some("for position 0; give the position as a non-zero literal".into())
         }
-        "regexp_like" | "regexp_replace" | "regexp_count" => check_regexp(&name, a)?,
-        _ => {}
+        _ => None,
     }
-    Ok(false)
 }
 
 fn check_regexp(name: &str, a: &[Expr]) -> Result<()> {
