@@ -174,9 +174,9 @@ pub async fn fan_out(
     for (i, s) in sites.iter().enumerate() {
         let (site, req, progress) = ((*s).clone(), req.clone(), progress.clone());
         tasks.spawn(async move {
-            let line = progress.started(&site.entry.id, req.release);
+            let line = progress.guard(progress.started(&site.entry.id, req.release));
             let answer = site.fetch(&req).await;
-            progress.finished(line, answer.is_ok());
+            line.finish(answer.is_ok());
             (i, answer)
         });
     }

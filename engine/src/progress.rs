@@ -81,6 +81,27 @@ impl Progress {
         }
     }
 
+    /// A guard for the subplan at `index`: if it is dropped before
+    /// [`SubplanGuard::finish`] (the request was aborted: another site
+    /// failed, the analyst went away, a deadline passed), the line reads
+    /// `cancelled`.
+    pub fn guard(&self, index: usize) -> SubplanGuard {
+        SubplanGuard {
+            progress: self.clone(),
+            index,
+            finished: false,
+        }
+    }
+
+    fn cancel(&self, index: usize) {
+        if let Some(e) = self.lock().get_mut(index)
+            && e.state == SiteState::Running
+        {
+            e.state = SiteState::Cancelled;
+            e.finished = Some(Instant::now());
+        }
+    }
+
     /// Every subplan still running was dropped (another site failed).
     pub fn cancel_running(&self) {
         let now = Instant::now();
@@ -116,6 +137,31 @@ impl Progress {
             .collect();
         lines.sort_by(|a, b| (a.release, &a.site).cmp(&(b.release, &b.site)));
         lines
+    }
+}
+
+/// Marks its subplan `cancelled` unless finished first (see
+/// [`Progress::guard`]).
+#[derive(Debug)]
+pub struct SubplanGuard {
+    progress: Progress,
+    index: usize,
+    finished: bool,
+}
+
+impl SubplanGuard {
+    /// The subplan finished, answered or not.
+    pub fn finish(mut self, answered: bool) {
+        self.finished = true;
+        self.progress.finished(self.index, answered);
+    }
+}
+
+impl Drop for SubplanGuard {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.progress.cancel(self.index);
+        }
     }
 }
 

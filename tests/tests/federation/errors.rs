@@ -269,3 +269,60 @@ async fn the_first_site_to_fail_cancels_the_others() {
         .expect("the coordinator keeps serving");
     let _ = fed.coordinator_stop.send(());
 }
+
+/// A query the analyst stops waiting for (the client drops its call, as
+/// ADBC's cancel does) is dropped at the coordinator, and with it every
+/// site request: the query's progress shows each site's request
+/// `cancelled` unless it had already answered, never `running`. The query joins every
+/// measurement with every pair of concepts, so it is still running when
+/// the client gives up; the poll waits for the sites' lines to settle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_the_analyst_drops_cancels_its_site_requests() {
+    use ihdsi_engine::SiteState;
+
+    let fed = manual(|_| policy(1, true), policy(1, true)).await;
+    let connection = ihdsi_tests::connect(&fed.uri).await;
+    let watcher = ihdsi_tests::connect(&fed.uri).await;
+    let id = "the-analyst-gives-up";
+    let slow = "SELECT max(m.value_as_number + c.concept_id + d.concept_id) AS top \
+                FROM measurement m CROSS JOIN concept c CROSS JOIN concept d";
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(500),
+        connection.query_tagged(slow, Some(id)),
+    )
+    .await;
+    assert!(
+        gave_up.is_err(),
+        "the query finished before the client gave up"
+    );
+    drop(connection);
+    let mut states = Vec::new();
+    for _ in 0..100 {
+        let lines = watcher.progress(id).await.expect("progress");
+        states = lines
+            .iter()
+            .map(|l| (l.site.clone(), l.state))
+            .collect::<Vec<_>>();
+        if !states.is_empty() && states.iter().all(|(_, s)| *s != SiteState::Running) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A site that had already answered stays `answered`; every other
+    // request was dropped with the query.
+    assert_eq!(states.len(), 3, "{states:?}");
+    assert!(
+        states
+            .iter()
+            .all(|(_, s)| matches!(s, SiteState::Cancelled | SiteState::Answered)),
+        "{states:?}"
+    );
+    assert!(
+        states.iter().any(|(_, s)| *s == SiteState::Cancelled),
+        "{states:?}"
+    );
+    ask(&fed.uri, HEALTHY)
+        .await
+        .expect("the coordinator keeps serving");
+    let _ = fed.coordinator_stop.send(());
+}
