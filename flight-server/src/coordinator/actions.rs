@@ -8,6 +8,11 @@
 //!   query with the `x-ihdsi-request-id` header and polls with that id; an
 //!   analyst only ever sees progress of their own queries. In dp mode no
 //!   query is followed: per-site times are a timing channel (A16).
+//! * **`CancelFlightInfo`** releases the result a FlightInfo announces. A
+//!   query runs inside `GetFlightInfo`, so by the time a client holds the
+//!   FlightInfo its query is done; a client cancels a query still running
+//!   by cancelling its `GetFlightInfo` call, which drops the query and
+//!   every site request with it.
 //! * **Session options** (`SetSessionOptions`, `GetSessionOptions`,
 //!   `CloseSession`) answer `Unimplemented`: the coordinator keeps no
 //!   per-session state, and ADBC ignores `Unimplemented` on close.
@@ -104,12 +109,18 @@ impl ProgressBoard {
 
 /// The custom actions listed by `ListActions`.
 pub fn custom_actions() -> Vec<Result<ActionType, Status>> {
-    vec![Ok(ActionType {
-        r#type: PROGRESS_ACTION.into(),
-        description: format!(
-            "Per-site state and elapsed time of a query tagged with the {REQUEST_ID_HEADER} header; body: that id; result: JSON"
-        ),
-    })]
+    vec![
+        Ok(ActionType {
+            r#type: PROGRESS_ACTION.into(),
+            description: format!(
+                "Per-site state and elapsed time of a query tagged with the {REQUEST_ID_HEADER} header; body: that id; result: JSON"
+            ),
+        }),
+        Ok(ActionType {
+            r#type: "CancelFlightInfo".into(),
+            description: "Release the result a FlightInfo announces (its query is already done; cancel a running query by cancelling its GetFlightInfo call)".into(),
+        }),
+    ]
 }
 
 /// The status for any other action type.
@@ -117,9 +128,6 @@ pub fn unsupported_action(kind: &str) -> Status {
     match kind {
         "SetSessionOptions" | "GetSessionOptions" | "CloseSession" => Status::unimplemented(
             format!("{kind}: the coordinator keeps no session options; every call stands alone"),
-        ),
-        "CancelFlightInfo" => Status::unimplemented(
-            "CancelFlightInfo: a query completes inside GetFlightInfo, so there is nothing left to cancel",
         ),
         "RenewFlightEndpoint" => Status::unimplemented(
             "RenewFlightEndpoint: results are kept for 10 minutes; run the query again after that",

@@ -8,7 +8,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use arrow_flight::sql::{Any, TicketStatementQuery};
+use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use ihdsi_engine::QueryOutcome;
+use prost::Message;
+use tonic::Status;
 
 /// Finished results by handle.
 #[derive(Debug)]
@@ -53,6 +57,50 @@ impl ResultCache {
             outcome.query_id.clone(),
             (now, analyst.to_string(), outcome),
         );
+    }
+
+    /// Drop `analyst`'s result for `handle`; whether there was one.
+    pub fn remove(&self, analyst: &str, handle: &str) -> bool {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let owned = map
+            .get(handle)
+            .is_some_and(|(t, owner, _)| t.elapsed() < self.ttl && owner == analyst);
+        if owned {
+            map.remove(handle);
+        }
+        owned
+    }
+
+    /// `CancelFlightInfo`: release the results `body` (a
+    /// `CancelFlightInfoRequest`) announces. `Cancelled` when this analyst
+    /// held one, else `NotCancellable` (expired, fetched by someone else's
+    /// handle, or never there).
+    pub fn cancel(&self, analyst: &str, body: &[u8]) -> Result<Vec<u8>, Status> {
+        let request = CancelFlightInfoRequest::decode(body).map_err(|e| {
+            Status::invalid_argument(format!("malformed CancelFlightInfoRequest: {e}"))
+        })?;
+        let info = request.info.ok_or_else(|| {
+            Status::invalid_argument("CancelFlightInfoRequest without a FlightInfo")
+        })?;
+        let mut released = false;
+        for endpoint in &info.endpoint {
+            let Some(ticket) = &endpoint.ticket else {
+                continue;
+            };
+            let handle = Any::decode(ticket.ticket.clone())
+                .ok()
+                .and_then(|any| any.unpack::<TicketStatementQuery>().ok().flatten())
+                .and_then(|t| String::from_utf8(t.statement_handle.to_vec()).ok());
+            if let Some(handle) = handle {
+                released |= self.remove(analyst, &handle);
+            }
+        }
+        let status = if released {
+            CancelStatus::Cancelled
+        } else {
+            CancelStatus::NotCancellable
+        };
+        Ok(CancelFlightInfoResult::new(status).encode_to_vec())
     }
 
     /// `analyst`'s result for `handle`, if it has not expired.

@@ -125,11 +125,14 @@ impl FlightSqlService for CoordinatorService {
         &self,
         request: Request<Action>,
     ) -> Result<Response<<Self as FlightService>::DoActionStream>, Status> {
-        if request.get_ref().r#type != PROGRESS_ACTION {
-            return Err(actions::unsupported_action(&request.get_ref().r#type));
-        }
         let analyst = actions::analyst(&request)?;
-        let body = self.progress.poll(&analyst.name, &request.get_ref().body)?;
+        let body = match request.get_ref().r#type.as_str() {
+            PROGRESS_ACTION => self.progress.poll(&analyst.name, &request.get_ref().body)?,
+            "CancelFlightInfo" => self
+                .results
+                .cancel(&analyst.name, &request.get_ref().body)?,
+            other => return Err(actions::unsupported_action(other)),
+        };
         let result = arrow_flight::Result { body: body.into() };
         Ok(Response::new(Box::pin(futures::stream::iter([Ok(result)]))))
     }

@@ -365,3 +365,62 @@ async fn query_progress_is_reported_per_site_to_its_own_analyst_only() {
         .expect("stream");
     assert_eq!(own.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
 }
+
+/// `CancelFlightInfo` releases the result a FlightInfo announces: the
+/// ticket is unknown afterwards, and a second cancel finds nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cancel_flight_info_releases_the_announced_result() {
+    use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
+
+    let demo = DemoProcess::start(&cohort(6_000));
+    let connection = Connection::connect(&demo.uri, &login())
+        .await
+        .expect("login");
+    let mut client = connection.client();
+    let token = client.token().expect("logged in").clone();
+    let mut raw = FlightServiceClient::new(
+        tonic::transport::Endpoint::from_shared(demo.uri.replacen("grpc", "http", 1))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    let info = client
+        .execute(
+            "SELECT count(DISTINCT person_id) AS n FROM person".into(),
+            None,
+        )
+        .await
+        .expect("query");
+    let ticket = info.endpoint[0].ticket.clone().expect("ticket");
+    let cancel = |info: FlightInfo| Action {
+        r#type: "CancelFlightInfo".into(),
+        body: CancelFlightInfoRequest { info: Some(info) }
+            .encode_to_vec()
+            .into(),
+    };
+    let mut status_of = async |info: FlightInfo| {
+        let mut stream = raw
+            .do_action(authed(cancel(info), &token))
+            .await
+            .expect("CancelFlightInfo")
+            .into_inner();
+        let body = stream
+            .message()
+            .await
+            .expect("result")
+            .expect("one result")
+            .body;
+        CancelFlightInfoResult::decode(body)
+            .expect("decode")
+            .status()
+    };
+    assert_eq!(status_of(info.clone()).await, CancelStatus::Cancelled);
+    assert_eq!(status_of(info).await, CancelStatus::NotCancellable);
+    let err = client.do_get(ticket).await.expect_err("released");
+    assert!(
+        err.to_string()
+            .contains("unknown or expired statement handle"),
+        "{err}"
+    );
+}
