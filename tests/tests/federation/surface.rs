@@ -73,6 +73,31 @@ async fn shape(client: &mut FlightSqlServiceClient<Channel>, info: FlightInfo) -
     (schema, batches.iter().map(|b| b.num_rows()).sum())
 }
 
+/// A logged-in connection, its Flight SQL client and bearer token, and a
+/// plain Flight client to send raw actions with that token.
+async fn clients(
+    demo: &DemoProcess,
+) -> (
+    Connection,
+    FlightSqlServiceClient<Channel>,
+    String,
+    FlightServiceClient<Channel>,
+) {
+    let connection = Connection::connect(&demo.uri, &login())
+        .await
+        .expect("login");
+    let client = connection.client();
+    let token = client.token().expect("logged in").clone();
+    let raw = FlightServiceClient::new(
+        tonic::transport::Endpoint::from_shared(demo.uri.replacen("grpc", "http", 1))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect"),
+    );
+    (connection, client, token, raw)
+}
+
 /// A raw call carrying the bearer token.
 fn authed<T>(message: T, token: &str) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
@@ -97,18 +122,7 @@ fn expect_code<T: std::fmt::Debug>(
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn every_flight_sql_command_answers_as_specified_or_says_why_not() {
     let demo = DemoProcess::start(&cohort(6_000));
-    let connection = Connection::connect(&demo.uri, &login())
-        .await
-        .expect("login");
-    let mut client = connection.client();
-    let token = client.token().expect("logged in").clone();
-    let mut raw = FlightServiceClient::new(
-        tonic::transport::Endpoint::from_shared(demo.uri.replacen("grpc", "http", 1))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect"),
-    );
+    let (connection, mut client, token, mut raw) = clients(&demo).await;
 
     // Implemented metadata: schemas from the specification's builders.
     let info = client.get_sql_info(vec![]).await.expect("sql info");
@@ -373,18 +387,7 @@ async fn cancel_flight_info_releases_the_announced_result() {
     use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 
     let demo = DemoProcess::start(&cohort(6_000));
-    let connection = Connection::connect(&demo.uri, &login())
-        .await
-        .expect("login");
-    let mut client = connection.client();
-    let token = client.token().expect("logged in").clone();
-    let mut raw = FlightServiceClient::new(
-        tonic::transport::Endpoint::from_shared(demo.uri.replacen("grpc", "http", 1))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect"),
-    );
+    let (_connection, mut client, token, mut raw) = clients(&demo).await;
     let info = client
         .execute(
             "SELECT count(DISTINCT person_id) AS n FROM person".into(),
