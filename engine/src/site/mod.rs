@@ -68,6 +68,48 @@ pub struct SiteEngine {
     policy: PrivacyPolicy,
     tables: Vec<String>,
     guards: SiteGuards,
+    /// Subplans being worked on now, shared by every clone.
+    running: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// Counts a subplan as running while it is, and logs one that is dropped
+/// unfinished: the coordinator stopped waiting (another site failed, the
+/// analyst gave up, a dp deadline), and the site stopped with it.
+struct Working<'a> {
+    site: &'a str,
+    query_id: &'a str,
+    running: &'a std::sync::atomic::AtomicUsize,
+    done: bool,
+}
+
+impl<'a> Working<'a> {
+    fn start(
+        site: &'a str,
+        query_id: &'a str,
+        running: &'a std::sync::atomic::AtomicUsize,
+    ) -> Self {
+        running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self {
+            site,
+            query_id,
+            running,
+            done: false,
+        }
+    }
+}
+
+impl Drop for Working<'_> {
+    fn drop(&mut self) {
+        self.running
+            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        if !self.done {
+            tracing::info!(
+                site = self.site,
+                query_id = self.query_id,
+                "subplan abandoned: the coordinator stopped waiting, and the site stopped working on it"
+            );
+        }
+    }
 }
 
 impl std::fmt::Debug for SiteEngine {
@@ -113,6 +155,11 @@ impl SiteEngine {
         Self { backend, ..self }
     }
 
+    /// How many subplans this site (and every clone of it) is working on.
+    pub fn subplans_running(&self) -> usize {
+        self.running.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Open a site from its parts, with no permit check, audit or opt-out
     /// (tests and development).
     pub async fn open_with(
@@ -151,6 +198,7 @@ impl SiteEngine {
             policy,
             tables,
             guards,
+            running: Arc::default(),
         })
     }
 
@@ -179,7 +227,10 @@ impl SiteEngine {
     /// record cannot be written is not released.
     pub async fn run(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
         let started = std::time::Instant::now();
+        let mut working = Working::start(&self.id, &req.query_id, &self.running);
         let answer = self.run_unaudited(req).await;
+        working.done = true;
+        drop(working);
         self.guards.record(req, &answer).await?;
         let SiteAnswer { batch, suppressed } = answer?;
         // The stream's schema metadata: groups suppressed here and the time

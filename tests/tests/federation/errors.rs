@@ -274,7 +274,8 @@ async fn the_first_site_to_fail_cancels_the_others() {
 /// ADBC's cancel does) is dropped at the coordinator, and with it every
 /// site request: the query's progress shows each site's request
 /// `cancelled` unless it had already answered, never `running`. The query joins every
-/// measurement with every pair of concepts, so it is still running when
+/// measurement with every pair of concepts (25 to 60 million rows per
+/// site), so it is still running when
 /// the client gives up; the poll waits for the sites' lines to settle.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_query_the_analyst_drops_cancels_its_site_requests() {
@@ -325,4 +326,80 @@ async fn a_query_the_analyst_drops_cancels_its_site_requests() {
         .await
         .expect("the coordinator keeps serving");
     let _ = fed.coordinator_stop.send(());
+}
+
+/// A site drops a subplan nobody waits for any more: the coordinator
+/// (here a direct client) starts a subplan that joins every measurement
+/// with every triple of concepts, then drops its call; the site's count of
+/// subplans it is working on goes back to 0 (and its log says the subplan
+/// was abandoned) long before the join could have finished. DataFusion's
+/// own threads notice at their next yield point only: for this cross join
+/// that is seconds later (see the issue 18 note).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_site_drops_a_subplan_nobody_reads() {
+    let data = cohort(6_000);
+    let (id, folder) = site_folders(&data).expect("sites").remove(0);
+    let vocab = data.join("concept.parquet").display().to_string();
+    let engine = SiteEngine::open_with(
+        SiteData {
+            id: id.clone(),
+            location: folder.display().to_string(),
+        },
+        Some(&vocab),
+        policy(1, true),
+    )
+    .await
+    .expect("site");
+    let watch = engine.clone();
+    let entry = serve_site(&id, engine, std::future::pending()).await;
+    let channel = tonic::transport::Endpoint::from_shared(entry.endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect to site");
+    let mut client = FlightServiceClient::new(channel);
+    let req = SubplanRequest {
+        query_id: "abandoned".into(),
+        analyst: "tester".into(),
+        release: 0,
+        sql: "SELECT max(m.value_as_number + c.concept_id + d.concept_id + e.concept_id) AS p0, count(DISTINCT m.person_id) AS ihdsi_patients FROM measurement AS m CROSS JOIN concept AS c CROSS JOIN concept AS d CROSS JOIN concept AS e".into(),
+        permit: None,
+        bounding: None,
+        dominance: false,
+    };
+    let call = client.do_get(Ticket {
+        ticket: req.to_ticket().into(),
+    });
+    let started = tokio::time::timeout(Duration::from_secs(10), async {
+        tokio::pin!(call);
+        loop {
+            tokio::select! {
+                answer = &mut call => panic!("the subplan finished or failed at once: {:?}", answer.map(|_| ())),
+                () = tokio::time::sleep(Duration::from_millis(20)) => {
+                    if watch.subplans_running() == 1 {
+                        break;
+                    }
+                }
+            }
+        }
+        // Still working 300 ms later (admitted, inside the join), and the
+        // call still open.
+        tokio::select! {
+            answer = &mut call => panic!("the subplan ended on its own: {:?}", answer.map(|_| ())),
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+        assert_eq!(watch.subplans_running(), 1, "the site is not working on it");
+    })
+    .await;
+    assert!(started.is_ok(), "the site never started the subplan");
+    // The call was dropped with the block above.
+    let mut stopped = false;
+    for _ in 0..100 {
+        if watch.subplans_running() == 0 {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(stopped, "the site kept working on a subplan nobody reads");
 }

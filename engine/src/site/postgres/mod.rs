@@ -47,6 +47,7 @@ pub async fn open_site(
         policy,
         tables,
         guards,
+        running: Arc::default(),
     })
 }
 
