@@ -45,6 +45,16 @@ struct Entry {
     finished: Option<Instant>,
 }
 
+impl Entry {
+    /// A request still running was dropped.
+    fn cancel(&mut self, now: Instant) {
+        if self.state == SiteState::Running {
+            self.state = SiteState::Cancelled;
+            self.finished = Some(now);
+        }
+    }
+}
+
 /// Shared, cheaply cloned progress record of one query.
 #[derive(Debug, Clone, Default)]
 pub struct Progress {
@@ -94,23 +104,15 @@ impl Progress {
     }
 
     fn cancel(&self, index: usize) {
-        if let Some(e) = self.lock().get_mut(index)
-            && e.state == SiteState::Running
-        {
-            e.state = SiteState::Cancelled;
-            e.finished = Some(Instant::now());
+        if let Some(e) = self.lock().get_mut(index) {
+            e.cancel(Instant::now());
         }
     }
 
     /// Every subplan still running was dropped (another site failed).
     pub fn cancel_running(&self) {
         let now = Instant::now();
-        for e in self.lock().iter_mut() {
-            if e.state == SiteState::Running {
-                e.state = SiteState::Cancelled;
-                e.finished = Some(now);
-            }
-        }
+        self.lock().iter_mut().for_each(|e| e.cancel(now));
     }
 
     /// Whether some site is still working.

@@ -21,6 +21,43 @@ pub fn input_schema(node: &LogicalPlan) -> DFSchema {
     }
 }
 
+/// A literal under any casts and aliases: a constant.
+pub fn literal(e: &Expr) -> Option<&ScalarValue> {
+    match e {
+        Expr::Literal(v, _) => Some(v),
+        Expr::Cast(c) => literal(&c.expr),
+        Expr::TryCast(c) => literal(&c.expr),
+        Expr::Alias(a) => literal(&a.expr),
+        _ => None,
+    }
+}
+
+/// A constant as an `i64`, when it converts to one (floats truncate).
+pub fn literal_i64(e: &Expr) -> Option<i64> {
+    match literal(e)?.cast_to(&DataType::Int64).ok()? {
+        ScalarValue::Int64(Some(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// A constant as an `f64`, when it converts to one.
+pub fn literal_f64(e: &Expr) -> Option<f64> {
+    match literal(e)?.cast_to(&DataType::Float64).ok()? {
+        ScalarValue::Float64(Some(v)) => Some(v),
+        _ => None,
+    }
+}
+
+/// A text constant.
+pub fn literal_text(e: &Expr) -> Option<&str> {
+    match literal(e)? {
+        ScalarValue::Utf8(Some(s))
+        | ScalarValue::Utf8View(Some(s))
+        | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
+        _ => None,
+    }
+}
+
 /// `e` without its outer aliases.
 pub fn strip_alias(e: &Expr) -> &Expr {
     match e {

@@ -122,7 +122,7 @@ impl Mode {
         policy: &PrivacyPolicy,
         o: &QueryOutcome,
     ) -> Vec<(String, String)> {
-        if let (Mode::Dp { .. }, Some(receipt)) = (self, &o.dp) {
+        if let Some(receipt) = &o.dp {
             return privacy::metadata(receipt);
         }
         let mut pairs = vec![(

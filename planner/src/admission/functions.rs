@@ -39,8 +39,8 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 
 use crate::error::{PlanError, Result};
-use crate::exprs::is_date_or_timestamp;
 use crate::exprs::is_zero;
+use crate::exprs::{is_date_or_timestamp, literal, literal_f64, literal_i64, literal_text};
 use crate::lineage::reads_patient_data;
 
 const ALLOWED: &[&str] = &[
@@ -205,40 +205,6 @@ pub fn check_expr(e: &Expr, schema: &DFSchema) -> Result<()> {
         })
     })?;
     outcome
-}
-
-/// A literal under any casts.
-fn literal(e: &Expr) -> Option<&ScalarValue> {
-    match e {
-        Expr::Literal(v, _) => Some(v),
-        Expr::Cast(c) => literal(&c.expr),
-        Expr::TryCast(c) => literal(&c.expr),
-        Expr::Alias(a) => literal(&a.expr),
-        _ => None,
-    }
-}
-
-fn literal_i64(e: &Expr) -> Option<i64> {
-    match literal(e)?.cast_to(&DataType::Int64).ok()? {
-        ScalarValue::Int64(Some(v)) => Some(v),
-        _ => None,
-    }
-}
-
-fn literal_f64(e: &Expr) -> Option<f64> {
-    match literal(e)?.cast_to(&DataType::Float64).ok()? {
-        ScalarValue::Float64(Some(v)) => Some(v),
-        _ => None,
-    }
-}
-
-fn literal_text(e: &Expr) -> Option<&str> {
-    match literal(e)? {
-        ScalarValue::Utf8(Some(s))
-        | ScalarValue::Utf8View(Some(s))
-        | ScalarValue::LargeUtf8(Some(s)) => Some(s.as_str()),
-        _ => None,
-    }
 }
 
 fn type_of(e: &Expr, schema: &DFSchema) -> Option<DataType> {

@@ -159,6 +159,15 @@ const PG_FAILURE_ORACLES: &[&str] = &[
     "SELECT sum(CASE WHEN condition_concept_id = {V1} THEN CAST(9e18 AS BIGINT) ELSE CAST(1e15 AS BIGINT) END) AS s FROM condition_occurrence",
     "SELECT count(*) FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_source_value ELSE 'b' END LIKE '%\\'",
     "SELECT count(*) FROM condition_occurrence WHERE condition_concept_id = {V1} AND regexp_like(condition_source_value, '\\p{L}')",
+    // The same failures in other places of the query: a FILTER, an outer
+    // join's ON, a group key, a window's ORDER BY, a UNION branch, a
+    // second release.
+    "SELECT count(*) FILTER (WHERE ln(CASE WHEN condition_concept_id = {V1} THEN 0.0 ELSE 1.0 END) = 0) AS n FROM condition_occurrence",
+    "SELECT count(c.person_id) AS n FROM person p LEFT JOIN condition_occurrence c ON c.person_id = p.person_id AND 1.0 / CASE WHEN c.condition_concept_id = {V1} THEN 0.0 ELSE 1.0 END = 1",
+    "SELECT CASE WHEN CASE WHEN condition_concept_id = {V1} THEN condition_concept_id ELSE 1 END * 3 = 3 THEN 'a' ELSE 'b' END AS k, count(*) AS n FROM condition_occurrence GROUP BY 1",
+    "SELECT count(*) AS n FROM (SELECT person_id, row_number() OVER (PARTITION BY person_id ORDER BY exp(CAST(CASE WHEN condition_concept_id = {V1} THEN 1000.0 ELSE 0.0 END AS DOUBLE))) AS r FROM condition_occurrence) t WHERE r = 1",
+    "SELECT count(*) AS n FROM person UNION ALL SELECT count(*) FROM condition_occurrence WHERE power(CASE WHEN condition_concept_id = {V1} THEN -8.0 ELSE 4.0 END, 0.5) = 2",
+    "SELECT a.n, b.m FROM (SELECT count(*) AS n FROM person) a CROSS JOIN (SELECT count(*) AS m FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_concept_id ELSE 1 END * 3 = 3) b",
 ];
 
 /// The error oracle at a PostgreSQL site: with `lu` inside PostgreSQL,

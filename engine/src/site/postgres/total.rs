@@ -48,6 +48,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Ope
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 use ihdsi_planner::admission::functions::total_cast;
+use ihdsi_planner::exprs;
 
 use crate::error::Result;
 
@@ -117,7 +118,7 @@ pub fn runs_in_postgres(plan: &LogicalPlan) -> Result<bool> {
 /// Whether the expressions of `node` itself (not its inputs) are total in
 /// PostgreSQL. `node` must be type-coerced.
 pub fn node_runs_in_postgres(node: &LogicalPlan) -> bool {
-    let schema = ihdsi_planner::exprs::input_schema(node);
+    let schema = exprs::input_schema(node);
     node.expressions().iter().all(|e| expr_total(e, &schema))
 }
 
@@ -172,7 +173,7 @@ fn local_total(e: &Expr, schema: &DFSchema) -> bool {
 fn binary_total(b: &BinaryExpr, schema: &DFSchema) -> bool {
     use Operator as O;
     let ty = |x: &Expr| x.get_type(schema).ok();
-    let dated = |x: &Expr| ty(x).is_some_and(|t| ihdsi_planner::exprs::is_date_or_timestamp(&t));
+    let dated = |x: &Expr| ty(x).is_some_and(|t| exprs::is_date_or_timestamp(&t));
     match b.op {
         O::Eq
         | O::NotEq
@@ -218,35 +219,26 @@ fn literal_in_range(v: &ScalarValue) -> bool {
     }
 }
 
-/// An integer literal, under any casts the coercion added.
+/// An integer literal, under any casts the coercion added (a float cast
+/// to an integer is not one: PostgreSQL rounds where DataFusion truncates).
 fn literal_i64(e: &Expr) -> Option<i64> {
-    let v = match e {
-        Expr::Literal(v, _) => v,
-        Expr::Cast(c) => return literal_i64(&c.expr),
-        _ => return None,
-    };
-    if !v.data_type().is_integer() {
-        return None;
-    }
-    match v.cast_to(&DataType::Int64).ok()? {
-        ScalarValue::Int64(Some(v)) => Some(v),
-        _ => None,
-    }
+    exprs::literal(e)
+        .filter(|v| v.data_type().is_integer())
+        .and_then(|_| exprs::literal_i64(e))
+}
+
+/// Whether a constant converts to an integer of at most 32 bits (or is
+/// NULL): PostgreSQL sums those as `bigint` without overflow.
+fn fits_i32(v: &ScalarValue) -> bool {
+    v.is_null()
+        || matches!(v.cast_to(&DataType::Int64), Ok(ScalarValue::Int64(Some(x))) if i32::try_from(x).is_ok())
 }
 
 /// A literal pattern with no escape character at all: PostgreSQL fails on
 /// a pattern that ends in one, but only once a row's text matches up to it.
 fn like_total(like: &Like) -> bool {
-    let Expr::Literal(
-        ScalarValue::Utf8(Some(p))
-        | ScalarValue::Utf8View(Some(p))
-        | ScalarValue::LargeUtf8(Some(p)),
-        _,
-    ) = like.pattern.as_ref()
-    else {
-        return false;
-    };
-    like.escape_char.is_none() && !p.contains('\\')
+    like.escape_char.is_none()
+        && exprs::literal_text(&like.pattern).is_some_and(|p| !p.contains('\\'))
 }
 
 /// Casts PostgreSQL makes for every value: to text, integer widening (and
@@ -270,16 +262,9 @@ fn cast_total(from: &DataType, to: &DataType) -> bool {
     }
 }
 
-fn literal_text(e: &Expr) -> Option<String> {
-    match e {
-        Expr::Literal(
-            ScalarValue::Utf8(Some(s))
-            | ScalarValue::Utf8View(Some(s))
-            | ScalarValue::LargeUtf8(Some(s)),
-            _,
-        ) => Some(s.to_ascii_lowercase()),
-        _ => None,
-    }
+/// A text constant, lower-cased (a field or unit name).
+fn literal_name(e: &Expr) -> Option<String> {
+    exprs::literal_text(e).map(str::to_ascii_lowercase)
 }
 
 fn function_total(f: &ScalarFunction, schema: &DFSchema) -> bool {
@@ -289,25 +274,25 @@ fn function_total(f: &ScalarFunction, schema: &DFSchema) -> bool {
         "date_part" => {
             f.args
                 .first()
-                .and_then(literal_text)
+                .and_then(literal_name)
                 .is_some_and(|u| DATE_PART_FIELDS.contains(&u.as_str()))
-                && arg_type(1).is_some_and(|t| ihdsi_planner::exprs::is_date_or_timestamp(&t))
+                && arg_type(1).is_some_and(|t| exprs::is_date_or_timestamp(&t))
         }
         // Of a timestamp only: PostgreSQL truncates a `date` as a
         // `timestamptz`, in the session's time zone.
         "date_trunc" => {
             f.args
                 .first()
-                .and_then(literal_text)
+                .and_then(literal_name)
                 .is_some_and(|u| DATE_TRUNC_UNITS.contains(&u.as_str()))
-                && f.args.get(1).is_some_and(|x| match x {
-                    Expr::Cast(c) => c
-                        .expr
+                && f.args.get(1).is_some_and(|x| {
+                    let inner = match x {
+                        Expr::Cast(c) => c.expr.as_ref(),
+                        other => other,
+                    };
+                    inner
                         .get_type(schema)
-                        .is_ok_and(|t| matches!(t, DataType::Timestamp(..))),
-                    other => other
-                        .get_type(schema)
-                        .is_ok_and(|t| matches!(t, DataType::Timestamp(..))),
+                        .is_ok_and(|t| matches!(t, DataType::Timestamp(..)))
                 })
         }
         "floor" | "ceil" | "round" | "trunc" | "abs" => {
@@ -325,20 +310,9 @@ fn function_total(f: &ScalarFunction, schema: &DFSchema) -> bool {
 fn summable(e: &Expr, schema: &DFSchema) -> bool {
     let small = |t: &DataType| matches!(t, DataType::Int8 | DataType::Int16 | DataType::Int32);
     match e {
-        Expr::Literal(v, _) => {
-            v.is_null()
-                || v.data_type().is_floating()
-                || literal_i64(e).is_some_and(|x| i32::try_from(x).is_ok())
-        }
+        Expr::Literal(v, _) => v.data_type().is_floating() || fits_i32(v),
         Expr::Cast(c) if c.field.data_type().is_integer() => match c.expr.as_ref() {
-            Expr::Literal(v, _) => v
-                .cast_to(&DataType::Int64)
-                .ok()
-                .and_then(|v| match v {
-                    ScalarValue::Int64(x) => Some(x.is_none_or(|x| i32::try_from(x).is_ok())),
-                    _ => None,
-                })
-                .unwrap_or(false),
+            Expr::Literal(v, _) => fits_i32(v),
             inner => summable(inner, schema),
         },
         Expr::Alias(a) => summable(&a.expr, schema),
