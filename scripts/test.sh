@@ -22,6 +22,9 @@ cargo build --locked --workspace --all-targets
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets -- -D warnings
+# The engine as an embedder takes it: Parquet sites only, no PostgreSQL or
+# Ballista backend compiled in (the rest of the suite runs with both).
+cargo clippy --locked -p ihdsi-engine --no-default-features --all-targets -- -D warnings
 
 step "PostgreSQL server binaries (the tests start their own server)"
 # The PostgreSQL-backed site tests run initdb in a temporary folder and start

@@ -13,9 +13,11 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use ihdsi_catalog::registry::SiteBackendKind;
+use ihdsi_cli::demo::postgres::PgServer;
+use ihdsi_cli::federation::SiteHost;
 use ihdsi_engine::site::ballista::cluster::StandaloneCluster;
 use ihdsi_engine::site::postgres::load::load_site;
-use ihdsi_flight_server::demo::postgres::PgServer;
 
 use crate::centralized::Centralized;
 use crate::cohort::Cohort;
@@ -64,8 +66,11 @@ pub async fn sweep(
     )
     .await
     .map_err(|e| fail(e.to_string()))?;
-    let lines = format!("backend = \"postgres\"\nurl = {:?}\n", pg.url());
-    let figures = measure(cohort, runs, k, centralized, repeats, POSTGRES_SITE, lines).await?;
+    let host = SiteHost {
+        backend: SiteBackendKind::Postgres,
+        url: pg.url(),
+    };
+    let figures = measure(cohort, runs, k, centralized, repeats, POSTGRES_SITE, host).await?;
     points.push(BackendPoint {
         configuration: "lu inside PostgreSQL",
         figures,
@@ -76,11 +81,11 @@ pub async fn sweep(
     let cluster = StandaloneCluster::start(slots)
         .await
         .map_err(|e| failed("Ballista cluster", runs)(e.to_string()))?;
-    let lines = format!(
-        "backend = \"ballista\"\nurl = {:?}\n",
-        cluster.scheduler_url()
-    );
-    let figures = measure(cohort, runs, k, centralized, repeats, BALLISTA_SITE, lines).await?;
+    let host = SiteHost {
+        backend: SiteBackendKind::Ballista,
+        url: cluster.scheduler_url(),
+    };
+    let figures = measure(cohort, runs, k, centralized, repeats, BALLISTA_SITE, host).await?;
     points.push(BackendPoint {
         configuration: "kr on Ballista",
         figures,
@@ -95,14 +100,14 @@ async fn measure(
     centralized: &Centralized,
     repeats: Repeats,
     site: &str,
-    lines: String,
+    host: SiteHost,
 ) -> Result<Vec<sweeps::QueryFigures>> {
     eprintln!(
-        "== site backends: {site} ({})",
-        lines.lines().next().unwrap_or("")
+        "== site backends: {site} (backend = {})",
+        host.backend.name()
     );
-    let site_lines = BTreeMap::from([(site.to_string(), lines)]);
-    let fed = Federation::start_with(cohort, runs, k, true, &site_lines)?;
+    let hosts = BTreeMap::from([(site.to_string(), host)]);
+    let fed = Federation::start_with(cohort, runs, k, true, &hosts)?;
     let base = Baselines {
         centralized,
         site_settings: None,

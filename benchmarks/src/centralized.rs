@@ -11,8 +11,8 @@
 
 use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
+use ihdsi_cli::demo::site_folders;
 use ihdsi_engine::site::{SiteData, register_tables, site_session_config};
-use ihdsi_flight_server::demo::site_folders;
 
 use crate::cohort::Cohort;
 use crate::error::{BenchError, Result};

@@ -119,11 +119,11 @@ impl Plan {
 pub fn main() -> ExitCode {
     let argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if argv.get(1).is_some_and(|a| a == "ihdsi") {
-        return ihdsi_flight_server::cli::main_from(
+        return ihdsi_cli::command::main_from(
             std::iter::once(std::ffi::OsString::from("ihdsi")).chain(argv.into_iter().skip(2)),
         );
     }
-    ihdsi_flight_server::cli::run_to_exit_code(run(Args::parse_from(argv)))
+    ihdsi_cli::command::run_to_exit_code(run(Args::parse_from(argv)))
 }
 
 async fn run(args: Args) -> Result<()> {
@@ -204,7 +204,7 @@ async fn serve(args: &Args, plan: &Plan) -> Result<()> {
     println!("Flight SQL endpoint: {}", fed.uri);
     println!(
         "user: {} password: {}",
-        ihdsi_flight_server::demo::DEMO_USER,
+        ihdsi_cli::demo::DEMO_USER,
         fed.password()
     );
     println!("process ids (sites, then coordinator): {:?}", fed.pids());

@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use ihdsi_catalog::synthetic::{GenerateOptions, generate};
+use ihdsi_synthetic::{GenerateOptions, generate};
 
 use crate::error::{BenchError, Result};
 
-/// Bump when `ihdsi_catalog::synthetic` changes what it writes.
+/// Bump when `ihdsi_synthetic` changes what it writes.
 pub const GENERATOR_VERSION: u32 = 1;
 
 /// A generated cohort.

@@ -4,23 +4,27 @@
 //!
 //! The processes are this binary itself (`ihdsi-bench ihdsi site …`, the
 //! embedded `ihdsi` command line), so `cargo run -p ihdsi-benchmarks` needs
-//! no other binary. Secured runs use the demo's material: mutual TLS,
-//! permits checked at every site and audit trails with an fsync per record.
+//! no other binary. Configs come from the federation builder
+//! ([`ihdsi_cli::federation`]) the demo and the tests use. Secured runs use
+//! the demo's material: mutual TLS, permits checked at every site and audit
+//! trails with an fsync per record.
 //!
 //! The coordinator logs one `query answered` line per query with where its
 //! time went; [`Federation::breakdown`] reads it back by query id.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ihdsi_catalog::schema;
-use ihdsi_flight_server::client::{ClientOptions, Connection, Credentials};
-use ihdsi_flight_server::demo::security::DemoSecurity;
-use ihdsi_flight_server::demo::{DEMO_USER, site_folders};
+use ihdsi_catalog::auth::UserEntry;
+use ihdsi_catalog::{AuthSection, PrivacyPolicy};
+use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
+use ihdsi_cli::demo::DEMO_USER;
+use ihdsi_cli::demo::security::prepare;
+use ihdsi_cli::federation::processes::{Launcher, LineSink, ProcessFederation};
+use ihdsi_cli::federation::{FederationSpec, SiteHost};
+use ihdsi_flight_server::auth::secrets;
 
 use crate::cohort::Cohort;
 use crate::error::{BenchError, Result};
@@ -70,94 +74,8 @@ pub struct Federation {
     pub uri: String,
     /// Site, coordinator and material files of this run.
     pub dir: PathBuf,
-    children: Vec<Child>,
+    processes: ProcessFederation,
     answered: Arc<Mutex<HashMap<String, Breakdown>>>,
-}
-
-impl Drop for Federation {
-    fn drop(&mut self) {
-        for c in &mut self.children {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// Start `ihdsi-bench ihdsi ARGS` and wait for the stdout line starting
-/// with `prefix`; returns the child and the rest of that line. Its stderr
-/// goes to `log` (and, with `answered`, its breakdown lines into the map).
-fn spawn(
-    args: &[&str],
-    prefix: &str,
-    log: &Path,
-    answered: Option<Arc<Mutex<HashMap<String, Breakdown>>>>,
-) -> Result<(Child, String)> {
-    let failed = |message: String| BenchError::Start {
-        what: args.join(" "),
-        message,
-        log: log.to_path_buf(),
-    };
-    let exe = std::env::current_exe().map_err(|e| failed(e.to_string()))?;
-    let mut child = Command::new(exe)
-        .arg("ihdsi")
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| failed(e.to_string()))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| failed("no stdout".into()))?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| failed("no stderr".into()))?;
-    drain_to_file(stderr, log.to_path_buf(), answered);
-    // Keep reading stdout after the line, so the child never writes to a
-    // closed pipe.
-    let (tx, rx) = std::sync::mpsc::channel();
-    let prefix_owned = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-            if let Some(rest) = line.trim().strip_prefix(&prefix_owned) {
-                let _ = tx.send(rest.to_string());
-            }
-        }
-    });
-    match rx.recv().ok() {
-        Some(rest) => Ok((child, rest)),
-        None => {
-            let _ = child.kill();
-            let _ = child.wait();
-            Err(failed("exited before it was listening".into()))
-        }
-    }
-}
-
-/// Copy `from` to `file` line by line on a thread; with `answered`, parse
-/// the coordinator's `query answered` lines into it.
-fn drain_to_file(
-    from: impl std::io::Read + Send + 'static,
-    file: PathBuf,
-    answered: Option<Arc<Mutex<HashMap<String, Breakdown>>>>,
-) {
-    std::thread::spawn(move || {
-        let mut out = std::fs::File::create(&file).ok();
-        for line in BufReader::new(from).lines().map_while(|l| l.ok()) {
-            if let Some(out) = out.as_mut() {
-                let _ = writeln!(out, "{line}");
-            }
-            if let (Some(map), Some((id, b))) = (&answered, Breakdown::parse(&line)) {
-                map.lock().unwrap_or_else(|p| p.into_inner()).insert(id, b);
-            }
-        }
-    });
-}
-
-fn path_str(p: &Path) -> String {
-    format!("{:?}", p.display().to_string())
 }
 
 impl Federation {
@@ -168,15 +86,14 @@ impl Federation {
         Self::start_with(cohort, runs, k, secured, &BTreeMap::new())
     }
 
-    /// [`Federation::start`], with `site_lines[id]` added to the `[site]`
-    /// section of that site's `site.toml` (another backend: `backend = …`,
-    /// `url = …`).
+    /// [`Federation::start`], with the sites of `hosts` on another
+    /// backend than DataFusion.
     pub fn start_with(
         cohort: &Cohort,
         runs: &Path,
         k: u64,
         secured: bool,
-        site_lines: &BTreeMap<String, String>,
+        hosts: &BTreeMap<String, SiteHost>,
     ) -> Result<Self> {
         let dir = runs.join(format!(
             "{}-{}-{}",
@@ -188,104 +105,56 @@ impl Federation {
             if secured { "secured" } else { "plain" },
             chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f")
         ));
-        let write = |path: &Path, text: &str| {
-            std::fs::write(path, text).map_err(|e| BenchError::Write {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })
-        };
-        std::fs::create_dir_all(&dir).map_err(|e| BenchError::Write {
-            path: dir.clone(),
+        let failed = |what: &str, e: &dyn std::fmt::Display| BenchError::Start {
+            what: what.into(),
             message: e.to_string(),
-        })?;
-        let sites = site_folders(&cohort.dir).map_err(|e| BenchError::Cohort {
-            path: cohort.dir.clone(),
-            message: e.to_string(),
-        })?;
-        let ids: Vec<String> = sites.iter().map(|s| s.0.clone()).collect();
-        let security = if secured {
-            Some(
-                DemoSecurity::prepare(&dir, &ids, &[DEMO_USER.to_string()]).map_err(|e| {
-                    BenchError::Start {
-                        what: "security material".into(),
-                        message: e.to_string(),
-                        log: dir.clone(),
-                    }
-                })?,
-            )
-        } else {
-            None
+            log: dir.clone(),
         };
-        let vocabulary = cohort.dir.join("concept.parquet");
-        let mut children = Vec::new();
-        let mut entries = String::new();
-        for (id, folder) in &sites {
-            let mut toml = format!(
-                "[site]\nid = \"{id}\"\nlisten = \"127.0.0.1:0\"\ndata = {}\nvocabulary = {}\n{}\n[privacy]\nmin_group_size = {k}\n",
-                path_str(folder),
-                path_str(&vocabulary),
-                site_lines.get(id).map_or("", String::as_str)
-            );
-            if let Some(sec) = &security {
-                toml.push_str(&site_security(sec, id)?);
-            }
-            let config = dir.join(format!("site-{id}.toml"));
-            write(&config, &toml)?;
-            let log = dir.join(format!("site-{id}.log"));
-            let config_arg = config.display().to_string();
-            let (child, endpoint) = spawn(
-                &["site", "--config", &config_arg],
-                &format!("site {id} endpoint: "),
-                &log,
-                None,
-            )?;
-            children.push(child);
-            let tables: Vec<&str> = schema::patient_tables()
-                .map(|t| t.name)
-                .filter(|t| folder.join(format!("{t}.parquet")).exists())
-                .collect();
-            entries.push_str(&format!(
-                "\n[[sites]]\nid = \"{id}\"\nendpoint = \"{endpoint}\"\ntables = {tables:?}\n"
-            ));
-        }
-        let hash = ihdsi_flight_server::auth::secrets::hash_password(PASSWORD).map_err(|e| {
-            BenchError::Start {
-                what: "coordinator".into(),
-                message: e.to_string(),
-                log: dir.clone(),
-            }
-        })?;
-        let mut toml = format!(
-            "[coordinator]\nlisten = \"127.0.0.1:0\"\nvocabulary = {}\nsite_timeout_secs = 600\n\n[privacy]\nmin_group_size = {k}\n\n[[auth.users]]\nname = \"{DEMO_USER}\"\npassword_hash = \"{hash}\"\n",
-            path_str(&vocabulary)
-        );
+        let hash = secrets::hash_password(PASSWORD).map_err(|e| failed("coordinator", &e))?;
+        let auth = AuthSection {
+            users: vec![UserEntry {
+                name: DEMO_USER.into(),
+                password_hash: hash,
+            }],
+            ..AuthSection::default()
+        };
+        let mut spec = FederationSpec::new(&cohort.dir, &dir, auth);
+        spec.site_policy = PrivacyPolicy::threshold(k, false);
+        spec.federation_policy = PrivacyPolicy::threshold(k, false);
+        spec.site_timeout_secs = 600;
+        spec.hosts = hosts.clone();
         if secured {
-            toml.push_str("\n[tls]\nca = \"certs/ca.pem\"\ncert = \"certs/coordinator.pem\"\nkey = \"certs/coordinator.key\"\n\n[permits]\ndir = \"permits\"\n\n[audit]\npath = \"audit/coordinator.jsonl\"\n");
+            let ids: Vec<String> = spec
+                .sites()
+                .map_err(|e| failed("cohort", &e))?
+                .into_iter()
+                .map(|s| s.0)
+                .collect();
+            let security = prepare(&dir, &ids, &[DEMO_USER.to_string()])
+                .map_err(|e| failed("security material", &e))?;
+            spec.security = Some(security);
         }
-        toml.push_str(&entries);
-        let config = dir.join("federation.toml");
-        write(&config, &toml)?;
-        let log = dir.join("coordinator.log");
-        let config_arg = config.display().to_string();
         let answered = Arc::new(Mutex::new(HashMap::new()));
-        let (child, uri) = spawn(
-            &["coordinator", "--config", &config_arg],
-            "Flight SQL endpoint: ",
-            &log,
-            Some(Arc::clone(&answered)),
-        )?;
-        children.push(child);
+        let exe = std::env::current_exe().map_err(|e| failed("ihdsi-bench", &e))?;
+        let launcher = Launcher {
+            program: exe,
+            prefix: vec!["ihdsi".into()],
+            coordinator_lines: Some(breakdown_sink(Arc::clone(&answered))),
+        };
+        let processes = spec
+            .start_processes(&launcher)
+            .map_err(|e| failed("federation", &e))?;
         Ok(Self {
-            uri,
+            uri: processes.uri.clone(),
             dir,
-            children,
+            processes,
             answered,
         })
     }
 
     /// Process ids of the sites and the coordinator (last), for profilers.
     pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().map(Child::id).collect()
+        self.processes.pids()
     }
 
     /// The analyst password of benchmark federations.
@@ -326,26 +195,16 @@ impl Federation {
     }
 }
 
-/// `[tls]`, `[audit]` and `[permits]` of a secured site.
-fn site_security(sec: &DemoSecurity, id: &str) -> Result<String> {
-    let tls = sec
-        .site(id)
-        .ok_or_else(|| BenchError::Usage(format!("no TLS material for {id}")))?;
-    let key = sec
-        .site_permits
-        .trusted_keys
-        .first()
-        .ok_or_else(|| BenchError::Usage("no access-body key".into()))?;
-    Ok(format!(
-        "\n[tls]\nca = {}\ncert = {}\nkey = {}\ntrusted_clients = {:?}\n\n[audit]\npath = {}\n\n[permits]\n[[permits.trusted_keys]]\nname = \"{}\"\npublic_key = \"{}\"\n",
-        path_str(&tls.ca),
-        path_str(&tls.cert),
-        path_str(&tls.key),
-        tls.trusted_clients,
-        path_str(&sec.audit_dir.join(format!("site-{id}.jsonl"))),
-        key.name,
-        key.public_key
-    ))
+/// Parses the coordinator's `query answered` lines into `answered`.
+fn breakdown_sink(answered: Arc<Mutex<HashMap<String, Breakdown>>>) -> LineSink {
+    Arc::new(move |line: &str| {
+        if let Some((id, b)) = Breakdown::parse(line) {
+            answered
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(id, b);
+        }
+    })
 }
 
 #[cfg(test)]

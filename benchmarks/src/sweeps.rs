@@ -8,8 +8,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use ihdsi_cli::client::Connection;
 use ihdsi_engine::coordinator::metadata::QUERY_ID;
-use ihdsi_flight_server::client::Connection;
 
 use crate::centralized::Centralized;
 use crate::duckdb::DuckDb;

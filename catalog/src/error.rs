@@ -1,4 +1,4 @@
-//! Errors raised while reading configuration or writing the synthetic cohort.
+//! Errors raised while reading configuration.
 
 use std::path::PathBuf;
 
@@ -24,14 +24,4 @@ pub enum CatalogError {
     /// A table name that is not part of the virtual schema.
     #[error("unknown table '{0}'")]
     UnknownTable(String),
-    /// Filesystem failure while writing generated data.
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// Arrow or Parquet failure while writing generated data.
-    #[error("cannot encode {table}: {message}")]
-    Encode { table: String, message: String },
 }

@@ -17,7 +17,9 @@
 //!   narrowing of them.
 //! * [`security`]: TLS, audit and opt-out settings.
 //! * [`vocabulary`]: the OMOP concepts the synthetic cohort uses.
-//! * [`synthetic`]: the deterministic three-site cohort behind `ihdsi generate`.
+//!
+//! The synthetic cohort generator behind `ihdsi generate` lives in its own
+//! crate, `ihdsi-synthetic`, so that what every crate compiles stays small.
 
 pub mod auth;
 pub mod bounds;
@@ -27,7 +29,6 @@ pub mod privacy;
 pub mod registry;
 pub mod schema;
 pub mod security;
-pub mod synthetic;
 pub mod vocabulary;
 
 pub use auth::AuthSection;

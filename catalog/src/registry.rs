@@ -143,6 +143,17 @@ pub enum SiteBackendKind {
     Ballista,
 }
 
+impl SiteBackendKind {
+    /// The name `site.toml` spells it with (`backend = "…"`).
+    pub fn name(self) -> &'static str {
+        match self {
+            SiteBackendKind::Datafusion => "datafusion",
+            SiteBackendKind::Postgres => "postgres",
+            SiteBackendKind::Ballista => "ballista",
+        }
+    }
+}
+
 /// `site.toml`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -172,7 +183,9 @@ fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
     })
 }
 
-pub(crate) fn validate_id(id: &str) -> Result<()> {
+/// Check a site id: 1–32 characters of `a-z`, `0-9`, `_` and `-`, so it is
+/// safe as a folder name, a TOML key and a log field.
+pub fn validate_id(id: &str) -> Result<()> {
     let ok = !id.is_empty()
         && id.len() <= 32
         && id

@@ -1,6 +1,4 @@
-//! Errors of the `ihdsi` processes (configuration, sockets, client calls).
-
-use std::path::PathBuf;
+//! Errors of the services (configuration, sockets, TLS, permits, authentication).
 
 /// Result alias for this crate.
 pub type Result<T, E = ServerError> = std::result::Result<T, E>;
@@ -24,9 +22,6 @@ pub enum ServerError {
     /// The gRPC server stopped with an error.
     #[error("server error: {0}")]
     Serve(String),
-    /// A client call to a coordinator failed.
-    #[error("{0}")]
-    Client(String),
     /// The `[auth]` configuration cannot be used.
     #[error("authentication setup: {0}")]
     AuthSetup(String),
@@ -36,9 +31,6 @@ pub enum ServerError {
     /// A data permit cannot be issued, read or selected.
     #[error("data permit: {0}")]
     Permit(String),
-    /// A data folder is missing or unusable.
-    #[error("data folder {path}: {message}")]
-    DataFolder { path: PathBuf, message: String },
 }
 
 /// Why a call was not authenticated. The message never contains the secret

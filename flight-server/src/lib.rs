@@ -1,4 +1,6 @@
-//! The network faces of `ihdsi` and its command line.
+//! The network faces of `ihdsi`: the services a site and a coordinator
+//! run. The command line, shell, client and demo that drive them are the
+//! `ihdsi-cli` crate.
 //!
 //! * [`auth`]: analyst authentication in front of the coordinator.
 //! * [`site_service`]: a site's Arrow Flight service (DoGet a subplan ticket).
@@ -8,21 +10,12 @@
 //! * [`permits`]: the coordinator's store of data permits and how an
 //!   analyst selects one; `ihdsi permit`.
 //! * [`serve`]: binding and running the servers.
-//! * [`client`], [`format`]: `ihdsi query`.
-//! * [`shell`]: `ihdsi shell`, the interactive SQL shell.
-//! * [`demo`]: a whole federation on loopback.
-//! * [`cli`]: the `ihdsi` command.
 
 pub mod auth;
-pub mod cli;
-pub mod client;
 pub mod coordinator;
-pub mod demo;
 pub mod error;
-pub mod format;
 pub mod permits;
 pub mod serve;
-pub mod shell;
 pub mod site_service;
 pub mod status;
 pub mod tls;

@@ -4,9 +4,9 @@
 use std::path::Path;
 
 use ihdsi_catalog::PrivacyPolicy;
+use ihdsi_cli::demo::site_folders;
 use ihdsi_engine::SiteEngine;
 use ihdsi_engine::site::{SiteData, SiteGuards, ballista, postgres};
-use ihdsi_flight_server::demo::site_folders;
 
 use crate::policy;
 use crate::serving::{serve_coordinator, serve_site};

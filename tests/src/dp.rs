@@ -19,8 +19,8 @@ use std::path::{Path, PathBuf};
 
 use ihdsi_catalog::permit::{Permit, Purpose, generate_key, issue};
 use ihdsi_catalog::{DpSettings, PrivacyMode, PrivacyPolicy};
-use ihdsi_flight_server::client::QueryResult;
-use ihdsi_flight_server::demo::{DEMO_PASSWORD, Federation, demo_auth, start};
+use ihdsi_cli::client::QueryResult;
+use ihdsi_cli::demo::{DEMO_PASSWORD, Federation, demo_auth, start};
 
 /// The federation's dp policy: k = 10, ρ = 0.1 per release, budget `budget`.
 pub fn dp_policy(ledger: &Path, budget: f64) -> PrivacyPolicy {

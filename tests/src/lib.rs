@@ -24,12 +24,10 @@ use std::sync::Mutex;
 
 use datafusion::prelude::SessionContext;
 use ihdsi_catalog::PrivacyPolicy;
-use ihdsi_catalog::synthetic::{GenerateOptions, generate};
+use ihdsi_cli::client::{Connection, Credentials};
+use ihdsi_cli::demo::{DEMO_PASSWORD, DEMO_USER, Federation, demo_auth, site_folders, start};
 use ihdsi_engine::site::{SiteData, register_tables};
-use ihdsi_flight_server::client::{Connection, Credentials};
-use ihdsi_flight_server::demo::{
-    DEMO_PASSWORD, DEMO_USER, Federation, demo_auth, site_folders, start,
-};
+use ihdsi_synthetic::{GenerateOptions, generate};
 
 static GENERATE: Mutex<()> = Mutex::new(());
 
@@ -97,10 +95,7 @@ pub async fn connect(uri: &str) -> Connection {
 }
 
 /// Run `sql` as the demo analyst.
-pub async fn ask(
-    uri: &str,
-    sql: &str,
-) -> ihdsi_flight_server::Result<ihdsi_flight_server::client::QueryResult> {
+pub async fn ask(uri: &str, sql: &str) -> ihdsi_cli::Result<ihdsi_cli::client::QueryResult> {
     connect(uri).await.query(sql).await
 }
 

@@ -1,8 +1,8 @@
 //! The private PostgreSQL server of a test (the demo's own,
-//! [`ihdsi_flight_server::demo::postgres::PgServer`]), in a temporary
+//! [`ihdsi_cli::demo::postgres::PgServer`]), in a temporary
 //! folder named after the test.
 
-pub use ihdsi_flight_server::demo::postgres::PgServer;
+pub use ihdsi_cli::demo::postgres::PgServer;
 
 /// Start a server for the test `name`; panics, naming the cause, when it
 /// cannot (the server binaries missing, say).

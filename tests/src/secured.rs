@@ -3,16 +3,21 @@
 //! key (`permit keygen`) and the permits (`permit issue`); each site is its
 //! own `ihdsi site --config site.toml` process and the coordinator an
 //! `ihdsi coordinator --config federation.toml` process, all on loopback
-//! with mutual TLS, permits required and audit trails written.
+//! with mutual TLS, permits required and audit trails written. The
+//! configs come from the federation builder ([`ihdsi_cli::federation`]),
+//! the one the demo and the benchmarks use.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output, Stdio};
 
 use crate::process::ihdsi_binary;
-use ihdsi_flight_server::demo::site_folders;
+use ihdsi_catalog::auth::UserEntry;
+use ihdsi_catalog::permit::{AccessBodyKey, DenyRule, Purpose, SitePermitPolicy};
+use ihdsi_catalog::{AuthSection, PrivacyPolicy};
+use ihdsi_cli::demo::site_folders;
+use ihdsi_cli::federation::processes::{Launcher, ProcessFederation};
+use ihdsi_cli::federation::{FederationSpec, Security, SiteHost};
 
 /// The access body's key name in these federations.
 pub const ISSUER: &str = "test-hdab";
@@ -29,14 +34,14 @@ pub struct Setup {
     pub allow_min_max: bool,
     /// Per site id: person ids that opted out.
     pub opt_out: BTreeMap<String, Vec<i64>>,
-    /// Extra TOML appended to every site's `[permits]` (deny rules,
-    /// allowed purposes).
-    pub site_permit_policy: String,
+    /// Purposes every site serves (empty: every EHDS purpose).
+    pub allowed_purposes: Vec<Purpose>,
+    /// Every site's narrowing rules.
+    pub deny: Vec<DenyRule>,
     /// TLS on the analyst-facing port.
     pub analyst_tls: bool,
-    /// Per site id: `[site]` lines naming another backend than DataFusion
-    /// (`backend = "ballista"`, `url = "df://…"`).
-    pub site_backend: BTreeMap<String, String>,
+    /// Per site id: another backend than DataFusion.
+    pub hosts: BTreeMap<String, SiteHost>,
 }
 
 /// A running federation of processes; every process is killed on drop.
@@ -47,8 +52,8 @@ pub struct SecuredFederation {
     pub uri: String,
     /// Site id → `https://127.0.0.1:PORT`.
     pub sites: BTreeMap<String, String>,
-    pub coordinator: Child,
-    pub site_processes: BTreeMap<String, Child>,
+    /// The processes, killed when this drops.
+    pub processes: ProcessFederation,
 }
 
 /// Run `ihdsi ARGS` to completion.
@@ -75,38 +80,6 @@ fn path(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
-/// Spawn `ihdsi ARGS` and wait for the stdout line starting with `prefix`;
-/// return the child and the rest of that line. Output keeps draining.
-fn spawn_until(args: &[&str], prefix: &str, log: &Path) -> (Child, String) {
-    let mut child = Command::new(ihdsi_binary())
-        .args(args)
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("spawn ihdsi");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    let wanted = prefix.to_string();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(|l| l.ok()) {
-            if let Some(rest) = line.strip_prefix(&wanted) {
-                let _ = tx.send(rest.trim().to_string());
-            }
-        }
-    });
-    let rest = rx
-        .recv_timeout(Duration::from_secs(60))
-        .unwrap_or_else(|_| {
-            panic!(
-                "ihdsi {args:?} did not print '{prefix}': {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            )
-        });
-    (child, rest)
-}
-
 /// The site ids of a generated cohort.
 pub fn site_ids(data: &Path) -> Vec<String> {
     site_folders(data)
@@ -114,21 +87,6 @@ pub fn site_ids(data: &Path) -> Vec<String> {
         .into_iter()
         .map(|s| s.0)
         .collect()
-}
-
-/// The patient tables a site folder holds.
-fn hosted(folder: &Path) -> Vec<String> {
-    let mut tables: Vec<String> = std::fs::read_dir(folder)
-        .expect("site folder")
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            name.strip_suffix(".parquet").map(str::to_string)
-        })
-        .filter(|t| ihdsi_catalog::schema::is_patient_table(t))
-        .collect();
-    tables.sort();
-    tables
 }
 
 /// The pieces an operator makes before starting anything.
@@ -220,128 +178,61 @@ impl Material {
     }
 }
 
+impl Material {
+    /// The builder's view of this material, narrowed by `setup`.
+    pub fn security(&self, setup: &Setup) -> Security {
+        Security {
+            certs: self.certs.clone(),
+            coordinator_fingerprint: self.coordinator_fingerprint.clone(),
+            site_permits: SitePermitPolicy {
+                trusted_keys: vec![AccessBodyKey {
+                    name: ISSUER.into(),
+                    public_key: self.public_key.clone(),
+                }],
+                allowed_purposes: setup.allowed_purposes.clone(),
+                deny: setup.deny.clone(),
+            },
+            permits_dir: self.dir.join("permits"),
+            audit_dir: self.dir.join("audit"),
+            analyst_tls: setup.analyst_tls,
+        }
+    }
+}
+
 impl SecuredFederation {
     /// Start the sites of `data` and a coordinator as processes, secured
     /// with `material`, holding `permits` (tokens) for the analyst.
     pub fn start(data: &Path, material: &Material, setup: &Setup, permits: &[String]) -> Self {
         let dir = &material.dir;
-        let k = setup.min_group_size.unwrap_or(10);
-        let vocabulary = data.join("concept.parquet");
-        let mut sites = BTreeMap::new();
-        let mut site_processes = BTreeMap::new();
-        for (id, folder) in site_folders(data).expect("site folders") {
-            let opt_out = match setup.opt_out.get(&id) {
-                Some(ids) => {
-                    let file = dir.join(format!("opt-out-{id}.txt"));
-                    let text: Vec<String> = ids.iter().map(i64::to_string).collect();
-                    std::fs::write(&file, format!("# opted out\n{}\n", text.join("\n")))
-                        .expect("opt-out file");
-                    format!("opt_out = {:?}\n", path(&file))
-                }
-                None => String::new(),
-            };
-            let backend = setup.site_backend.get(&id).cloned().unwrap_or_default();
-            let toml = format!(
-                r#"[site]
-id = "{id}"
-listen = "127.0.0.1:0"
-data = {data:?}
-vocabulary = {vocab:?}
-{opt_out}
-{backend}
-[privacy]
-min_group_size = {k}
-allow_min_max = {mm}
-
-[tls]
-ca = "certs/ca.pem"
-cert = "certs/site-{id}.pem"
-key = "certs/site-{id}.key"
-trusted_clients = ["{fp}"]
-
-[audit]
-path = "audit/site-{id}.jsonl"
-
-[permits]
-{policy}
-[[permits.trusted_keys]]
-name = "{ISSUER}"
-public_key = "{public}"
-"#,
-                data = path(&folder),
-                vocab = path(&vocabulary),
-                fp = material.coordinator_fingerprint,
-                policy = setup.site_permit_policy,
-                public = material.public_key,
-                mm = setup.allow_min_max,
-            );
-            let config = dir.join(format!("site-{id}.toml"));
-            std::fs::write(&config, toml).expect("site.toml");
-            let prefix = format!("site {id} endpoint: ");
-            let log = dir.join(format!("site-{id}.log"));
-            let (child, endpoint) =
-                spawn_until(&["site", "--config", path(&config)], &prefix, &log);
-            sites.insert(id.clone(), (endpoint, hosted(&folder)));
-            site_processes.insert(id, child);
-        }
         let permit_dir = dir.join("permits");
         std::fs::create_dir_all(&permit_dir).expect("permits dir");
         for (i, token) in permits.iter().enumerate() {
             std::fs::write(permit_dir.join(format!("{i}.permit")), token).expect("permit file");
         }
         let hash = ihdsi_flight_server::auth::secrets::hash_password(PASSWORD).expect("hash");
-        let mut toml = format!(
-            r#"[coordinator]
-listen = "127.0.0.1:0"
-vocabulary = {vocab:?}
-site_timeout_secs = 120
-{analyst_tls}
-[privacy]
-min_group_size = {k}
-allow_min_max = {mm}
-
-[tls]
-ca = "certs/ca.pem"
-cert = "certs/coordinator.pem"
-key = "certs/coordinator.key"
-
-[permits]
-dir = "permits"
-
-[audit]
-path = "audit/coordinator.jsonl"
-
-[[auth.users]]
-name = "{ANALYST}"
-password_hash = "{hash}"
-"#,
-            vocab = path(&vocabulary),
-            mm = setup.allow_min_max,
-            analyst_tls = if setup.analyst_tls {
-                "tls = { cert = \"certs/coordinator.pem\", key = \"certs/coordinator.key\" }"
-            } else {
-                ""
-            },
-        );
-        for (id, (endpoint, tables)) in &sites {
-            toml.push_str(&format!(
-                "\n[[sites]]\nid = \"{id}\"\nendpoint = \"{endpoint}\"\ntables = {tables:?}\n"
-            ));
-        }
-        let config = dir.join("federation.toml");
-        std::fs::write(&config, toml).expect("federation.toml");
-        let log = dir.join("coordinator.log");
-        let (coordinator, uri) = spawn_until(
-            &["coordinator", "--config", path(&config)],
-            "Flight SQL endpoint: ",
-            &log,
-        );
+        let auth = AuthSection {
+            users: vec![UserEntry {
+                name: ANALYST.into(),
+                password_hash: hash,
+            }],
+            ..AuthSection::default()
+        };
+        let policy =
+            PrivacyPolicy::threshold(setup.min_group_size.unwrap_or(10), setup.allow_min_max);
+        let mut spec = FederationSpec::new(data, dir, auth);
+        spec.site_policy = policy.clone();
+        spec.federation_policy = policy;
+        spec.security = Some(material.security(setup));
+        spec.hosts = setup.hosts.clone();
+        spec.opt_out = setup.opt_out.clone();
+        let processes = spec
+            .start_processes(&Launcher::new(ihdsi_binary()))
+            .unwrap_or_else(|e| panic!("start the secured federation: {e}"));
         Self {
             dir: dir.clone(),
-            uri,
-            sites: sites.into_iter().map(|(id, (ep, _))| (id, ep)).collect(),
-            coordinator,
-            site_processes,
+            uri: processes.uri.clone(),
+            sites: processes.sites.clone(),
+            processes,
         }
     }
 
@@ -352,7 +243,7 @@ password_hash = "{hash}"
 
     /// A site process's id.
     pub fn pid(&self, site: &str) -> u32 {
-        self.site_processes[site].id()
+        self.processes.site_processes[site].id()
     }
 
     /// The coordinator's audit trail.
@@ -363,16 +254,5 @@ password_hash = "{hash}"
     /// A site's audit trail.
     pub fn site_trail(&self, site: &str) -> PathBuf {
         self.dir.join("audit").join(format!("site-{site}.jsonl"))
-    }
-}
-
-impl Drop for SecuredFederation {
-    fn drop(&mut self) {
-        let _ = self.coordinator.kill();
-        let _ = self.coordinator.wait();
-        for child in self.site_processes.values_mut() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }

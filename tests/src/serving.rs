@@ -7,8 +7,8 @@ use std::future::Future;
 
 use ihdsi_catalog::registry::CoordinatorSection;
 use ihdsi_catalog::{FederationConfig, PrivacyPolicy, SiteEntry};
+use ihdsi_cli::demo::{DEMO_PASSWORD, demo_auth};
 use ihdsi_engine::{Coordinator, SiteEngine};
-use ihdsi_flight_server::demo::{DEMO_PASSWORD, demo_auth};
 use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 
 /// Serve `engine` as site `id` until `shutdown`; its registry entry.

@@ -5,9 +5,11 @@
 //! trail.
 
 pub mod backend;
+#[cfg(feature = "ballista")]
 pub mod ballista;
 mod dominance;
 mod guards;
+#[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod tables;
 
@@ -135,9 +137,11 @@ impl SiteEngine {
         };
         let vocabulary = config.site.vocabulary.as_deref();
         match (config.site.backend, &config.site.url) {
+            #[cfg(feature = "postgres")]
             (SiteBackendKind::Postgres, Some(url)) => {
                 postgres::open_site(&config.site.id, url, policy, guards).await
             }
+            #[cfg(feature = "ballista")]
             (SiteBackendKind::Ballista, Some(scheduler)) => {
                 ballista::open_site(data, scheduler, vocabulary, policy, guards).await
             }
@@ -147,10 +151,18 @@ impl SiteEngine {
             (SiteBackendKind::Datafusion, _) => {
                 Self::open_guarded(data, vocabulary, policy, guards).await
             }
+            #[cfg(not(all(feature = "postgres", feature = "ballista")))]
+            (kind, Some(_)) => Err(EngineError::Data(format!(
+                "site {}: backend '{}' is not built into this binary (cargo feature '{}' of ihdsi-engine)",
+                config.site.id,
+                kind.name(),
+                kind.name()
+            ))),
         }
     }
 
     /// The same site, running its admitted subplans on `backend`.
+    #[cfg(any(feature = "postgres", feature = "ballista"))]
     pub(crate) fn with_backend(self, backend: Arc<dyn SiteBackend>) -> Self {
         Self { backend, ..self }
     }

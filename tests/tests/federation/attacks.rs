@@ -6,7 +6,7 @@
 //! mode does not stop are listed, with their evidence, in `docs/privacy.md`.
 
 use datafusion::arrow::array::RecordBatch;
-use ihdsi_flight_server::client::QueryResult;
+use ihdsi_cli::client::QueryResult;
 use ihdsi_tests::compare::{Cell, diff, rows};
 use ihdsi_tests::planted::{V1_CONDITION, V2_MEASUREMENT, V2_ROWS, planted};
 use ihdsi_tests::{ask, centralized, cohort, federation, oracle_rows, policy};

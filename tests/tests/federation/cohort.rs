@@ -115,7 +115,7 @@ fn generation_is_deterministic() {
     let dir = std::env::temp_dir().join(format!("ihdsi-determinism-{}", std::process::id()));
     let run = |sub: &str| {
         let out = dir.join(sub);
-        ihdsi_catalog::synthetic::generate(&ihdsi_catalog::synthetic::GenerateOptions {
+        ihdsi_synthetic::generate(&ihdsi_synthetic::GenerateOptions {
             out: out.clone(),
             persons: 500,
             ..Default::default()

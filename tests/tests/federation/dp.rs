@@ -6,7 +6,7 @@
 //! the same attack against threshold mode (exact answers) always wins.
 
 use futures::StreamExt;
-use ihdsi_flight_server::client::{Connection, QueryResult};
+use ihdsi_cli::client::{Connection, QueryResult};
 use ihdsi_tests::dp::{Game, Permits, coins, dp_federation, numbers, scratch};
 use ihdsi_tests::planted::{V1_CONDITION, V2_MEASUREMENT, planted};
 use ihdsi_tests::{cohort, connect, federation, policy};

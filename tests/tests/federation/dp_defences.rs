@@ -6,9 +6,9 @@
 use std::path::Path;
 
 use futures::StreamExt;
+use ihdsi_cli::client::{Connection, QueryResult};
 use ihdsi_engine::coordinator::metadata as key;
 use ihdsi_engine::dp::NANO;
-use ihdsi_flight_server::client::{Connection, QueryResult};
 use ihdsi_tests::compare::diff;
 use ihdsi_tests::dp::{Permits, dp_federation, scratch};
 use ihdsi_tests::planted::{V1_CONDITION, V2_MEASUREMENT, planted};

@@ -34,7 +34,7 @@ use arrow_flight::sql::{
     CommandGetTables, SqlInfo,
 };
 use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
-use ihdsi_flight_server::demo::DEMO_USER;
+use ihdsi_cli::demo::DEMO_USER;
 use ihdsi_tests::process::{self, DemoProcess};
 use ihdsi_tests::{cohort, fetch_checked};
 use tonic::transport::Channel;

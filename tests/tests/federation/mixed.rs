@@ -136,7 +136,7 @@ async fn the_dominance_rule_holds_with_a_site_on_ballista() {
 /// site, so both thresholds are the oracle's one).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_demo_mixes_postgresql_ballista_and_datafusion_sites() {
-    use ihdsi_flight_server::client::{Connection, Credentials};
+    use ihdsi_cli::client::{Connection, Credentials};
     use ihdsi_tests::process::{DemoProcess, PASSWORD};
 
     let data = cohort(6_000);
@@ -150,7 +150,7 @@ async fn the_demo_mixes_postgresql_ballista_and_datafusion_sites() {
         ],
     );
     let login = Credentials::Password {
-        user: ihdsi_flight_server::demo::DEMO_USER.into(),
+        user: ihdsi_cli::demo::DEMO_USER.into(),
         password: PASSWORD.into(),
     };
     let analyst = Connection::connect(&demo.uri, &login).await.expect("login");

@@ -13,8 +13,9 @@ use arrow_flight::error::FlightError;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use datafusion::arrow::record_batch::RecordBatch;
 use futures::{StreamExt, TryStreamExt};
+use ihdsi_catalog::permit::{DenyRule, Purpose};
+use ihdsi_cli::client::{ClientOptions, Connection, Credentials, QueryResult};
 use ihdsi_engine::protocol::SubplanRequest;
-use ihdsi_flight_server::client::{ClientOptions, Connection, Credentials, QueryResult};
 use ihdsi_tests::cohort;
 use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup, site_ids};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -218,7 +219,12 @@ async fn every_site_checks_the_permit_for_itself() {
     let material = Material::make("permits", &sites);
     let setup = Setup {
         analyst_tls: true,
-        site_permit_policy: "allowed_purposes = [\"scientific_research\", \"public_health\"]\n[[permits.deny]]\ntables = [\"variant_occurrence\"]\ncommercial_only = true\n".into(),
+        allowed_purposes: vec![Purpose::ScientificResearch, Purpose::PublicHealth],
+        deny: vec![DenyRule {
+            tables: vec!["variant_occurrence".into()],
+            purposes: Vec::new(),
+            commercial_only: true,
+        }],
         ..Setup::default()
     };
     let valid = material.permit("P-VALID", &[]);

@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{SessionContext, col, lit};
-use ihdsi_flight_server::client::{ClientOptions, Connection, Credentials};
-use ihdsi_flight_server::demo::site_folders;
+use ihdsi_catalog::registry::SiteBackendKind;
+use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
+use ihdsi_cli::demo::site_folders;
+use ihdsi_cli::federation::SiteHost;
 use ihdsi_tests::compare::diff;
 use ihdsi_tests::queries::load;
 use ihdsi_tests::secured::{
@@ -114,17 +116,20 @@ async fn opted_out_persons_never_change_a_result() {
     )
     .await
     .expect("load lu");
-    let postgres = format!("backend = \"postgres\"\nurl = {:?}\n", pg.url());
+    let postgres = SiteHost {
+        backend: SiteBackendKind::Postgres,
+        url: pg.url(),
+    };
     let cluster = ihdsi_tests::backends::ballista_cluster().await;
-    let ballista = format!(
-        "backend = \"ballista\"\nurl = {:?}\n",
-        cluster.scheduler_url()
-    );
+    let ballista = SiteHost {
+        backend: SiteBackendKind::Ballista,
+        url: cluster.scheduler_url(),
+    };
     let setup = Setup {
         min_group_size: Some(1),
         allow_min_max: true,
         opt_out: opted_out(&data).await,
-        site_backend: [("lu".to_string(), postgres), ("kr".to_string(), ballista)]
+        hosts: [("lu".to_string(), postgres), ("kr".to_string(), ballista)]
             .into_iter()
             .collect(),
         ..Setup::default()
@@ -244,8 +249,11 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
             "the in-flight query never reached the audit trail"
         );
     }
-    fed.coordinator.kill().expect("kill -9 the coordinator");
-    fed.coordinator.wait().expect("reap");
+    fed.processes
+        .coordinator
+        .kill()
+        .expect("kill -9 the coordinator");
+    fed.processes.coordinator.wait().expect("reap");
     signal(fed.pid("kr"), "-CONT");
     assert!(
         inflight.await.expect("task").is_err(),

@@ -16,8 +16,8 @@ use arrow_flight::sql::{
 use arrow_flight::{Action, Criteria, FlightDescriptor, FlightInfo};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use futures::TryStreamExt;
-use ihdsi_flight_server::client::{Connection, Credentials};
-use ihdsi_flight_server::demo::DEMO_USER;
+use ihdsi_cli::client::{Connection, Credentials};
+use ihdsi_cli::demo::DEMO_USER;
 use ihdsi_tests::process::{self, DemoProcess};
 use ihdsi_tests::{cohort, fetch_checked};
 use prost::Message;

@@ -16,7 +16,7 @@
 use std::time::{Duration, Instant};
 
 use ihdsi_catalog::{DpSettings, PrivacyPolicy};
-use ihdsi_flight_server::demo::{DEMO_PASSWORD, Federation, demo_auth, start};
+use ihdsi_cli::demo::{DEMO_PASSWORD, Federation, demo_auth, start};
 use ihdsi_tests::dp::{Game, Permits, coins, dp_policy, scratch};
 use ihdsi_tests::planted::{V2_MEASUREMENT, planted};
 use ihdsi_tests::{cohort, connect};

@@ -14,18 +14,18 @@ mod load;
 mod logging;
 mod security;
 
-use crate::auth::secrets;
 use crate::client::{ClientOptions, Connection, Credentials, run_query_with};
 use crate::demo::{DEMO_PASSWORD, DEMO_USER, DemoOptions, run as run_demo};
-use crate::error::{Result, ServerError};
+use crate::error::{CliError, Result};
 use crate::format::{Format, footer, render};
-use crate::permits::PermitStore;
-use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use crate::shell;
 use ihdsi_catalog::registry::SiteBackendKind;
-use ihdsi_catalog::synthetic::{GenerateOptions, generate};
 use ihdsi_catalog::{DpSettings, FederationConfig, PrivacyMode, PrivacyPolicy, SiteConfig};
 use ihdsi_engine::{Coordinator, SiteEngine};
+use ihdsi_flight_server::auth::secrets;
+use ihdsi_flight_server::permits::PermitStore;
+use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
+use ihdsi_synthetic::{GenerateOptions, generate};
 
 /// Federated SQL over a cross-border OMOP cohort: only thresholded
 /// aggregates ever leave a site.
@@ -202,7 +202,7 @@ impl Login {
                 user: self.user.clone(),
                 password: password.clone(),
             }),
-            (None, None) => Err(ServerError::Client(
+            (None, None) => Err(CliError::Client(
                 "no credentials: pass --password (or set IHDSI_PASSWORD), or --token (IHDSI_TOKEN)"
                     .into(),
             )),
@@ -288,7 +288,7 @@ async fn dispatch(command: Command) -> Result<()> {
                 })
             })
             .await
-            .map_err(|e| ServerError::Serve(e.to_string()))??;
+            .map_err(|e| CliError::Serve(e.to_string()))??;
             for (site, n, rows) in &summary.sites {
                 println!("site {site}: {n} persons, {rows} rows");
             }
@@ -327,10 +327,10 @@ async fn dispatch(command: Command) -> Result<()> {
                 ..PrivacyPolicy::threshold(site_min_group_size, allow_min_max)
             };
             if !(budget.is_finite() && budget > 0.0) {
-                return Err(ServerError::Client("--budget must be a positive ρ".into()));
+                return Err(CliError::Client("--budget must be a positive ρ".into()));
             }
             if min_group_size == 0 || site_min_group_size == 0 || round_counts_to == 0 {
-                return Err(ServerError::Client(
+                return Err(CliError::Client(
                     "minimum group sizes and the rounding base must be at least 1".into(),
                 ));
             }
@@ -357,9 +357,7 @@ async fn dispatch(command: Command) -> Result<()> {
             if security::audit(a)? {
                 Ok(())
             } else {
-                Err(ServerError::Client(
-                    "the audit trail does not verify".into(),
-                ))
+                Err(CliError::Client("the audit trail does not verify".into()))
             }
         }
         Command::Query { login, format, sql } => {
@@ -388,10 +386,10 @@ async fn dispatch(command: Command) -> Result<()> {
             let mut password = String::new();
             std::io::stdin()
                 .read_line(&mut password)
-                .map_err(|e| ServerError::Client(format!("cannot read the password: {e}")))?;
+                .map_err(|e| CliError::Client(format!("cannot read the password: {e}")))?;
             let password = password.trim_end_matches(['\n', '\r']);
             if password.is_empty() {
-                return Err(ServerError::Client(
+                return Err(CliError::Client(
                     "empty password: type it on standard input".into(),
                 ));
             }
@@ -434,9 +432,7 @@ async fn serve_site(config: &std::path::Path) -> Result<()> {
     })?;
     tracing::info!(site = %config.site.id, %addr, ?tables, min_group_size = config.privacy.min_group_size, tls = config.tls.is_some(), permits = config.permits.is_some(), audit = config.audit.is_some(), "site listening");
     println!("site {} endpoint: {scheme}://{addr}", config.site.id);
-    server
-        .await
-        .map_err(|e| ServerError::Serve(e.to_string()))?
+    Ok(server.await.map_err(|e| CliError::Serve(e.to_string()))??)
 }
 
 /// `ihdsi coordinator --config federation.toml`: serve until Ctrl-C.
@@ -462,9 +458,7 @@ async fn serve_coordinator(config: &std::path::Path) -> Result<()> {
     })?;
     tracing::info!(%addr, sites = config.sites.len(), site_tls = config.tls.is_some(), audit = config.audit.is_some(), "coordinator listening");
     println!("Flight SQL endpoint: {scheme}://{addr}");
-    server
-        .await
-        .map_err(|e| ServerError::Serve(e.to_string()))?
+    Ok(server.await.map_err(|e| CliError::Serve(e.to_string()))??)
 }
 
 /// `SITE=BACKEND` of `--site-backend`.

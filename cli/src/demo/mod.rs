@@ -9,7 +9,8 @@
 //! coordinator and the sites, sites that require a signed data permit (the
 //! demo's own access body issues one to each demo principal), and
 //! hash-chained audit trails, all in a fresh folder per run
-//! ([`security::DemoSecurity`]).
+//! ([`security::prepare`]), started through the federation builder
+//! ([`crate::federation`]).
 
 // Printing to the terminal is this module's interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -20,25 +21,23 @@ pub mod security;
 
 use std::path::{Path, PathBuf};
 
-use crate::auth::secrets;
+use std::sync::Arc;
+
 use crate::client::{ClientOptions, Credentials, run_query_with};
-use crate::error::{Result, ServerError};
+use crate::error::{CliError, Result};
+use crate::federation::{FederationSpec, Security};
 use crate::format::{Format, footer, render};
-use crate::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 pub use backends::SiteBackends;
 use backends::{DemoSite, SiteHosts};
-use ihdsi_catalog::AuthSection;
 use ihdsi_catalog::auth::{ServiceToken, UserEntry};
-use ihdsi_catalog::registry::CoordinatorSection;
-use ihdsi_catalog::security::AuditSection;
-use ihdsi_catalog::synthetic::{GenerateOptions, generate};
-use ihdsi_catalog::{FederationConfig, PrivacyMode, PrivacyPolicy, SiteEntry};
-use ihdsi_engine::Coordinator;
-use ihdsi_engine::EngineError;
+use ihdsi_catalog::{AuthSection, PrivacyMode, PrivacyPolicy, SiteEntry};
 use ihdsi_engine::audit::AuditLog;
 use ihdsi_engine::site::SiteGuards;
-use security::DemoSecurity;
-use std::sync::Arc;
+use ihdsi_engine::{Coordinator, EngineError};
+use ihdsi_flight_server::auth::secrets;
+use ihdsi_flight_server::permits::PermitStore;
+use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
+use ihdsi_synthetic::{GenerateOptions, generate};
 
 /// Options of `ihdsi demo`.
 #[derive(Debug, Clone)]
@@ -108,7 +107,7 @@ pub const EXAMPLES: &[(&str, &str)] = &[
 /// The site subfolders of a data folder: those holding at least one
 /// `<patient table>.parquet` (the demo's `runs/` folder is not a site).
 pub fn site_folders(data: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(data).map_err(|e| ServerError::DataFolder {
+    let entries = std::fs::read_dir(data).map_err(|e| CliError::DataFolder {
         path: data.to_path_buf(),
         message: e.to_string(),
     })?;
@@ -123,7 +122,7 @@ pub fn site_folders(data: &Path) -> Result<Vec<(String, PathBuf)>> {
         .collect();
     sites.sort();
     if sites.is_empty() {
-        return Err(ServerError::DataFolder {
+        return Err(CliError::DataFolder {
             path: data.to_path_buf(),
             message: "no site subfolders (folders holding <table>.parquet files)".into(),
         });
@@ -153,7 +152,7 @@ pub fn ensure_data(data: &Path, persons: u64) -> Result<()> {
 pub struct Federation {
     pub uri: String,
     pub site_endpoints: Vec<(String, String)>,
-    handles: Vec<tokio::task::JoinHandle<Result<()>>>,
+    handles: Vec<tokio::task::JoinHandle<ihdsi_flight_server::Result<()>>>,
     stop: tokio::sync::watch::Sender<bool>,
     /// The private database and cluster of the sites not on DataFusion,
     /// if any; stopped with the federation.
@@ -191,73 +190,66 @@ pub async fn start(
     site: PrivacyPolicy,
     auth: &AuthSection,
 ) -> Result<Federation> {
-    start_with(
-        data,
-        port,
-        federation,
-        site,
-        auth,
-        None,
-        &SiteBackends::default(),
-    )
-    .await
+    let mut spec = FederationSpec::new(data, data, auth.clone());
+    spec.listen = format!("127.0.0.1:{port}");
+    spec.federation_policy = federation;
+    spec.site_policy = site;
+    start_with(&spec, &SiteBackends::default()).await
 }
 
-fn site_guards(security: Option<&DemoSecurity>, id: &str) -> Result<SiteGuards> {
-    let Some(sec) = security else {
-        return Ok(SiteGuards::default());
+/// What a site of `spec` checks before and records after every subplan.
+fn site_guards(spec: &FederationSpec, id: &str) -> Result<SiteGuards> {
+    let opt_out = spec.opt_out.get(id).cloned().unwrap_or_default();
+    let Some(sec) = &spec.security else {
+        return Ok(SiteGuards {
+            opt_out,
+            ..SiteGuards::default()
+        });
     };
-    let trail = sec.audit_dir.join(format!("site-{id}.jsonl"));
+    let trail =
+        AuditLog::open(&sec.site_trail(id), &format!("site:{id}")).map_err(EngineError::from)?;
     Ok(SiteGuards {
         permits: Some(sec.site_permits.clone()),
-        audit: Some(Arc::new(
-            AuditLog::open(&trail, &format!("site:{id}")).map_err(EngineError::from)?,
-        )),
-        opt_out: Vec::new(),
+        audit: Some(Arc::new(trail)),
+        opt_out,
     })
 }
 
-/// [`start`], secured by `security` when given: mutual TLS to the sites,
-/// permits required, audit trails written.
-pub async fn start_with(
-    data: &Path,
-    port: u16,
-    federation: PrivacyPolicy,
-    site: PrivacyPolicy,
-    auth: &AuthSection,
-    security: Option<&DemoSecurity>,
-    backends: &SiteBackends,
-) -> Result<Federation> {
+/// Start the federation `spec` describes on this runtime: each site on a
+/// free loopback port (on the backend `backends` names for it, started
+/// here), then the coordinator on `spec.listen`.
+pub async fn start_with(spec: &FederationSpec, backends: &SiteBackends) -> Result<Federation> {
     let (stop, rx) = tokio::sync::watch::channel(false);
-    let vocabulary = data.join("concept.parquet").display().to_string();
-    let mut handles = Vec::new();
-    let mut entries = Vec::new();
+    let vocabulary = spec.vocabulary();
+    let security = spec.security.as_ref();
     let scheme = if security.is_some() { "https" } else { "http" };
-    let folders = site_folders(data)?;
+    let folders = spec.sites()?;
     if let Some((unknown, _)) = backends
         .0
         .iter()
         .find(|(id, _)| !folders.iter().any(|f| &f.0 == id))
     {
-        return Err(ServerError::Client(format!(
+        return Err(CliError::Client(format!(
             "--site-backend names site '{unknown}', which the demo data does not have"
         )));
     }
     let mut hosts = SiteHosts::default();
+    let mut handles = Vec::new();
+    let mut entries = Vec::new();
     for (id, folder) in folders {
         let site = DemoSite {
             id: &id,
             folder: &folder,
-            data,
+            data: &spec.data,
             vocabulary: &vocabulary,
-            policy: site.clone(),
-            guards: site_guards(security, &id)?,
+            policy: spec.site_policy.clone(),
+            guards: site_guards(spec, &id)?,
         };
         let engine = hosts.open(site, backends.of(&id)).await?;
         let (listener, addr) = bind("127.0.0.1:0").await?;
         let tables = engine.tables().to_vec();
-        let tls = security.and_then(|s| s.site(&id));
-        handles.push(spawn_site(engine, tls, listener, stopper(&rx))?);
+        let tls = security.map(|s| s.site_tls(&id));
+        handles.push(spawn_site(engine, tls.as_ref(), listener, stopper(&rx))?);
         tracing::info!(site = %id, %addr, tls = tls.is_some(), "site listening");
         entries.push(SiteEntry {
             id,
@@ -267,27 +259,15 @@ pub async fn start_with(
             patients: None,
         });
     }
-    let config = FederationConfig {
-        coordinator: CoordinatorSection {
-            listen: format!("127.0.0.1:{port}"),
-            vocabulary: Some(vocabulary),
-            site_timeout_secs: 120,
-            tls: None,
-        },
-        auth: auth.clone(),
-        privacy: federation,
-        sites: entries.clone(),
-        tls: security.map(|s| s.coordinator_tls.clone()),
-        permits: None,
-        audit: security.map(|s| AuditSection {
-            path: s.audit_dir.join("coordinator.jsonl"),
-        }),
-    };
+    let config = spec.federation_config(entries.clone());
     let coordinator = Coordinator::new(&config).await?;
     let (listener, addr) = bind(&config.coordinator.listen).await?;
     let front = CoordinatorFront {
-        permits: security.map(|s| s.permits.clone()).unwrap_or_default(),
-        tls: security.and_then(DemoSecurity::analyst_identity),
+        permits: match security {
+            Some(s) => PermitStore::load(&s.permits_dir)?,
+            None => PermitStore::default(),
+        },
+        tls: config.coordinator.tls.clone(),
     };
     let scheme = if front.tls.is_some() {
         "grpc+tls"
@@ -296,7 +276,7 @@ pub async fn start_with(
     };
     handles.push(spawn_coordinator(
         coordinator,
-        auth,
+        &config.auth,
         front,
         listener,
         stopper(&rx),
@@ -322,35 +302,46 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     ));
     let sites: Vec<String> = site_folders(&opts.data)?.into_iter().map(|s| s.0).collect();
     let principals = [DEMO_USER.to_string(), DEMO_SERVICE.to_string()];
-    let mut security = DemoSecurity::prepare(&run_dir, &sites, &principals)?;
+    let mut security = security::prepare(&run_dir, &sites, &principals)?;
     security.analyst_tls = opts.analyst_tls;
+    let mut spec = FederationSpec::new(&opts.data, &run_dir, auth);
+    spec.listen = format!("127.0.0.1:{}", opts.port);
+    spec.site_policy = opts.site.clone();
+    spec.federation_policy = opts.federation.clone();
+    if spec.federation_policy.mode == PrivacyMode::Dp {
+        spec.federation_policy.dp.ledger = Some(security.audit_dir.join("budget.jsonl"));
+    }
+    spec.security = Some(security);
+    let fed = start_with(&spec, &opts.site_backends).await?;
     let client = ClientOptions {
-        tls_ca: opts.analyst_tls.then(|| security.ca()),
+        tls_ca: spec
+            .security
+            .as_ref()
+            .filter(|s| s.analyst_tls)
+            .map(Security::ca),
         permit: None,
     };
+    print_banner(&opts, &spec, &fed, &service_token);
+    if opts.examples {
+        print_examples(&opts, &fed.uri, &client).await?;
+    }
     let ca_flag = client
         .tls_ca
         .as_ref()
         .map(|ca| format!(" --tls-ca {}", ca.display()))
         .unwrap_or_default();
-    let mut federation = opts.federation.clone();
-    if federation.mode == PrivacyMode::Dp {
-        federation.dp.ledger = Some(security.audit_dir.join("budget.jsonl"));
-    }
-    let fed = start_with(
-        &opts.data,
-        opts.port,
-        federation,
-        opts.site.clone(),
-        &auth,
-        Some(&security),
-        &opts.site_backends,
-    )
-    .await?;
-    let login = Credentials::Password {
-        user: DEMO_USER.into(),
-        password: opts.password.clone(),
-    };
+    println!(
+        "\nTry: ihdsi shell --uri {} --user {DEMO_USER} --password {}{ca_flag}\n  or: ihdsi query --uri {} --user {DEMO_USER} --password {}{ca_flag} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"",
+        fed.uri, opts.password, fed.uri, opts.password
+    );
+    println!("Serving until Ctrl-C.");
+    let _ = tokio::signal::ctrl_c().await;
+    fed.shutdown().await;
+    Ok(())
+}
+
+/// What is up, where, and how to log in.
+fn print_banner(opts: &DemoOptions, spec: &FederationSpec, fed: &Federation, token: &str) {
     println!(
         "ihdsi demo federation is up: {} sites",
         fed.site_endpoints.len()
@@ -359,17 +350,19 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         let backend = opts.site_backends.describe(id);
         println!("  site {id:<4} {ep}  subplans run {backend}");
     }
-    println!(
-        "  mutual TLS between coordinator and sites; sites require a data permit; audit trails in {}",
-        security.audit_dir.display()
-    );
+    if let Some(security) = &spec.security {
+        println!(
+            "  mutual TLS between coordinator and sites; sites require a data permit; audit trails in {}",
+            security.audit_dir.display()
+        );
+    }
     println!(
         "  certificates, access-body key and permits: {}",
-        security.dir.display()
+        spec.dir.display()
     );
     println!("Flight SQL endpoint: {}", fed.uri);
     println!("  user: {DEMO_USER}  password: {}", opts.password);
-    println!("  service token ({DEMO_SERVICE}): {service_token}");
+    println!("  service token ({DEMO_SERVICE}): {token}");
     println!(
         "  privacy: {} mode; minimum group size: federation {}, sites {}",
         opts.federation.mode.as_str(),
@@ -382,21 +375,20 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
             opts.federation.dp.rho_per_release, opts.federation.dp.budget_rho
         );
     }
-    if opts.examples {
-        for (title, sql) in EXAMPLES {
-            println!("\n-- {title}\n{sql};");
-            match run_query_with(&fed.uri, &login, &client, sql).await {
-                Ok(r) => println!("{}\n{}", render(&r, Format::Table)?, footer(&r)),
-                Err(e) => println!("error: {e}"),
-            }
+}
+
+/// Run the example queries as the demo analyst and print their answers.
+async fn print_examples(opts: &DemoOptions, uri: &str, client: &ClientOptions) -> Result<()> {
+    let login = Credentials::Password {
+        user: DEMO_USER.into(),
+        password: opts.password.clone(),
+    };
+    for (title, sql) in EXAMPLES {
+        println!("\n-- {title}\n{sql};");
+        match run_query_with(uri, &login, client, sql).await {
+            Ok(r) => println!("{}\n{}", render(&r, Format::Table)?, footer(&r)),
+            Err(e) => println!("error: {e}"),
         }
     }
-    println!(
-        "\nTry: ihdsi shell --uri {} --user {DEMO_USER} --password {}{ca_flag}\n  or: ihdsi query --uri {} --user {DEMO_USER} --password {}{ca_flag} \"SELECT year_of_birth / 10 * 10 AS decade, count(*) FROM person GROUP BY 1 ORDER BY 1\"",
-        fed.uri, opts.password, fed.uri, opts.password
-    );
-    println!("Serving until Ctrl-C.");
-    let _ = tokio::signal::ctrl_c().await;
-    fed.shutdown().await;
     Ok(())
 }

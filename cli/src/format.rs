@@ -4,7 +4,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
 use crate::client::QueryResult;
-use crate::error::{Result, ServerError};
+use crate::error::{CliError, Result};
 
 /// Output formats of `ihdsi query`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -14,8 +14,8 @@ pub enum Format {
     Json,
 }
 
-fn err(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Client(format!("cannot format result: {e}"))
+fn err(e: impl std::fmt::Display) -> CliError {
+    CliError::Client(format!("cannot format result: {e}"))
 }
 
 /// Render the batches in `format`.

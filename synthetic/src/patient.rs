@@ -15,9 +15,9 @@ use super::buffer::{TableBuffer, V};
 use super::clinical::{background, measurements};
 use super::courses::{bladder_course, parkinson_course};
 use super::rng::{Rng, days_from_civil};
-use crate::error::{CatalogError, Result};
-use crate::schema;
-use crate::vocabulary::*;
+use crate::error::{Result, SyntheticError};
+use ihdsi_catalog::schema;
+use ihdsi_catalog::vocabulary::*;
 
 /// Size and case mix of one site.
 #[derive(Debug, Clone)]
@@ -260,7 +260,7 @@ pub(crate) fn generate_site(
     persons: u64,
     seed: u64,
 ) -> Result<u64> {
-    std::fs::create_dir_all(dir).map_err(|source| CatalogError::Write {
+    std::fs::create_dir_all(dir).map_err(|source| SyntheticError::Write {
         path: dir.to_path_buf(),
         source,
     })?;
@@ -268,7 +268,7 @@ pub(crate) fn generate_site(
         .iter()
         .map(|(name, fill)| {
             let def =
-                schema::table(name).ok_or_else(|| CatalogError::UnknownTable((*name).into()))?;
+                schema::table(name).ok_or_else(|| SyntheticError::UnknownTable((*name).into()))?;
             TableBuffer::create(
                 def.name,
                 def.file_schema(),

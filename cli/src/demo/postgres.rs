@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::error::{Result, ServerError};
+use crate::error::{CliError, Result};
 
-fn failed(what: impl std::fmt::Display) -> ServerError {
-    ServerError::Serve(format!("private PostgreSQL server: {what}"))
+fn failed(what: impl std::fmt::Display) -> CliError {
+    CliError::Serve(format!("private PostgreSQL server: {what}"))
 }
 
 /// A running PostgreSQL server of this process.

@@ -13,6 +13,7 @@
 mod buffer;
 mod clinical;
 mod courses;
+mod error;
 mod patient;
 mod rng;
 
@@ -23,9 +24,9 @@ use datafusion::arrow::array::{ArrayRef, Date32Array, Int32Array, StringArray};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::parquet::arrow::ArrowWriter;
 
-use crate::error::{CatalogError, Result};
-use crate::schema;
-use crate::vocabulary::CONCEPTS;
+pub use error::{Result, SyntheticError};
+use ihdsi_catalog::schema;
+use ihdsi_catalog::vocabulary::CONCEPTS;
 pub use patient::SiteProfile;
 
 /// What to generate.
@@ -76,14 +77,14 @@ fn split_persons(total: u64, profiles: &[SiteProfile]) -> Vec<u64> {
 /// Generate the cohort. Existing files in `out` are overwritten.
 pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
     if opts.sites.is_empty() {
-        return Err(CatalogError::ConfigInvalid(
+        return Err(SyntheticError::InvalidOptions(
             "--sites needs at least one site id".into(),
         ));
     }
     for (i, site) in opts.sites.iter().enumerate() {
-        crate::registry::validate_id(site)?;
+        ihdsi_catalog::registry::validate_id(site)?;
         if opts.sites[..i].contains(site) {
-            return Err(CatalogError::ConfigInvalid(format!(
+            return Err(SyntheticError::InvalidOptions(format!(
                 "site id '{site}' is listed twice"
             )));
         }
@@ -94,7 +95,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
         .map(|s| SiteProfile::for_site(s))
         .collect();
     let counts = split_persons(opts.persons, &profiles);
-    std::fs::create_dir_all(&opts.out).map_err(|source| CatalogError::Write {
+    std::fs::create_dir_all(&opts.out).map_err(|source| SyntheticError::Write {
         path: opts.out.clone(),
         source,
     })?;
@@ -125,7 +126,7 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
             .into_iter()
             .map(|h| {
                 h.join().unwrap_or_else(|_| {
-                    Err(CatalogError::ConfigInvalid(
+                    Err(SyntheticError::InvalidOptions(
                         "generator thread panicked".into(),
                     ))
                 })
@@ -143,11 +144,11 @@ pub fn generate(opts: &GenerateOptions) -> Result<GenerateSummary> {
 
 fn write_concepts(path: &Path) -> Result<()> {
     let def =
-        schema::table("concept").ok_or_else(|| CatalogError::UnknownTable("concept".into()))?;
+        schema::table("concept").ok_or_else(|| SyntheticError::UnknownTable("concept".into()))?;
     let start = rng::days_from_civil(1970, 1, 1);
     let end = rng::days_from_civil(2099, 12, 31);
     let n = CONCEPTS.len();
-    let text = |f: fn(&crate::vocabulary::Concept) -> &str| -> ArrayRef {
+    let text = |f: fn(&ihdsi_catalog::vocabulary::Concept) -> &str| -> ArrayRef {
         Arc::new(StringArray::from_iter_values(CONCEPTS.iter().map(f)))
     };
     let standard: ArrayRef = Arc::new(StringArray::from_iter(
@@ -167,12 +168,12 @@ fn write_concepts(path: &Path) -> Result<()> {
         Arc::new(Date32Array::from(vec![end; n])),
         Arc::new(StringArray::from(vec![None::<&str>; n])),
     ];
-    let encode = |e: &dyn std::fmt::Display| CatalogError::Encode {
+    let encode = |e: &dyn std::fmt::Display| SyntheticError::Encode {
         table: "concept".into(),
         message: e.to_string(),
     };
     let batch = RecordBatch::try_new(def.file_schema(), columns).map_err(|e| encode(&e))?;
-    let file = std::fs::File::create(path).map_err(|source| CatalogError::Write {
+    let file = std::fs::File::create(path).map_err(|source| SyntheticError::Write {
         path: path.to_path_buf(),
         source,
     })?;

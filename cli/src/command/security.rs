@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use chrono::{Duration, SecondsFormat, Utc};
 use clap::Subcommand;
 
-use crate::error::{Result, ServerError};
-use crate::permits::{read_signing_key, write_signing_key};
-use crate::tls;
+use crate::error::{CliError, Result};
 use ihdsi_catalog::permit::{Permit, Purpose, issue, public_key_of};
 use ihdsi_engine::audit::verify_file;
+use ihdsi_flight_server::permits::{read_signing_key, write_signing_key};
+use ihdsi_flight_server::tls;
 
 /// `ihdsi certs …`
 #[derive(Debug, Subcommand)]
@@ -140,7 +140,7 @@ pub(super) fn permit(command: PermitCommand) -> Result<()> {
             let token = issue_permit(*args)?;
             match out {
                 Some(path) => std::fs::write(&path, format!("{token}\n")).map_err(|e| {
-                    ServerError::Permit(format!("cannot write {}: {e}", path.display()))
+                    CliError::Permit(format!("cannot write {}: {e}", path.display()))
                 })?,
                 None => println!("{token}"),
             }
@@ -156,7 +156,7 @@ pub(super) fn issue_permit(args: IssueArgs) -> Result<String> {
     let purpose: Purpose = args.purpose.parse()?;
     let from = match &args.valid_from {
         Some(t) => chrono::DateTime::parse_from_rfc3339(t)
-            .map_err(|e| ServerError::Permit(format!("--valid-from '{t}': {e}")))?
+            .map_err(|e| CliError::Permit(format!("--valid-from '{t}': {e}")))?
             .with_timezone(&Utc),
         None => Utc::now(),
     };
@@ -187,8 +187,7 @@ pub(super) fn issue_permit(args: IssueArgs) -> Result<String> {
 /// Verify an audit trail: `Ok(true)` when it is intact.
 pub(super) fn audit(command: AuditCommand) -> Result<bool> {
     let AuditCommand::Verify { file } = command;
-    let report =
-        verify_file(&file).map_err(|e| ServerError::Client(format!("cannot verify: {e}")))?;
+    let report = verify_file(&file).map_err(|e| CliError::Client(format!("cannot verify: {e}")))?;
     match report.first_bad {
         None => {
             println!(

@@ -21,7 +21,7 @@ use rustyline::DefaultEditor;
 use rustyline::error::ReadlineError;
 
 use crate::client::{ClientOptions, Connection, Credentials};
-use crate::error::{Result, ServerError};
+use crate::error::{CliError, Result};
 use crate::format::{Format, footer, render};
 
 const PROMPT: &str = "ihdsi> ";
@@ -90,7 +90,7 @@ fn history_path() -> Option<PathBuf> {
 
 /// Log in again when the session token has expired (it lives
 /// `auth.token_ttl_secs`, 8 hours by default) and the shell has a password.
-async fn renew(connection: &mut Connection, login: &Login<'_>, err: &ServerError) -> bool {
+async fn renew(connection: &mut Connection, login: &Login<'_>, err: &CliError) -> bool {
     let Login {
         uri,
         credentials,
@@ -121,7 +121,7 @@ pub struct Login<'a> {
 pub async fn run(mut connection: Connection, login: Login<'_>) -> Result<()> {
     let uri = login.uri;
     let mut editor = DefaultEditor::new()
-        .map_err(|e| ServerError::Client(format!("cannot start the line editor: {e}")))?;
+        .map_err(|e| CliError::Client(format!("cannot start the line editor: {e}")))?;
     let history = history_path();
     if let Some(h) = &history {
         let _ = editor.load_history(h);
@@ -144,7 +144,7 @@ pub async fn run(mut connection: Connection, login: Login<'_>) -> Result<()> {
                 continue;
             }
             Err(ReadlineError::Eof) => break,
-            Err(e) => return Err(ServerError::Client(format!("cannot read input: {e}"))),
+            Err(e) => return Err(CliError::Client(format!("cannot read input: {e}"))),
         };
         let input = interpret(&mut buffer, &line);
         if !matches!(input, Input::More) {

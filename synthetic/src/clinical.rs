@@ -5,7 +5,7 @@ use super::buffer::V;
 use super::patient::{CONDITION, Ctx, DRUG, MEASUREMENT, Writer};
 use super::rng::Rng;
 use crate::error::Result;
-use crate::vocabulary::*;
+use ihdsi_catalog::vocabulary::*;
 
 pub(super) fn condition(w: &mut Writer, c: &Ctx, concept: i32, day: i32) -> Result<()> {
     let id = w.id();

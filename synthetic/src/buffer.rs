@@ -19,7 +19,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 
-use crate::error::{CatalogError, Result};
+use crate::error::{Result, SyntheticError};
 
 const FLUSH_ROWS: usize = 64 * 1024;
 /// Row groups of 128k rows keep per-group statistics useful for pruning.
@@ -124,8 +124,8 @@ pub(crate) fn writer_properties() -> WriterProperties {
         .build()
 }
 
-fn encode_err(table: &str, e: impl std::fmt::Display) -> CatalogError {
-    CatalogError::Encode {
+fn encode_err(table: &str, e: impl std::fmt::Display) -> SyntheticError {
+    SyntheticError::Encode {
         table: table.to_string(),
         message: e.to_string(),
     }
@@ -152,7 +152,7 @@ impl TableBuffer {
             .map(|c| schema.index_of(c).map_err(|e| encode_err(table, e)))
             .collect::<Result<Vec<_>>>()?;
         let rest = (0..cols.len()).filter(|i| !fill.contains(i)).collect();
-        let file = File::create(path).map_err(|source| CatalogError::Write {
+        let file = File::create(path).map_err(|source| SyntheticError::Write {
             path: path.to_path_buf(),
             source,
         })?;

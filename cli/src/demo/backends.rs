@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use super::postgres;
-use crate::error::{Result, ServerError};
+use crate::error::{CliError, Result};
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_engine::SiteEngine;
@@ -94,7 +94,7 @@ impl SiteHosts {
                     .ballista
                     .as_ref()
                     .map(StandaloneCluster::scheduler_url)
-                    .ok_or_else(|| ServerError::Serve("no Ballista cluster".into()))?;
+                    .ok_or_else(|| CliError::Serve("no Ballista cluster".into()))?;
                 ihdsi_engine::site::ballista::open_site(
                     data,
                     &scheduler,
@@ -117,7 +117,7 @@ impl SiteHosts {
         let server = self
             .postgres
             .as_ref()
-            .ok_or_else(|| ServerError::Serve("no PostgreSQL".into()))?;
+            .ok_or_else(|| CliError::Serve("no PostgreSQL".into()))?;
         server.create_database(&format!("omop_{site}")).await
     }
 }

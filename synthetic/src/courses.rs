@@ -7,7 +7,7 @@ use super::patient::SiteProfile;
 use super::patient::{Ctx, OBSERVATION, PROCEDURE, SPECIMEN, VARIANT, Writer};
 use super::rng::Rng;
 use crate::error::Result;
-use crate::vocabulary::*;
+use ihdsi_catalog::vocabulary::*;
 
 fn procedure(w: &mut Writer, c: &Ctx, concept: i32, day: i32) -> Result<i64> {
     let id = w.id();

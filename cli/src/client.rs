@@ -13,10 +13,10 @@ use futures::TryStreamExt;
 use ihdsi_engine::SiteProgress;
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
 
-use crate::coordinator::actions::{PROGRESS_ACTION, REQUEST_ID_HEADER};
+use ihdsi_flight_server::coordinator::actions::{PROGRESS_ACTION, REQUEST_ID_HEADER};
 
-use crate::error::{Result, ServerError};
-use crate::permits::PERMIT_HEADER;
+use crate::error::{CliError, Result};
+use ihdsi_flight_server::permits::PERMIT_HEADER;
 
 /// A query result as the analyst receives it.
 #[derive(Debug, Clone)]
@@ -54,7 +54,7 @@ pub fn http_uri(uri: &str) -> Result<String> {
     if uri.starts_with("http://") || uri.starts_with("https://") {
         return Ok(uri.to_string());
     }
-    Err(ServerError::Client(format!(
+    Err(CliError::Client(format!(
         "invalid URI '{uri}': expected grpc://HOST:PORT"
     )))
 }
@@ -131,30 +131,30 @@ impl Connection {
         options: &ClientOptions,
     ) -> Result<Self> {
         let mut endpoint = Endpoint::from_shared(http_uri(uri)?)
-            .map_err(|e| ServerError::Client(format!("invalid URI '{uri}': {e}")))?
+            .map_err(|e| CliError::Client(format!("invalid URI '{uri}': {e}")))?
             .connect_timeout(Duration::from_secs(10));
         if uri.starts_with("grpc+tls://") && options.tls_ca.is_none() {
-            return Err(ServerError::Client(format!(
+            return Err(CliError::Client(format!(
                 "{uri} is a TLS endpoint: pass --tls-ca (or IHDSI_TLS_CA) with the CA certificate that signed the coordinator's certificate"
             )));
         }
         if let Some(ca) = &options.tls_ca {
             let pem = std::fs::read(ca).map_err(|e| {
-                ServerError::Client(format!("cannot read the CA file {}: {e}", ca.display()))
+                CliError::Client(format!("cannot read the CA file {}: {e}", ca.display()))
             })?;
             endpoint = endpoint
                 .tls_config(ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem)))
-                .map_err(|e| ServerError::Client(format!("TLS setup for {uri}: {e}")))?;
+                .map_err(|e| CliError::Client(format!("TLS setup for {uri}: {e}")))?;
         }
         let channel = endpoint
             .connect()
             .await
-            .map_err(|e| ServerError::Client(format!("cannot connect to {uri}: {e}")))?;
+            .map_err(|e| CliError::Client(format!("cannot connect to {uri}: {e}")))?;
         let mut client = FlightSqlServiceClient::new(channel);
         match credentials {
             Credentials::Password { user, password } => {
                 client.handshake(user, password).await.map_err(|e| {
-                    ServerError::Client(format!("login to {uri} as '{user}' failed: {e}"))
+                    CliError::Client(format!("login to {uri} as '{user}' failed: {e}"))
                 })?;
             }
             Credentials::Token(token) => client.set_token(token.clone()),
@@ -193,11 +193,11 @@ impl Connection {
         let info = client
             .execute(sql.to_string(), None)
             .await
-            .map_err(|e| ServerError::Client(describe(&e)))?;
+            .map_err(|e| CliError::Client(describe(&e)))?;
         let schema = info
             .clone()
             .try_decode_schema()
-            .map_err(|e| ServerError::Client(format!("invalid result schema: {e}")))?;
+            .map_err(|e| CliError::Client(format!("invalid result schema: {e}")))?;
         let batches = fetch_with(&mut client, info).await?;
         Ok(QueryResult {
             schema: std::sync::Arc::new(schema),
@@ -220,15 +220,15 @@ impl Connection {
         let results: Vec<arrow_flight::Result> = client
             .do_action(action)
             .await
-            .map_err(|e| ServerError::Client(describe(&e)))?
+            .map_err(|e| CliError::Client(describe(&e)))?
             .try_collect()
             .await
-            .map_err(|s| ServerError::Client(describe(&FlightError::Tonic(Box::new(s)))))?;
+            .map_err(|s| CliError::Client(describe(&FlightError::Tonic(Box::new(s)))))?;
         let Some(first) = results.first() else {
             return Ok(Vec::new());
         };
         serde_json::from_slice(&first.body)
-            .map_err(|e| ServerError::Client(format!("malformed progress report: {e}")))
+            .map_err(|e| CliError::Client(format!("malformed progress report: {e}")))
     }
 }
 
@@ -242,11 +242,11 @@ async fn fetch_with(
         let stream = client
             .do_get(ticket)
             .await
-            .map_err(|e| ServerError::Client(describe(&e)))?;
+            .map_err(|e| CliError::Client(describe(&e)))?;
         let mut got: Vec<RecordBatch> = stream
             .try_collect()
             .await
-            .map_err(|e| ServerError::Client(describe(&e)))?;
+            .map_err(|e| CliError::Client(describe(&e)))?;
         batches.append(&mut got);
     }
     Ok(batches)

@@ -11,10 +11,10 @@ use datafusion::arrow::ipc::convert::try_schema_from_ipc_buffer;
 use datafusion::arrow::util::pretty::pretty_format_batches;
 
 use crate::client::{Connection, describe};
-use crate::error::{Result, ServerError};
+use crate::error::{CliError, Result};
 
-fn client_error(e: impl std::fmt::Display) -> ServerError {
-    ServerError::Client(e.to_string())
+fn client_error(e: impl std::fmt::Display) -> CliError {
+    CliError::Client(e.to_string())
 }
 
 /// `GetTables` with schemas, optionally for one table name.
