@@ -1,0 +1,142 @@
+//! `ihdsi demo`: its flags, and the policies they make.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::demo::{DEMO_PASSWORD, DemoOptions, SiteBackends, run as run_demo};
+use crate::error::{CliError, Result};
+use ihdsi_catalog::registry::SiteBackendKind;
+use ihdsi_catalog::{DpSettings, PrivacyMode, PrivacyPolicy};
+
+/// Start three sites and a coordinator on 127.0.0.1 and serve until Ctrl-C.
+#[derive(Debug, Args)]
+pub(super) struct DemoArgs {
+    #[arg(long, default_value = "ihdsi-demo-data")]
+    data: PathBuf,
+    #[arg(long, default_value_t = 50051)]
+    port: u16,
+    /// Persons to generate when DATA is empty.
+    #[arg(long, default_value_t = 30_000)]
+    persons: u64,
+    /// The federation's minimum distinct patients per released group.
+    #[arg(long, default_value_t = 10)]
+    min_group_size: u64,
+    /// Each site's minimum distinct patients per group it sends.
+    #[arg(long, default_value_t = 10)]
+    site_min_group_size: u64,
+    /// Allow MIN and MAX (they release one patient's value).
+    #[arg(long)]
+    allow_min_max: bool,
+    /// Round released counts to the nearest multiple of N (1 = exact).
+    #[arg(long, default_value_t = 1)]
+    round_counts_to: u64,
+    /// threshold: tell analysts how many groups were withheld (the
+    /// count discloses that small groups exist; off by default).
+    #[arg(long)]
+    report_suppressed: bool,
+    /// Run a site on another backend: `lu=postgres` (a private
+    /// PostgreSQL server is started and the site loaded into it) or
+    /// `kr=ballista` (an in-process Ballista scheduler and executor
+    /// run its subplans over its Parquet files). Repeatable; sites not
+    /// named run on `datafusion`.
+    #[arg(long, value_parser = parse_site_backend)]
+    site_backend: Vec<(String, SiteBackendKind)>,
+    /// Disclosure control: `threshold` (exact counts of groups of at
+    /// least --min-group-size patients) or `dp` (noisy counts and sums,
+    /// a zCDP budget per data permit).
+    #[arg(long, default_value = "threshold")]
+    privacy: PrivacyMode,
+    /// dp: the budget ρ of each data permit.
+    #[arg(long, default_value_t = 1.0)]
+    budget: f64,
+    /// Password of the demo analyst 'analyst'.
+    #[arg(long, env = "IHDSI_DEMO_PASSWORD", default_value = DEMO_PASSWORD)]
+    password: String,
+    /// Lifetime in seconds of the tokens the handshake issues.
+    #[arg(long, default_value_t = 8 * 3600)]
+    token_ttl_secs: u64,
+    /// Do not run the example queries at start-up.
+    #[arg(long)]
+    no_examples: bool,
+    /// Serve analysts over TLS too (grpc+tls://; clients trust the
+    /// demo's certs/ca.pem, whose path is printed).
+    #[arg(long)]
+    analyst_tls: bool,
+}
+
+impl DemoArgs {
+    /// Check the flags, make the policies and run the demo until Ctrl-C.
+    pub(super) async fn run(self) -> Result<()> {
+        let DemoArgs {
+            data,
+            port,
+            persons,
+            min_group_size,
+            site_min_group_size,
+            allow_min_max,
+            round_counts_to,
+            report_suppressed,
+            site_backend,
+            privacy,
+            budget,
+            password,
+            token_ttl_secs,
+            no_examples,
+            analyst_tls,
+        } = self;
+        let federation = PrivacyPolicy {
+            mode: privacy,
+            round_counts_to,
+            report_suppressed,
+            dp: DpSettings {
+                budget_rho: budget,
+                ..DpSettings::default()
+            },
+            ..PrivacyPolicy::threshold(min_group_size, allow_min_max)
+        };
+        let site = PrivacyPolicy {
+            mode: privacy,
+            ..PrivacyPolicy::threshold(site_min_group_size, allow_min_max)
+        };
+        if !(budget.is_finite() && budget > 0.0) {
+            return Err(CliError::Client("--budget must be a positive ρ".into()));
+        }
+        if min_group_size == 0 || site_min_group_size == 0 || round_counts_to == 0 {
+            return Err(CliError::Client(
+                "minimum group sizes and the rounding base must be at least 1".into(),
+            ));
+        }
+        run_demo(DemoOptions {
+            data,
+            port,
+            persons,
+            federation,
+            site,
+            password,
+            token_ttl_secs: token_ttl_secs.max(1),
+            examples: !no_examples,
+            analyst_tls,
+            site_backends: SiteBackends(site_backend),
+        })
+        .await
+    }
+}
+
+/// `SITE=BACKEND` of `--site-backend`.
+fn parse_site_backend(s: &str) -> std::result::Result<(String, SiteBackendKind), String> {
+    let (site, backend) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected SITE=BACKEND, e.g. lu=postgres; got '{s}'"))?;
+    let kind = match backend {
+        "datafusion" => SiteBackendKind::Datafusion,
+        "postgres" => SiteBackendKind::Postgres,
+        "ballista" => SiteBackendKind::Ballista,
+        other => {
+            return Err(format!(
+                "unknown backend '{other}': datafusion, postgres or ballista"
+            ));
+        }
+    };
+    Ok((site.to_string(), kind))
+}
