@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use plotters::prelude::*;
 
 use crate::error::{BenchError, Result};
-use crate::report::{Results, human, ratios};
+use crate::report::{Results, Scale, human, ratios};
 use crate::stats::median;
 use crate::sweeps::QueryFigures;
 
@@ -176,7 +176,21 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
         path: dir.to_path_buf(),
         message: e.to_string(),
     })?;
-    let mut out = Vec::new();
+    let mut out = vec![persons_chart(dir, r)?];
+    if let Some(s) = r.main_scale() {
+        out.push(queries_chart(dir, s)?);
+    }
+    if !r.sites.is_empty() {
+        out.push(sites_chart(dir, r)?);
+    }
+    if !r.concurrency.is_empty() {
+        out.push(concurrency_chart(dir, r)?);
+    }
+    Ok(out)
+}
+
+/// The whole workload by persons, every configuration.
+fn persons_chart(dir: &Path, r: &Results) -> Result<PathBuf> {
     let persons = |f: fn(&QueryFigures) -> f64| -> Vec<(f64, f64)> {
         r.scales
             .iter()
@@ -199,70 +213,75 @@ pub fn write(dir: &Path, r: &Results) -> Result<Vec<PathBuf>> {
             series("DuckDB", DUCK, persons(QueryFigures::duckdb)),
         ],
     )?;
-    out.push(path);
-    if let Some(s) = r.main_scale() {
-        let path = dir.join("queries.svg");
-        let by_query = |g: fn(&QueryFigures) -> f64| -> Vec<(f64, f64)> {
-            s.figures
-                .iter()
-                .enumerate()
-                .map(|(i, f)| ((i + 1) as f64, f.federated() / g(f)))
-                .collect()
-        };
-        chart(
-            &path,
-            &format!(
-                "Federated time over baseline per query, {} persons",
-                human(s.cohort.persons)
-            ),
-            Axis::linear("query (order of RESULTS.md)"),
-            Axis::linear("ratio"),
-            &[
-                series(
-                    "federated / centralized",
-                    CENT,
-                    by_query(QueryFigures::centralized),
-                ),
-                series("federated / DuckDB", DUCK, by_query(QueryFigures::duckdb)),
-            ],
-        )?;
-        out.push(path);
-    }
-    if !r.sites.is_empty() {
-        let path = dir.join("sites.svg");
-        let points: Vec<(f64, f64)> = r
-            .sites
+    Ok(path)
+}
+
+/// Per query, federated time over each baseline at the main scale.
+fn queries_chart(dir: &Path, s: &Scale) -> Result<PathBuf> {
+    let path = dir.join("queries.svg");
+    let by_query = |g: fn(&QueryFigures) -> f64| -> Vec<(f64, f64)> {
+        s.figures
             .iter()
-            .map(|p| (p.sites as f64, median(&ratios(&p.figures))))
-            .collect();
-        chart(
-            &path,
-            "Median federated/centralized ratio by number of sites",
-            Axis::linear("sites"),
-            Axis::linear("ratio"),
-            &[series("federated / centralized", FED, points)],
-        )?;
-        out.push(path);
-    }
-    if !r.concurrency.is_empty() {
-        let path = dir.join("concurrency.svg");
-        let points = |i: usize| -> Vec<(f64, f64)> {
-            r.concurrency
-                .iter()
-                .map(|pair| (pair[i].analysts as f64, pair[i].throughput()))
-                .collect()
-        };
-        chart(
-            &path,
-            "Throughput by concurrent analysts",
-            Axis::log("analysts"),
-            Axis::linear("queries per second"),
-            &[
-                series("federated", FED, points(0)),
-                series("centralized", CENT, points(1)),
-            ],
-        )?;
-        out.push(path);
-    }
-    Ok(out)
+            .enumerate()
+            .map(|(i, f)| ((i + 1) as f64, f.federated() / g(f)))
+            .collect()
+    };
+    chart(
+        &path,
+        &format!(
+            "Federated time over baseline per query, {} persons",
+            human(s.cohort.persons)
+        ),
+        Axis::linear("query (order of RESULTS.md)"),
+        Axis::linear("ratio"),
+        &[
+            series(
+                "federated / centralized",
+                CENT,
+                by_query(QueryFigures::centralized),
+            ),
+            series("federated / DuckDB", DUCK, by_query(QueryFigures::duckdb)),
+        ],
+    )?;
+    Ok(path)
+}
+
+/// The median ratio by number of sites.
+fn sites_chart(dir: &Path, r: &Results) -> Result<PathBuf> {
+    let path = dir.join("sites.svg");
+    let points: Vec<(f64, f64)> = r
+        .sites
+        .iter()
+        .map(|p| (p.sites as f64, median(&ratios(&p.figures))))
+        .collect();
+    chart(
+        &path,
+        "Median federated/centralized ratio by number of sites",
+        Axis::linear("sites"),
+        Axis::linear("ratio"),
+        &[series("federated / centralized", FED, points)],
+    )?;
+    Ok(path)
+}
+
+/// Throughput by concurrent analysts.
+fn concurrency_chart(dir: &Path, r: &Results) -> Result<PathBuf> {
+    let path = dir.join("concurrency.svg");
+    let points = |i: usize| -> Vec<(f64, f64)> {
+        r.concurrency
+            .iter()
+            .map(|pair| (pair[i].analysts as f64, pair[i].throughput()))
+            .collect()
+    };
+    chart(
+        &path,
+        "Throughput by concurrent analysts",
+        Axis::log("analysts"),
+        Axis::linear("queries per second"),
+        &[
+            series("federated", FED, points(0)),
+            series("centralized", CENT, points(1)),
+        ],
+    )?;
+    Ok(path)
 }

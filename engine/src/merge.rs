@@ -62,6 +62,95 @@ pub(crate) struct Group {
     pub(crate) withheld: Vec<bool>,
 }
 
+/// One site batch's columns, read once: its cell counts and dominance
+/// summaries by position.
+struct SiteColumns<'a> {
+    batch: &'a RecordBatch,
+    counts: Vec<&'a Int64Array>,
+    summaries: Vec<SummaryColumns<'a>>,
+}
+
+impl<'a> SiteColumns<'a> {
+    fn of(release: &Release, batch: &'a RecordBatch) -> Result<Self> {
+        let width = release.site_types().len();
+        if batch.num_columns() != width {
+            return Err(EngineError::Internal(format!(
+                "partial batch has {} columns, expected {width}",
+                batch.num_columns()
+            )));
+        }
+        let base = release.base_width();
+        let counts = (0..release.cells.sources.len())
+            .map(|c| {
+                batch
+                    .column(base + c)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .ok_or_else(|| EngineError::Internal("cell count is not Int64".into()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let summaries = (0..release.dominance.len())
+            .map(|n| SummaryColumns::of(release, batch, n))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Self {
+            batch,
+            counts,
+            summaries,
+        })
+    }
+}
+
+impl Group {
+    /// A group no site has sent a row of yet.
+    fn empty(release: &Release) -> Self {
+        Self {
+            keys: Vec::new(),
+            rows: Vec::new(),
+            patients: 0,
+            cells: vec![0; release.cells.sources.len()],
+            last_site: usize::MAX,
+            summaries: vec![Vec::new(); release.dominance.len()],
+            withheld: vec![false; release.merges.len()],
+        }
+    }
+
+    /// Add row `r` of site `site`'s batch: its partials, patient and cell
+    /// counts (checked for overflow) and dominance summaries.
+    fn absorb(
+        &mut self,
+        release: &Release,
+        site: usize,
+        columns: &SiteColumns<'_>,
+        r: usize,
+    ) -> Result<()> {
+        let (keys, base) = (release.key_count, release.base_width());
+        let values = (0..base)
+            .map(|c| ScalarValue::try_from_array(columns.batch.column(c), r))
+            .collect::<datafusion::error::Result<Vec<_>>>()?;
+        self.last_site = site;
+        if self.keys.is_empty() {
+            self.keys = values[..keys].to_vec();
+        }
+        self.patients = self
+            .patients
+            .checked_add(as_i64(&values[base - 1]))
+            .ok_or_else(overflow)?;
+        for (total, column) in self.cells.iter_mut().zip(&columns.counts) {
+            let n = if column.is_null(r) {
+                0
+            } else {
+                column.value(r)
+            };
+            *total = total.checked_add(n).ok_or_else(overflow)?;
+        }
+        self.rows.push(values[keys..base - 1].to_vec());
+        for (per_site, summary) in self.summaries.iter_mut().zip(&columns.summaries) {
+            per_site.push(summary.get(r));
+        }
+        Ok(())
+    }
+}
+
 /// Merge the sites' partial rows per group, unthresholded. Also returns
 /// the number of groups that exist (a query without GROUP BY has its one
 /// group even when every site withheld it).
@@ -70,9 +159,6 @@ pub(crate) fn merge_groups(
     answers: &[SitePartials],
 ) -> Result<(Vec<Group>, usize)> {
     let keys = release.key_count;
-    let base = release.base_width();
-    let cells = release.cells.sources.len();
-    let width = release.site_types().len();
     let key_types: Vec<SortField> = release
         .site_types()
         .into_iter()
@@ -87,12 +173,7 @@ pub(crate) fn merge_groups(
         .enumerate()
         .flat_map(|(s, a)| a.batches.iter().map(move |b| (s, b)));
     for (site, batch) in batches {
-        if batch.num_columns() != width {
-            return Err(EngineError::Internal(format!(
-                "partial batch has {} columns, expected {width}",
-                batch.num_columns()
-            )));
-        }
+        let columns = SiteColumns::of(release, batch)?;
         // Without GROUP BY there is exactly one group; the row format cannot
         // encode zero columns, so it is not used then.
         let rows = if keys > 0 {
@@ -100,18 +181,6 @@ pub(crate) fn merge_groups(
         } else {
             None
         };
-        let counts = (0..cells)
-            .map(|c| {
-                batch
-                    .column(base + c)
-                    .as_any()
-                    .downcast_ref::<Int64Array>()
-                    .ok_or_else(|| EngineError::Internal("cell count is not Int64".into()))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let summaries = (0..release.dominance.len())
-            .map(|n| SummaryColumns::of(release, batch, n))
-            .collect::<Result<Vec<_>>>()?;
         for r in 0..batch.num_rows() {
             let slot = match &rows {
                 Some(rows) => {
@@ -121,15 +190,7 @@ pub(crate) fn merge_groups(
                 None => 0,
             };
             if slot == groups.len() {
-                groups.push(Group {
-                    keys: Vec::new(),
-                    rows: Vec::new(),
-                    patients: 0,
-                    cells: vec![0; cells],
-                    last_site: usize::MAX,
-                    summaries: vec![Vec::new(); release.dominance.len()],
-                    withheld: vec![false; release.merges.len()],
-                });
+                groups.push(Group::empty(release));
             }
             if groups[slot].last_site == site {
                 return Err(EngineError::implausible(
@@ -137,30 +198,7 @@ pub(crate) fn merge_groups(
                     "the same group was sent twice",
                 ));
             }
-            let values = (0..base)
-                .map(|c| ScalarValue::try_from_array(batch.column(c), r))
-                .collect::<datafusion::error::Result<Vec<_>>>()?;
-            let g = &mut groups[slot];
-            g.last_site = site;
-            if g.keys.is_empty() {
-                g.keys = values[..keys].to_vec();
-            }
-            g.patients = g
-                .patients
-                .checked_add(as_i64(&values[base - 1]))
-                .ok_or_else(overflow)?;
-            for (total, column) in g.cells.iter_mut().zip(&counts) {
-                let n = if column.is_null(r) {
-                    0
-                } else {
-                    column.value(r)
-                };
-                *total = total.checked_add(n).ok_or_else(overflow)?;
-            }
-            g.rows.push(values[keys..base - 1].to_vec());
-            for (per_site, columns) in g.summaries.iter_mut().zip(&summaries) {
-                per_site.push(columns.get(r));
-            }
+            groups[slot].absorb(release, site, &columns, r)?;
         }
     }
     // A query without GROUP BY has its one group even when every site

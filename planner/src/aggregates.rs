@@ -81,87 +81,79 @@ pub fn classify<'a>(
     };
     let name = f.func.name().to_ascii_lowercase();
     let p = &f.params;
-    let kind = match name.as_str() {
-        _ if !p.order_by.is_empty()
-            && !name.contains("percentile")
-            && !name.ends_with("_agg")
-            && !name.ends_with("_value") =>
-        {
-            return Err(PlanError::unsupported(
-                format!("{name}(... ORDER BY ...)"),
-                "Ordered aggregates cannot be merged across sites",
-            ));
-        }
-        "count" if p.distinct => {
-            if p.args.len() == 1 && expr_is_unit(&p.args[0], input, lineage) {
-                AggKind::CountDistinctUnit
-            } else {
-                return Err(PlanError::unsupported(
-                    format!(
-                        "COUNT(DISTINCT {})",
-                        p.args
-                            .iter()
-                            .map(|a| a.to_string())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                    "The same value can occur at several sites, so per-site distinct counts do not add up. Count distinct patients (COUNT(DISTINCT person_id)) or GROUP BY the column instead",
-                ));
-            }
-        }
-        "count" => AggKind::Count,
-        _ if p.distinct => {
-            return Err(PlanError::unsupported(
-                format!("{}(DISTINCT ...)", name.to_uppercase()),
-                "Only COUNT(DISTINCT person_id) can be merged across sites",
-            ));
-        }
-        "sum" => AggKind::Sum,
-        "avg" => AggKind::Avg,
-        "min" => AggKind::Min,
-        "max" => AggKind::Max,
-        "var" | "var_samp" => AggKind::Variance {
-            sample: true,
-            sqrt: false,
-        },
-        "var_pop" => AggKind::Variance {
-            sample: false,
-            sqrt: false,
-        },
-        "stddev" | "stddev_samp" => AggKind::Variance {
-            sample: true,
-            sqrt: true,
-        },
-        "stddev_pop" => AggKind::Variance {
-            sample: false,
-            sqrt: true,
-        },
+    if !p.order_by.is_empty()
+        && !name.contains("percentile")
+        && !name.ends_with("_agg")
+        && !name.ends_with("_value")
+    {
+        return Err(PlanError::unsupported(
+            format!("{name}(... ORDER BY ...)"),
+            "Ordered aggregates cannot be merged across sites",
+        ));
+    }
+    if p.distinct {
+        return distinct_kind(&name, &p.args, input, lineage).map(|kind| (kind, f));
+    }
+    mergeable_kind(&name).map(|kind| (kind, f))
+}
+
+/// A DISTINCT aggregate: only a count of distinct privacy units merges.
+fn distinct_kind(
+    name: &str,
+    args: &[Expr],
+    input: &LogicalPlan,
+    lineage: &Lineage,
+) -> Result<AggKind> {
+    if name != "count" {
+        return Err(PlanError::unsupported(
+            format!("{}(DISTINCT ...)", name.to_uppercase()),
+            "Only COUNT(DISTINCT person_id) can be merged across sites",
+        ));
+    }
+    if args.len() == 1 && expr_is_unit(&args[0], input, lineage) {
+        return Ok(AggKind::CountDistinctUnit);
+    }
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    Err(PlanError::unsupported(
+        format!("COUNT(DISTINCT {})", args.join(", ")),
+        "The same value can occur at several sites, so per-site distinct counts do not add up. Count distinct patients (COUNT(DISTINCT person_id)) or GROUP BY the column instead",
+    ))
+}
+
+/// The merge of a plain (not DISTINCT) aggregate, or why it has none.
+fn mergeable_kind(name: &str) -> Result<AggKind> {
+    let variance = |sample, sqrt| Ok(AggKind::Variance { sample, sqrt });
+    match name {
+        "count" => Ok(AggKind::Count),
+        "sum" => Ok(AggKind::Sum),
+        "avg" => Ok(AggKind::Avg),
+        "min" => Ok(AggKind::Min),
+        "max" => Ok(AggKind::Max),
+        "var" | "var_samp" => variance(true, false),
+        "var_pop" => variance(false, false),
+        "stddev" | "stddev_samp" => variance(true, true),
+        "stddev_pop" => variance(false, true),
         "median"
         | "approx_median"
         | "percentile_cont"
         | "approx_percentile_cont"
         | "approx_percentile_cont_with_weight"
         | "approx_distinct"
-        | "mode" => {
-            return Err(PlanError::unsupported(
-                format!("the aggregate {name}"),
-                "It cannot be merged exactly from per-site results, and its merge state would carry individual patients' values",
-            ));
-        }
+        | "mode" => Err(PlanError::unsupported(
+            format!("the aggregate {name}"),
+            "It cannot be merged exactly from per-site results, and its merge state would carry individual patients' values",
+        )),
         "array_agg" | "string_agg" | "first_value" | "last_value" | "nth_value" => {
-            return Err(PlanError::unsupported(
+            Err(PlanError::unsupported(
                 format!("the aggregate {name}"),
                 "It returns individual patients' values",
-            ));
+            ))
         }
-        _ => {
-            return Err(PlanError::unsupported(
-                format!("the aggregate {name}"),
-                "Mergeable aggregates are count, count(DISTINCT person_id), sum, avg, min, max, var_samp, var_pop, stddev_samp and stddev_pop",
-            ));
-        }
-    };
-    Ok((kind, f))
+        _ => Err(PlanError::unsupported(
+            format!("the aggregate {name}"),
+            "Mergeable aggregates are count, count(DISTINCT person_id), sum, avg, min, max, var_samp, var_pop, stddev_samp and stddev_pop",
+        )),
+    }
 }
 
 /// What one partial column measures, for contribution bounding and for

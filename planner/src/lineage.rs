@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use datafusion::common::{Column, tree_node::TreeNode};
 use datafusion::logical_expr::{
-    Distinct, Expr, Join, JoinType, LogicalPlan, Projection, SubqueryAlias,
+    Distinct, Expr, Join, JoinType, LogicalPlan, Projection, SubqueryAlias, Union,
 };
 
 use crate::error::{PlanError, Result};
@@ -182,45 +182,52 @@ pub fn lineage(plan: &LogicalPlan) -> Result<Lineage> {
                 unit,
             }
         }
-        LogicalPlan::Join(j) => {
-            let l = lineage(&j.left)?;
-            let r = lineage(&j.right)?;
-            let patient = l.patient || r.patient;
-            let none = |x: &Lineage| vec![false; x.unit.len()];
-            let unit = match j.join_type {
-                JoinType::Inner => [l.unit, r.unit].concat(),
-                JoinType::Left => [l.unit.clone(), none(&r)].concat(),
-                JoinType::Right => [none(&l), r.unit.clone()].concat(),
-                JoinType::LeftSemi | JoinType::LeftAnti => l.unit,
-                JoinType::RightSemi | JoinType::RightAnti => r.unit,
-                JoinType::LeftMark => [l.unit, vec![false]].concat(),
-                JoinType::RightMark => [r.unit, vec![false]].concat(),
-                JoinType::Full => vec![false; width],
-            };
-            Lineage { patient, unit }
-        }
-        LogicalPlan::Union(u) => {
-            let inputs = u
-                .inputs
-                .iter()
-                .map(|i| lineage(i))
-                .collect::<Result<Vec<_>>>()?;
-            let unit = (0..width)
-                .map(|i| {
-                    inputs
-                        .iter()
-                        .all(|l| l.unit.get(i).copied().unwrap_or(false))
-                })
-                .collect();
-            Lineage {
-                patient: inputs.iter().any(|l| l.patient),
-                unit,
-            }
-        }
+        LogicalPlan::Join(j) => join_lineage(j, width)?,
+        LogicalPlan::Union(u) => union_lineage(u, width)?,
         other => Lineage {
             patient: reads_patient_data(other),
             unit: vec![false; width],
         },
+    })
+}
+
+/// A join's columns carry the unit from a side that keeps every row's
+/// identifier: not the nullable side of an outer join.
+fn join_lineage(j: &Join, width: usize) -> Result<Lineage> {
+    let l = lineage(&j.left)?;
+    let r = lineage(&j.right)?;
+    let patient = l.patient || r.patient;
+    let none = |x: &Lineage| vec![false; x.unit.len()];
+    let unit = match j.join_type {
+        JoinType::Inner => [l.unit, r.unit].concat(),
+        JoinType::Left => [l.unit.clone(), none(&r)].concat(),
+        JoinType::Right => [none(&l), r.unit.clone()].concat(),
+        JoinType::LeftSemi | JoinType::LeftAnti => l.unit,
+        JoinType::RightSemi | JoinType::RightAnti => r.unit,
+        JoinType::LeftMark => [l.unit, vec![false]].concat(),
+        JoinType::RightMark => [r.unit, vec![false]].concat(),
+        JoinType::Full => vec![false; width],
+    };
+    Ok(Lineage { patient, unit })
+}
+
+/// A union's column carries the unit only if it does in every input.
+fn union_lineage(u: &Union, width: usize) -> Result<Lineage> {
+    let inputs = u
+        .inputs
+        .iter()
+        .map(|i| lineage(i))
+        .collect::<Result<Vec<_>>>()?;
+    let unit = (0..width)
+        .map(|i| {
+            inputs
+                .iter()
+                .all(|l| l.unit.get(i).copied().unwrap_or(false))
+        })
+        .collect();
+    Ok(Lineage {
+        patient: inputs.iter().any(|l| l.patient),
+        unit,
     })
 }
 

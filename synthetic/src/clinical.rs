@@ -137,6 +137,8 @@ pub(super) fn measurement(
     )
 }
 
+/// A person's labs: routine haemoglobin and blood pressure, adult BMI,
+/// glucose and creatinine, and HbA1c, shifted by their conditions.
 pub(super) fn measurements(
     w: &mut Writer,
     rng: &mut Rng,
@@ -144,80 +146,11 @@ pub(super) fn measurements(
     conditions: &[i32],
 ) -> Result<()> {
     let diabetic = conditions.contains(&TYPE2_DIABETES);
-    let hypertensive = conditions.contains(&HYPERTENSION);
-    let obese = conditions.contains(&OBESITY);
     for _ in 0..rng.range(1, 3) {
-        let day = c.day(rng);
-        let hb = if c.male {
-            rng.normal(15.2, 1.3)
-        } else {
-            rng.normal(13.5, 1.2)
-        };
-        measurement(
-            w,
-            c,
-            HEMOGLOBIN,
-            day,
-            hb.max(5.0),
-            GRAM_PER_DECILITER,
-            if c.male { (13.5, 17.5) } else { (12.0, 15.5) },
-        )?;
-        let sbp = if hypertensive {
-            rng.normal(146.0, 14.0)
-        } else {
-            rng.normal(121.0, 12.0)
-        };
-        measurement(
-            w,
-            c,
-            SYSTOLIC_BP,
-            day,
-            sbp.clamp(80.0, 230.0),
-            MM_HG,
-            (90.0, 120.0),
-        )?;
+        routine_labs(w, rng, c, conditions.contains(&HYPERTENSION))?;
     }
     if c.age >= 18 {
-        let day = c.day(rng);
-        let bmi = if obese {
-            rng.normal(34.0, 3.5)
-        } else {
-            rng.normal(25.5, 3.5)
-        };
-        measurement(
-            w,
-            c,
-            BMI,
-            day,
-            bmi.clamp(15.0, 60.0),
-            KG_PER_M2,
-            (18.5, 25.0),
-        )?;
-        let glucose = if diabetic {
-            rng.normal(150.0, 35.0)
-        } else {
-            rng.normal(94.0, 10.0)
-        };
-        measurement(
-            w,
-            c,
-            GLUCOSE,
-            day,
-            glucose.clamp(50.0, 450.0),
-            MILLIGRAM_PER_DECILITER,
-            (70.0, 99.0),
-        )?;
-        let creatinine = rng.normal(if c.male { 1.0 } else { 0.8 }, 0.2)
-            + (c.age as f64 - 50.0).max(0.0) * 0.004;
-        measurement(
-            w,
-            c,
-            CREATININE,
-            day,
-            creatinine.clamp(0.3, 8.0),
-            MILLIGRAM_PER_DECILITER,
-            (0.6, 1.2),
-        )?;
+        adult_labs(w, rng, c, conditions.contains(&OBESITY), diabetic)?;
     }
     if diabetic || rng.chance(0.15) {
         let a1c = if diabetic {
@@ -228,5 +161,84 @@ pub(super) fn measurements(
         let day = c.day(rng);
         measurement(w, c, HBA1C, day, a1c.clamp(4.0, 14.0), PERCENT, (4.0, 5.6))?;
     }
+    Ok(())
+}
+
+/// One visit's haemoglobin and systolic blood pressure.
+fn routine_labs(w: &mut Writer, rng: &mut Rng, c: &Ctx, hypertensive: bool) -> Result<()> {
+    let day = c.day(rng);
+    let hb = if c.male {
+        rng.normal(15.2, 1.3)
+    } else {
+        rng.normal(13.5, 1.2)
+    };
+    measurement(
+        w,
+        c,
+        HEMOGLOBIN,
+        day,
+        hb.max(5.0),
+        GRAM_PER_DECILITER,
+        if c.male { (13.5, 17.5) } else { (12.0, 15.5) },
+    )?;
+    let sbp = if hypertensive {
+        rng.normal(146.0, 14.0)
+    } else {
+        rng.normal(121.0, 12.0)
+    };
+    measurement(
+        w,
+        c,
+        SYSTOLIC_BP,
+        day,
+        sbp.clamp(80.0, 230.0),
+        MM_HG,
+        (90.0, 120.0),
+    )?;
+    Ok(())
+}
+
+/// An adult's BMI, glucose and creatinine, on one day.
+fn adult_labs(w: &mut Writer, rng: &mut Rng, c: &Ctx, obese: bool, diabetic: bool) -> Result<()> {
+    let day = c.day(rng);
+    let bmi = if obese {
+        rng.normal(34.0, 3.5)
+    } else {
+        rng.normal(25.5, 3.5)
+    };
+    measurement(
+        w,
+        c,
+        BMI,
+        day,
+        bmi.clamp(15.0, 60.0),
+        KG_PER_M2,
+        (18.5, 25.0),
+    )?;
+    let glucose = if diabetic {
+        rng.normal(150.0, 35.0)
+    } else {
+        rng.normal(94.0, 10.0)
+    };
+    measurement(
+        w,
+        c,
+        GLUCOSE,
+        day,
+        glucose.clamp(50.0, 450.0),
+        MILLIGRAM_PER_DECILITER,
+        (70.0, 99.0),
+    )?;
+    let creatinine =
+        rng.normal(if c.male { 1.0 } else { 0.8 }, 0.2) + (c.age as f64 - 50.0).max(0.0) * 0.004;
+    measurement(
+        w,
+        c,
+        CREATININE,
+        day,
+        creatinine.clamp(0.3, 8.0),
+        MILLIGRAM_PER_DECILITER,
+        (0.6, 1.2),
+    )?;
     Ok(())
 }

@@ -315,9 +315,16 @@ impl Ctx {
     }
 }
 
-fn person(w: &mut Writer, rng: &mut Rng, p: &SiteProfile, pid: i64) -> Result<()> {
-    let bladder = rng.chance(p.bladder);
-    let parkinson = !bladder && rng.chance(p.parkinson);
+/// Draw a person's age, sex, race and ethnicity (in this order: the
+/// cohort depends on it) and write their `person` row; returns age, sex
+/// and year of birth.
+fn demographics(
+    w: &mut Writer,
+    rng: &mut Rng,
+    p: &SiteProfile,
+    pid: i64,
+    (bladder, parkinson): (bool, bool),
+) -> Result<(i32, bool, i32)> {
     let age = if bladder {
         rng.normal(70.0, 9.0).clamp(35.0, 95.0)
     } else if parkinson {
@@ -354,7 +361,28 @@ fn person(w: &mut Writer, rng: &mut Rng, p: &SiteProfile, pid: i64) -> Result<()
             V::S(&source),
         ],
     )?;
+    Ok((age, male, yob))
+}
 
+/// The chance that a person dies within the study, by diagnosis and age.
+fn death_chance(bladder: bool, parkinson: bool, age: i32) -> f64 {
+    if bladder {
+        0.22
+    } else if parkinson {
+        0.12
+    } else if age > 75 {
+        0.07
+    } else {
+        0.008
+    }
+}
+
+/// One person's whole record: demographics, observation time, visits,
+/// background conditions and labs, their disease course and death.
+fn person(w: &mut Writer, rng: &mut Rng, p: &SiteProfile, pid: i64) -> Result<()> {
+    let bladder = rng.chance(p.bladder);
+    let parkinson = !bladder && rng.chance(p.parkinson);
+    let (age, male, yob) = demographics(w, rng, p, pid, (bladder, parkinson))?;
     let study_end = days_from_civil(STUDY_END.0, STUDY_END.1, STUDY_END.2);
     let birth = days_from_civil(yob, 1, 1);
     let start = rng
@@ -371,15 +399,7 @@ fn person(w: &mut Writer, rng: &mut Rng, p: &SiteProfile, pid: i64) -> Result<()
         end: study_end,
         visits: Vec::new(),
     };
-    let death_p = if bladder {
-        0.22
-    } else if parkinson {
-        0.12
-    } else if age > 75 {
-        0.07
-    } else {
-        0.008
-    };
+    let death_p = death_chance(bladder, parkinson, age);
     let death = rng
         .chance(death_p)
         .then(|| ctx.day(rng).max(start + 200).min(study_end));

@@ -35,6 +35,9 @@ impl Values<'_> {
     }
 }
 
+/// Each contribution batch's answer rows and typed values.
+type Typed<'a> = Vec<(Vec<Option<usize>>, Values<'a>)>;
+
 /// `answer` with the dominance columns of every judged cell of `plan`
 /// (the admitted, unbounded subplan) appended, and the entries.
 pub(crate) async fn append_dominance(
@@ -49,16 +52,7 @@ pub(crate) async fn append_dominance(
     };
     let batches = backend.collect(c.plan).await?;
     let group_of = group_index(&answer, key_count)?;
-    let offsets: Vec<usize> = c
-        .entries
-        .iter()
-        .scan(key_count, |at, e| {
-            let here = *at;
-            *at += contribution_width(e);
-            Some(here)
-        })
-        .collect();
-    let typed: Vec<(Vec<Option<usize>>, Values<'_>)> = batches
+    let typed: Typed<'_> = batches
         .iter()
         .map(|b| {
             let groups = group_of.rows(b)?;
@@ -75,9 +69,11 @@ pub(crate) async fn append_dominance(
         .collect::<Result<_>>()?;
     let rows = answer.num_rows();
     let mut cells = vec![vec![Dominance::default(); c.entries.len()]; rows];
+    let mut at = 0;
     for (n, e) in c.entries.iter().enumerate() {
-        let at = offsets[n] - key_count;
-        if !e.spread {
+        if e.spread {
+            add_spread(&typed, at, n, &mut cells);
+        } else {
             for (groups, v) in &typed {
                 for (row, g) in groups.iter().enumerate() {
                     // A group this site's bounding dropped is not in the answer.
@@ -86,36 +82,50 @@ pub(crate) async fn append_dominance(
                     }
                 }
             }
-            continue;
         }
-        // A spread: per patient Σx, Σx², n; first the site's group means.
-        let (mut sum, mut count) = (vec![0f64; rows], vec![0f64; rows]);
-        for (groups, v) in &typed {
-            for (row, g) in groups.iter().enumerate() {
-                if let Some(g) = g {
-                    sum[*g] += v.get(at, row);
-                    count[*g] += v.get(at + 2, row);
-                }
-            }
-        }
-        for (groups, v) in &typed {
-            for (row, g) in groups.iter().enumerate() {
-                let Some(g) = g else { continue };
-                let (s, q, k) = (v.get(at, row), v.get(at + 1, row), v.get(at + 2, row));
-                if k == 0.0 {
-                    continue;
-                }
-                let mean = sum[*g] / count[*g];
-                let deviation = (q - 2.0 * mean * s + k * mean * mean).max(0.0);
-                let cell = &mut cells[*g][n];
-                cell.add(deviation);
-                cell.rows = cell.rows.max(k);
+        at += contribution_width(e);
+    }
+    Ok((with_summaries(answer, &cells, c.entries.len())?, c.entries))
+}
+
+/// Entry `n`, a spread, whose per-patient Σx, Σx², n start at column
+/// `at`: each patient's squared deviation from the site's group mean.
+fn add_spread(typed: &Typed<'_>, at: usize, n: usize, cells: &mut [Vec<Dominance>]) {
+    let rows = cells.len();
+    let (mut sum, mut count) = (vec![0f64; rows], vec![0f64; rows]);
+    for (groups, v) in typed {
+        for (row, g) in groups.iter().enumerate() {
+            if let Some(g) = g {
+                sum[*g] += v.get(at, row);
+                count[*g] += v.get(at + 2, row);
             }
         }
     }
+    for (groups, v) in typed {
+        for (row, g) in groups.iter().enumerate() {
+            let Some(g) = g else { continue };
+            let (s, q, k) = (v.get(at, row), v.get(at + 1, row), v.get(at + 2, row));
+            if k == 0.0 {
+                continue;
+            }
+            let mean = sum[*g] / count[*g];
+            let deviation = (q - 2.0 * mean * s + k * mean * mean).max(0.0);
+            let cell = &mut cells[*g][n];
+            cell.add(deviation);
+            cell.rows = cell.rows.max(k);
+        }
+    }
+}
+
+/// `answer` with four summary columns per dominance entry appended.
+fn with_summaries(
+    answer: RecordBatch,
+    cells: &[Vec<Dominance>],
+    entries: usize,
+) -> Result<RecordBatch> {
     let mut fields: Vec<Arc<Field>> = answer.schema().fields().iter().cloned().collect();
     let mut columns: Vec<ArrayRef> = answer.columns().to_vec();
-    for n in 0..c.entries.len() {
+    for n in 0..entries {
         let parts: [fn(&Dominance) -> f64; 4] = [|d| d.top1, |d| d.top2, |d| d.total, |d| d.rows];
         for (name, part) in dominance_columns(n).into_iter().zip(parts) {
             fields.push(Arc::new(Field::new(name, DataType::Float64, false)));
@@ -124,7 +134,7 @@ pub(crate) async fn append_dominance(
         }
     }
     let schema = Schema::new(fields).with_metadata(answer.schema().metadata().clone());
-    Ok((RecordBatch::try_new(Arc::new(schema), columns)?, c.entries))
+    Ok(RecordBatch::try_new(Arc::new(schema), columns)?)
 }
 
 /// Finds the answer row of a group by its keys.
