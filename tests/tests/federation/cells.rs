@@ -10,7 +10,7 @@
 //! of outer joins, variance and offset forms, bisection on a refused MAX,
 //! per-site numbers, and run-time failure oracles. Exact-day and
 //! day-of-birth reconstructions are refused while planning, whatever the
-//! data: they are pinned in `tests/queries/refused.sql` and in the
+//! data: they are pinned in `tests/queries/refused.slt` and in the
 //! planner's `admission::dates` tests.
 
 use ihdsi_tests::compare::{Cell, diff, rows};

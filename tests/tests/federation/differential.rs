@@ -1,4 +1,4 @@
-//! Federated answers against the centralized oracle (tests/queries/*.sql).
+//! Federated answers against the centralized oracle (tests/queries/*.slt).
 
 use ihdsi_tests::compare::{diff, rows};
 use ihdsi_tests::queries::load;
@@ -11,7 +11,7 @@ async fn federated_equals_centralized_with_thresholds_at_one() {
     let data = cohort(PERSONS);
     let fed = federation(&data, policy(1, true), policy(1, true)).await;
     let oracle = centralized(&data).await;
-    let cases = load("differential.sql");
+    let cases = load("differential.slt");
     assert!(
         cases.len() >= 40,
         "the suite must hold at least 40 queries, has {}",
@@ -49,14 +49,14 @@ async fn coordinator_threshold_removes_exactly_the_small_groups() {
     let data = cohort(PERSONS);
     let fed = federation(&data, policy(10, true), policy(1, true)).await;
     let oracle = centralized(&data).await;
-    let cases = load("thresholded.sql");
+    let cases = load("thresholded.slt");
     let mut failures = Vec::new();
     let mut total_suppressed = 0;
     for case in &cases {
         let oracle_sql = case
             .oracle
             .as_deref()
-            .unwrap_or_else(|| panic!("{}: no -- oracle: line", case.name));
+            .unwrap_or_else(|| panic!("{}: no `onlyif oracle` record", case.name));
         let expected = oracle_rows(&oracle, oracle_sql).await;
         let got = match ask(&fed.uri, &case.sql).await {
             Ok(r) => r,

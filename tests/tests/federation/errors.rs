@@ -10,7 +10,7 @@ use ihdsi_cli::demo::site_folders;
 use ihdsi_engine::SiteEngine;
 use ihdsi_engine::protocol::SubplanRequest;
 use ihdsi_engine::site::SiteData;
-use ihdsi_tests::queries::load;
+use ihdsi_tests::queries::{Case, load};
 use ihdsi_tests::serving::{serve_coordinator, serve_site};
 use ihdsi_tests::{ask, cohort, federation, policy};
 use tokio::sync::oneshot;
@@ -18,14 +18,19 @@ use tokio::sync::oneshot;
 const HEALTHY: &str =
     "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id";
 
-async fn expect_error(uri: &str, sql: &str, needle: &str) -> Result<(), String> {
-    match ask(uri, sql).await {
+/// Run `case`, which must fail with the error it expects.
+async fn expect_error(uri: &str, case: &Case) -> Result<(), String> {
+    match ask(uri, &case.sql).await {
         Ok(r) => Err(format!(
-            "expected an error containing {needle:?}, got {} rows",
+            "expected an error matching {:?}, got {} rows",
+            case.error,
             r.num_rows()
         )),
-        Err(e) if e.to_string().contains(needle) => Ok(()),
-        Err(e) => Err(format!("expected an error containing {needle:?}, got: {e}")),
+        Err(e) if case.error_matches(&e.to_string()) => Ok(()),
+        Err(e) => Err(format!(
+            "expected an error matching {:?}, got: {e}",
+            case.error
+        )),
     }
 }
 
@@ -34,20 +39,21 @@ async fn refused_queries_name_their_cause_and_the_coordinator_keeps_serving() {
     let data = cohort(6_000);
     let permissive = federation(&data, policy(10, true), policy(10, true)).await;
     let strict = federation(&data, policy(10, false), policy(10, false)).await;
-    let cases = load("refused.sql");
+    let cases = load("refused.slt");
     assert!(cases.len() >= 15);
     let mut failures = Vec::new();
     for case in &cases {
-        let uri = if case.policy.as_deref() == Some("no-min-max") {
-            &strict.uri
-        } else {
-            &permissive.uri
+        let uri = match case.connection.as_deref() {
+            Some("strict") => &strict.uri,
+            None => &permissive.uri,
+            Some(other) => panic!("{}: no federation named {other}", case.name),
         };
-        let needle = case
-            .error
-            .as_deref()
-            .unwrap_or_else(|| panic!("{}: no -- error: line", case.name));
-        if let Err(msg) = expect_error(uri, &case.sql, needle).await {
+        assert!(
+            case.error.is_some(),
+            "{}: not a `query error` case",
+            case.name
+        );
+        if let Err(msg) = expect_error(uri, case).await {
             failures.push(format!("{}: {msg}", case.name));
         }
         if let Err(e) = ask(uri, HEALTHY).await {

@@ -41,7 +41,7 @@ async fn the_differential_suite_holds_over_postgresql_ballista_and_datafusion_si
     let jobs_before = cluster.jobs();
     let oracle = centralized(&data).await;
     let mut failures = Vec::new();
-    let cases = load("differential.sql");
+    let cases = load("differential.slt");
     for case in &cases {
         let expected = oracle_rows(&oracle, &case.sql).await;
         match ask(&uri, &case.sql).await {

@@ -139,7 +139,7 @@ async fn opted_out_persons_never_change_a_result() {
     let oracle = centralized(&without_opted_out(&data, &material.dir).await).await;
     let everyone = centralized(&data).await;
     let connection = connect(&fed.uri).await;
-    let cases = load("differential.sql");
+    let cases = load("differential.slt");
     let (mut failures, mut influenced) = (Vec::new(), 0);
     for case in &cases {
         let expected = oracle_rows(&oracle, &case.sql).await;
