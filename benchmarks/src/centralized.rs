@@ -11,7 +11,7 @@
 
 use datafusion::prelude::SessionConfig;
 use datafusion::prelude::SessionContext;
-use ihdsi_cli::demo::site_folders;
+use ihdsi_cli::federation::site_folders;
 use ihdsi_engine::site::{SiteData, register_tables, site_session_config};
 
 use crate::cohort::Cohort;

@@ -2,7 +2,7 @@
 //! their usual drugs, and routine laboratory and vital-sign measurements.
 
 use super::buffer::V;
-use super::patient::{CONDITION, Ctx, DRUG, MEASUREMENT, Writer};
+use super::record::{CONDITION, Ctx, DRUG, MEASUREMENT, Writer};
 use super::rng::Rng;
 use crate::error::Result;
 use ihdsi_catalog::vocabulary::*;

@@ -3,8 +3,8 @@
 
 use super::buffer::V;
 use super::clinical::{chronic_drug, condition, drug, measurement};
-use super::patient::SiteProfile;
-use super::patient::{Ctx, OBSERVATION, PROCEDURE, SPECIMEN, VARIANT, Writer};
+use super::profile::SiteProfile;
+use super::record::{Ctx, OBSERVATION, PROCEDURE, SPECIMEN, VARIANT, Writer};
 use super::rng::Rng;
 use crate::error::Result;
 use ihdsi_catalog::vocabulary::*;

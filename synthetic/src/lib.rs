@@ -15,6 +15,8 @@ mod clinical;
 mod courses;
 mod error;
 mod patient;
+mod profile;
+mod record;
 mod rng;
 
 use std::path::{Path, PathBuf};
@@ -27,7 +29,7 @@ use datafusion::parquet::arrow::ArrowWriter;
 pub use error::{Result, SyntheticError};
 use ihdsi_catalog::schema;
 use ihdsi_catalog::vocabulary::CONCEPTS;
-pub use patient::SiteProfile;
+pub use profile::SiteProfile;
 
 /// What to generate.
 #[derive(Debug, Clone)]

@@ -14,243 +14,12 @@ use std::path::Path;
 use super::buffer::{TableBuffer, V};
 use super::clinical::{background, measurements};
 use super::courses::{bladder_course, parkinson_course};
+use super::profile::SiteProfile;
+use super::record::{Ctx, DEATH, OBS_PERIOD, PERSON, TABLE_FILLS, VISIT, Writer};
 use super::rng::{Rng, days_from_civil};
 use crate::error::{Result, SyntheticError};
 use ihdsi_catalog::schema;
 use ihdsi_catalog::vocabulary::*;
-
-/// Size and case mix of one site.
-#[derive(Debug, Clone)]
-pub struct SiteProfile {
-    /// Relative share of all persons.
-    pub weight: f64,
-    /// Prevalence of bladder cancer.
-    pub bladder: f64,
-    /// Prevalence of Parkinson's disease.
-    pub parkinson: f64,
-    /// Race concept distribution.
-    pub races: Vec<(i32, f64)>,
-    /// Share of Hispanic or Latino ethnicity.
-    pub hispanic: f64,
-    /// Carrier frequency of LRRK2 G2019S among Parkinson's patients.
-    pub lrrk2: f64,
-}
-
-impl SiteProfile {
-    /// The profile of a known site id, or a generic one.
-    pub fn for_site(id: &str) -> Self {
-        match id {
-            "lu" => Self {
-                weight: 0.2,
-                bladder: 0.04,
-                parkinson: 0.008,
-                races: vec![
-                    (WHITE, 0.90),
-                    (BLACK, 0.03),
-                    (ASIAN, 0.04),
-                    (NO_MATCHING_CONCEPT, 0.03),
-                ],
-                hispanic: 0.02,
-                lrrk2: 0.03,
-            },
-            "us" => Self {
-                weight: 0.5,
-                bladder: 0.012,
-                parkinson: 0.01,
-                races: vec![
-                    (WHITE, 0.61),
-                    (BLACK, 0.13),
-                    (ASIAN, 0.06),
-                    (AMERICAN_INDIAN, 0.01),
-                    (PACIFIC_ISLANDER, 0.003),
-                    (NO_MATCHING_CONCEPT, 0.187),
-                ],
-                hispanic: 0.18,
-                lrrk2: 0.04,
-            },
-            "kr" => Self {
-                weight: 0.3,
-                bladder: 0.006,
-                parkinson: 0.04,
-                races: vec![(ASIAN, 0.975), (WHITE, 0.01), (NO_MATCHING_CONCEPT, 0.015)],
-                hispanic: 0.0,
-                lrrk2: 0.01,
-            },
-            _ => Self {
-                weight: 0.3,
-                bladder: 0.01,
-                parkinson: 0.01,
-                races: vec![
-                    (WHITE, 0.7),
-                    (BLACK, 0.1),
-                    (ASIAN, 0.1),
-                    (NO_MATCHING_CONCEPT, 0.1),
-                ],
-                hispanic: 0.1,
-                lrrk2: 0.03,
-            },
-        }
-    }
-}
-
-const TABLE_FILLS: &[(&str, &[&str])] = &[
-    (
-        "person",
-        &[
-            "person_id",
-            "gender_concept_id",
-            "year_of_birth",
-            "month_of_birth",
-            "day_of_birth",
-            "race_concept_id",
-            "ethnicity_concept_id",
-            "person_source_value",
-        ],
-    ),
-    (
-        "observation_period",
-        &[
-            "observation_period_id",
-            "person_id",
-            "observation_period_start_date",
-            "observation_period_end_date",
-            "period_type_concept_id",
-        ],
-    ),
-    (
-        "visit_occurrence",
-        &[
-            "visit_occurrence_id",
-            "person_id",
-            "visit_concept_id",
-            "visit_start_date",
-            "visit_end_date",
-            "visit_type_concept_id",
-        ],
-    ),
-    (
-        "condition_occurrence",
-        &[
-            "condition_occurrence_id",
-            "person_id",
-            "condition_concept_id",
-            "condition_start_date",
-            "condition_type_concept_id",
-            "visit_occurrence_id",
-        ],
-    ),
-    (
-        "drug_exposure",
-        &[
-            "drug_exposure_id",
-            "person_id",
-            "drug_concept_id",
-            "drug_exposure_start_date",
-            "drug_exposure_end_date",
-            "drug_type_concept_id",
-            "quantity",
-            "days_supply",
-        ],
-    ),
-    (
-        "procedure_occurrence",
-        &[
-            "procedure_occurrence_id",
-            "person_id",
-            "procedure_concept_id",
-            "procedure_date",
-            "procedure_type_concept_id",
-        ],
-    ),
-    (
-        "measurement",
-        &[
-            "measurement_id",
-            "person_id",
-            "measurement_concept_id",
-            "measurement_date",
-            "measurement_type_concept_id",
-            "value_as_number",
-            "unit_concept_id",
-            "range_low",
-            "range_high",
-        ],
-    ),
-    (
-        "observation",
-        &[
-            "observation_id",
-            "person_id",
-            "observation_concept_id",
-            "observation_date",
-            "observation_type_concept_id",
-            "value_as_number",
-        ],
-    ),
-    (
-        "death",
-        &[
-            "person_id",
-            "death_date",
-            "death_type_concept_id",
-            "cause_concept_id",
-        ],
-    ),
-    (
-        "specimen",
-        &[
-            "specimen_id",
-            "person_id",
-            "specimen_concept_id",
-            "specimen_type_concept_id",
-            "specimen_date",
-        ],
-    ),
-    (
-        "variant_occurrence",
-        &[
-            "variant_occurrence_id",
-            "person_id",
-            "specimen_id",
-            "target_gene1_id",
-            "target_gene1_symbol",
-            "hgvs_p",
-            "variant_read_depth",
-            "variant_allele_frequency",
-            "sequence_alteration",
-            "genotype",
-            "procedure_occurrence_id",
-        ],
-    ),
-];
-
-/// Indexes into the writer's buffers, in `TABLE_FILLS` order.
-pub(super) const PERSON: usize = 0;
-pub(super) const OBS_PERIOD: usize = 1;
-pub(super) const VISIT: usize = 2;
-pub(super) const CONDITION: usize = 3;
-pub(super) const DRUG: usize = 4;
-pub(super) const PROCEDURE: usize = 5;
-pub(super) const MEASUREMENT: usize = 6;
-pub(super) const OBSERVATION: usize = 7;
-pub(super) const DEATH: usize = 8;
-pub(super) const SPECIMEN: usize = 9;
-pub(super) const VARIANT: usize = 10;
-
-pub(super) struct Writer {
-    tables: Vec<TableBuffer>,
-    next_id: i64,
-}
-
-impl Writer {
-    pub(super) fn id(&mut self) -> i64 {
-        self.next_id += 1;
-        self.next_id
-    }
-    pub(super) fn push(&mut self, table: usize, values: &[V<'_>]) -> Result<()> {
-        self.tables[table].push(values)
-    }
-}
 
 /// Generate one site into `dir`; returns the total rows written.
 pub(crate) fn generate_site(
@@ -290,29 +59,6 @@ pub(crate) fn generate_site(
         rows += t.finish()?;
     }
     Ok(rows)
-}
-
-const STUDY_END: (i32, u32, u32) = (2025, 6, 30);
-
-pub(super) struct Ctx {
-    pub(super) pid: i64,
-    pub(super) age: i32,
-    pub(super) male: bool,
-    pub(super) start: i32,
-    pub(super) end: i32,
-    visits: Vec<(i64, i32)>,
-}
-
-impl Ctx {
-    pub(super) fn day(&self, rng: &mut Rng) -> i32 {
-        rng.range(self.start as i64, self.end as i64) as i32
-    }
-    pub(super) fn visit_near(&self, day: i32) -> Option<i64> {
-        self.visits
-            .iter()
-            .min_by_key(|(_, d)| (d - day).abs())
-            .map(|(v, _)| *v)
-    }
 }
 
 /// Draw a person's age, sex, race and ethnicity (in this order: the
@@ -376,6 +122,8 @@ fn death_chance(bladder: bool, parkinson: bool, age: i32) -> f64 {
         0.008
     }
 }
+
+const STUDY_END: (i32, u32, u32) = (2025, 6, 30);
 
 /// One person's whole record: demographics, observation time, visits,
 /// background conditions and labs, their disease course and death.

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use ihdsi_catalog::PrivacyPolicy;
-use ihdsi_cli::demo::site_folders;
+use ihdsi_cli::federation::site_folders;
 use ihdsi_engine::SiteEngine;
 use ihdsi_engine::site::{SiteData, SiteGuards, ballista, postgres};
 

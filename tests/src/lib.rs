@@ -25,7 +25,8 @@ use std::sync::Mutex;
 use datafusion::prelude::SessionContext;
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_cli::client::{Connection, Credentials};
-use ihdsi_cli::demo::{DEMO_PASSWORD, DEMO_USER, Federation, demo_auth, site_folders, start};
+use ihdsi_cli::demo::{DEMO_PASSWORD, DEMO_USER, Federation, demo_auth, start};
+use ihdsi_cli::federation::site_folders;
 use ihdsi_engine::site::{SiteData, register_tables};
 use ihdsi_synthetic::{GenerateOptions, generate};
 

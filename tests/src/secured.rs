@@ -15,8 +15,8 @@ use crate::process::ihdsi_binary;
 use ihdsi_catalog::auth::UserEntry;
 use ihdsi_catalog::permit::{AccessBodyKey, DenyRule, Purpose, SitePermitPolicy};
 use ihdsi_catalog::{AuthSection, PrivacyPolicy};
-use ihdsi_cli::demo::site_folders;
 use ihdsi_cli::federation::processes::{Launcher, ProcessFederation};
+use ihdsi_cli::federation::site_folders;
 use ihdsi_cli::federation::{FederationSpec, Security, SiteHost};
 
 /// The access body's key name in these federations.

@@ -25,7 +25,8 @@ use std::sync::Arc;
 
 use crate::client::{ClientOptions, Credentials, run_query_with};
 use crate::error::{CliError, Result};
-use crate::federation::{FederationSpec, Security};
+
+use crate::federation::{FederationSpec, Security, site_folders};
 use crate::format::{Format, footer, render};
 pub use backends::SiteBackends;
 use backends::{DemoSite, SiteHosts};
@@ -103,32 +104,6 @@ pub const EXAMPLES: &[(&str, &str)] = &[
         "SELECT site, count(DISTINCT person_id) AS patients, round(avg(value_as_number), 1) AS mean_score, round(stddev(value_as_number), 1) AS sd\nFROM observation WHERE observation_concept_id = 2000000201\nGROUP BY site ORDER BY site",
     ),
 ];
-
-/// The site subfolders of a data folder: those holding at least one
-/// `<patient table>.parquet` (the demo's `runs/` folder is not a site).
-pub fn site_folders(data: &Path) -> Result<Vec<(String, PathBuf)>> {
-    let entries = std::fs::read_dir(data).map_err(|e| CliError::DataFolder {
-        path: data.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let holds_tables = |dir: &Path| {
-        ihdsi_catalog::schema::patient_tables()
-            .any(|t| dir.join(format!("{}.parquet", t.name)).exists())
-    };
-    let mut sites: Vec<(String, PathBuf)> = entries
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().is_dir() && holds_tables(&e.path()))
-        .filter_map(|e| e.file_name().to_str().map(|n| (n.to_string(), e.path())))
-        .collect();
-    sites.sort();
-    if sites.is_empty() {
-        return Err(CliError::DataFolder {
-            path: data.to_path_buf(),
-            message: "no site subfolders (folders holding <table>.parquet files)".into(),
-        });
-    }
-    Ok(sites)
-}
 
 /// Make sure the demo data exists.
 pub fn ensure_data(data: &Path, persons: u64) -> Result<()> {

@@ -139,7 +139,7 @@ impl FederationSpec {
 
     /// The site folders of the cohort, by id.
     pub fn sites(&self) -> Result<Vec<(String, PathBuf)>> {
-        crate::demo::site_folders(&self.data)
+        site_folders(&self.data)
     }
 
     /// The public vocabulary every site and the coordinator read.
@@ -207,6 +207,32 @@ impl FederationSpec {
         let text = format!("# opted out of secondary use\n{}\n", lines.join("\n"));
         write_file(&self.opt_out_file(id), &text)
     }
+}
+
+/// The site subfolders of a data folder: those holding at least one
+/// `<patient table>.parquet` (the demo's `runs/` folder is not a site).
+pub fn site_folders(data: &Path) -> Result<Vec<(String, PathBuf)>> {
+    let entries = std::fs::read_dir(data).map_err(|e| CliError::DataFolder {
+        path: data.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    let holds_tables = |dir: &Path| {
+        ihdsi_catalog::schema::patient_tables()
+            .any(|t| dir.join(format!("{}.parquet", t.name)).exists())
+    };
+    let mut sites: Vec<(String, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir() && holds_tables(&e.path()))
+        .filter_map(|e| e.file_name().to_str().map(|n| (n.to_string(), e.path())))
+        .collect();
+    sites.sort();
+    if sites.is_empty() {
+        return Err(CliError::DataFolder {
+            path: data.to_path_buf(),
+            message: "no site subfolders (folders holding <table>.parquet files)".into(),
+        });
+    }
+    Ok(sites)
 }
 
 /// The patient tables a site folder holds (`<table>.parquet`).

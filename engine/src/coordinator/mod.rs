@@ -34,15 +34,14 @@ mod audit;
 mod explain;
 mod finish;
 mod mode;
-mod privacy;
 mod private;
 mod release;
 mod routing;
 mod timings;
 
+pub use crate::disclosure::budget::DpReceipt;
 pub use crate::protocol::metadata;
 use mode::Mode;
-pub use privacy::DpReceipt;
 
 pub use timings::QueryTimings;
 

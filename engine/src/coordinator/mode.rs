@@ -16,7 +16,8 @@
 use std::time::Duration;
 
 use super::release::ReleaseRun;
-use super::{Coordinator, DpReceipt, QueryContext, QueryOutcome, metadata, privacy};
+use super::{Coordinator, DpReceipt, QueryContext, QueryOutcome, metadata};
+use crate::disclosure::budget;
 use crate::disclosure::differencing::DifferencingDetector;
 use crate::error::Result;
 use crate::merge::GroupCount;
@@ -32,7 +33,7 @@ pub(super) enum Mode {
     },
     /// Noised answers, charged to a budget, at a fixed response time.
     Dp {
-        gate: privacy::DpGate,
+        gate: budget::DpGate,
         /// `privacy.dp.response_ms` (`None` when 0, in tests only).
         response: Option<Duration>,
     },
@@ -46,7 +47,7 @@ impl Mode {
                 differencing: DifferencingDetector::new(policy.min_group_size),
             },
             PrivacyMode::Dp => Mode::Dp {
-                gate: privacy::DpGate::open(policy)?,
+                gate: budget::DpGate::open(policy)?,
                 response: (policy.dp.response_ms > 0)
                     .then(|| Duration::from_millis(policy.dp.response_ms)),
             },
@@ -123,7 +124,7 @@ impl Mode {
         o: &QueryOutcome,
     ) -> Vec<(String, String)> {
         if let Some(receipt) = &o.dp {
-            return privacy::metadata(receipt);
+            return budget::metadata(receipt);
         }
         let mut pairs = vec![(
             metadata::COUNTS_ROUNDED_TO.to_string(),

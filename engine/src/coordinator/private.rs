@@ -1,12 +1,13 @@
-//! Running a dp query's releases through the gate of [`super::privacy`]:
+//! Running a dp query's releases through the budget gate
+//! ([`crate::disclosure::budget`]):
 //! cached releases answered free, the rest charged before any site is
 //! contacted, run, and cached; and `EXPLAIN`'s dry run of the cost.
 
 use std::time::Duration;
 
 use super::QueryContext;
-use super::privacy::{CachedRelease, DpGate, DpReceipt, Principal};
 use super::release::ReleaseRun;
+use crate::disclosure::budget::{CachedRelease, DpGate, DpReceipt, Principal};
 use crate::error::{EngineError, Result};
 use ihdsi_planner::Release;
 
@@ -51,7 +52,7 @@ impl super::Coordinator {
         plan: &ihdsi_planner::FederatedPlan,
         cx: &QueryContext,
     ) -> Result<(Vec<ReleaseRun>, DpReceipt)> {
-        let principal = gate.principal(cx)?;
+        let principal = gate.principal(&cx.analyst, cx.permit.as_deref())?;
         let mut keys = Vec::with_capacity(plan.releases.len());
         let mut cached = Vec::with_capacity(plan.releases.len());
         for r in &plan.releases {
@@ -125,7 +126,7 @@ impl super::Coordinator {
         plan: &ihdsi_planner::FederatedPlan,
         cx: &QueryContext,
     ) -> Result<Vec<(String, String)>> {
-        let principal = gate.principal(cx)?;
+        let principal = gate.principal(&cx.analyst, cx.permit.as_deref())?;
         let mut to_run = 0;
         let mut rows = Vec::new();
         for r in &plan.releases {

@@ -42,10 +42,12 @@
 //!
 //! What this layer does not decide: which SQL is admitted at all (the
 //! planner's `admission`), contribution bounding (the planner's
-//! `bounding`, applied by each site), the budget ledger and the answer
-//! cache (`coordinator::privacy`), and response-time padding
-//! (`coordinator`).
+//! `bounding`, applied by each site) and response-time padding (the
+//! coordinator's privacy mode, `coordinator::mode`). The dp budget gate
+//! ([`budget`]: who pays, the ledger charge before any site runs, the cache
+//! of paid-for releases) is here; the coordinator only calls it.
 
+pub mod budget;
 pub mod differencing;
 pub mod dominance;
 pub mod noise;

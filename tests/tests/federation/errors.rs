@@ -6,7 +6,7 @@ use std::time::Duration;
 use arrow_flight::Ticket;
 use arrow_flight::flight_service_client::FlightServiceClient;
 use ihdsi_catalog::PrivacyPolicy;
-use ihdsi_cli::demo::site_folders;
+use ihdsi_cli::federation::site_folders;
 use ihdsi_engine::SiteEngine;
 use ihdsi_engine::protocol::SubplanRequest;
 use ihdsi_engine::site::SiteData;

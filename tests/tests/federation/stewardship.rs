@@ -13,8 +13,8 @@ use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{SessionContext, col, lit};
 use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
-use ihdsi_cli::demo::site_folders;
 use ihdsi_cli::federation::SiteHost;
+use ihdsi_cli::federation::site_folders;
 use ihdsi_tests::compare::diff;
 use ihdsi_tests::queries::load;
 use ihdsi_tests::secured::{

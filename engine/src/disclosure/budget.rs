@@ -1,5 +1,6 @@
-//! The coordinator's differential-privacy gate: who pays, how much, and
-//! which answers are already paid for.
+//! The differential-privacy budget gate: who pays, how much, and which
+//! answers are already paid for. The coordinator runs a dp query's
+//! releases through it (`coordinator::private`); the rules are here.
 //!
 //! * **Principal.** Budgets belong to data permits (the EHDS unit of
 //!   access); an analyst querying without a permit has a budget of their own.
@@ -19,7 +20,6 @@ use std::sync::Mutex;
 
 use datafusion::arrow::record_batch::RecordBatch;
 
-use crate::coordinator::QueryContext;
 use crate::disclosure::noise::NoisePlan;
 use crate::dp::{BudgetLedger, Charged, Rho};
 use crate::error::{EngineError, Result};
@@ -32,7 +32,7 @@ const CACHE_CAPACITY: usize = 10_000;
 
 /// Who a dp query is charged to, and their total budget.
 #[derive(Debug, Clone, PartialEq)]
-pub(super) struct Principal {
+pub(crate) struct Principal {
     /// `permit:<id>` or `analyst:<name>`.
     pub id: String,
     pub total: Rho,
@@ -40,7 +40,7 @@ pub(super) struct Principal {
 
 /// A released table, as the analyst got it.
 #[derive(Debug, Clone)]
-pub(super) struct CachedRelease {
+pub(crate) struct CachedRelease {
     pub batch: RecordBatch,
     pub sites: Vec<String>,
 }
@@ -60,14 +60,14 @@ pub struct DpReceipt {
 
 /// The ledger and the cache of one coordinator in dp mode.
 #[derive(Debug)]
-pub(super) struct DpGate {
+pub(crate) struct DpGate {
     ledger: BudgetLedger,
     cache: Mutex<HashMap<String, CachedRelease>>,
     policy: PrivacyPolicy,
 }
 
 impl DpGate {
-    pub(super) fn open(policy: &PrivacyPolicy) -> Result<Self> {
+    pub(crate) fn open(policy: &PrivacyPolicy) -> Result<Self> {
         let path = policy
             .dp
             .ledger
@@ -80,24 +80,24 @@ impl DpGate {
         })
     }
 
-    /// The principal of `cx`: its permit (whose holder must be the analyst),
-    /// or the analyst.
-    pub(super) fn principal(&self, cx: &QueryContext) -> Result<Principal> {
+    /// Who pays for `analyst`'s query: the data permit it runs under (whose
+    /// holder must be the analyst), or the analyst.
+    pub(crate) fn principal(&self, analyst: &str, permit: Option<&str>) -> Result<Principal> {
         let default = Rho::from_f64_up(self.policy.dp.budget_rho)
             .ok_or_else(|| EngineError::Internal("budget out of range".into()))?;
-        let Some(token) = &cx.permit else {
+        let Some(token) = permit else {
             return Ok(Principal {
-                id: format!("analyst:{}", cx.analyst),
+                id: format!("analyst:{analyst}"),
                 total: default,
             });
         };
         let (_, _, permit) = ihdsi_catalog::permit::decode(token)?;
-        if permit.holder != cx.analyst {
+        if permit.holder != analyst {
             return Err(EngineError::Permit(
                 ihdsi_catalog::permit::PermitRefusal::WrongHolder {
                     id: permit.id,
                     holder: permit.holder,
-                    analyst: cx.analyst.clone(),
+                    analyst: analyst.to_string(),
                 },
             ));
         }
@@ -113,7 +113,7 @@ impl DpGate {
     }
 
     /// The cost of running `n` releases.
-    pub(super) fn cost(&self, n: usize) -> Result<Rho> {
+    pub(crate) fn cost(&self, n: usize) -> Result<Rho> {
         Rho::from_f64_up(self.policy.dp.rho_per_release * n as f64)
             .ok_or_else(|| EngineError::Internal("cost out of range".into()))
     }
@@ -122,7 +122,7 @@ impl DpGate {
     /// parameters are fixed for the life of the gate (and of its in-memory
     /// cache), so the canonical subplan and who asked over which sites is
     /// all that tells two releases apart.
-    pub(super) fn key(&self, principal: &Principal, release: &Release, sites: &[String]) -> String {
+    pub(crate) fn key(&self, principal: &Principal, release: &Release, sites: &[String]) -> String {
         format!(
             "{}\u{1f}{}\u{1f}{}",
             principal.id,
@@ -131,12 +131,12 @@ impl DpGate {
         )
     }
 
-    pub(super) fn cached(&self, key: &str) -> Option<CachedRelease> {
+    pub(crate) fn cached(&self, key: &str) -> Option<CachedRelease> {
         let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         cache.get(key).cloned()
     }
 
-    pub(super) fn store(&self, key: String, release: CachedRelease) {
+    pub(crate) fn store(&self, key: String, release: CachedRelease) {
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= CACHE_CAPACITY && !cache.contains_key(&key) {
             cache.clear();
@@ -145,7 +145,7 @@ impl DpGate {
     }
 
     /// Reserve the cost of `n` releases for `principal`, durably, or refuse.
-    pub(super) fn charge(
+    pub(crate) fn charge(
         &self,
         principal: &Principal,
         query_id: &str,
@@ -158,7 +158,7 @@ impl DpGate {
     }
 
     /// What `principal` has left, without charging (dry run).
-    pub(super) fn remaining(&self, principal: &Principal) -> Rho {
+    pub(crate) fn remaining(&self, principal: &Principal) -> Rho {
         Rho(principal
             .total
             .0
@@ -166,7 +166,7 @@ impl DpGate {
     }
 
     /// The noise of each analyst aggregate of `release`, for the metadata.
-    pub(super) fn describe(&self, release: &Release) -> Result<serde_json::Value> {
+    pub(crate) fn describe(&self, release: &Release) -> Result<serde_json::Value> {
         let plan = NoisePlan::for_release(release, &self.policy)?;
         let names: Vec<String> = release
             .schema
@@ -206,8 +206,8 @@ impl DpGate {
 }
 
 /// The dp keys of a result's schema metadata.
-pub(super) fn metadata(receipt: &DpReceipt) -> Vec<(String, String)> {
-    use super::metadata as key;
+pub(crate) fn metadata(receipt: &DpReceipt) -> Vec<(String, String)> {
+    use crate::protocol::metadata as key;
     vec![
         (key::RHO_CHARGED.into(), receipt.charged.to_string()),
         (key::RHO_REMAINING.into(), receipt.remaining.to_string()),
