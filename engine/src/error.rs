@@ -54,9 +54,16 @@ pub enum EngineError {
     /// The site's data could not be opened (missing folder, bad URL).
     #[error("cannot open site data: {0}")]
     Data(String),
-    /// DataFusion failed while executing an admitted plan.
+    /// A backend failed while executing an admitted plan.
     #[error("execution failed: {0}")]
     Execution(String),
+    /// DataFusion (or Arrow underneath it) failed; the error is kept whole
+    /// as the source, for logs that walk the chain.
+    #[error("execution failed: {source}")]
+    DataFusion {
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
+    },
     /// The data permit does not allow this subplan (checked by a site).
     #[error("data permit refused: {0}")]
     Permit(#[from] PermitRefusal),
@@ -114,7 +121,7 @@ impl EngineError {
             EngineError::Overflow => "merge.overflow".into(),
             EngineError::NoSiteHosts(_) => "plan.no_site".into(),
             EngineError::Data(_) => "site.data".into(),
-            EngineError::Execution(_) => "runtime".into(),
+            EngineError::Execution(_) | EngineError::DataFusion { .. } => "runtime".into(),
             EngineError::Audit(_) => "audit.unwritable".into(),
             EngineError::Tls(_) => "tls".into(),
             EngineError::Budget(crate::dp::LedgerError::Exhausted { .. }) => {
@@ -130,12 +137,14 @@ impl EngineError {
 
 impl From<datafusion::error::DataFusionError> for EngineError {
     fn from(e: datafusion::error::DataFusionError) -> Self {
-        Self::Execution(e.to_string())
+        Self::DataFusion {
+            source: Box::new(e),
+        }
     }
 }
 
 impl From<datafusion::arrow::error::ArrowError> for EngineError {
     fn from(e: datafusion::arrow::error::ArrowError) -> Self {
-        Self::Execution(e.to_string())
+        datafusion::error::DataFusionError::from(e).into()
     }
 }

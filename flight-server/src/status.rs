@@ -38,7 +38,7 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::error!(error = %err, "federation fault");
             Status::failed_precondition(err.to_string())
         }
-        EngineError::Execution(_) => {
+        EngineError::Execution(_) | EngineError::DataFusion { .. } => {
             tracing::warn!(error = %err, "execution failed");
             Status::invalid_argument(err.to_string())
         }

@@ -81,6 +81,7 @@ impl SiteFailure {
             // Everything that happens while the subplan runs, and anything
             // a site would only pass on from another site.
             E::Execution(_)
+            | E::DataFusion { .. }
             | E::Internal(_)
             | E::Overflow
             | E::SiteRuntime
