@@ -16,6 +16,7 @@
 //! * [`permit`]: EHDS data permits (ed25519-signed) and a site's own
 //!   narrowing of them.
 //! * [`security`]: TLS, audit and opt-out settings.
+//! * [`limits`]: how big a statement may be before it is planned.
 //! * [`vocabulary`]: the OMOP concepts the synthetic cohort uses.
 //!
 //! The synthetic cohort generator behind `ihdsi generate` lives in its own
@@ -24,6 +25,7 @@
 pub mod auth;
 pub mod bounds;
 pub mod error;
+pub mod limits;
 pub mod permit;
 pub mod privacy;
 pub mod registry;
@@ -33,6 +35,7 @@ pub mod vocabulary;
 
 pub use auth::AuthSection;
 pub use error::{CatalogError, Result};
+pub use limits::QueryLimits;
 pub use privacy::{Bounding, DpSettings, PrivacyMode, PrivacyPolicy};
 pub use registry::{FederationConfig, SiteConfig, SiteEntry};
 pub use schema::{PRIVACY_UNIT, SITE_COLUMN, TableDef, TableKind};

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{CatalogError, Result};
+use crate::limits::QueryLimits;
 use crate::permit::SitePermitPolicy;
 use crate::privacy::PrivacyPolicy;
 use crate::schema;
@@ -93,6 +94,9 @@ pub struct FederationConfig {
     /// The coordinator's audit trail.
     #[serde(default)]
     pub audit: Option<AuditSection>,
+    /// Bounds on an analyst's statement, checked before it is planned.
+    #[serde(default)]
+    pub limits: QueryLimits,
 }
 
 /// `[site]` in `site.toml`.
@@ -170,6 +174,10 @@ pub struct SiteConfig {
     pub permits: Option<SitePermitPolicy>,
     #[serde(default)]
     pub audit: Option<AuditSection>,
+    /// Bounds on the subplans this site plans (its own, never the
+    /// coordinator's word).
+    #[serde(default = "QueryLimits::for_site")]
+    pub limits: QueryLimits,
 }
 
 fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -251,6 +259,7 @@ impl FederationConfig {
     pub fn validate(&self) -> Result<()> {
         self.privacy.validate_federation()?;
         self.auth.validate()?;
+        self.limits.validate()?;
         if self.sites.is_empty() {
             return Err(CatalogError::ConfigInvalid(
                 "a federation needs at least one [[sites]] entry".into(),
@@ -302,6 +311,7 @@ impl SiteConfig {
         let cfg = self;
         validate_id(&cfg.site.id)?;
         cfg.privacy.validate()?;
+        cfg.limits.validate()?;
         match (cfg.site.backend, &cfg.site.url) {
             (SiteBackendKind::Datafusion | SiteBackendKind::Ballista, _)
                 if cfg.site.data.is_empty() =>

@@ -78,7 +78,8 @@ fn plan_status(err: &PlanError) -> Status {
         | PlanError::Schema(_)
         | PlanError::Unsupported { .. }
         | PlanError::NotAQuery(_)
-        | PlanError::NotCanonical(_) => {
+        | PlanError::NotCanonical(_)
+        | PlanError::Limit { .. } => {
             tracing::info!(error = %err, "query rejected");
             Status::invalid_argument(err.to_string())
         }

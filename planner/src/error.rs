@@ -39,6 +39,15 @@ pub enum PlanError {
     /// A bug: an invariant of the planner does not hold.
     #[error("internal planner error: {0}")]
     Internal(String),
+    /// The statement is past one of the `[limits]`, checked before planning.
+    #[error(
+        "refused: the statement is too large to plan: {value} against the limit {limit} = {max} ([limits] in the config)"
+    )]
+    Limit {
+        limit: &'static str,
+        value: usize,
+        max: usize,
+    },
 }
 
 impl PlanError {
@@ -53,6 +62,7 @@ impl PlanError {
             Self::NotCanonical(_) => "plan.not_canonical",
             Self::NotAQuery(_) => "plan.not_a_query",
             Self::Internal(_) => "internal",
+            Self::Limit { .. } => "plan.limit",
         }
     }
 

@@ -34,6 +34,7 @@ pub mod dominance;
 pub mod error;
 pub mod explain;
 pub mod exprs;
+pub mod limits;
 pub mod lineage;
 pub mod release;
 pub mod site;
@@ -41,6 +42,7 @@ pub mod split;
 pub mod virtual_table;
 
 pub use error::{PlanError, Result};
+pub use limits::check_limits;
 pub use release::{PATIENTS_COLUMN, Release};
 pub use site::{SiteAdmission, admit_subplan};
 pub use split::{

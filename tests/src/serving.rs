@@ -49,6 +49,7 @@ pub async fn serve_coordinator(
         tls: None,
         permits: None,
         audit: None,
+        limits: Default::default(),
     };
     let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
     let coordinator = Coordinator::new(&config).await.expect("coordinator");

@@ -109,8 +109,12 @@ where
 pub fn run_to_exit_code<E: std::fmt::Display>(
     work: impl std::future::Future<Output = std::result::Result<(), E>>,
 ) -> ExitCode {
+    // Planning and execution walk expression trees recursively. `[limits]`
+    // bounds their depth; 8 MiB per worker (tokio's default is 2 MiB) keeps
+    // a debug build's deeper frames within the stack at those bounds.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(rt) => rt,

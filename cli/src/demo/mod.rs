@@ -187,6 +187,7 @@ fn site_guards(spec: &FederationSpec, id: &str) -> Result<SiteGuards> {
         permits: Some(sec.site_permits.clone()),
         audit: Some(Arc::new(trail)),
         opt_out,
+        ..SiteGuards::default()
     })
 }
 

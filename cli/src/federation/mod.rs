@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use ihdsi_catalog::permit::SitePermitPolicy;
 use ihdsi_catalog::registry::{CoordinatorSection, SiteBackendKind, SiteSection};
 use ihdsi_catalog::security::{AuditSection, CoordinatorTls, PermitStore, ServerIdentity, SiteTls};
-use ihdsi_catalog::{AuthSection, FederationConfig, PrivacyPolicy, SiteConfig, SiteEntry};
+use ihdsi_catalog::{
+    AuthSection, FederationConfig, PrivacyPolicy, QueryLimits, SiteConfig, SiteEntry,
+};
 use serde::Serialize;
 
 use crate::error::{CliError, Result};
@@ -118,6 +120,8 @@ pub struct FederationSpec {
     pub listen: String,
     /// Seconds the coordinator waits for a site.
     pub site_timeout_secs: u64,
+    /// The coordinator's statement limits (sites keep their own defaults).
+    pub limits: QueryLimits,
 }
 
 impl FederationSpec {
@@ -134,6 +138,7 @@ impl FederationSpec {
             opt_out: BTreeMap::new(),
             listen: "127.0.0.1:0".into(),
             site_timeout_secs: 120,
+            limits: QueryLimits::default(),
         }
     }
 
@@ -168,6 +173,7 @@ impl FederationSpec {
             audit: self.security.as_ref().map(|s| AuditSection {
                 path: s.site_trail(id),
             }),
+            limits: QueryLimits::for_site(),
         }
     }
 
@@ -191,6 +197,7 @@ impl FederationSpec {
             audit: security.map(|s| AuditSection {
                 path: s.audit_dir.join("coordinator.jsonl"),
             }),
+            limits: self.limits,
         }
     }
 

@@ -27,8 +27,10 @@ use crate::error::{EngineError, Result};
 use crate::fanout::SiteClient;
 use crate::progress::Progress;
 use finish::log_answered;
-use ihdsi_catalog::{FederationConfig, PrivacyPolicy};
-use ihdsi_planner::{FederatedPlan, plan_query, plan_query_with_params, register_virtual_schema};
+use ihdsi_catalog::{FederationConfig, PrivacyPolicy, QueryLimits};
+use ihdsi_planner::{
+    FederatedPlan, check_limits, plan_query, plan_query_with_params, register_virtual_schema,
+};
 
 mod audit;
 mod explain;
@@ -104,6 +106,8 @@ pub struct Coordinator {
     mode: Arc<Mode>,
     /// The federation's release rules.
     disclosure: Arc<Disclosure>,
+    /// How big an analyst's statement may be before it is planned.
+    limits: QueryLimits,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -142,6 +146,7 @@ impl Coordinator {
             sites,
             policy: config.privacy.clone(),
             audit,
+            limits: config.limits,
         })
     }
 
@@ -157,6 +162,7 @@ impl Coordinator {
 
     /// Plan without running.
     pub async fn plan(&self, sql: &str) -> Result<FederatedPlan> {
+        check_limits(sql, &self.limits)?;
         Ok(plan_query(&self.ctx.state(), sql, &self.policy).await?)
     }
 
@@ -185,8 +191,13 @@ impl Coordinator {
     ) -> Result<QueryOutcome> {
         let deadline = self.mode.deadline();
         let started = Instant::now();
-        let plan = match plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await
-        {
+        // The statement's size is bounded before any tree of it is walked:
+        // past the limits, planning could run out of stack.
+        let planned = match check_limits(sql, &self.limits) {
+            Ok(()) => plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await,
+            Err(e) => Err(e),
+        };
+        let plan = match planned {
             Ok(plan) => plan,
             Err(e) => {
                 let e = EngineError::from(e);

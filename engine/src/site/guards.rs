@@ -14,16 +14,29 @@ use crate::error::{EngineError, Result};
 use crate::protocol::SubplanRequest;
 use crate::site::SiteAnswer;
 use ihdsi_catalog::permit::{PermitRequest, SitePermitPolicy, label};
-use ihdsi_catalog::{SiteConfig, schema};
+use ihdsi_catalog::{QueryLimits, SiteConfig, schema};
 
-/// A site's permit policy, audit trail and opt-out list.
-#[derive(Clone, Default)]
+/// A site's permit policy, audit trail, opt-out list and statement limits.
+#[derive(Clone)]
 pub struct SiteGuards {
     /// Permits required when set (development sites run without).
     pub permits: Option<SitePermitPolicy>,
     pub audit: Option<Arc<AuditLog>>,
     /// Persons removed before any subplan sees the data.
     pub opt_out: Vec<i64>,
+    /// How big a subplan may be before this site plans it.
+    pub limits: QueryLimits,
+}
+
+impl Default for SiteGuards {
+    fn default() -> Self {
+        Self {
+            permits: None,
+            audit: None,
+            opt_out: Vec::new(),
+            limits: QueryLimits::for_site(),
+        }
+    }
 }
 
 // The opt-out list holds patient identifiers: `{:?}` shows how many, never
@@ -37,6 +50,7 @@ impl std::fmt::Debug for SiteGuards {
                 &self.audit.as_ref().map(|a| a.path().to_path_buf()),
             )
             .field("opted_out_persons", &self.opt_out.len())
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -59,6 +73,7 @@ impl SiteGuards {
             permits: config.permits.clone(),
             audit,
             opt_out,
+            limits: config.limits,
         })
     }
 

@@ -30,7 +30,7 @@ use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::bounding::bound_contributions;
 use ihdsi_planner::cells;
-use ihdsi_planner::{PlanError, admit_subplan};
+use ihdsi_planner::{PlanError, admit_subplan, check_limits};
 pub use tables::{SiteData, register_tables, register_tables_excluding};
 
 /// Session settings every site uses.
@@ -273,6 +273,9 @@ impl SiteEngine {
     }
 
     async fn run_unaudited(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
+        // The site bounds what it plans itself: a subplan past its limits
+        // could run its planning out of stack.
+        check_limits(&req.sql, &self.guards.limits)?;
         let plan = self
             .state()
             .create_logical_plan(&req.sql)

@@ -37,6 +37,7 @@ async fn bytes_for(persons: u64, sql: &str) -> (u64, usize) {
         tls: None,
         permits: None,
         audit: None,
+        limits: Default::default(),
     };
     let coordinator = Coordinator::new(&config).await.expect("coordinator");
     let outcome = coordinator

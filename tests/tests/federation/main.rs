@@ -15,6 +15,7 @@ mod dp_defences;
 mod duplicates;
 mod errors;
 mod jdbc;
+mod limits;
 mod metadata;
 mod mixed;
 mod postgres;

@@ -1,0 +1,195 @@
+//! The statement limits of `[limits]` ([`QueryLimits`]), checked on the
+//! tokens of a statement before anything parses it into a tree.
+//!
+//! The tokenizer is a loop, so this check cannot itself run out of stack,
+//! whatever the input. Once it passes, every tree a later step walks is
+//! bounded: its depth is at most the chained binary operators plus the
+//! nesting of parentheses.
+
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::keywords::Keyword;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use ihdsi_catalog::QueryLimits;
+
+use crate::error::{PlanError, Result};
+
+/// What a statement measures against the limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Size {
+    chain_terms: usize,
+    nesting: usize,
+    joins: usize,
+    set_operations: usize,
+}
+
+fn measure(sql: &str) -> Result<Size> {
+    let tokens = Tokenizer::new(&GenericDialect {}, sql)
+        .tokenize()
+        .map_err(|e| PlanError::Syntax(e.to_string()))?;
+    let mut size = Size::default();
+    let mut depth = 0usize;
+    let mut previous: Option<&Token> = None;
+    for token in &tokens {
+        if matches!(token, Token::Whitespace(_)) {
+            continue;
+        }
+        let after = previous.replace(token);
+        match token {
+            // `*` as a wildcard (`count(*)`, `SELECT *`, `t.*`) is no operator.
+            Token::Mul if is_wildcard_position(after) => {}
+            Token::LParen => {
+                depth += 1;
+                size.nesting = size.nesting.max(depth);
+            }
+            Token::RParen => depth = depth.saturating_sub(1),
+            Token::Plus
+            | Token::Minus
+            | Token::Mul
+            | Token::Div
+            | Token::Mod
+            | Token::StringConcat => size.chain_terms += 1,
+            Token::Word(w) => match w.keyword {
+                Keyword::AND | Keyword::OR => size.chain_terms += 1,
+                Keyword::JOIN => size.joins += 1,
+                Keyword::UNION | Keyword::INTERSECT | Keyword::EXCEPT => size.set_operations += 1,
+                _ => {}
+            },
+            _ => {}
+        }
+    }
+    Ok(size)
+}
+
+/// Whether a `*` after `previous` is a wildcard rather than a product.
+fn is_wildcard_position(previous: Option<&Token>) -> bool {
+    match previous {
+        None | Some(Token::LParen | Token::Comma | Token::Period) => true,
+        Some(Token::Word(w)) => matches!(
+            w.keyword,
+            Keyword::SELECT | Keyword::DISTINCT | Keyword::ALL
+        ),
+        _ => false,
+    }
+}
+
+/// Refuse `sql` if it is past any of `limits`, naming the limit.
+pub fn check_limits(sql: &str, limits: &QueryLimits) -> Result<()> {
+    let over = |limit: &'static str, value: usize, max: usize| {
+        (value > max).then_some(PlanError::Limit { limit, value, max })
+    };
+    if let Some(e) = over("max_statement_bytes", sql.len(), limits.max_statement_bytes) {
+        return Err(e);
+    }
+    let size = measure(sql)?;
+    let checks = [
+        over("max_chain_terms", size.chain_terms, limits.max_chain_terms),
+        over("max_nesting", size.nesting, limits.max_nesting),
+        over("max_joins", size.joins, limits.max_joins),
+        over(
+            "max_set_operations",
+            size.set_operations,
+            limits.max_set_operations,
+        ),
+    ];
+    match checks.into_iter().flatten().next() {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chain(op: &str, n: usize) -> String {
+        let terms: Vec<String> = (0..n).map(|i| format!("year_of_birth > {i}")).collect();
+        format!(
+            "SELECT count(*) FROM person WHERE {}",
+            terms.join(&format!(" {op} "))
+        )
+    }
+
+    #[test]
+    fn long_chains_of_every_kind_are_past_the_limit() {
+        let limits = QueryLimits::default();
+        let ones = vec!["1"; 2_000].join(" + ");
+        for sql in [
+            chain("AND", 2_000),
+            chain("OR", 2_000),
+            format!("SELECT sum({ones}) FROM person"),
+            format!(
+                "SELECT count(*) FROM concept WHERE {}",
+                vec!["concept_id > 1"; 2_000].join(" AND ")
+            ),
+        ] {
+            match check_limits(&sql, &limits) {
+                Err(PlanError::Limit { limit, value, max }) => {
+                    assert_eq!(limit, "max_chain_terms");
+                    assert!(value >= 1_999 && max == 256, "{value} {max}");
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_chain_at_the_limit_passes_and_one_more_does_not() {
+        let limits = QueryLimits::default();
+        assert!(check_limits(&chain("AND", 257), &limits).is_ok());
+        assert!(check_limits(&chain("AND", 258), &limits).is_err());
+    }
+
+    #[test]
+    fn wildcards_are_no_products() {
+        let limits = QueryLimits {
+            max_chain_terms: 1,
+            ..QueryLimits::default()
+        };
+        let sql = "SELECT count(*), count(DISTINCT person_id) * 2 FROM (SELECT * FROM person p) t";
+        assert!(check_limits(sql, &limits).is_ok());
+        assert!(check_limits("SELECT 2 * 3 * 4", &limits).is_err());
+    }
+
+    #[test]
+    fn words_inside_strings_and_quoted_names_do_not_count() {
+        let limits = QueryLimits {
+            max_chain_terms: 1,
+            ..QueryLimits::default()
+        };
+        let sql = "SELECT count(*) FROM person WHERE person_source_value = 'a AND b OR c + d'";
+        assert!(check_limits(sql, &limits).is_ok());
+    }
+
+    #[test]
+    fn nesting_joins_set_operations_and_size_are_bounded() {
+        let limits = QueryLimits {
+            max_nesting: 2,
+            max_joins: 1,
+            max_set_operations: 1,
+            max_statement_bytes: 200,
+            ..QueryLimits::default()
+        };
+        let refused = |sql: &str| match check_limits(sql, &limits) {
+            Err(PlanError::Limit { limit, .. }) => limit,
+            other => panic!("{sql}: {other:?}"),
+        };
+        assert_eq!(
+            refused("SELECT count(*) FROM (SELECT (((1))) AS x) t"),
+            "max_nesting"
+        );
+        assert_eq!(
+            refused(
+                "SELECT count(*) FROM person JOIN death USING (person_id) JOIN drug_exposure USING (person_id)"
+            ),
+            "max_joins"
+        );
+        assert_eq!(
+            refused("SELECT 1 UNION SELECT 2 UNION SELECT 3"),
+            "max_set_operations"
+        );
+        assert_eq!(
+            refused(&format!("SELECT '{}'", "x".repeat(300))),
+            "max_statement_bytes"
+        );
+    }
+}
