@@ -52,9 +52,16 @@ impl SiteClient {
             site: entry.id.clone(),
             cause: format!("invalid endpoint {}: {e}", entry.endpoint),
         };
+        // HTTP/2 pings find a site that stopped answering (frozen, its
+        // host gone) well before the query's timeout; a site process that
+        // dies resets its connections, which fails the stream at once.
         let mut endpoint = Endpoint::from_shared(entry.endpoint.clone())
             .map_err(invalid)?
-            .connect_timeout(Duration::from_secs(5));
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(5))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true)
+            .tcp_keepalive(Some(Duration::from_secs(30)));
         if let Some(tls) = tls {
             endpoint = endpoint.tls_config(tls).map_err(invalid)?;
         }

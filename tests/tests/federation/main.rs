@@ -6,6 +6,7 @@ mod auth;
 mod bytes;
 mod cell_property;
 mod cells;
+mod chaos;
 mod cohort;
 mod differential;
 mod disclosure;

@@ -1,0 +1,121 @@
+//! Faults of whole site processes, with every site its own `ihdsi site`
+//! process: a site killed in the middle of a query fails that query at
+//! once, naming the site, instead of at the timeout under another name.
+
+use std::time::{Duration, Instant};
+
+use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
+use ihdsi_tests::cohort;
+use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup, site_ids};
+
+/// Keeps every site busy for many seconds in a debug build.
+const HEAVY: &str = "SELECT max(m.value_as_number + c.concept_id + d.concept_id + e.concept_id) AS top \
+                     FROM measurement m CROSS JOIN concept c CROSS JOIN concept d CROSS JOIN concept e";
+
+async fn connect(uri: &str) -> Connection {
+    let credentials = Credentials::Password {
+        user: ANALYST.into(),
+        password: PASSWORD.into(),
+    };
+    Connection::connect_with(uri, &credentials, &ClientOptions::default())
+        .await
+        .expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_site_killed_mid_query_is_named_within_three_seconds() {
+    let data = cohort(3_000);
+    let sites = site_ids(&data);
+    let material = Material::make("chaos-kill", &sites);
+    let permit = material.permit("P-CHAOS", &[]);
+    let setup = Setup {
+        min_group_size: Some(1),
+        allow_min_max: true,
+        ..Setup::default()
+    };
+    let mut fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
+    let connection = connect(&fed.uri).await;
+    let query = tokio::spawn(async move { connection.query(HEAVY).await });
+    // Let every site start on its subplan.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    if query.is_finished() {
+        panic!("the query must still be running: {:?}", query.await);
+    }
+    let killed = Instant::now();
+    let victim = fed.processes.site_processes.get_mut("us").expect("site us");
+    victim.kill().expect("kill -9 site us");
+    let answered = tokio::time::timeout(Duration::from_secs(30), query)
+        .await
+        .expect("the query ends long before the 120 s site timeout")
+        .expect("query task");
+    let elapsed = killed.elapsed();
+    let err = answered
+        .expect_err("a query that lost a site fails")
+        .to_string();
+    assert!(
+        err.contains("site 'us'") && err.contains("unavailable"),
+        "the error names the killed site: {err}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(3),
+        "named {elapsed:?} after the kill: {err}"
+    );
+    // The coordinator keeps serving; a query the dead site is needed for
+    // fails at once, naming it.
+    let connection = connect(&fed.uri).await;
+    let started = Instant::now();
+    let err = connection
+        .query("SELECT count(*) AS n FROM person")
+        .await
+        .expect_err("us is down")
+        .to_string();
+    assert!(err.contains("site 'us'"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{err}");
+    drop(fed);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_site_is_named_long_before_the_site_timeout() {
+    let data = cohort(3_000);
+    let sites = site_ids(&data);
+    let material = Material::make("chaos-stop", &sites);
+    let permit = material.permit("P-CHAOS-STOP", &[]);
+    let setup = Setup {
+        min_group_size: Some(1),
+        allow_min_max: true,
+        ..Setup::default()
+    };
+    let fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
+    let connection = connect(&fed.uri).await;
+    let query = tokio::spawn(async move { connection.query(HEAVY).await });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let pid = fed.pid("us").to_string();
+    let stop = |sig: &str| {
+        let status = std::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .expect("kill");
+        assert!(status.success(), "kill {sig} {pid}");
+    };
+    // Frozen, not dead: its sockets stay open and nothing resets them.
+    stop("-STOP");
+    let frozen = Instant::now();
+    let answered = tokio::time::timeout(Duration::from_secs(60), query).await;
+    stop("-CONT");
+    let elapsed = frozen.elapsed();
+    let err = answered
+        .expect("the query ends long before the 120 s site timeout")
+        .expect("query task")
+        .expect_err("a query that lost a site fails")
+        .to_string();
+    assert!(
+        err.contains("site 'us'"),
+        "the error names the frozen site: {err}"
+    );
+    // HTTP/2 pings every 5 s, unanswered for 10 s.
+    assert!(
+        elapsed < Duration::from_secs(25),
+        "named {elapsed:?} after the freeze: {err}"
+    );
+    drop(fed);
+}
