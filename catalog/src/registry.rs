@@ -63,6 +63,16 @@ pub struct CoordinatorSection {
     /// TLS on the analyst-facing port (plaintext when absent).
     #[serde(default)]
     pub tls: Option<ServerIdentity>,
+    /// Seconds in-flight queries may take to finish after SIGTERM or
+    /// Ctrl-C, while no new ones are accepted.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
+}
+
+/// 30 s: long enough for an ordinary query to finish, short enough for an
+/// orchestrator's stop timeout.
+pub fn default_shutdown_grace() -> u64 {
+    30
 }
 
 fn default_coordinator_listen() -> String {
@@ -128,6 +138,10 @@ pub struct SiteSection {
     /// Object-store URL (or plain path) of `concept.parquet`, if any.
     #[serde(default)]
     pub vocabulary: Option<String>,
+    /// Seconds in-flight subplans may take to finish after SIGTERM or
+    /// Ctrl-C, while no new ones are accepted.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_secs: u64,
     /// File of person ids who opted out of secondary use (one per line,
     /// `#` comments). They are removed before any subplan sees the data.
     #[serde(default)]

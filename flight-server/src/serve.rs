@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::auth::Authenticator;
 use crate::auth::layer::AuthLayer;
-use crate::coordinator::CoordinatorService;
+use crate::coordinator::{CoordinatorService, Drain};
 use crate::error::{Result, ServerError};
 use crate::permits::PermitStore;
 use crate::site_service::SiteService;
@@ -91,6 +91,9 @@ pub struct CoordinatorFront {
     pub permits: PermitStore,
     /// TLS on the analyst-facing port.
     pub tls: Option<ServerIdentity>,
+    /// Refuses new queries once shutdown begins; shared with whoever stops
+    /// the server.
+    pub drain: Arc<Drain>,
 }
 
 /// Serve the coordinator's Flight SQL service until `shutdown` resolves.
@@ -103,7 +106,8 @@ pub fn spawn_coordinator(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<Result<()>>> {
     let auth = Arc::new(Authenticator::new(auth)?);
-    let service = CoordinatorService::new(coordinator, Arc::clone(&auth), front.permits);
+    let service = CoordinatorService::new(coordinator, Arc::clone(&auth), front.permits)
+        .with_drain(front.drain);
     let svc = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);

@@ -42,6 +42,7 @@ pub async fn serve_coordinator(
             vocabulary: Some(vocabulary),
             site_timeout_secs: 20,
             tls: None,
+            shutdown_grace_secs: 30,
         },
         auth: demo_auth(DEMO_PASSWORD).expect("auth").0,
         privacy: policy,

@@ -244,6 +244,7 @@ pub async fn start_with(spec: &FederationSpec, backends: &SiteBackends) -> Resul
             None => PermitStore::default(),
         },
         tls: config.coordinator.tls.clone(),
+        drain: Default::default(),
     };
     let scheme = if front.tls.is_some() {
         "grpc+tls"

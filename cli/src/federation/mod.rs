@@ -21,7 +21,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ihdsi_catalog::permit::SitePermitPolicy;
-use ihdsi_catalog::registry::{CoordinatorSection, SiteBackendKind, SiteSection};
+use ihdsi_catalog::registry::{
+    CoordinatorSection, SiteBackendKind, SiteSection, default_shutdown_grace,
+};
 use ihdsi_catalog::security::{AuditSection, CoordinatorTls, PermitStore, ServerIdentity, SiteTls};
 use ihdsi_catalog::{
     AuthSection, FederationConfig, PrivacyPolicy, QueryLimits, SiteConfig, SiteEntry,
@@ -165,6 +167,7 @@ impl FederationSpec {
                 data: folder.display().to_string(),
                 url: host.map(|h| h.url.clone()),
                 vocabulary: Some(self.vocabulary()),
+                shutdown_grace_secs: default_shutdown_grace(),
                 opt_out: self.opt_out.contains_key(id).then(|| self.opt_out_file(id)),
             },
             privacy: self.site_policy.clone(),
@@ -186,6 +189,7 @@ impl FederationSpec {
                 vocabulary: Some(self.vocabulary()),
                 site_timeout_secs: self.site_timeout_secs,
                 tls: security.and_then(Security::analyst_identity),
+                shutdown_grace_secs: default_shutdown_grace(),
             },
             auth: self.auth.clone(),
             privacy: self.federation_policy.clone(),

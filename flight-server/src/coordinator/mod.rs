@@ -9,6 +9,7 @@
 //! such as ADBC check; and errors reach the client at execute time.
 
 pub mod actions;
+pub mod drain;
 pub mod metadata;
 pub mod prepared;
 mod replies;
@@ -16,5 +17,6 @@ mod results;
 mod service;
 pub mod types;
 
+pub use drain::Drain;
 pub use results::ResultCache;
 pub use service::CoordinatorService;

@@ -19,7 +19,8 @@ use tonic::Status;
 pub struct ResultCache {
     ttl: Duration,
     capacity: usize,
-    entries: Mutex<HashMap<String, (Instant, String, QueryOutcome)>>,
+    /// Handle → (when, owner, outcome, fetched yet).
+    entries: Mutex<HashMap<String, (Instant, String, QueryOutcome, bool)>>,
 }
 
 impl Default for ResultCache {
@@ -42,11 +43,11 @@ impl ResultCache {
     pub fn insert(&self, analyst: &str, outcome: QueryOutcome) {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        map.retain(|_, (t, _, _)| now.duration_since(*t) < self.ttl);
+        map.retain(|_, (t, _, _, _)| now.duration_since(*t) < self.ttl);
         while map.len() >= self.capacity {
             let Some(oldest) = map
                 .iter()
-                .min_by_key(|(_, (t, _, _))| *t)
+                .min_by_key(|(_, (t, _, _, _))| *t)
                 .map(|(k, _)| k.clone())
             else {
                 break;
@@ -55,7 +56,7 @@ impl ResultCache {
         }
         map.insert(
             outcome.query_id.clone(),
-            (now, analyst.to_string(), outcome),
+            (now, analyst.to_string(), outcome, false),
         );
     }
 
@@ -64,7 +65,7 @@ impl ResultCache {
         let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
         let owned = map
             .get(handle)
-            .is_some_and(|(t, owner, _)| t.elapsed() < self.ttl && owner == analyst);
+            .is_some_and(|(t, owner, _, _)| t.elapsed() < self.ttl && owner == analyst);
         if owned {
             map.remove(handle);
         }
@@ -103,11 +104,14 @@ impl ResultCache {
         Ok(CancelFlightInfoResult::new(status).encode_to_vec())
     }
 
-    /// `analyst`'s result for `handle`, if it has not expired.
-    pub fn get(&self, analyst: &str, handle: &str) -> Option<QueryOutcome> {
-        let map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        map.get(handle)
-            .filter(|(t, owner, _)| t.elapsed() < self.ttl && owner == analyst)
-            .map(|(_, _, o)| o.clone())
+    /// `analyst`'s result for `handle`, if it has not expired, and whether
+    /// this is its first fetch.
+    pub fn get(&self, analyst: &str, handle: &str) -> Option<(QueryOutcome, bool)> {
+        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let (_, _, outcome, fetched) = map
+            .get_mut(handle)
+            .filter(|(t, owner, _, _)| t.elapsed() < self.ttl && owner == analyst)?;
+        let first = !std::mem::replace(fetched, true);
+        Some((outcome.clone(), first))
     }
 }

@@ -34,7 +34,7 @@ use super::prepared::{self, Handle};
 use super::replies::{
     encode, info, no_foreign_keys, no_substrait, one_batch, read_only, sql_info, xdbc_types,
 };
-use super::{ResultCache, metadata, types};
+use super::{Drain, ResultCache, metadata, types};
 use crate::auth::Authenticator;
 use crate::permits::{self, PermitStore};
 use crate::status::to_status;
@@ -47,6 +47,7 @@ pub struct CoordinatorService {
     auth: Arc<Authenticator>,
     progress: Arc<ProgressBoard>,
     permits: Arc<PermitStore>,
+    drain: Arc<Drain>,
 }
 
 impl CoordinatorService {
@@ -58,6 +59,7 @@ impl CoordinatorService {
         params: Option<Vec<datafusion::common::ScalarValue>>,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
+        let _running = self.drain.enter()?;
         let analyst = actions::analyst(&request)?.name.clone();
         let query_id = uuid::Uuid::new_v4().to_string();
         let cx = QueryContext::new(&analyst, &query_id);
@@ -91,6 +93,7 @@ impl CoordinatorService {
             .with_total_records(rows as i64)
             .with_ordered(true);
         self.results.insert(&analyst, outcome);
+        self.drain.held();
         Ok(Response::new(info))
     }
 
@@ -103,7 +106,13 @@ impl CoordinatorService {
             auth,
             progress: Arc::new(ProgressBoard::default()),
             permits: Arc::new(permits),
+            drain: Arc::default(),
         }
+    }
+
+    /// The same service, refusing new queries once `drain` begins.
+    pub fn with_drain(self, drain: Arc<Drain>) -> Self {
+        Self { drain, ..self }
     }
 }
 
@@ -191,9 +200,12 @@ impl FlightSqlService for CoordinatorService {
         let handle = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("malformed statement handle"))?;
         let analyst = &actions::analyst(&request)?.name;
-        let outcome = self.results.get(analyst, &handle).ok_or_else(|| {
+        let (outcome, first) = self.results.get(analyst, &handle).ok_or_else(|| {
             Status::not_found("unknown or expired statement handle; run the query again")
         })?;
+        if first {
+            self.drain.fetched();
+        }
         Ok(Response::new(encode(outcome.schema, outcome.batches)))
     }
 

@@ -30,6 +30,7 @@ async fn bytes_for(persons: u64, sql: &str) -> (u64, usize) {
             vocabulary: None,
             site_timeout_secs: 60,
             tls: None,
+            shutdown_grace_secs: 30,
         },
         auth: Default::default(),
         privacy: policy(1, false),

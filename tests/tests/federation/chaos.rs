@@ -119,3 +119,72 @@ async fn a_frozen_site_is_named_long_before_the_site_timeout() {
     );
     drop(fed);
 }
+
+fn kill(sig: &str, pid: u32) {
+    let status = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_the_query_in_flight_answer_then_the_coordinator_exits() {
+    let data = cohort(3_000);
+    let sites = site_ids(&data);
+    let material = Material::make("chaos-term", &sites);
+    let permit = material.permit("P-CHAOS-TERM", &[]);
+    let setup = Setup {
+        min_group_size: Some(1),
+        ..Setup::default()
+    };
+    let mut fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
+    let sql = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1";
+    let connection = connect(&fed.uri).await;
+    let expected = connection.query(sql).await.expect("before").num_rows();
+    // Hold the query in flight: one site is frozen until after SIGTERM.
+    let frozen = fed.pid("us");
+    kill("-STOP", frozen);
+    let query = tokio::spawn(async move { connection.query(sql).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!query.is_finished(), "the query is held at the frozen site");
+    kill("-TERM", fed.processes.coordinator.id());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No new query is taken while the coordinator drains, and it says why.
+    let late = connect(&fed.uri).await;
+    let refused = late
+        .query(sql)
+        .await
+        .expect_err("no new queries")
+        .to_string();
+    assert!(refused.contains("shutting down"), "{refused}");
+    assert!(
+        fed.processes
+            .coordinator
+            .try_wait()
+            .expect("wait")
+            .is_none(),
+        "the coordinator waits for its query in flight"
+    );
+    kill("-CONT", frozen);
+    let answered = tokio::time::timeout(Duration::from_secs(20), query)
+        .await
+        .expect("the query in flight ends")
+        .expect("query task")
+        .expect("the query in flight answers");
+    assert_eq!(answered.num_rows(), expected);
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = fed.processes.coordinator.try_wait().expect("wait") {
+            break status;
+        }
+        waited += 1;
+        assert!(
+            waited < 200,
+            "the coordinator did not exit after its last query"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "a clean exit: {status:?}");
+    drop(fed);
+}
