@@ -36,6 +36,15 @@ pub fn ihdsi_binary() -> PathBuf {
     profile_dir.join("ihdsi")
 }
 
+/// Send `sig` (`-STOP`, `-CONT`, `-TERM`, …) to process `pid`.
+pub fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
 fn free_port() -> u16 {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("addr").port()

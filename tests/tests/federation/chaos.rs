@@ -6,11 +6,26 @@ use std::time::{Duration, Instant};
 
 use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
 use ihdsi_tests::cohort;
+use ihdsi_tests::process::signal;
 use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup, site_ids};
 
 /// Keeps every site busy for many seconds in a debug build.
 const HEAVY: &str = "SELECT max(m.value_as_number + c.concept_id + d.concept_id + e.concept_id) AS top \
                      FROM measurement m CROSS JOIN concept c CROSS JOIN concept d CROSS JOIN concept e";
+
+/// A secured federation of processes over a 3,000-person cohort, with
+/// thresholds at 1 and MIN/MAX allowed.
+fn start(name: &str) -> SecuredFederation {
+    let data = cohort(3_000);
+    let material = Material::make(name, &site_ids(&data));
+    let permit = material.permit(&format!("P-{name}"), &[]);
+    let setup = Setup {
+        min_group_size: Some(1),
+        allow_min_max: true,
+        ..Setup::default()
+    };
+    SecuredFederation::start(&data, &material, &setup, &[permit])
+}
 
 async fn connect(uri: &str) -> Connection {
     let credentials = Credentials::Password {
@@ -24,16 +39,7 @@ async fn connect(uri: &str) -> Connection {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_killed_mid_query_is_named_within_three_seconds() {
-    let data = cohort(3_000);
-    let sites = site_ids(&data);
-    let material = Material::make("chaos-kill", &sites);
-    let permit = material.permit("P-CHAOS", &[]);
-    let setup = Setup {
-        min_group_size: Some(1),
-        allow_min_max: true,
-        ..Setup::default()
-    };
-    let mut fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
+    let mut fed = start("chaos-kill");
     let connection = connect(&fed.uri).await;
     let query = tokio::spawn(async move { connection.query(HEAVY).await });
     // Let every site start on its subplan.
@@ -76,32 +82,16 @@ async fn a_site_killed_mid_query_is_named_within_three_seconds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_site_is_named_long_before_the_site_timeout() {
-    let data = cohort(3_000);
-    let sites = site_ids(&data);
-    let material = Material::make("chaos-stop", &sites);
-    let permit = material.permit("P-CHAOS-STOP", &[]);
-    let setup = Setup {
-        min_group_size: Some(1),
-        allow_min_max: true,
-        ..Setup::default()
-    };
-    let fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
+    let fed = start("chaos-stop");
     let connection = connect(&fed.uri).await;
     let query = tokio::spawn(async move { connection.query(HEAVY).await });
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    let pid = fed.pid("us").to_string();
-    let stop = |sig: &str| {
-        let status = std::process::Command::new("kill")
-            .args([sig, &pid])
-            .status()
-            .expect("kill");
-        assert!(status.success(), "kill {sig} {pid}");
-    };
+    let pid = fed.pid("us");
     // Frozen, not dead: its sockets stay open and nothing resets them.
-    stop("-STOP");
+    signal(pid, "-STOP");
     let frozen = Instant::now();
     let answered = tokio::time::timeout(Duration::from_secs(60), query).await;
-    stop("-CONT");
+    signal(pid, "-CONT");
     let elapsed = frozen.elapsed();
     let err = answered
         .expect("the query ends long before the 120 s site timeout")
@@ -120,35 +110,19 @@ async fn a_frozen_site_is_named_long_before_the_site_timeout() {
     drop(fed);
 }
 
-fn kill(sig: &str, pid: u32) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {sig} {pid}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_query_in_flight_answer_then_the_coordinator_exits() {
-    let data = cohort(3_000);
-    let sites = site_ids(&data);
-    let material = Material::make("chaos-term", &sites);
-    let permit = material.permit("P-CHAOS-TERM", &[]);
-    let setup = Setup {
-        min_group_size: Some(1),
-        ..Setup::default()
-    };
-    let mut fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
+    let mut fed = start("chaos-term");
     let sql = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1";
     let connection = connect(&fed.uri).await;
     let expected = connection.query(sql).await.expect("before").num_rows();
     // Hold the query in flight: one site is frozen until after SIGTERM.
     let frozen = fed.pid("us");
-    kill("-STOP", frozen);
+    signal(frozen, "-STOP");
     let query = tokio::spawn(async move { connection.query(sql).await });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!query.is_finished(), "the query is held at the frozen site");
-    kill("-TERM", fed.processes.coordinator.id());
+    signal(fed.processes.coordinator.id(), "-TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No new query is taken while the coordinator drains, and it says why.
     let late = connect(&fed.uri).await;
@@ -166,7 +140,7 @@ async fn sigterm_lets_the_query_in_flight_answer_then_the_coordinator_exits() {
             .is_none(),
         "the coordinator waits for its query in flight"
     );
-    kill("-CONT", frozen);
+    signal(frozen, "-CONT");
     let answered = tokio::time::timeout(Duration::from_secs(20), query)
         .await
         .expect("the query in flight ends")

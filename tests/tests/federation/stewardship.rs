@@ -16,6 +16,7 @@ use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
 use ihdsi_cli::federation::SiteHost;
 use ihdsi_cli::federation::site_folders;
 use ihdsi_tests::compare::diff;
+use ihdsi_tests::process::signal;
 use ihdsi_tests::queries::load;
 use ihdsi_tests::secured::{
     ANALYST, Material, PASSWORD, SecuredFederation, Setup, ihdsi, site_ids,
@@ -203,14 +204,6 @@ fn tampered(trail: &Path, name: &str, lines: &[String], tail: &str) -> PathBuf {
     let head = |p: &Path| PathBuf::from(format!("{}.head", p.display()));
     std::fs::copy(head(trail), head(&copy)).expect("copy head");
     copy
-}
-
-fn signal(pid: u32, sig: &str) {
-    let status = std::process::Command::new("kill")
-        .args([sig, &pid.to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success(), "kill {sig} {pid}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
