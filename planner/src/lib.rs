@@ -36,6 +36,7 @@ pub mod explain;
 pub mod exprs;
 pub mod limits;
 pub mod lineage;
+pub mod pruning;
 pub mod release;
 pub mod site;
 pub mod split;

@@ -11,6 +11,7 @@ use crate::audit::SubplanSql;
 use crate::error::{EngineError, Result};
 use crate::fanout::SiteClient;
 use ihdsi_catalog::FederationConfig;
+use ihdsi_planner::pruning::site_restriction;
 use ihdsi_planner::{FederatedPlan, Release};
 
 /// A client per site of `config`, each with the federation's timeout.
@@ -26,11 +27,21 @@ pub(super) fn site_clients(config: &FederationConfig) -> Result<Vec<SiteClient>>
 
 impl Coordinator {
     pub(super) fn sites_for(&self, release: &Release) -> Result<Vec<&SiteClient>> {
-        let chosen: Vec<&SiteClient> = self
+        let hosting: Vec<&SiteClient> = self
             .sites
             .iter()
             .filter(|s| release.tables.iter().all(|t| s.entry.hosts(t)))
             .collect();
+        // A release whose text confines it to some sites goes to those
+        // only (`WHERE site = 'lu'`); one that names no hosting site goes
+        // to every hosting site, which answer with nothing, as before.
+        let chosen = match site_restriction(&release.site_plan) {
+            Some(allowed) if hosting.iter().any(|s| allowed.contains(&s.entry.id)) => hosting
+                .into_iter()
+                .filter(|s| allowed.contains(&s.entry.id))
+                .collect(),
+            _ => hosting,
+        };
         if chosen.is_empty() {
             return Err(EngineError::NoSiteHosts(
                 release

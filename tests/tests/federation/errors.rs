@@ -409,3 +409,44 @@ async fn a_site_drops_a_subplan_nobody_reads() {
     }
     assert!(stopped, "the site kept working on a subplan nobody reads");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_query_confined_to_some_sites_needs_only_those() {
+    let mut fed = manual(|_| policy(1, false), policy(1, false)).await;
+    let oracle = ihdsi_tests::centralized(&cohort(6_000)).await;
+    let (site, stop) = fed
+        .stops
+        .iter()
+        .position(|(id, _)| id == "kr")
+        .map(|i| fed.stops.remove(i))
+        .expect("site kr");
+    let _ = stop.send(());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for sql in [
+        "SELECT gender_concept_id, count(*) AS n FROM person WHERE site = 'lu' GROUP BY 1",
+        "SELECT count(*) AS n FROM person WHERE site IN ('lu', 'us') AND year_of_birth > 1950",
+        "SELECT d.drug_concept_id, count(DISTINCT p.person_id) AS n FROM person p JOIN drug_exposure d ON d.person_id = p.person_id WHERE p.site = 'us' GROUP BY 1",
+    ] {
+        let got = ask(&fed.uri, sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: the query does not need {site}: {e}"));
+        let expected = ihdsi_tests::oracle_rows(&oracle, sql).await;
+        assert_eq!(
+            ihdsi_tests::compare::diff(&got.batches, &expected),
+            None,
+            "{sql}"
+        );
+        let contacted = &got.schema.metadata()["ihdsi.sites"];
+        assert!(!contacted.contains("kr"), "{sql}: contacted {contacted}");
+    }
+    // Rows that can come from any site still need every site.
+    for sql in [
+        "SELECT count(*) AS n FROM person",
+        "SELECT count(*) AS n FROM person WHERE site = 'lu' OR year_of_birth > 1950",
+        "SELECT count(*) AS n FROM person p LEFT JOIN (SELECT person_id FROM death WHERE site = 'lu') d ON d.person_id = p.person_id",
+    ] {
+        let err = ask(&fed.uri, sql).await.expect_err(sql).to_string();
+        assert!(err.contains(&format!("site '{site}'")), "{sql}: {err}");
+    }
+    let _ = fed.coordinator_stop.send(());
+}
