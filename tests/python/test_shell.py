@@ -51,6 +51,28 @@ def test_shell_query_multiline_and_table_listing_under_a_pty(demo, tmp_path):
     assert "GROUP BY year_of_birth, race_concept_id;" in history
 
 
+def test_ctrl_c_cancels_the_running_statement_and_the_shell_goes_on(demo, tmp_path):
+    shell = spawn_shell(demo, tmp_path)
+    shell.expect_exact("ihdsi> ")
+    # A cross join that keeps every site busy for seconds.
+    shell.sendline(
+        "SELECT count(*) AS n FROM measurement m CROSS JOIN concept c CROSS JOIN concept d"
+        " CROSS JOIN concept e WHERE e.concept_id < 8600;"
+    )
+    shell.expect(r"site \w+\s+running")
+    shell.sendintr()
+    shell.expect_exact("cancelled: the statement was dropped")
+    shell.expect_exact("ihdsi> ")
+    # The shell, its login and the federation still work.
+    shell.sendline("SELECT count(DISTINCT person_id) AS patients FROM person;")
+    shell.expect(r"1 row released")
+    shell.expect_exact("ihdsi> ")
+    shell.sendline("\\q")
+    shell.expect(pexpect.EOF)
+    shell.close()
+    assert shell.exitstatus == 0
+
+
 def test_shell_piped_prints_results_without_progress(demo):
     sql = "SELECT site, count(DISTINCT person_id) AS patients\nFROM person GROUP BY site ORDER BY site;\n\\d\n"
     out = subprocess.run(

@@ -33,7 +33,7 @@ Statements end with ';' and may span lines.
   \\d TABLE      describe TABLE's columns
   \\?            this help
   \\q            quit (or Ctrl-D)
-Ctrl-C abandons the statement being typed.";
+Ctrl-C abandons the statement being typed, or cancels the one running.";
 
 /// What the user asked for with one line or statement.
 #[derive(Debug, PartialEq, Eq)]
@@ -189,10 +189,18 @@ fn report(outcome: Result<String>) {
 async fn execute(connection: &Connection, sql: &str, live: bool) -> Result<String> {
     let request_id = uuid::Uuid::new_v4().to_string();
     let display = live.then(|| progress::Display::start(connection.clone(), request_id.clone()));
-    let result = connection.query_tagged(sql, Some(&request_id)).await;
+    // Ctrl-C while a statement runs drops its call: the coordinator drops
+    // the query, and with it every site request (they read `cancelled`).
+    let result = tokio::select! {
+        result = connection.query_tagged(sql, Some(&request_id)) => Some(result),
+        _ = tokio::signal::ctrl_c() => None,
+    };
     if let Some(d) = display {
         d.finish().await;
     }
+    let Some(result) = result else {
+        return Ok("cancelled: the statement was dropped, and its site requests with it".into());
+    };
     let result = result?;
     Ok(format!(
         "{}\n{}",

@@ -242,7 +242,8 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
 
 /// The first site to fail fails the query at once, naming that site; the
 /// requests still running at the other sites are dropped, not waited for,
-/// and the query's progress says so. `lu` refuses MIN/MAX while planning;
+/// and the query's progress says so (a request not started yet has no
+/// line). `lu` refuses MIN/MAX while planning;
 /// `kr` and `us` are still joining every measurement with every concept.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_first_site_to_fail_cancels_the_others() {
@@ -262,13 +263,14 @@ async fn the_first_site_to_fail_cancels_the_others() {
     assert!(err.contains("site 'lu' refused the subplan"), "{err}");
     let lines = connection.progress(id).await.expect("progress");
     let states: Vec<(&str, SiteState)> = lines.iter().map(|l| (l.site.as_str(), l.state)).collect();
-    assert_eq!(
-        states,
-        vec![
-            ("kr", SiteState::Cancelled),
-            ("lu", SiteState::Failed),
-            ("us", SiteState::Cancelled)
-        ]
+    // lu fails while planning, so a site whose request had not started yet
+    // has no line at all; every line but lu's reads cancelled, and at least
+    // one site was caught mid-join.
+    assert!(states.contains(&("lu", SiteState::Failed)), "{states:?}");
+    let others: Vec<&(&str, SiteState)> = states.iter().filter(|(s, _)| *s != "lu").collect();
+    assert!(
+        !others.is_empty() && others.iter().all(|(_, st)| *st == SiteState::Cancelled),
+        "{states:?}"
     );
     ask(&fed.uri, HEALTHY)
         .await
