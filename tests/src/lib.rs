@@ -10,6 +10,7 @@
 pub mod backends;
 pub mod compare;
 pub mod dp;
+pub mod fuzz;
 pub mod logs;
 pub mod planted;
 pub mod postgres;

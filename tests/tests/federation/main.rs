@@ -15,6 +15,7 @@ mod dp;
 mod dp_defences;
 mod duplicates;
 mod errors;
+mod fuzz;
 mod jdbc;
 mod limits;
 mod metadata;
