@@ -88,7 +88,15 @@ fn cells_equal(a: &Cell, b: &Cell) -> bool {
 /// `None` when equal, else a description of the first difference (test
 /// output only: synthetic data).
 pub fn diff(federated: &[RecordBatch], oracle: &[RecordBatch]) -> Option<String> {
-    let (f, o) = (rows(federated), rows(oracle));
+    diff_rows(&rows(federated), &rows(oracle), |_, a, b| cells_equal(a, b))
+}
+
+/// The first difference of two sorted row lists under `equal(column, …)`.
+fn diff_rows(
+    f: &[Vec<Cell>],
+    o: &[Vec<Cell>],
+    equal: impl Fn(usize, &Cell, &Cell) -> bool,
+) -> Option<String> {
     if f.len() != o.len() {
         return Some(format!(
             "{} federated rows vs {} oracle rows",
@@ -96,8 +104,13 @@ pub fn diff(federated: &[RecordBatch], oracle: &[RecordBatch]) -> Option<String>
             o.len()
         ));
     }
-    for (i, (a, b)) in f.iter().zip(&o).enumerate() {
-        if a.len() != b.len() || !a.iter().zip(b).all(|(x, y)| cells_equal(x, y)) {
+    for (i, (a, b)) in f.iter().zip(o).enumerate() {
+        let same = a.len() == b.len()
+            && a.iter()
+                .zip(b)
+                .enumerate()
+                .all(|(j, (x, y))| equal(j, x, y));
+        if !same {
             return Some(format!("row {i}: federated {a:?} vs oracle {b:?}"));
         }
     }
@@ -124,21 +137,7 @@ pub fn diff_withheld(
     if keys == 0 && f.is_empty() {
         o.retain(|r| !empty(r));
     }
-    if f.len() != o.len() {
-        return Some(format!(
-            "{} federated rows vs {} oracle rows",
-            f.len(),
-            o.len()
-        ));
-    }
-    for (i, (a, b)) in f.iter().zip(&o).enumerate() {
-        let same = a.len() == b.len()
-            && a.iter().zip(b).enumerate().all(|(j, (x, y))| {
-                cells_equal(x, y) || (j >= keys && *x == Cell::Null && is_zero(y))
-            });
-        if !same {
-            return Some(format!("row {i}: federated {a:?} vs oracle {b:?}"));
-        }
-    }
-    None
+    diff_rows(&f, &o, |j, x, y| {
+        cells_equal(x, y) || (j >= keys && *x == Cell::Null && is_zero(y))
+    })
 }

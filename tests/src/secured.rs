@@ -89,6 +89,22 @@ pub fn site_ids(data: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The secured federations' analyst, logged in at `uri` (plaintext
+/// analyst port, the coordinator's own permit choice).
+pub async fn connect_analyst(uri: &str) -> ihdsi_cli::client::Connection {
+    let credentials = ihdsi_cli::client::Credentials::Password {
+        user: ANALYST.into(),
+        password: PASSWORD.into(),
+    };
+    ihdsi_cli::client::Connection::connect_with(
+        uri,
+        &credentials,
+        &ihdsi_cli::client::ClientOptions::default(),
+    )
+    .await
+    .expect("connect")
+}
+
 /// The pieces an operator makes before starting anything.
 #[derive(Debug, Clone)]
 pub struct Material {

@@ -4,10 +4,9 @@
 
 use std::time::{Duration, Instant};
 
-use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
 use ihdsi_tests::cohort;
 use ihdsi_tests::process::signal;
-use ihdsi_tests::secured::{ANALYST, Material, PASSWORD, SecuredFederation, Setup, site_ids};
+use ihdsi_tests::secured::{Material, SecuredFederation, Setup, connect_analyst, site_ids};
 
 /// Keeps every site busy for many seconds in a debug build.
 const HEAVY: &str = "SELECT max(m.value_as_number + c.concept_id + d.concept_id + e.concept_id) AS top \
@@ -27,20 +26,10 @@ fn start(name: &str) -> SecuredFederation {
     SecuredFederation::start(&data, &material, &setup, &[permit])
 }
 
-async fn connect(uri: &str) -> Connection {
-    let credentials = Credentials::Password {
-        user: ANALYST.into(),
-        password: PASSWORD.into(),
-    };
-    Connection::connect_with(uri, &credentials, &ClientOptions::default())
-        .await
-        .expect("connect")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_killed_mid_query_is_named_within_three_seconds() {
     let mut fed = start("chaos-kill");
-    let connection = connect(&fed.uri).await;
+    let connection = connect_analyst(&fed.uri).await;
     let query = tokio::spawn(async move { connection.query(HEAVY).await });
     // Let every site start on its subplan.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
@@ -68,7 +57,7 @@ async fn a_site_killed_mid_query_is_named_within_three_seconds() {
     );
     // The coordinator keeps serving; a query the dead site is needed for
     // fails at once, naming it.
-    let connection = connect(&fed.uri).await;
+    let connection = connect_analyst(&fed.uri).await;
     let started = Instant::now();
     let err = connection
         .query("SELECT count(*) AS n FROM person")
@@ -83,7 +72,7 @@ async fn a_site_killed_mid_query_is_named_within_three_seconds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_site_is_named_long_before_the_site_timeout() {
     let fed = start("chaos-stop");
-    let connection = connect(&fed.uri).await;
+    let connection = connect_analyst(&fed.uri).await;
     let query = tokio::spawn(async move { connection.query(HEAVY).await });
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let pid = fed.pid("us");
@@ -114,7 +103,7 @@ async fn a_frozen_site_is_named_long_before_the_site_timeout() {
 async fn sigterm_lets_the_query_in_flight_answer_then_the_coordinator_exits() {
     let mut fed = start("chaos-term");
     let sql = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1";
-    let connection = connect(&fed.uri).await;
+    let connection = connect_analyst(&fed.uri).await;
     let expected = connection.query(sql).await.expect("before").num_rows();
     // Hold the query in flight: one site is frozen until after SIGTERM.
     let frozen = fed.pid("us");
@@ -125,7 +114,7 @@ async fn sigterm_lets_the_query_in_flight_answer_then_the_coordinator_exits() {
     signal(fed.processes.coordinator.id(), "-TERM");
     tokio::time::sleep(Duration::from_millis(500)).await;
     // No new query is taken while the coordinator drains, and it says why.
-    let late = connect(&fed.uri).await;
+    let late = connect_analyst(&fed.uri).await;
     let refused = late
         .query(sql)
         .await

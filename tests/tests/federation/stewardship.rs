@@ -12,29 +12,18 @@ use std::time::Duration;
 use datafusion::dataframe::DataFrameWriteOptions;
 use datafusion::prelude::{SessionContext, col, lit};
 use ihdsi_catalog::registry::SiteBackendKind;
-use ihdsi_cli::client::{ClientOptions, Connection, Credentials};
 use ihdsi_cli::federation::SiteHost;
 use ihdsi_cli::federation::site_folders;
 use ihdsi_tests::compare::diff;
 use ihdsi_tests::process::signal;
 use ihdsi_tests::queries::load;
 use ihdsi_tests::secured::{
-    ANALYST, Material, PASSWORD, SecuredFederation, Setup, ihdsi, site_ids,
+    ANALYST, Material, SecuredFederation, Setup, connect_analyst, ihdsi, site_ids,
 };
 use ihdsi_tests::{centralized, cohort, oracle_rows};
 
 /// Persons who opt out: every person whose id is 3 modulo 7.
 const OPTED_OUT: i64 = 3;
-
-async fn connect(uri: &str) -> Connection {
-    let credentials = Credentials::Password {
-        user: ANALYST.into(),
-        password: PASSWORD.into(),
-    };
-    Connection::connect_with(uri, &credentials, &ClientOptions::default())
-        .await
-        .expect("connect")
-}
 
 /// Each site's person ids that opted out.
 async fn opted_out(data: &Path) -> BTreeMap<String, Vec<i64>> {
@@ -139,7 +128,7 @@ async fn opted_out_persons_never_change_a_result() {
     let fed = SecuredFederation::start(&data, &material, &setup, &[permit]);
     let oracle = centralized(&without_opted_out(&data, &material.dir).await).await;
     let everyone = centralized(&data).await;
-    let connection = connect(&fed.uri).await;
+    let connection = connect_analyst(&fed.uri).await;
     let cases = load("differential.slt");
     let (mut failures, mut influenced) = (Vec::new(), 0);
     for case in &cases {
@@ -213,7 +202,7 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
     let material = Material::make("audit", &sites);
     let permit = material.permit("P-AUDIT", &[]);
     let mut fed = SecuredFederation::start(&data, &material, &Setup::default(), &[permit]);
-    let connection = connect(&fed.uri).await;
+    let connection = connect_analyst(&fed.uri).await;
     connection
         .query("SELECT site, count(*) AS persons FROM person GROUP BY site")
         .await
@@ -228,7 +217,7 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
     signal(fed.pid("kr"), "-STOP");
     let uri = fed.uri.clone();
     let inflight = tokio::spawn(async move {
-        let c = connect(&uri).await;
+        let c = connect_analyst(&uri).await;
         c.query("SELECT gender_concept_id, count(*) AS inflight_n FROM person GROUP BY gender_concept_id")
             .await
     });
@@ -392,7 +381,7 @@ async fn a_differencing_pair_is_flagged_on_the_audit_trail() {
     let material = Material::make("differencing", &site_ids(&data));
     let permit = material.permit("P-DIFF", &[]);
     let fed = SecuredFederation::start(&data, &material, &Setup::default(), &[permit]);
-    let connection = connect(&fed.uri).await;
+    let connection = connect_analyst(&fed.uri).await;
     let base = "SELECT count(DISTINCT person_id) AS n FROM person";
     let mut ids = Vec::new();
     for sql in [
