@@ -6,8 +6,8 @@
 //! Sound, not complete: a restriction is derived only where it holds for
 //! every row reaching the release's aggregation, that is through filters,
 //! projections, aliases, inner and semi joins (both sides), the preserved
-//! side of outer joins, unions (of every branch) and aggregations below the
-//! boundary. Anything else leaves the release unrestricted. The decision
+//! side of outer joins, unions (of every branch) and grouped aggregations
+//! below the boundary. Anything else leaves the release unrestricted. The decision
 //! reads the query's text, never data, so it discloses nothing; an excluded
 //! site would have released no row of the release anyway (its patients
 //! are its own, and each of its rows fails the predicate).
@@ -19,30 +19,42 @@ use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Expr, JoinType, LogicalPlan, Operator};
 use ihdsi_catalog::schema;
 
-/// The sites a release over `plan` can have rows at; `None` when any site
-/// can.
+/// The sites a release over `plan` (its site subplan, topped by the
+/// release's own aggregation) can have rows at; `None` when any site can.
+/// A site left out would have had no input row: its answer, even the one
+/// row of a global aggregation, rests on no patient and is withheld.
 pub fn site_restriction(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
+    match plan {
+        LogicalPlan::Aggregate(a) => rows_at(&a.input),
+        // The partials' names, above the release's aggregation.
+        LogicalPlan::Projection(p) => site_restriction(&p.input),
+        other => rows_at(other),
+    }
+}
+
+/// The sites where `plan` can have rows; `None` when any site can.
+fn rows_at(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
     match plan {
         LogicalPlan::Filter(f) => {
             let own = split_conjunction(&f.predicate)
                 .into_iter()
                 .filter_map(|c| conjunct_sites(c, &f.input))
                 .reduce(|a, b| &a & &b);
-            both(own, site_restriction(&f.input))
+            both(own, rows_at(&f.input))
         }
-        LogicalPlan::Projection(p) => site_restriction(&p.input),
-        LogicalPlan::SubqueryAlias(a) => site_restriction(&a.input),
-        LogicalPlan::Aggregate(a) => site_restriction(&a.input),
-        LogicalPlan::Sort(s) => site_restriction(&s.input),
+        LogicalPlan::Projection(p) => rows_at(&p.input),
+        LogicalPlan::SubqueryAlias(a) => rows_at(&a.input),
+        // A grouped aggregation has rows only where its input has; a global
+        // one has its row at every site, even over no input row.
+        LogicalPlan::Aggregate(a) if !a.group_expr.is_empty() => rows_at(&a.input),
+        LogicalPlan::Sort(s) => rows_at(&s.input),
         LogicalPlan::Join(j) => match j.join_type {
             JoinType::Inner | JoinType::LeftSemi | JoinType::RightSemi => {
-                both(site_restriction(&j.left), site_restriction(&j.right))
+                both(rows_at(&j.left), rows_at(&j.right))
             }
             // A mark join keeps every row of its preserved side.
-            JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => site_restriction(&j.left),
-            JoinType::Right | JoinType::RightAnti | JoinType::RightMark => {
-                site_restriction(&j.right)
-            }
+            JoinType::Left | JoinType::LeftAnti | JoinType::LeftMark => rows_at(&j.left),
+            JoinType::Right | JoinType::RightAnti | JoinType::RightMark => rows_at(&j.right),
             JoinType::Full => None,
         },
         LogicalPlan::TableScan(scan) if schema::is_patient_table(scan.table_name.table()) => scan
@@ -54,7 +66,7 @@ pub fn site_restriction(plan: &LogicalPlan) -> Option<BTreeSet<String>> {
         LogicalPlan::Union(u) => u
             .inputs
             .iter()
-            .map(|i| site_restriction(i))
+            .map(|i| rows_at(i))
             .try_fold(BTreeSet::new(), |acc, r| r.map(|r| &acc | &r)),
         _ => None,
     }
@@ -240,5 +252,38 @@ mod tests {
         ] {
             assert_eq!(restriction(sql).await, vec![None], "{sql}");
         }
+    }
+
+    #[test]
+    fn a_global_aggregation_below_the_boundary_restricts_nothing() {
+        use datafusion::functions_aggregate::count::count;
+        use datafusion::logical_expr::{col, lit};
+        let scan = datafusion::logical_expr::table_scan(
+            Some("person"),
+            &schema::table("person").expect("person").schema,
+            None,
+        )
+        .expect("scan")
+        .filter(col("site").eq(lit("lu")))
+        .expect("filter");
+        let grouped = scan
+            .clone()
+            .aggregate(vec![col("person_id")], vec![count(lit(1))])
+            .expect("grouped")
+            .build()
+            .expect("plan");
+        assert_eq!(rows_at(&grouped), sites(&["lu"]));
+        let global: LogicalPlan = scan
+            .aggregate(
+                Vec::<datafusion::logical_expr::Expr>::new(),
+                vec![count(lit(1))],
+            )
+            .expect("global")
+            .build()
+            .expect("plan");
+        assert_eq!(rows_at(&global), None);
+        // As the release's own aggregation it is the release, whose pruned
+        // sites would have answered with a row on no patient.
+        assert_eq!(site_restriction(&global), sites(&["lu"]));
     }
 }
