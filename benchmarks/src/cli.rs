@@ -58,6 +58,16 @@ pub struct Args {
     /// coordinator with `perf record -p PID`).
     #[arg(long)]
     serve: bool,
+    /// Measure staying up instead of speed: --soak-analysts analysts run
+    /// the workload in a loop for SECONDS against the secured federation
+    /// over the first --persons (default 20,000); report errors,
+    /// throughput, p50/p99 and each process's peak memory. Fails if any
+    /// query failed.
+    #[arg(long, value_name = "SECONDS")]
+    soak: Option<u64>,
+    /// Concurrent analysts of --soak.
+    #[arg(long, default_value_t = 32)]
+    soak_analysts: usize,
 }
 
 /// What one invocation measures.
@@ -131,6 +141,9 @@ async fn run(args: Args) -> Result<()> {
     let plan = Plan::from(&args)?;
     if args.serve {
         return serve(&args, &plan).await;
+    }
+    if let Some(seconds) = args.soak {
+        return soak(&args, seconds).await;
     }
     let python = duckdb::ensure_python()?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -211,6 +224,43 @@ async fn serve(args: &Args, plan: &Plan) -> Result<()> {
     println!("files: {}", fed.dir.display());
     let _ = tokio::signal::ctrl_c().await;
     Ok(())
+}
+
+/// `--soak`: the soak, its report on stdout (and in `--out` as
+/// `SOAK.md`), and an error if any query failed.
+async fn soak(args: &Args, seconds: u64) -> Result<()> {
+    let persons = args.persons.as_ref().map_or(20_000, |p| p[0]);
+    let cohort = cohort::ensure(&args.data, persons, &cohort::site_ids(3))?;
+    let fed = Federation::start(&cohort, &args.data.join("runs"), args.min_group_size, true)?;
+    eprintln!(
+        "== soak: {} analysts for {seconds} s over {persons} persons",
+        args.soak_analysts
+    );
+    let report = crate::soak::run(
+        &fed,
+        persons,
+        args.soak_analysts,
+        std::time::Duration::from_secs(seconds),
+        WORKLOAD,
+    )
+    .await?;
+    let text = report.render();
+    println!("{text}");
+    let path = args.out.join("SOAK.md");
+    std::fs::create_dir_all(&args.out)
+        .and_then(|()| std::fs::write(&path, format!("```text\n{text}```\n")))
+        .map_err(|e| BenchError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+    match report.error_count() {
+        0 => Ok(()),
+        n => Err(BenchError::Query {
+            query: format!("{n} of the soak's queries"),
+            config: "federated (soak)",
+            message: "failed; see the errors above".into(),
+        }),
+    }
 }
 
 /// The concurrency sweep and the trivial-query latency test on `cohort`.

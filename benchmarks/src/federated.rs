@@ -31,6 +31,10 @@ use crate::error::{BenchError, Result};
 
 const PASSWORD: &str = "ihdsi-bench";
 
+/// Analyst accounts besides the demo analyst, one per concurrent analyst
+/// of the sweeps and the soak.
+const ANALYSTS: usize = 32;
+
 /// Where one federated query's time went, as the coordinator logged it.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Breakdown {
@@ -111,11 +115,14 @@ impl Federation {
             log: dir.clone(),
         };
         let hash = secrets::hash_password(PASSWORD).map_err(|e| failed("coordinator", &e))?;
+        let names = std::iter::once(DEMO_USER.to_string()).chain((0..ANALYSTS).map(Self::analyst));
         let auth = AuthSection {
-            users: vec![UserEntry {
-                name: DEMO_USER.into(),
-                password_hash: hash,
-            }],
+            users: names
+                .map(|name| UserEntry {
+                    name,
+                    password_hash: hash.clone(),
+                })
+                .collect(),
             ..AuthSection::default()
         };
         let mut spec = FederationSpec::new(&cohort.dir, &dir, auth);
@@ -157,6 +164,17 @@ impl Federation {
         self.processes.pids()
     }
 
+    /// `site <id>` and `coordinator`, with their process ids.
+    pub fn named_pids(&self) -> Vec<(String, u32)> {
+        self.processes.named_pids()
+    }
+
+    /// The account of concurrent analyst `i` (0-based; wraps past the
+    /// accounts there are).
+    pub fn analyst(i: usize) -> String {
+        format!("analyst-{:02}", i % ANALYSTS + 1)
+    }
+
     /// The analyst password of benchmark federations.
     pub fn password(&self) -> &'static str {
         PASSWORD
@@ -164,8 +182,14 @@ impl Federation {
 
     /// A logged-in analyst connection.
     pub async fn connect(&self) -> Result<Connection> {
+        self.connect_as(DEMO_USER).await
+    }
+
+    /// A connection logged in as `user` (the demo analyst or
+    /// [`Federation::analyst`]).
+    pub async fn connect_as(&self, user: &str) -> Result<Connection> {
         let credentials = Credentials::Password {
-            user: DEMO_USER.into(),
+            user: user.into(),
             password: PASSWORD.into(),
         };
         Connection::connect_with(&self.uri, &credentials, &ClientOptions::default())

@@ -35,6 +35,7 @@ pub mod error;
 pub mod federated;
 pub mod plots;
 pub mod report;
+pub mod soak;
 pub mod stats;
 pub mod sweeps;
 pub mod workload;

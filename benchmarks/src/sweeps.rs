@@ -223,8 +223,8 @@ pub async fn concurrency(
 ) -> Result<[Concurrency; 2]> {
     let queries: Arc<Vec<Query>> = Arc::new(queries.to_vec());
     let mut conns = Vec::new();
-    for _ in 0..analysts {
-        conns.push(fed.connect().await?);
+    for i in 0..analysts {
+        conns.push(fed.connect_as(&Federation::analyst(i)).await?);
     }
     let started = Instant::now();
     let tasks: Vec<_> = conns

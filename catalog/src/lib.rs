@@ -17,6 +17,8 @@
 //!   narrowing of them.
 //! * [`security`]: TLS, audit and opt-out settings.
 //! * [`limits`]: how big a statement may be before it is planned.
+//! * [`resources`]: how much memory, rows, time and concurrency one query
+//!   may take.
 //! * [`vocabulary`]: the OMOP concepts the synthetic cohort uses.
 //!
 //! The synthetic cohort generator behind `ihdsi generate` lives in its own
@@ -29,6 +31,7 @@ pub mod limits;
 pub mod permit;
 pub mod privacy;
 pub mod registry;
+pub mod resources;
 pub mod schema;
 pub mod security;
 pub mod vocabulary;
@@ -38,4 +41,5 @@ pub use error::{CatalogError, Result};
 pub use limits::QueryLimits;
 pub use privacy::{Bounding, DpSettings, PrivacyMode, PrivacyPolicy};
 pub use registry::{FederationConfig, SiteConfig, SiteEntry};
+pub use resources::{CoordinatorResources, SiteResources};
 pub use schema::{PRIVACY_UNIT, SITE_COLUMN, TableDef, TableKind};

@@ -26,6 +26,9 @@ pub struct QueryLimits {
     pub max_joins: usize,
     /// `UNION`, `INTERSECT` and `EXCEPT` branches.
     pub max_set_operations: usize,
+    /// Milliseconds planning may take (parsing, admission, the split into
+    /// releases) before the statement is refused.
+    pub max_planning_ms: u64,
 }
 
 impl Default for QueryLimits {
@@ -36,6 +39,7 @@ impl Default for QueryLimits {
             max_nesting: 32,
             max_joins: 16,
             max_set_operations: 32,
+            max_planning_ms: 10_000,
         }
     }
 }
@@ -52,7 +56,20 @@ impl QueryLimits {
             max_nesting: 2 * analyst.max_nesting,
             max_joins: 4 * analyst.max_joins,
             max_set_operations: 4 * analyst.max_set_operations,
+            max_planning_ms: analyst.max_planning_ms,
         }
+    }
+
+    /// The stack a thread that plans statements within these limits
+    /// needs: planning walks expression trees recursively (ours and
+    /// DataFusion's), a few kilobytes a level in a debug build, and a
+    /// chain of n terms is n levels deep. Generous, since the memory is
+    /// reserved, not used, until a walk goes that deep.
+    pub fn planning_stack_bytes(&self) -> usize {
+        let levels = self
+            .max_chain_terms
+            .saturating_add(self.max_nesting.saturating_mul(8));
+        (16usize << 20).saturating_add(levels.saturating_mul(48 << 10))
     }
 
     /// Every limit is at least 1.
@@ -63,6 +80,10 @@ impl QueryLimits {
             ("max_nesting", self.max_nesting),
             ("max_joins", self.max_joins),
             ("max_set_operations", self.max_set_operations),
+            (
+                "max_planning_ms",
+                usize::try_from(self.max_planning_ms).unwrap_or(usize::MAX),
+            ),
         ];
         match all.iter().find(|(_, v)| *v == 0) {
             Some((name, _)) => Err(CatalogError::ConfigInvalid(format!(

@@ -15,6 +15,7 @@ use crate::error::{CatalogError, Result};
 use crate::limits::QueryLimits;
 use crate::permit::SitePermitPolicy;
 use crate::privacy::PrivacyPolicy;
+use crate::resources::{CoordinatorResources, SiteResources};
 use crate::schema;
 use crate::security::{
     AuditSection, CoordinatorTls, PermitStore, ServerIdentity, SiteTls, resolve,
@@ -107,6 +108,9 @@ pub struct FederationConfig {
     /// Bounds on an analyst's statement, checked before it is planned.
     #[serde(default)]
     pub limits: QueryLimits,
+    /// How much of the coordinator one query, and one analyst, may take.
+    #[serde(default)]
+    pub resources: CoordinatorResources,
 }
 
 /// `[site]` in `site.toml`.
@@ -192,6 +196,9 @@ pub struct SiteConfig {
     /// coordinator's word).
     #[serde(default = "QueryLimits::for_site")]
     pub limits: QueryLimits,
+    /// How much of the site one subplan may take (its own bounds).
+    #[serde(default)]
+    pub resources: SiteResources,
 }
 
 fn read_toml<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
@@ -274,6 +281,7 @@ impl FederationConfig {
         self.privacy.validate_federation()?;
         self.auth.validate()?;
         self.limits.validate()?;
+        self.resources.validate()?;
         if self.sites.is_empty() {
             return Err(CatalogError::ConfigInvalid(
                 "a federation needs at least one [[sites]] entry".into(),
@@ -326,6 +334,7 @@ impl SiteConfig {
         validate_id(&cfg.site.id)?;
         cfg.privacy.validate()?;
         cfg.limits.validate()?;
+        cfg.resources.validate()?;
         match (cfg.site.backend, &cfg.site.url) {
             (SiteBackendKind::Datafusion | SiteBackendKind::Ballista, _)
                 if cfg.site.data.is_empty() =>

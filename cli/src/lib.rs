@@ -8,6 +8,7 @@
 //! * [`federation`]: the one way to start a federation (demo, tests,
 //!   benchmarks): real config structs, written with `toml`.
 //! * [`demo`]: a whole federation on loopback (`ihdsi demo`).
+//! * [`signals`]: Ctrl-C and SIGTERM, on which every server drains.
 
 pub mod client;
 pub mod command;
@@ -16,5 +17,6 @@ pub mod error;
 pub mod federation;
 pub mod format;
 pub mod shell;
+pub mod signals;
 
 pub use error::{CliError, Result};

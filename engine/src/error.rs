@@ -41,6 +41,35 @@ pub enum EngineError {
         "the query failed while running at a site (code site.runtime); the cause is in the site's own log, and which site is not told because a run-time failure can depend on patient data"
     )]
     SiteRuntime,
+    /// A site stopped a subplan at its own `subplan_timeout_secs`.
+    #[error(
+        "the subplan ran longer than this site's limit subplan_timeout_secs = {secs} ([resources] in site.toml)"
+    )]
+    SubplanTimedOut { secs: u64 },
+    /// The subplan was dropped before it ended: the coordinator stopped
+    /// waiting (another site failed, the analyst cancelled or hung up, a
+    /// deadline passed). Only a site's log and audit trail say so; nobody
+    /// is left to tell.
+    #[error("the subplan was cancelled: the coordinator stopped waiting for it")]
+    Cancelled,
+    /// A query (at the coordinator) or a subplan (at a site) passed one of
+    /// the `[resources]` bounds and was stopped.
+    #[error(
+        "stopped at the resource limit {limit} = {max} ([resources] in the config): narrow the query (fewer or more selective joins, coarser groups)"
+    )]
+    ResourceLimit { limit: String, max: u64 },
+    /// Too many queries are running: in all, or of this analyst.
+    #[error(
+        "refused: {limit} = {max} queries are already running ([resources] in federation.toml); retry when one has finished"
+    )]
+    Busy { limit: &'static str, max: usize },
+    /// A site stopped its subplan at one of its `[resources]` bounds.
+    /// Which site is not told: whether a query passes a bound depends on
+    /// that site's data.
+    #[error(
+        "the query was stopped at a site's resource limit {limit} = {max} ([resources] in its site.toml); narrow it (fewer or more selective joins, coarser groups). Which site is not told, because passing a limit depends on its patients' data"
+    )]
+    SiteResources { limit: String, max: u64 },
     /// A site answered with something that is not the agreed partial schema.
     #[error("site '{site}' sent an invalid answer: {detail}")]
     SiteProtocol { site: String, detail: String },
@@ -112,7 +141,14 @@ impl EngineError {
             EngineError::Plan(p) => p.code().to_string(),
             EngineError::Permit(p) => p.code().to_string(),
             EngineError::SiteUnavailable { .. } => "site.unavailable".into(),
-            EngineError::SiteTimedOut { .. } => "site.timeout".into(),
+            EngineError::SiteTimedOut { .. } | EngineError::SubplanTimedOut { .. } => {
+                "site.timeout".into()
+            }
+            EngineError::Cancelled => "cancelled".into(),
+            EngineError::Busy { .. } => "resources.busy".into(),
+            EngineError::ResourceLimit { .. } | EngineError::SiteResources { .. } => {
+                "resources.limit".into()
+            }
             EngineError::SiteRefused { .. } => "site.refused".into(),
             EngineError::SitePermit { .. } => "site.permit".into(),
             EngineError::SiteInvalid { .. } => "site.invalid".into(),

@@ -3,6 +3,8 @@
 //! partials, thresholds again and runs the rest of the query.
 //!
 //! * [`site`]: a site's DataFusion session over object_store, and its threshold.
+//! * [`bounded`]: the memory, row and cancellation bounds every DataFusion
+//!   run for a query is held to, at a site and at the coordinator.
 //! * [`protocol`]: the ticket a coordinator sends, and the metadata a site returns.
 //! * [`fanout`]: parallel Flight `DoGet` to the sites.
 //! * [`plausibility`]: what the coordinator checks of each site's partials.
@@ -15,6 +17,7 @@
 //! * [`dp`]: exact discrete noise samplers and the zCDP budget ledger.
 
 pub mod audit;
+pub mod bounded;
 pub mod coordinator;
 pub mod disclosure;
 pub mod dp;

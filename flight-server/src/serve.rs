@@ -106,8 +106,8 @@ pub fn spawn_coordinator(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<JoinHandle<Result<()>>> {
     let auth = Arc::new(Authenticator::new(auth)?);
-    let service = CoordinatorService::new(coordinator, Arc::clone(&auth), front.permits)
-        .with_drain(front.drain);
+    let service =
+        CoordinatorService::new(coordinator, Arc::clone(&auth), front.permits, front.drain);
     let svc = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);

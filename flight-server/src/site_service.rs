@@ -1,8 +1,9 @@
 //! The site's Arrow Flight service: `DoGet` with a subplan ticket.
 //!
-//! Every subplan is logged with its query id, analyst and SQL, and so is its
-//! outcome (admitted and released N groups, or refused and why). Result
-//! values are never logged.
+//! Every subplan is logged with its query id, analyst and SQL as it
+//! arrives, and again when it ends (answered, refused, failed, cancelled or
+//! timed out, with its elapsed time: `ihdsi_engine::site`). Result values
+//! are never logged.
 
 use std::pin::Pin;
 use std::sync::Arc;
@@ -108,13 +109,15 @@ impl FlightService for SiteService {
         };
         let permit = ihdsi_catalog::permit::label(req.permit.as_deref()).0;
         tracing::info!(site, query_id = %req.query_id, analyst = %req.analyst, permit = permit.as_deref().unwrap_or("-"), release = req.release, sql = %req.sql, "subplan received");
-        let answer = self.engine.run(&req).await.map_err(|e| {
-            tracing::warn!(site, query_id = %req.query_id, reason = %e, "subplan refused");
-            // What the coordinator may hear of it: the one mapping, with
-            // the redaction of run-time causes (ihdsi_engine::protocol).
-            SiteFailure::of(&e).status(&req.query_id)
-        })?;
-        tracing::info!(site, query_id = %req.query_id, released_groups = answer.batch.num_rows(), suppressed_groups = answer.suppressed, "subplan answered");
+        let query_id = req.query_id.clone();
+        // The site's log says how the subplan ended (engine::site); what
+        // the coordinator may hear of a failure is the one mapping, with
+        // the redaction of run-time causes (ihdsi_engine::protocol).
+        let answer = self
+            .engine
+            .run(req)
+            .await
+            .map_err(|e| SiteFailure::of(&e).status(&query_id))?;
         let schema = answer.batch.schema();
         let batches = futures::stream::iter([Ok(answer.batch)]);
         let stream = FlightDataEncoderBuilder::new()

@@ -18,9 +18,21 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::warn!(error = %err, "site unavailable");
             Status::unavailable(err.to_string())
         }
-        EngineError::SiteTimedOut { .. } => {
+        EngineError::SiteTimedOut { .. } | EngineError::SubplanTimedOut { .. } => {
             tracing::warn!(error = %err, "site timed out");
             Status::deadline_exceeded(err.to_string())
+        }
+        EngineError::Busy { .. } => {
+            tracing::info!(error = %err, "query refused: too many running");
+            Status::resource_exhausted(err.to_string())
+        }
+        EngineError::ResourceLimit { .. } | EngineError::SiteResources { .. } => {
+            tracing::warn!(error = %err, "query stopped at a resource limit");
+            Status::resource_exhausted(err.to_string())
+        }
+        EngineError::Cancelled => {
+            tracing::info!(error = %err, "query cancelled");
+            Status::cancelled(err.to_string())
         }
         EngineError::SiteRefused { .. } | EngineError::SitePermit { .. } => {
             tracing::warn!(error = %err, "site refused");
@@ -82,6 +94,10 @@ fn plan_status(err: &PlanError) -> Status {
         | PlanError::Limit { .. } => {
             tracing::info!(error = %err, "query rejected");
             Status::invalid_argument(err.to_string())
+        }
+        PlanError::PlanningTime { .. } => {
+            tracing::warn!(error = %err, "query refused at the planning time limit");
+            Status::resource_exhausted(err.to_string())
         }
         PlanError::RowLevel { .. } | PlanError::Policy(_) => {
             tracing::info!(error = %err, "query refused by privacy rules");

@@ -48,6 +48,11 @@ pub enum PlanError {
         value: usize,
         max: usize,
     },
+    /// Planning the statement took longer than `[limits] max_planning_ms`.
+    #[error(
+        "refused: planning the statement took longer than the limit max_planning_ms = {max_ms} ([limits] in the config); simplify it (fewer terms, joins or branches)"
+    )]
+    PlanningTime { max_ms: u64 },
 }
 
 impl PlanError {
@@ -63,6 +68,7 @@ impl PlanError {
             Self::NotAQuery(_) => "plan.not_a_query",
             Self::Internal(_) => "internal",
             Self::Limit { .. } => "plan.limit",
+            Self::PlanningTime { .. } => "plan.time",
         }
     }
 

@@ -43,7 +43,7 @@ pub mod split;
 pub mod virtual_table;
 
 pub use error::{PlanError, Result};
-pub use limits::check_limits;
+pub use limits::{check_limits, plan_within};
 pub use release::{PATIENTS_COLUMN, Release};
 pub use site::{SiteAdmission, admit_subplan};
 pub use split::{

@@ -5,10 +5,17 @@
 //! whatever the input. Once it passes, every tree a later step walks is
 //! bounded: its depth is at most the chained binary operators plus the
 //! nesting of parentheses.
+//!
+//! Planning then runs on a thread of its own ([`plan_within`]) whose stack
+//! is sized for those bounds, so that no statement within the limits can
+//! overflow it, and it is given up after `max_planning_ms`.
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use std::future::Future;
+use std::time::Duration;
+
 use ihdsi_catalog::QueryLimits;
 
 use crate::error::{PlanError, Result};
@@ -94,6 +101,49 @@ pub fn check_limits(sql: &str, limits: &QueryLimits) -> Result<()> {
     match checks.into_iter().flatten().next() {
         Some(e) => Err(e),
         None => Ok(()),
+    }
+}
+
+/// Run `planning` on a thread of its own, with a stack sized for
+/// `limits` ([`QueryLimits::planning_stack_bytes`]), and refuse the
+/// statement if it has not finished within `limits.max_planning_ms`.
+///
+/// The thread runs the future on the caller's tokio runtime
+/// ([`tokio::runtime::Handle::block_on`]), so anything planning awaits
+/// works as before. A thread past its time cannot be stopped; it finishes
+/// on its own (its work is bounded by the statement limits) and its plan
+/// is dropped. A panic while planning ends that thread only, and the
+/// statement is refused as an internal error.
+pub async fn plan_within<T, E, F>(limits: &QueryLimits, planning: F) -> Result<T, E>
+where
+    F: Future<Output = Result<T, E>> + Send + 'static,
+    T: Send + 'static,
+    E: From<PlanError> + Send + 'static,
+{
+    let runtime = tokio::runtime::Handle::current();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("ihdsi-plan".into())
+        .stack_size(limits.planning_stack_bytes())
+        .spawn(move || {
+            let _ = tx.send(runtime.block_on(planning));
+        })
+        .map_err(|e| PlanError::Internal(format!("cannot start a planning thread: {e}")))?;
+    let max_ms = limits.max_planning_ms;
+    match tokio::time::timeout(Duration::from_millis(max_ms), rx).await {
+        Ok(Ok(planned)) => planned,
+        Ok(Err(_)) => Err(PlanError::Internal(
+            "planning stopped without an answer (a panic; see the log)".into(),
+        )
+        .into()),
+        Err(_) => {
+            tracing::warn!(
+                max_ms,
+                code = "plan.time",
+                "planning given up at its time limit"
+            );
+            Err(PlanError::PlanningTime { max_ms }.into())
+        }
     }
 }
 

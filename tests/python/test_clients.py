@@ -172,7 +172,7 @@ def test_the_demo_writes_verifiable_audit_trails(demo):
     """Every query above went on the coordinator's and each site's
     hash-chained trail; `ihdsi audit verify` accepts them."""
     import subprocess
-    trails = sorted(demo.data.glob("runs/*/audit/*.jsonl"))
+    trails = sorted(demo.data.glob("run/audit/*.jsonl"))
     assert {t.name for t in trails} >= {"coordinator.jsonl", "site-lu.jsonl", "site-us.jsonl", "site-kr.jsonl"}
     for trail in trails:
         out = subprocess.run([str(demo.binary), "audit", "verify", str(trail)], capture_output=True, text=True, stdin=subprocess.DEVNULL)

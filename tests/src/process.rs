@@ -45,6 +45,26 @@ pub fn signal(pid: u32, sig: &str) {
     assert!(status.success(), "kill {sig} {pid}");
 }
 
+/// CPU time process `pid` has used so far, in clock ticks (user and
+/// system, from `/proc/<pid>/stat`; 100 a second on Linux).
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("/proc/<pid>/stat");
+    // The command name (field 2) is in parentheses and may hold spaces:
+    // count fields after its closing parenthesis.
+    let after = &stat[stat.rfind(')').expect("comm") + 2..];
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line.
+    let tick = |i: usize| fields[i - 3].parse::<u64>().expect("ticks");
+    tick(14) + tick(15)
+}
+
+/// Share of one core process `pid` uses over `window`, from now.
+pub async fn cpu_share(pid: u32, window: Duration) -> f64 {
+    let before = cpu_ticks(pid);
+    tokio::time::sleep(window).await;
+    (cpu_ticks(pid) - before) as f64 / 100.0 / window.as_secs_f64()
+}
+
 fn free_port() -> u16 {
     let socket = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     socket.local_addr().expect("addr").port()

@@ -42,6 +42,12 @@ pub struct Setup {
     pub analyst_tls: bool,
     /// Per site id: another backend than DataFusion.
     pub hosts: BTreeMap<String, SiteHost>,
+    /// Seconds the coordinator waits for a site (default 120).
+    pub site_timeout_secs: Option<u64>,
+    /// dp mode at the coordinator (budget ρ per permit, ledger in the
+    /// audit folder, no fixed response time); the sites keep threshold
+    /// mode with k = 1 (mode A of the anchors).
+    pub dp_budget: Option<f64>,
 }
 
 /// A running federation of processes; every process is killed on drop.
@@ -195,6 +201,11 @@ impl Material {
 }
 
 impl Material {
+    /// Where a dp federation over this material keeps its budget ledger.
+    pub fn ledger(&self) -> PathBuf {
+        self.dir.join("audit").join("budget.jsonl")
+    }
+
     /// The builder's view of this material, narrowed by `setup`.
     pub fn security(&self, setup: &Setup) -> Security {
         Security {
@@ -238,6 +249,13 @@ impl SecuredFederation {
         let mut spec = FederationSpec::new(data, dir, auth);
         spec.site_policy = policy.clone();
         spec.federation_policy = policy;
+        if let Some(budget) = setup.dp_budget {
+            spec.federation_policy = crate::dp::dp_policy(&material.ledger(), budget);
+            spec.site_policy = PrivacyPolicy::threshold(1, false);
+        }
+        if let Some(secs) = setup.site_timeout_secs {
+            spec.site_timeout_secs = secs;
+        }
         spec.security = Some(material.security(setup));
         spec.hosts = setup.hosts.clone();
         spec.opt_out = setup.opt_out.clone();
@@ -271,4 +289,53 @@ impl SecuredFederation {
     pub fn site_trail(&self, site: &str) -> PathBuf {
         self.dir.join("audit").join(format!("site-{site}.jsonl"))
     }
+
+    /// The records of a trail so far, parsed.
+    pub fn records(trail: &Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(trail)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("an audit record is JSON"))
+            .collect()
+    }
+
+    /// The coordinator's id of the last query whose text was `sql`, from
+    /// the `received` records of its trail.
+    pub fn query_id_of(&self, sql: &str) -> Option<String> {
+        Self::records(&self.coordinator_trail())
+            .into_iter()
+            .rev()
+            .find(|r| r["event"] == "received" && r["sql"] == sql)
+            .and_then(|r| r["query_id"].as_str().map(str::to_string))
+    }
+
+    /// `site`'s subplan records of query `query_id`, waiting up to
+    /// `within` for one whose decision is not `received`/`admitted`.
+    pub async fn subplan_ends(
+        &self,
+        site: &str,
+        query_id: &str,
+        within: std::time::Duration,
+    ) -> Vec<serde_json::Value> {
+        let started = std::time::Instant::now();
+        loop {
+            let ends: Vec<serde_json::Value> = Self::records(&self.site_trail(site))
+                .into_iter()
+                .filter(|r| r["event"] == "subplan" && r["query_id"] == query_id)
+                .collect();
+            if !ends.is_empty() || started.elapsed() > within {
+                return ends;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// `ihdsi audit verify` on `trail`: (success, what it printed).
+pub fn verify_trail(trail: &Path) -> (bool, String) {
+    let out = ihdsi(&["audit", "verify", path(trail)]);
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }

@@ -51,6 +51,7 @@ pub async fn serve_coordinator(
         permits: None,
         audit: None,
         limits: Default::default(),
+        resources: Default::default(),
     };
     let (listener, addr) = bind("127.0.0.1:0").await.expect("bind");
     let coordinator = Coordinator::new(&config).await.expect("coordinator");

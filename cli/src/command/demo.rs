@@ -12,8 +12,11 @@ use ihdsi_catalog::{DpSettings, PrivacyMode, PrivacyPolicy};
 /// Start three sites and a coordinator on 127.0.0.1 and serve until Ctrl-C.
 #[derive(Debug, Args)]
 pub(super) struct DemoArgs {
+    /// Folder of the demo cohort (generated on first run) and of its run
+    /// state (DATA/run/: certificates, permits, audit trails, dp ledger).
     #[arg(long, default_value = "ihdsi-demo-data")]
     data: PathBuf,
+    /// Port of the coordinator's Flight SQL endpoint on 127.0.0.1.
     #[arg(long, default_value_t = 50051)]
     port: u16,
     /// Persons to generate when DATA is empty.
@@ -63,6 +66,10 @@ pub(super) struct DemoArgs {
     /// demo's certs/ca.pem, whose path is printed).
     #[arg(long)]
     analyst_tls: bool,
+    /// Start from an empty run folder: the audit trails and the dp budget
+    /// ledger of earlier runs (kept in DATA/run/ otherwise) are removed.
+    #[arg(long)]
+    fresh: bool,
 }
 
 impl DemoArgs {
@@ -84,6 +91,7 @@ impl DemoArgs {
             token_ttl_secs,
             no_examples,
             analyst_tls,
+            fresh,
         } = self;
         let federation = PrivacyPolicy {
             mode: privacy,
@@ -118,6 +126,7 @@ impl DemoArgs {
             examples: !no_examples,
             analyst_tls,
             site_backends: SiteBackends(site_backend),
+            fresh,
         })
         .await
     }

@@ -92,19 +92,7 @@ pub(super) async fn serve_coordinator(config: &std::path::Path) -> Result<()> {
 /// Resolves on Ctrl-C or SIGTERM (which tells the server to stop
 /// accepting), and says so on `stopping`.
 async fn stop_signal(stopping: tokio::sync::oneshot::Sender<&'static str>) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut term) => {
-                term.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    let which = tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupt",
-        () = terminate => "terminate",
-    };
-    let _ = stopping.send(which);
+    let _ = stopping.send(crate::signals::termination().await);
 }
 
 /// Wait for `server` to finish its in-flight requests, at most

@@ -8,9 +8,19 @@
 //! The demo runs the way a real federation should: mutual TLS between the
 //! coordinator and the sites, sites that require a signed data permit (the
 //! demo's own access body issues one to each demo principal), and
-//! hash-chained audit trails, all in a fresh folder per run
-//! ([`security::prepare`]), started through the federation builder
-//! ([`crate::federation`]).
+//! hash-chained audit trails ([`security::prepare`]), started through the
+//! federation builder ([`crate::federation`]).
+//!
+//! Its state lives in one run folder, `DATA/run/`, reused from one start
+//! to the next as a production federation keeps its own: the audit trails
+//! go on from where they stopped and the dp budget ledger keeps every
+//! charge, so a restart gives no analyst a fresh budget. `--fresh` starts
+//! from an empty folder. Certificates, the access body's key and the
+//! permits are made anew at each start.
+//!
+//! On Ctrl-C or SIGTERM the demo shuts down as the production processes
+//! do: no new queries, the ones in flight answer and are fetched (within
+//! the grace period), then the coordinator and the sites stop.
 
 // Printing to the terminal is this module's interface.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -36,6 +46,7 @@ use ihdsi_engine::audit::AuditLog;
 use ihdsi_engine::site::SiteGuards;
 use ihdsi_engine::{Coordinator, EngineError};
 use ihdsi_flight_server::auth::secrets;
+use ihdsi_flight_server::coordinator::Drain;
 use ihdsi_flight_server::permits::PermitStore;
 use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spawn_site};
 use ihdsi_synthetic::{GenerateOptions, generate};
@@ -58,6 +69,8 @@ pub struct DemoOptions {
     pub analyst_tls: bool,
     /// Sites on another backend than DataFusion.
     pub site_backends: SiteBackends,
+    /// Start from an empty run folder (no audit trails, no dp charges).
+    pub fresh: bool,
 }
 
 /// The demo's analyst account.
@@ -129,6 +142,8 @@ pub struct Federation {
     pub site_endpoints: Vec<(String, String)>,
     handles: Vec<tokio::task::JoinHandle<ihdsi_flight_server::Result<()>>>,
     stop: tokio::sync::watch::Sender<bool>,
+    /// The coordinator's drain: refuses new queries once begun.
+    drain: Arc<Drain>,
     /// The private database and cluster of the sites not on DataFusion,
     /// if any; stopped with the federation.
     hosts: SiteHosts,
@@ -143,6 +158,14 @@ impl Federation {
         }
         // The sites are down: now the servers some of them ran on.
         drop(self.hosts);
+    }
+
+    /// Stop taking queries, let the ones in flight answer and be fetched
+    /// (at most `grace`), then stop every server.
+    pub async fn drain_and_shutdown(self, grace: std::time::Duration) {
+        self.drain.begin();
+        self.drain.idle(grace).await;
+        self.shutdown().await;
     }
 }
 
@@ -178,6 +201,7 @@ fn site_guards(spec: &FederationSpec, id: &str) -> Result<SiteGuards> {
     let Some(sec) = &spec.security else {
         return Ok(SiteGuards {
             opt_out,
+            resources: spec.site_resources,
             ..SiteGuards::default()
         });
     };
@@ -187,6 +211,7 @@ fn site_guards(spec: &FederationSpec, id: &str) -> Result<SiteGuards> {
         permits: Some(sec.site_permits.clone()),
         audit: Some(Arc::new(trail)),
         opt_out,
+        resources: spec.site_resources,
         ..SiteGuards::default()
     })
 }
@@ -238,13 +263,14 @@ pub async fn start_with(spec: &FederationSpec, backends: &SiteBackends) -> Resul
     let config = spec.federation_config(entries.clone());
     let coordinator = Coordinator::new(&config).await?;
     let (listener, addr) = bind(&config.coordinator.listen).await?;
+    let drain = Arc::new(Drain::default());
     let front = CoordinatorFront {
         permits: match security {
             Some(s) => PermitStore::load(&s.permits_dir)?,
             None => PermitStore::default(),
         },
         tls: config.coordinator.tls.clone(),
-        drain: Default::default(),
+        drain: Arc::clone(&drain),
     };
     let scheme = if front.tls.is_some() {
         "grpc+tls"
@@ -263,6 +289,7 @@ pub async fn start_with(spec: &FederationSpec, backends: &SiteBackends) -> Resul
         site_endpoints: entries.into_iter().map(|e| (e.id, e.endpoint)).collect(),
         handles,
         stop,
+        drain,
         hosts,
     })
 }
@@ -272,11 +299,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     ensure_data(&opts.data, opts.persons)?;
     let (mut auth, service_token) = demo_auth(&opts.password)?;
     auth.token_ttl_secs = opts.token_ttl_secs;
-    let run_dir = opts.data.join("runs").join(format!(
-        "{}-{}",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S"),
-        std::process::id()
-    ));
+    let run_dir = run_folder(&opts.data, opts.fresh)?;
     let sites: Vec<String> = site_folders(&opts.data)?.into_iter().map(|s| s.0).collect();
     let principals = [DEMO_USER.to_string(), DEMO_SERVICE.to_string()];
     let mut security = security::prepare(&run_dir, &sites, &principals)?;
@@ -312,9 +335,46 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
         fed.uri, opts.password, fed.uri, opts.password
     );
     println!("Serving until Ctrl-C.");
-    let _ = tokio::signal::ctrl_c().await;
-    fed.shutdown().await;
+    let signal = crate::signals::termination().await;
+    let grace = std::time::Duration::from_secs(ihdsi_catalog::registry::default_shutdown_grace());
+    eprintln!(
+        "stopping ({signal}): no new queries; the ones in flight may finish within {} s",
+        grace.as_secs()
+    );
+    fed.drain_and_shutdown(grace).await;
     Ok(())
+}
+
+/// The demo's run folder, `DATA/run/`: reused as it is, or emptied first
+/// with `fresh`. Run folders of older demos (`DATA/runs/<time>-<pid>/`,
+/// one per start) are removed, so that nothing piles up.
+fn run_folder(data: &Path, fresh: bool) -> Result<PathBuf> {
+    let remove = |dir: &Path| {
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| CliError::Client(format!("cannot remove {}: {e}", dir.display())))
+    };
+    let legacy = data.join("runs");
+    if legacy.is_dir() {
+        eprintln!(
+            "removing the per-start run folders of older demos in {}",
+            legacy.display()
+        );
+        remove(&legacy)?;
+    }
+    let dir = data.join("run");
+    if fresh && dir.exists() {
+        eprintln!(
+            "--fresh: removing {} (audit trails, dp budget ledger)",
+            dir.display()
+        );
+        remove(&dir)?;
+    } else if dir.exists() {
+        eprintln!(
+            "reusing {}: audit trails and the dp budget go on from the last run (--fresh starts clean)",
+            dir.display()
+        );
+    }
+    Ok(dir)
 }
 
 /// What is up, where, and how to log in.

@@ -1,8 +1,10 @@
 //! The demo federation's security: mutual TLS between coordinator and
 //! sites, an access body that issues every demo principal a permit, sites
-//! that require one, and audit trails, all in one folder per run so that
-//! concurrent demos never share a chain or a key. What it makes is the
-//! federation builder's [`Security`].
+//! that require one, and audit trails, all in the demo's run folder.
+//! Keys, certificates and permits are made anew at every start; the audit
+//! trails (and the dp ledger beside them) are kept. Two demos cannot share
+//! a run folder: the second finds the audit trails in use and says so.
+//! What it makes is the federation builder's [`Security`].
 
 use std::path::Path;
 

@@ -26,7 +26,8 @@ use ihdsi_catalog::registry::{
 };
 use ihdsi_catalog::security::{AuditSection, CoordinatorTls, PermitStore, ServerIdentity, SiteTls};
 use ihdsi_catalog::{
-    AuthSection, FederationConfig, PrivacyPolicy, QueryLimits, SiteConfig, SiteEntry,
+    AuthSection, CoordinatorResources, FederationConfig, PrivacyPolicy, QueryLimits, SiteConfig,
+    SiteEntry, SiteResources,
 };
 use serde::Serialize;
 
@@ -124,6 +125,10 @@ pub struct FederationSpec {
     pub site_timeout_secs: u64,
     /// The coordinator's statement limits (sites keep their own defaults).
     pub limits: QueryLimits,
+    /// The coordinator's resource bounds.
+    pub resources: CoordinatorResources,
+    /// Every site's resource bounds.
+    pub site_resources: SiteResources,
 }
 
 impl FederationSpec {
@@ -141,6 +146,8 @@ impl FederationSpec {
             listen: "127.0.0.1:0".into(),
             site_timeout_secs: 120,
             limits: QueryLimits::default(),
+            resources: CoordinatorResources::default(),
+            site_resources: SiteResources::default(),
         }
     }
 
@@ -177,6 +184,7 @@ impl FederationSpec {
                 path: s.site_trail(id),
             }),
             limits: QueryLimits::for_site(),
+            resources: self.site_resources,
         }
     }
 
@@ -202,6 +210,7 @@ impl FederationSpec {
                 path: s.audit_dir.join("coordinator.jsonl"),
             }),
             limits: self.limits,
+            resources: self.resources,
         }
     }
 

@@ -64,6 +64,10 @@ pub struct ProcessFederation {
     /// Site id → its process.
     pub site_processes: BTreeMap<String, Child>,
     pub coordinator: Child,
+    /// Where the configs and logs are, and how the processes were started:
+    /// what a restart needs.
+    dir: PathBuf,
+    launcher: Launcher,
 }
 
 impl Drop for ProcessFederation {
@@ -80,9 +84,20 @@ impl Drop for ProcessFederation {
 impl ProcessFederation {
     /// Process ids of the sites and the coordinator (last), for profilers.
     pub fn pids(&self) -> Vec<u32> {
-        let sites = self.site_processes.values().map(Child::id);
+        self.named_pids().into_iter().map(|(_, pid)| pid).collect()
+    }
+
+    /// `site <id>` and `coordinator`, with their process ids.
+    pub fn named_pids(&self) -> Vec<(String, u32)> {
+        let sites = self
+            .site_processes
+            .iter()
+            .map(|(id, child)| (format!("site {id}"), child.id()));
         sites
-            .chain(std::iter::once(self.coordinator.id()))
+            .chain(std::iter::once((
+                "coordinator".to_string(),
+                self.coordinator.id(),
+            )))
             .collect()
     }
 }
@@ -147,7 +162,65 @@ impl FederationSpec {
             sites,
             site_processes,
             coordinator,
+            dir: self.dir.clone(),
+            launcher: launcher.clone(),
         })
+    }
+}
+
+impl ProcessFederation {
+    /// Start site `id` again from its config, changed by `edit` as its
+    /// operator would, on the address it had (the coordinator's registry
+    /// names it), after it stopped or was killed; a process still running
+    /// is killed first. Its log goes on.
+    pub fn restart_site(
+        &mut self,
+        id: &str,
+        edit: impl FnOnce(&mut ihdsi_catalog::SiteConfig),
+    ) -> Result<()> {
+        if let Some(mut old) = self.site_processes.remove(id) {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+        let config = self.dir.join(format!("site-{id}.toml"));
+        let invalid = |message: String| CliError::Config {
+            path: config.clone(),
+            message,
+        };
+        let endpoint = self
+            .sites
+            .get(id)
+            .ok_or_else(|| invalid(format!("no site '{id}' in this federation")))?;
+        let address = endpoint
+            .split_once("://")
+            .map_or(endpoint.as_str(), |e| e.1);
+        let text = std::fs::read_to_string(&config).map_err(|e| invalid(e.to_string()))?;
+        let mut site: ihdsi_catalog::SiteConfig =
+            toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        edit(&mut site);
+        site.site.listen = address.to_string();
+        write_toml(&config, &site)?;
+        let log = self.dir.join(format!("site-{id}.log"));
+        let prefix = format!("site {id} endpoint: ");
+        let (child, _) = spawn(&self.launcher, "site", &config, &prefix, &log, None)?;
+        self.site_processes.insert(id.to_string(), child);
+        Ok(())
+    }
+
+    /// Start the coordinator again from its config (after it stopped or
+    /// was killed; a process still running is killed first). It listens
+    /// on a new port: [`ProcessFederation::uri`] says where.
+    pub fn restart_coordinator(&mut self) -> Result<()> {
+        let _ = self.coordinator.kill();
+        let _ = self.coordinator.wait();
+        let config = self.dir.join("federation.toml");
+        let log = self.dir.join("coordinator.log");
+        let sink = self.launcher.coordinator_lines.clone();
+        let prefix = "Flight SQL endpoint: ";
+        let (child, uri) = spawn(&self.launcher, "coordinator", &config, prefix, &log, sink)?;
+        self.coordinator = child;
+        self.uri = uri;
+        Ok(())
     }
 }
 
@@ -204,10 +277,15 @@ fn spawn(
     }
 }
 
-/// Copy `from` into `file` line by line on a thread, each line also to `sink`.
+/// Append `from` to `file` line by line on a thread, each line also to
+/// `sink` (a restarted process's log goes on in the same file).
 fn drain_to_file(from: impl std::io::Read + Send + 'static, file: PathBuf, sink: Option<LineSink>) {
     std::thread::spawn(move || {
-        let mut out = std::fs::File::create(&file).ok();
+        let mut out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&file)
+            .ok();
         for line in BufReader::new(from).lines().map_while(|l| l.ok()) {
             if let Some(out) = out.as_mut() {
                 let _ = writeln!(out, "{line}");

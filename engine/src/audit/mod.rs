@@ -33,7 +33,8 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 pub use records::{
-    AdvisoryRecord, Decision, QueryRecord, RefusalRecord, ResultRecord, SubplanRecord, SubplanSql,
+    AdvisoryRecord, Decision, QueryRecord, ReceivedRecord, RefusalRecord, ResultRecord,
+    SubplanRecord, SubplanSql,
 };
 pub use verify::{VerifyReport, verify_file};
 

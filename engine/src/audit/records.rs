@@ -8,6 +8,8 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Decision {
+    /// Arrived; nothing is decided yet (written before planning).
+    Received,
     /// Planned and admitted; subplans are about to be sent.
     Admitted,
     /// Refused before any data was read.
@@ -16,6 +18,25 @@ pub enum Decision {
     Answered,
     /// Failed after admission (a site refused or was unavailable, ...).
     Failed,
+    /// A site's subplan dropped because the coordinator stopped waiting.
+    Cancelled,
+    /// A site's subplan stopped at the site's own time limit.
+    TimedOut,
+}
+
+impl Decision {
+    /// The word the trail and the logs use.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Admitted => "admitted",
+            Self::Refused => "refused",
+            Self::Answered => "answered",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+            Self::TimedOut => "timed_out",
+        }
+    }
 }
 
 /// One release's subplan as sent to its sites.
@@ -24,6 +45,24 @@ pub struct SubplanSql {
     pub release: usize,
     pub sites: Vec<String>,
     pub sql: String,
+}
+
+/// The coordinator's record of a statement as it arrived, written before
+/// anything parses it: an attempt that crashes the planner or is refused
+/// by a limit is on the trail all the same.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReceivedRecord {
+    pub query_id: String,
+    pub analyst: String,
+    pub permit: Option<String>,
+    pub purpose: Option<String>,
+    /// The statement, cut at the coordinator's `max_statement_bytes` (a
+    /// longer one is refused unplanned; `sql_bytes` and `sql_sha256` still
+    /// identify it whole).
+    pub sql: String,
+    pub sql_bytes: usize,
+    pub sql_sha256: String,
+    pub decision: Decision,
 }
 
 /// The coordinator's record of an analyst query, written before fan-out
@@ -72,6 +111,8 @@ pub struct SubplanRecord {
     pub reason: Option<String>,
     pub released_groups: Option<u64>,
     pub suppressed_groups: Option<u64>,
+    /// Milliseconds from the request's arrival to its end.
+    pub elapsed_ms: u64,
 }
 
 /// A site's record of a request refused before it named a subplan: a

@@ -13,6 +13,7 @@ fn record(i: usize) -> SubplanRecord {
         reason: None,
         released_groups: Some(3),
         suppressed_groups: Some(1),
+        elapsed_ms: 12,
     }
 }
 

@@ -1,9 +1,12 @@
-//! The coordinator's audit records: each query before any site is
-//! contacted, its outcome before the answer is returned, refusals at the
-//! front door, and differencing advisories.
+//! The coordinator's audit records: each statement as it arrives (before
+//! it is planned), its plan or refusal before any site is contacted, its
+//! outcome before the answer is returned, refusals at the front door, and
+//! differencing advisories.
 
 use super::{Coordinator, QueryContext, QueryOutcome};
-use crate::audit::{AdvisoryRecord, Decision, QueryRecord, ResultRecord, SubplanSql};
+use crate::audit::{
+    AdvisoryRecord, Decision, QueryRecord, ReceivedRecord, ResultRecord, SubplanSql, sha256_hex,
+};
 use crate::disclosure::differencing::DifferencingDetector;
 use crate::error::{EngineError, Result};
 use crate::merge::GroupCount;
@@ -11,6 +14,36 @@ use ihdsi_catalog::permit::label;
 use ihdsi_planner::Release;
 
 impl Coordinator {
+    /// Put the statement on record as it arrived, before anything parses
+    /// it.
+    pub(super) async fn audit_received(&self, cx: &QueryContext, sql: &str) -> Result<()> {
+        let Some(log) = &self.audit else {
+            return Ok(());
+        };
+        let (permit, purpose) = label(cx.permit.as_deref());
+        let record = ReceivedRecord {
+            query_id: cx.query_id.clone(),
+            analyst: cx.analyst.clone(),
+            permit,
+            purpose,
+            sql: self.audited_sql(sql),
+            sql_bytes: sql.len(),
+            sql_sha256: sha256_hex(sql.as_bytes()),
+            decision: Decision::Received,
+        };
+        Ok(log.append("received", &record).await?)
+    }
+
+    /// `sql` as the trail keeps it: whole up to `max_statement_bytes`
+    /// (longer statements are refused unplanned), cut there otherwise.
+    fn audited_sql(&self, sql: &str) -> String {
+        let mut end = sql.len().min(self.limits.max_statement_bytes);
+        while !sql.is_char_boundary(end) {
+            end -= 1;
+        }
+        sql[..end].to_string()
+    }
+
     pub(super) async fn audit_query(
         &self,
         cx: &QueryContext,
@@ -52,7 +85,7 @@ impl Coordinator {
             analyst: cx.analyst.clone(),
             permit,
             purpose,
-            sql: sql.to_string(),
+            sql: self.audited_sql(sql),
             subplans,
             decision: if code.is_none() {
                 Decision::Admitted

@@ -12,6 +12,7 @@ use datafusion::datasource::MemTable;
 
 use super::timings::micros;
 use super::{Coordinator, QueryContext, QueryOutcome, QueryTimings, metadata};
+use crate::bounded::ExecutionBudget;
 use crate::error::{EngineError, Result};
 use ihdsi_planner::FederatedPlan;
 
@@ -55,12 +56,8 @@ impl Coordinator {
         outcome.sites.sort();
         let finish_started = Instant::now();
         let logical = plan.coordinator_plan(&tables)?;
-        let batches = self
-            .ctx
-            .execute_logical_plan(logical)
-            .await?
-            .collect()
-            .await?;
+        let budget = ExecutionBudget::for_coordinator(&self.resources);
+        let batches = crate::bounded::collect(&self.ctx.state(), logical, budget).await?;
         let (schema, batches) = self.finish_schema(plan, batches, &outcome)?;
         outcome.schema = schema;
         outcome.batches = batches;

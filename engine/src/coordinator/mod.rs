@@ -17,8 +17,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::audit::AuditLog;
@@ -27,9 +28,10 @@ use crate::error::{EngineError, Result};
 use crate::fanout::SiteClient;
 use crate::progress::Progress;
 use finish::log_answered;
-use ihdsi_catalog::{FederationConfig, PrivacyPolicy, QueryLimits};
+use ihdsi_catalog::{CoordinatorResources, FederationConfig, PrivacyPolicy, QueryLimits};
 use ihdsi_planner::{
-    FederatedPlan, check_limits, plan_query, plan_query_with_params, register_virtual_schema,
+    FederatedPlan, PlanError, check_limits, parameter_types, plan_query_with_params, plan_within,
+    register_virtual_schema,
 };
 
 mod audit;
@@ -39,6 +41,7 @@ mod mode;
 mod private;
 mod release;
 mod routing;
+mod slots;
 mod timings;
 
 pub use crate::disclosure::budget::DpReceipt;
@@ -108,6 +111,10 @@ pub struct Coordinator {
     disclosure: Arc<Disclosure>,
     /// How big an analyst's statement may be before it is planned.
     limits: QueryLimits,
+    /// How much of the coordinator one query may take.
+    resources: CoordinatorResources,
+    /// Queries running now, in all and per analyst.
+    slots: slots::Slots,
 }
 
 impl std::fmt::Debug for Coordinator {
@@ -140,14 +147,24 @@ impl Coordinator {
             None => None,
         };
         Ok(Self {
-            mode: Arc::new(Mode::open(&config.privacy)?),
+            mode: Arc::new(Mode::open(
+                &config.privacy,
+                config.resources.result_cache_bytes(),
+            )?),
             disclosure: Arc::new(Disclosure::new(&config.privacy)),
             ctx,
             sites,
             policy: config.privacy.clone(),
             audit,
             limits: config.limits,
+            resources: config.resources,
+            slots: slots::Slots::new(&config.resources),
         })
+    }
+
+    /// How much of the coordinator one query, and one analyst, may take.
+    pub fn resources(&self) -> &CoordinatorResources {
+        &self.resources
     }
 
     /// The federation's privacy policy.
@@ -162,8 +179,40 @@ impl Coordinator {
 
     /// Plan without running.
     pub async fn plan(&self, sql: &str) -> Result<FederatedPlan> {
+        self.plan_bounded(sql, None).await
+    }
+
+    /// Plan `sql` within the statement limits: measured on its tokens
+    /// first, then planned on a thread whose stack is sized for them, and
+    /// given up after `max_planning_ms` (`ihdsi_planner::plan_within`).
+    async fn plan_bounded(
+        &self,
+        sql: &str,
+        params: Option<Vec<ScalarValue>>,
+    ) -> Result<FederatedPlan> {
         check_limits(sql, &self.limits)?;
-        Ok(plan_query(&self.ctx.state(), sql, &self.policy).await?)
+        let (state, sql, policy) = (self.ctx.state(), sql.to_string(), self.policy.clone());
+        let planning = async move { plan_query_with_params(&state, &sql, params, &policy).await };
+        Ok(plan_within::<_, PlanError, _>(&self.limits, planning).await?)
+    }
+
+    /// A prepared statement: its positional parameters with the types
+    /// DataFusion infers for them, and the schema of its result (planned
+    /// with NULLs of those types), within the same limits as a query.
+    pub async fn prepare(&self, sql: &str) -> Result<(Vec<(String, DataType)>, Schema)> {
+        check_limits(sql, &self.limits)?;
+        let (state, sql, policy) = (self.ctx.state(), sql.to_string(), self.policy.clone());
+        let planning = async move {
+            let params = parameter_types(&state, &sql).await?;
+            let nulls = params
+                .iter()
+                .map(|(_, t)| ScalarValue::try_from(t).unwrap_or(ScalarValue::Null))
+                .collect::<Vec<_>>();
+            let values = (!params.is_empty()).then_some(nulls);
+            let plan = plan_query_with_params(&state, &sql, values, &policy).await?;
+            Ok::<_, PlanError>((params, plan.result_schema()?))
+        };
+        Ok(plan_within(&self.limits, planning).await?)
     }
 
     /// Run one analyst query end to end.
@@ -174,8 +223,10 @@ impl Coordinator {
 
     /// Run one analyst query with values for its positional parameters,
     /// recording per-site progress in `cx.progress`. With an audit trail,
-    /// the query is on record (durably) before any site is contacted, and
-    /// so is its outcome before the answer is returned.
+    /// the query is on record (durably) before it is planned, its plan or
+    /// refusal before any site is contacted, and its outcome before the
+    /// answer is returned: an attempt that fails at any point is on the
+    /// trail with how it ended.
     ///
     /// In dp mode an admitted query's answer, or its failure, leaves
     /// exactly `privacy.dp.response_ms` after the query arrived (A16): a
@@ -186,21 +237,19 @@ impl Coordinator {
     pub async fn execute_with_params(
         &self,
         sql: &str,
-        params: Option<Vec<datafusion::common::ScalarValue>>,
+        params: Option<Vec<ScalarValue>>,
         cx: &QueryContext,
     ) -> Result<QueryOutcome> {
         let deadline = self.mode.deadline();
         let started = Instant::now();
-        // The statement's size is bounded before any tree of it is walked:
-        // past the limits, planning could run out of stack.
-        let planned = match check_limits(sql, &self.limits) {
-            Ok(()) => plan_query_with_params(&self.ctx.state(), sql, params, &self.policy).await,
-            Err(e) => Err(e),
+        self.audit_received(cx, sql).await?;
+        let admitted = async {
+            let slot = self.slots.enter(&cx.analyst)?;
+            Ok::<_, EngineError>((slot, self.plan_bounded(sql, params).await?))
         };
-        let plan = match planned {
-            Ok(plan) => plan,
+        let (_slot, plan) = match admitted.await {
+            Ok(admitted) => admitted,
             Err(e) => {
-                let e = EngineError::from(e);
                 self.audit_query(cx, sql, Vec::new(), Err(&e)).await?;
                 return Err(e);
             }

@@ -40,14 +40,15 @@ pub(super) enum Mode {
 }
 
 impl Mode {
-    /// The mode `policy` asks for.
-    pub(super) fn open(policy: &PrivacyPolicy) -> Result<Self> {
+    /// The mode `policy` asks for; in dp mode, paid-for releases are
+    /// cached up to `cache_bytes`.
+    pub(super) fn open(policy: &PrivacyPolicy, cache_bytes: usize) -> Result<Self> {
         Ok(match policy.mode {
             PrivacyMode::Threshold => Mode::Threshold {
                 differencing: DifferencingDetector::new(policy.min_group_size),
             },
             PrivacyMode::Dp => Mode::Dp {
-                gate: budget::DpGate::open(policy)?,
+                gate: budget::DpGate::open(policy, cache_bytes)?,
                 response: (policy.dp.response_ms > 0)
                     .then(|| Duration::from_millis(policy.dp.response_ms)),
             },

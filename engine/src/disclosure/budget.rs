@@ -12,10 +12,10 @@
 //! * **Cache.** A release whose canonical subplan, sites and privacy
 //!   parameters equal one already released to the same principal is answered
 //!   from the cache, identical to the byte and free. Repeating a query to
-//!   average its noise away (A07) gains nothing. The cache lives in memory:
-//!   after a restart a repeat is charged again, which is safe.
+//!   average its noise away (A07) gains nothing. The cache lives in memory,
+//!   bounded by bytes (`[resources] result_cache_mb`): after a restart, or
+//!   once a release is evicted, a repeat is charged again, which is safe.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 
 use datafusion::arrow::record_batch::RecordBatch;
@@ -26,9 +26,6 @@ use crate::error::{EngineError, Result};
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
 use ihdsi_planner::aggregates::Merge;
-
-/// Most releases kept per coordinator; an evicted release costs again.
-const CACHE_CAPACITY: usize = 10_000;
 
 /// Who a dp query is charged to, and their total budget.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,16 +55,25 @@ pub struct DpReceipt {
     pub noise: serde_json::Value,
 }
 
+/// Released tables by cache key, least recently used first, and the
+/// bytes they hold.
+#[derive(Debug)]
+struct ReleaseCache {
+    lru: lru::LruCache<String, CachedRelease>,
+    bytes: usize,
+    max_bytes: usize,
+}
+
 /// The ledger and the cache of one coordinator in dp mode.
 #[derive(Debug)]
 pub(crate) struct DpGate {
     ledger: BudgetLedger,
-    cache: Mutex<HashMap<String, CachedRelease>>,
+    cache: Mutex<ReleaseCache>,
     policy: PrivacyPolicy,
 }
 
 impl DpGate {
-    pub(crate) fn open(policy: &PrivacyPolicy) -> Result<Self> {
+    pub(crate) fn open(policy: &PrivacyPolicy, cache_bytes: usize) -> Result<Self> {
         let path = policy
             .dp
             .ledger
@@ -75,7 +81,11 @@ impl DpGate {
             .ok_or_else(|| EngineError::Internal("dp mode without a ledger".into()))?;
         Ok(Self {
             ledger: BudgetLedger::open(path)?,
-            cache: Mutex::new(HashMap::new()),
+            cache: Mutex::new(ReleaseCache {
+                lru: lru::LruCache::unbounded(),
+                bytes: 0,
+                max_bytes: cache_bytes,
+            }),
             policy: policy.clone(),
         })
     }
@@ -132,16 +142,29 @@ impl DpGate {
     }
 
     pub(crate) fn cached(&self, key: &str) -> Option<CachedRelease> {
-        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.get(key).cloned()
+        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.lru.get(key).cloned()
     }
 
+    /// Keep `release` under `key`, evicting the least recently used until
+    /// it fits (a release larger than the whole cache is not kept).
     pub(crate) fn store(&self, key: String, release: CachedRelease) {
+        let bytes = release.batch.get_array_memory_size();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= CACHE_CAPACITY && !cache.contains_key(&key) {
-            cache.clear();
+        if let Some(old) = cache.lru.pop(&key) {
+            cache.bytes -= old.batch.get_array_memory_size();
         }
-        cache.insert(key, release);
+        if bytes > cache.max_bytes {
+            return;
+        }
+        while cache.bytes + bytes > cache.max_bytes {
+            let Some((_, old)) = cache.lru.pop_lru() else {
+                break;
+            };
+            cache.bytes -= old.batch.get_array_memory_size();
+        }
+        cache.bytes += bytes;
+        cache.lru.put(key, release);
     }
 
     /// Reserve the cost of `n` releases for `principal`, durably, or refuse.

@@ -51,6 +51,21 @@ pub enum SiteFailure {
     /// The subplan failed while running. Whether it fails can depend on
     /// patient data, so neither the cause nor the site is told.
     Runtime,
+    /// The site stopped the subplan at its own `subplan_timeout_secs`.
+    TimedOut {
+        /// The site's limit.
+        secs: u64,
+    },
+    /// The site stopped the subplan at one of its `[resources]` bounds
+    /// (memory, intermediate rows). Which bound is told, since it is the
+    /// site's policy; the coordinator does not pass on which site, since
+    /// whether a subplan passes a bound depends on the site's data.
+    Resources {
+        /// The config key of the bound.
+        limit: String,
+        /// Its value.
+        max: u64,
+    },
 }
 
 /// The gRPC metadata key of the site's query reference in a runtime
@@ -78,6 +93,11 @@ impl SiteFailure {
             E::Budget(_) => Self::Policy {
                 reason: err.to_string(),
             },
+            E::SubplanTimedOut { secs } => Self::TimedOut { secs: *secs },
+            E::ResourceLimit { limit, max } => Self::Resources {
+                limit: limit.clone(),
+                max: *max,
+            },
             // Everything that happens while the subplan runs, and anything
             // a site would only pass on from another site.
             E::Execution(_)
@@ -93,7 +113,10 @@ impl SiteFailure {
             | E::SitePermit { .. }
             | E::SiteInvalid { .. }
             | E::SiteProtocol { .. }
-            | E::NoSiteHosts(_) => Self::Runtime,
+            | E::NoSiteHosts(_)
+            | E::Cancelled
+            | E::Busy { .. }
+            | E::SiteResources { .. } => Self::Runtime,
         }
     }
 
@@ -105,6 +128,8 @@ impl SiteFailure {
             Self::Permit { .. } => "site.permit",
             Self::Invalid { .. } => "site.invalid",
             Self::Runtime => "site.runtime",
+            Self::TimedOut { .. } => "site.timeout",
+            Self::Resources { .. } => "resources.limit",
         }
     }
 
@@ -123,6 +148,14 @@ impl SiteFailure {
                 format!(
                     "the subplan failed while running; the cause is in the site's log under query id {query_id}"
                 ),
+            ),
+            Self::TimedOut { secs } => (
+                tonic::Code::DeadlineExceeded,
+                format!("the subplan ran longer than this site's subplan_timeout_secs = {secs}"),
+            ),
+            Self::Resources { limit, max } => (
+                tonic::Code::ResourceExhausted,
+                format!("the subplan was stopped at this site's resource limit {limit} = {max}"),
             ),
         };
         let details = serde_json::to_vec(self).unwrap_or_default();
@@ -147,6 +180,8 @@ impl SiteFailure {
             Self::Permit { reason } => EngineError::SitePermit { site, reason },
             Self::Invalid { reason } => EngineError::SiteInvalid { site, reason },
             Self::Runtime => EngineError::SiteRuntime,
+            Self::TimedOut { secs } => EngineError::SiteTimedOut { site, secs },
+            Self::Resources { limit, max } => EngineError::SiteResources { limit, max },
         }
     }
 }
@@ -174,13 +209,19 @@ mod tests {
                 reason: "no table named x".into(),
             },
             SiteFailure::Runtime,
+            SiteFailure::TimedOut { secs: 300 },
+            SiteFailure::Resources {
+                limit: "max_intermediate_rows".into(),
+                max: 1_000,
+            },
         ];
         for kind in kinds {
             let status = kind.status("q-1");
             let back = SiteFailure::from_status(&status).expect("details");
             assert_eq!(back, kind);
+            let told = !matches!(kind, SiteFailure::Runtime | SiteFailure::Resources { .. });
             let err = back.into_error("lu").to_string();
-            assert_eq!(err.contains("'lu'"), kind != SiteFailure::Runtime, "{err}");
+            assert_eq!(err.contains("'lu'"), told, "{err}");
         }
     }
 

@@ -18,6 +18,7 @@ use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
+use crate::bounded::ExecutionBudget;
 use crate::error::Result;
 
 /// Executes a site's admitted, bounded subplans.
@@ -25,9 +26,17 @@ pub trait SiteBackend: Send + Sync + std::fmt::Debug {
     /// The backend's name in `site.toml` (`backend = "…"`), for logs.
     fn name(&self) -> &'static str;
 
-    /// Run `plan` and collect its output. The batches have the plan's
-    /// output schema; the caller concatenates them.
-    fn collect(&self, plan: LogicalPlan) -> BoxFuture<'_, Result<Vec<RecordBatch>>>;
+    /// Run `plan` within `budget` and collect its output. The batches
+    /// have the plan's output schema; the caller concatenates them. A
+    /// backend whose work runs in the site's process holds it to the
+    /// budget ([`crate::bounded`]); one that runs elsewhere is bounded by
+    /// that system's own settings, and is stopped when the future is
+    /// dropped.
+    fn collect(
+        &self,
+        plan: LogicalPlan,
+        budget: ExecutionBudget,
+    ) -> BoxFuture<'_, Result<Vec<RecordBatch>>>;
 }
 
 /// DataFusion in the site's own process, over the session the plan was
@@ -55,7 +64,11 @@ impl SiteBackend for DataFusionBackend {
         "datafusion"
     }
 
-    fn collect(&self, plan: LogicalPlan) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
-        Box::pin(async move { Ok(self.ctx.execute_logical_plan(plan).await?.collect().await?) })
+    fn collect(
+        &self,
+        plan: LogicalPlan,
+        budget: ExecutionBudget,
+    ) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
+        Box::pin(async move { crate::bounded::collect(&self.ctx.state(), plan, budget).await })
     }
 }

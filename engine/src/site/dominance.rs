@@ -19,6 +19,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::logical_expr::LogicalPlan;
 
 use super::backend::SiteBackend;
+use crate::bounded::ExecutionBudget;
 use crate::disclosure::dominance::Dominance;
 use crate::error::{EngineError, Result};
 use ihdsi_catalog::Bounding;
@@ -42,6 +43,7 @@ type Typed<'a> = Vec<(Vec<Option<usize>>, Values<'a>)>;
 /// (the admitted, unbounded subplan) appended, and the entries.
 pub(crate) async fn append_dominance(
     backend: &dyn SiteBackend,
+    budget: ExecutionBudget,
     plan: &LogicalPlan,
     bounding: Option<Bounding>,
     answer: RecordBatch,
@@ -50,7 +52,7 @@ pub(crate) async fn append_dominance(
     let Some(c) = contributions(plan, bounding)? else {
         return Ok((answer, Vec::new()));
     };
-    let batches = backend.collect(c.plan).await?;
+    let batches = backend.collect(c.plan, budget).await?;
     let group_of = group_index(&answer, key_count)?;
     let typed: Typed<'_> = batches
         .iter()

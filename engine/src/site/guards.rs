@@ -14,9 +14,10 @@ use crate::error::{EngineError, Result};
 use crate::protocol::SubplanRequest;
 use crate::site::SiteAnswer;
 use ihdsi_catalog::permit::{PermitRequest, SitePermitPolicy, label};
-use ihdsi_catalog::{QueryLimits, SiteConfig, schema};
+use ihdsi_catalog::{QueryLimits, SiteConfig, SiteResources, schema};
 
-/// A site's permit policy, audit trail, opt-out list and statement limits.
+/// A site's permit policy, audit trail, opt-out list, statement limits
+/// and resource bounds.
 #[derive(Clone)]
 pub struct SiteGuards {
     /// Permits required when set (development sites run without).
@@ -26,6 +27,8 @@ pub struct SiteGuards {
     pub opt_out: Vec<i64>,
     /// How big a subplan may be before this site plans it.
     pub limits: QueryLimits,
+    /// How much memory, rows and time one subplan may take here.
+    pub resources: SiteResources,
 }
 
 impl Default for SiteGuards {
@@ -35,6 +38,7 @@ impl Default for SiteGuards {
             audit: None,
             opt_out: Vec::new(),
             limits: QueryLimits::for_site(),
+            resources: SiteResources::default(),
         }
     }
 }
@@ -51,6 +55,7 @@ impl std::fmt::Debug for SiteGuards {
             )
             .field("opted_out_persons", &self.opt_out.len())
             .field("limits", &self.limits)
+            .field("resources", &self.resources)
             .finish()
     }
 }
@@ -74,6 +79,7 @@ impl SiteGuards {
             audit,
             opt_out,
             limits: config.limits,
+            resources: config.resources,
         })
     }
 
@@ -101,22 +107,22 @@ impl SiteGuards {
         Ok(())
     }
 
-    /// Put one subplan and its outcome on the audit trail.
+    /// Put one subplan, how it ended and when, on the audit trail.
     pub(crate) async fn record(
         &self,
         req: &SubplanRequest,
         answer: &Result<SiteAnswer>,
+        elapsed: std::time::Duration,
     ) -> Result<()> {
         let Some(log) = &self.audit else {
             return Ok(());
         };
         let (permit, purpose) = label(req.permit.as_deref());
-        let (decision, code, reason) = match answer {
-            Ok(_) => (Decision::Answered, None, None),
-            Err(e @ (EngineError::Plan(_) | EngineError::Permit(_))) => {
-                (Decision::Refused, Some(e.code()), Some(e.to_string()))
-            }
-            Err(e) => (Decision::Failed, Some(e.code()), None),
+        let decision = decision(answer);
+        let (code, reason) = match answer {
+            Ok(_) => (None, None),
+            Err(e) if decision == Decision::Refused => (Some(e.code()), Some(e.to_string())),
+            Err(e) => (Some(e.code()), None),
         };
         let record = SubplanRecord {
             query_id: req.query_id.clone(),
@@ -130,8 +136,20 @@ impl SiteGuards {
             reason,
             released_groups: answer.as_ref().ok().map(|a| a.batch.num_rows() as u64),
             suppressed_groups: answer.as_ref().ok().map(|a| a.suppressed),
+            elapsed_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
         };
         Ok(log.append("subplan", &record).await?)
+    }
+}
+
+/// How a subplan ended, as the site's log and audit trail say it.
+pub(crate) fn decision(answer: &Result<SiteAnswer>) -> Decision {
+    match answer {
+        Ok(_) => Decision::Answered,
+        Err(EngineError::Plan(_) | EngineError::Permit(_)) => Decision::Refused,
+        Err(EngineError::Cancelled) => Decision::Cancelled,
+        Err(EngineError::SubplanTimedOut { .. }) => Decision::TimedOut,
+        Err(_) => Decision::Failed,
     }
 }
 

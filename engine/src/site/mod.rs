@@ -11,6 +11,7 @@ mod dominance;
 mod guards;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod subplan;
 pub mod tables;
 
 use std::sync::Arc;
@@ -19,8 +20,10 @@ use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::execution::SessionState;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
+use crate::bounded::ExecutionBudget;
 use crate::disclosure::{self, site::AnswerShape};
 use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
@@ -30,7 +33,7 @@ use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
 use ihdsi_planner::bounding::bound_contributions;
 use ihdsi_planner::cells;
-use ihdsi_planner::{PlanError, admit_subplan, check_limits};
+use ihdsi_planner::{PlanError, SiteAdmission, admit_subplan, check_limits, plan_within};
 pub use tables::{SiteData, register_tables, register_tables_excluding};
 
 /// Session settings every site uses.
@@ -74,44 +77,15 @@ pub struct SiteEngine {
     running: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-/// Counts a subplan as running while it is, and logs one that is dropped
-/// unfinished: the coordinator stopped waiting (another site failed, the
-/// analyst gave up, a dp deadline), and the site stopped with it.
-struct Working<'a> {
-    site: &'a str,
-    query_id: &'a str,
-    running: &'a std::sync::atomic::AtomicUsize,
-    done: bool,
-}
-
-impl<'a> Working<'a> {
-    fn start(
-        site: &'a str,
-        query_id: &'a str,
-        running: &'a std::sync::atomic::AtomicUsize,
-    ) -> Self {
-        running.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-        Self {
-            site,
-            query_id,
-            running,
-            done: false,
-        }
-    }
-}
-
-impl Drop for Working<'_> {
-    fn drop(&mut self) {
-        self.running
-            .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-        if !self.done {
-            tracing::info!(
-                site = self.site,
-                query_id = self.query_id,
-                "subplan abandoned: the coordinator stopped waiting, and the site stopped working on it"
-            );
-        }
-    }
+/// A subplan as this site read, admitted and bounded it.
+struct Admitted {
+    /// The subplan as received (for the dominance contributions).
+    plan: LogicalPlan,
+    admission: SiteAdmission,
+    bounding: Option<Bounding>,
+    layout: cells::CellLayout,
+    /// What runs: with each cell's patient count, contributions bounded.
+    run: LogicalPlan,
 }
 
 impl std::fmt::Debug for SiteEngine {
@@ -234,16 +208,41 @@ impl SiteEngine {
         self.guards.record_refusal(code, reason).await
     }
 
-    /// Check the permit, admit, run and threshold one subplan, and put it
-    /// on the audit trail whatever the outcome. An answer whose audit
-    /// record cannot be written is not released.
-    pub async fn run(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
+    /// Check the permit, admit, run and threshold one subplan, on a task of
+    /// its own, and put it on the audit trail whatever the outcome: see
+    /// [`subplan`] for its five possible ends. Dropping the returned future
+    /// cancels the subplan (the coordinator stopped waiting for it); its
+    /// work stops at its next batch, and its end is still logged and
+    /// audited. An answer whose audit record cannot be written is not
+    /// released.
+    pub async fn run(self: &Arc<Self>, req: SubplanRequest) -> Result<SiteAnswer> {
+        let engine = Arc::clone(self);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move { engine.run_to_end(&req, stopped).await });
+        let answer = task.await;
+        drop(stop);
+        answer.unwrap_or_else(|e| Err(EngineError::Internal(format!("subplan task: {e}"))))
+    }
+
+    async fn run_to_end(
+        self: &Arc<Self>,
+        req: &SubplanRequest,
+        stopped: tokio::sync::oneshot::Receiver<()>,
+    ) -> Result<SiteAnswer> {
         let started = std::time::Instant::now();
-        let mut working = Working::start(&self.id, &req.query_id, &self.running);
-        let answer = self.run_unaudited(req).await;
-        working.done = true;
+        let working = subplan::Working::start(&self.running);
+        let limit = self.guards.resources.subplan_timeout_secs;
+        let answer = tokio::select! {
+            answer = self.run_unaudited(req) => answer,
+            _ = stopped => Err(EngineError::Cancelled),
+            () = tokio::time::sleep(std::time::Duration::from_secs(limit)) => {
+                Err(EngineError::SubplanTimedOut { secs: limit })
+            }
+        };
         drop(working);
-        self.guards.record(req, &answer).await?;
+        let elapsed = started.elapsed();
+        subplan::log_end(&self.id, req, &answer, elapsed);
+        self.guards.record(req, &answer, elapsed).await?;
         let SiteAnswer { batch, suppressed } = answer?;
         // The stream's schema metadata: groups suppressed here and the time
         // this site spent (neither says which groups or how many patients).
@@ -272,10 +271,19 @@ impl SiteEngine {
         }
     }
 
-    async fn run_unaudited(&self, req: &SubplanRequest) -> Result<SiteAnswer> {
+    /// Read, check and bound `req` as this site's own plan: within the
+    /// site's statement limits, on a planning thread sized for them
+    /// (`ihdsi_planner::plan_within`).
+    async fn admit(self: &Arc<Self>, req: &SubplanRequest) -> Result<Admitted> {
         // The site bounds what it plans itself: a subplan past its limits
         // could run its planning out of stack.
         check_limits(&req.sql, &self.guards.limits)?;
+        let (engine, req) = (Arc::clone(self), req.clone());
+        let planning = async move { engine.admit_now(&req).await };
+        plan_within(&self.guards.limits, planning).await
+    }
+
+    async fn admit_now(&self, req: &SubplanRequest) -> Result<Admitted> {
         let plan = self
             .state()
             .create_logical_plan(&req.sql)
@@ -293,15 +301,39 @@ impl SiteEngine {
             Some(b) => bound_contributions(&with_cells, b)?,
             None => with_cells,
         };
+        Ok(Admitted {
+            plan,
+            admission,
+            bounding,
+            layout,
+            run,
+        })
+    }
+
+    async fn run_unaudited(self: &Arc<Self>, req: &SubplanRequest) -> Result<SiteAnswer> {
+        let Admitted {
+            plan,
+            admission,
+            bounding,
+            layout,
+            run,
+        } = self.admit(req).await?;
         let schema: SchemaRef = Arc::new(run.schema().as_arrow().clone());
-        let batches = self.backend.collect(run).await?;
+        let budget = ExecutionBudget::for_site(&self.guards.resources);
+        let batches = self.backend.collect(run, budget).await?;
         let mut batch = concat_batches(&schema, &batches)?;
         let mut entries = Vec::new();
         if req.dominance {
             let backend = self.backend.as_ref();
-            (batch, entries) =
-                dominance::append_dominance(backend, &plan, bounding, batch, admission.key_count)
-                    .await?;
+            (batch, entries) = dominance::append_dominance(
+                backend,
+                budget,
+                &plan,
+                bounding,
+                batch,
+                admission.key_count,
+            )
+            .await?;
         }
         let shape = AnswerShape {
             key_count: admission.key_count,

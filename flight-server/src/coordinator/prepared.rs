@@ -27,7 +27,6 @@ use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{ActionCreatePreparedStatementResult, DoPutPreparedStatementResult};
 use futures::TryStreamExt;
 use ihdsi_engine::Coordinator;
-use ihdsi_planner::{parameter_types, plan_query_with_params};
 
 /// `ActionCreatePreparedStatementRequest`: plan once with placeholder
 /// values (NULLs of the inferred types) to check the statement and derive
@@ -36,15 +35,7 @@ pub async fn create(
     coordinator: &Coordinator,
     sql: String,
 ) -> Result<ActionCreatePreparedStatementResult, Status> {
-    let state = coordinator.session().state();
-    let params = parameter_types(&state, &sql)
-        .await
-        .map_err(|e| to_status(&e.into()))?;
-    let values = (!params.is_empty()).then(|| null_values(&params));
-    let plan = plan_query_with_params(&state, &sql, values, coordinator.policy())
-        .await
-        .map_err(|e| to_status(&e.into()))?;
-    let schema = plan.result_schema().map_err(|e| to_status(&e.into()))?;
+    let (params, schema) = coordinator.prepare(&sql).await.map_err(|e| to_status(&e))?;
     Ok(ActionCreatePreparedStatementResult {
         prepared_statement_handle: Handle { sql, params: None }.encode(),
         dataset_schema: schema_bytes(&schema)?,
@@ -145,14 +136,6 @@ pub fn parameter_schema(params: &[(String, DataType)]) -> Arc<Schema> {
             .map(|(name, t)| Field::new(name, t.clone(), true))
             .collect::<Vec<_>>(),
     ))
-}
-
-/// Typed NULLs for every parameter, to plan the dataset schema before values exist.
-pub fn null_values(params: &[(String, DataType)]) -> Vec<ScalarValue> {
-    params
-        .iter()
-        .map(|(_, t)| ScalarValue::try_from(t).unwrap_or(ScalarValue::Null))
-        .collect()
 }
 
 /// A schema as the IPC bytes Flight SQL carries in action results.

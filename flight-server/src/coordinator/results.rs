@@ -1,73 +1,135 @@
-//! Results waiting for their `DoGet`, with a time-to-live and a size cap.
+//! Results waiting for their `DoGet`, with a time-to-live and a bound on
+//! the bytes they hold (`[resources] result_cache_mb`): the oldest are
+//! evicted past it, so results nobody fetches cannot pile up.
 //!
 //! A result belongs to the analyst who ran the query: a handle presented by
 //! anyone else is treated as unknown, so a leaked or logged ticket does not
 //! hand one analyst's released output to another.
 
-use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_flight::sql::{Any, TicketStatementQuery};
 use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use ihdsi_engine::QueryOutcome;
+use lru::LruCache;
 use prost::Message;
 use tonic::Status;
 
-/// Finished results by handle.
+use super::Drain;
+
+/// One held result.
+#[derive(Debug)]
+struct Held {
+    at: Instant,
+    owner: String,
+    outcome: QueryOutcome,
+    bytes: usize,
+    fetched: bool,
+}
+
+#[derive(Debug)]
+struct Entries {
+    /// Handle → result, least recently inserted or fetched first.
+    lru: LruCache<String, Held>,
+    bytes: usize,
+}
+
+impl Entries {
+    fn pop_oldest(&mut self) -> Option<Held> {
+        let (_, held) = self.lru.pop_lru()?;
+        self.bytes -= held.bytes;
+        Some(held)
+    }
+}
+
+/// Finished results by handle. Every result counts as unfetched on the
+/// [`Drain`] from its insertion until its first fetch or its departure
+/// (evicted, expired, cancelled), so a shutdown waits for exactly the
+/// results an analyst can still fetch.
 #[derive(Debug)]
 pub struct ResultCache {
     ttl: Duration,
-    capacity: usize,
-    /// Handle → (when, owner, outcome, fetched yet).
-    entries: Mutex<HashMap<String, (Instant, String, QueryOutcome, bool)>>,
-}
-
-impl Default for ResultCache {
-    fn default() -> Self {
-        Self::new(Duration::from_secs(600), 256)
-    }
+    max_bytes: usize,
+    entries: Mutex<Entries>,
+    drain: Arc<Drain>,
 }
 
 impl ResultCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    /// Results kept for `ttl`, at most `max_bytes` of them together.
+    pub fn new(ttl: Duration, max_bytes: usize, drain: Arc<Drain>) -> Self {
         Self {
             ttl,
-            capacity,
-            entries: Mutex::new(HashMap::new()),
+            max_bytes,
+            entries: Mutex::new(Entries {
+                lru: LruCache::unbounded(),
+                bytes: 0,
+            }),
+            drain,
         }
     }
 
-    /// Keep `analyst`'s `outcome` under its query id, evicting expired and
-    /// oldest entries.
-    pub fn insert(&self, analyst: &str, outcome: QueryOutcome) {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        map.retain(|_, (t, _, _, _)| now.duration_since(*t) < self.ttl);
-        while map.len() >= self.capacity {
-            let Some(oldest) = map
-                .iter()
-                .min_by_key(|(_, (t, _, _, _))| *t)
-                .map(|(k, _)| k.clone())
-            else {
-                break;
-            };
-            map.remove(&oldest);
+    /// `held` left the cache.
+    fn gone(&self, held: &Held) {
+        if !held.fetched {
+            self.drain.fetched();
         }
-        map.insert(
-            outcome.query_id.clone(),
-            (now, analyst.to_string(), outcome, false),
-        );
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keep `analyst`'s `outcome` under its query id, evicting expired
+    /// results and then the oldest until it fits, or refuse a result
+    /// larger than the whole cache.
+    pub fn insert(&self, analyst: &str, outcome: QueryOutcome) -> Result<(), Status> {
+        let bytes: usize = outcome
+            .batches
+            .iter()
+            .map(|b| b.get_array_memory_size())
+            .sum();
+        if bytes > self.max_bytes {
+            return Err(Status::resource_exhausted(format!(
+                "the result holds {} MiB, more than the coordinator keeps for one (result_cache_mb = {}, [resources]); aggregate to fewer groups",
+                bytes.div_ceil(1 << 20),
+                self.max_bytes >> 20
+            )));
+        }
+        let mut entries = self.lock();
+        let now = Instant::now();
+        while let Some((_, held)) = entries.lru.peek_lru() {
+            let expired = now.duration_since(held.at) >= self.ttl;
+            if !expired && entries.bytes + bytes <= self.max_bytes {
+                break;
+            }
+            if let Some(held) = entries.pop_oldest() {
+                self.gone(&held);
+            }
+        }
+        entries.bytes += bytes;
+        self.drain.held();
+        let held = Held {
+            at: now,
+            owner: analyst.to_string(),
+            outcome,
+            bytes,
+            fetched: false,
+        };
+        entries.lru.put(held.outcome.query_id.clone(), held);
+        Ok(())
     }
 
     /// Drop `analyst`'s result for `handle`; whether there was one.
     pub fn remove(&self, analyst: &str, handle: &str) -> bool {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let owned = map
-            .get(handle)
-            .is_some_and(|(t, owner, _, _)| t.elapsed() < self.ttl && owner == analyst);
-        if owned {
-            map.remove(handle);
+        let mut entries = self.lock();
+        let owned = entries
+            .lru
+            .peek(handle)
+            .is_some_and(|h| h.at.elapsed() < self.ttl && h.owner == analyst);
+        if owned && let Some(held) = entries.lru.pop(handle) {
+            entries.bytes -= held.bytes;
+            self.gone(&held);
         }
         owned
     }
@@ -104,14 +166,16 @@ impl ResultCache {
         Ok(CancelFlightInfoResult::new(status).encode_to_vec())
     }
 
-    /// `analyst`'s result for `handle`, if it has not expired, and whether
-    /// this is its first fetch.
-    pub fn get(&self, analyst: &str, handle: &str) -> Option<(QueryOutcome, bool)> {
-        let mut map = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let (_, _, outcome, fetched) = map
+    /// `analyst`'s result for `handle`, if it has not expired.
+    pub fn get(&self, analyst: &str, handle: &str) -> Option<QueryOutcome> {
+        let mut entries = self.lock();
+        let held = entries
+            .lru
             .get_mut(handle)
-            .filter(|(t, owner, _, _)| t.elapsed() < self.ttl && owner == analyst)?;
-        let first = !std::mem::replace(fetched, true);
-        Some((outcome.clone(), first))
+            .filter(|h| h.at.elapsed() < self.ttl && h.owner == analyst)?;
+        if !std::mem::replace(&mut held.fetched, true) {
+            self.drain.fetched();
+        }
+        Some(held.outcome.clone())
     }
 }

@@ -39,6 +39,9 @@ use crate::auth::Authenticator;
 use crate::permits::{self, PermitStore};
 use crate::status::to_status;
 
+/// How long a result waits for its `DoGet`.
+const RESULT_TTL: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// Flight SQL front of the federation.
 #[derive(Debug, Clone)]
 pub struct CoordinatorService {
@@ -92,27 +95,32 @@ impl CoordinatorService {
             .with_descriptor(request.into_inner())
             .with_total_records(rows as i64)
             .with_ordered(true);
-        self.results.insert(&analyst, outcome);
-        self.drain.held();
+        self.results.insert(&analyst, outcome)?;
         Ok(Response::new(info))
     }
 
     /// Serve `coordinator`; `auth` issues the handshake's tokens (the
-    /// [`crate::auth::layer::AuthLayer`] in front checks every call).
-    pub fn new(coordinator: Coordinator, auth: Arc<Authenticator>, permits: PermitStore) -> Self {
+    /// [`crate::auth::layer::AuthLayer`] in front checks every call), and
+    /// new queries are refused once `drain` begins.
+    pub fn new(
+        coordinator: Coordinator,
+        auth: Arc<Authenticator>,
+        permits: PermitStore,
+        drain: Arc<Drain>,
+    ) -> Self {
+        let cache_bytes = coordinator.resources().result_cache_bytes();
         Self {
             coordinator: Arc::new(coordinator),
-            results: Arc::new(ResultCache::default()),
+            results: Arc::new(ResultCache::new(
+                RESULT_TTL,
+                cache_bytes,
+                Arc::clone(&drain),
+            )),
             auth,
             progress: Arc::new(ProgressBoard::default()),
             permits: Arc::new(permits),
-            drain: Arc::default(),
+            drain,
         }
-    }
-
-    /// The same service, refusing new queries once `drain` begins.
-    pub fn with_drain(self, drain: Arc<Drain>) -> Self {
-        Self { drain, ..self }
     }
 }
 
@@ -200,12 +208,9 @@ impl FlightSqlService for CoordinatorService {
         let handle = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("malformed statement handle"))?;
         let analyst = &actions::analyst(&request)?.name;
-        let (outcome, first) = self.results.get(analyst, &handle).ok_or_else(|| {
+        let outcome = self.results.get(analyst, &handle).ok_or_else(|| {
             Status::not_found("unknown or expired statement handle; run the query again")
         })?;
-        if first {
-            self.drain.fetched();
-        }
         Ok(Response::new(encode(outcome.schema, outcome.batches)))
     }
 

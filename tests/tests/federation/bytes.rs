@@ -39,6 +39,7 @@ async fn bytes_for(persons: u64, sql: &str) -> (u64, usize) {
         permits: None,
         audit: None,
         limits: Default::default(),
+        resources: Default::default(),
     };
     let coordinator = Coordinator::new(&config).await.expect("coordinator");
     let outcome = coordinator

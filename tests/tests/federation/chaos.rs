@@ -1,12 +1,18 @@
-//! Faults of whole site processes, with every site its own `ihdsi site`
-//! process: a site killed in the middle of a query fails that query at
-//! once, naming the site, instead of at the timeout under another name.
+//! Faults of whole processes, with every site its own `ihdsi site`
+//! process and the coordinator its own `ihdsi coordinator`: a site killed
+//! in the middle of a query fails that query at once, naming the site,
+//! and the other sites stop their work within a second; a timeout (the
+//! coordinator's or a slow site's own) is named and stops every site; a
+//! restarted site answers the next query; a cross product stops at the row
+//! bound; a coordinator killed in a dp query loses no budget charge.
 
 use std::time::{Duration, Instant};
 
 use ihdsi_tests::cohort;
-use ihdsi_tests::process::signal;
-use ihdsi_tests::secured::{Material, SecuredFederation, Setup, connect_analyst, site_ids};
+use ihdsi_tests::process::{cpu_share, signal};
+use ihdsi_tests::secured::{
+    Material, SecuredFederation, Setup, connect_analyst, site_ids, verify_trail,
+};
 
 /// Keeps every site busy for many seconds in a debug build.
 const HEAVY: &str = "SELECT max(m.value_as_number + c.concept_id + d.concept_id + e.concept_id) AS top \
@@ -15,22 +21,60 @@ const HEAVY: &str = "SELECT max(m.value_as_number + c.concept_id + d.concept_id 
 /// A secured federation of processes over a 3,000-person cohort, with
 /// thresholds at 1 and MIN/MAX allowed.
 fn start(name: &str) -> SecuredFederation {
+    start_with(name, Setup::default())
+}
+
+fn start_with(name: &str, setup: Setup) -> SecuredFederation {
     let data = cohort(3_000);
     let material = Material::make(name, &site_ids(&data));
     let permit = material.permit(&format!("P-{name}"), &[]);
     let setup = Setup {
         min_group_size: Some(1),
         allow_min_max: true,
-        ..Setup::default()
+        ..setup
     };
     SecuredFederation::start(&data, &material, &setup, &[permit])
+}
+
+/// [`HEAVY`], spelled apart by `tag` so that the audit trails tell its
+/// runs apart.
+fn heavy(tag: &str) -> String {
+    HEAVY.replace("AS top", &format!("AS top_{tag}"))
+}
+
+/// Each of `sites` recorded how query `sql` ended there as `decision`,
+/// with its elapsed time, and is no longer busy with it: it uses under a
+/// quarter of a core over the second that follows.
+async fn ended_everywhere(fed: &SecuredFederation, sql: &str, sites: &[&str], decision: &str) {
+    let query_id = fed
+        .query_id_of(sql)
+        .unwrap_or_else(|| panic!("the coordinator recorded {sql}"));
+    for site in sites {
+        let ends = fed
+            .subplan_ends(site, &query_id, Duration::from_secs(2))
+            .await;
+        let end = ends
+            .last()
+            .unwrap_or_else(|| panic!("site {site} recorded no end of {query_id}"));
+        assert_eq!(end["decision"], decision, "site {site}: {end}");
+        assert!(end["elapsed_ms"].as_u64().is_some(), "site {site}: {end}");
+    }
+    for site in sites {
+        let busy = cpu_share(fed.pid(site), Duration::from_secs(1)).await;
+        assert!(
+            busy < 0.25,
+            "site {site} still uses {busy:.2} of a core after {query_id} ended"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_killed_mid_query_is_named_within_three_seconds() {
     let mut fed = start("chaos-kill");
     let connection = connect_analyst(&fed.uri).await;
-    let query = tokio::spawn(async move { connection.query(HEAVY).await });
+    let sql = heavy("kill");
+    let sent = sql.clone();
+    let query = tokio::spawn(async move { connection.query(&sent).await });
     // Let every site start on its subplan.
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     if query.is_finished() {
@@ -55,6 +99,8 @@ async fn a_site_killed_mid_query_is_named_within_three_seconds() {
         elapsed < Duration::from_secs(3),
         "named {elapsed:?} after the kill: {err}"
     );
+    // The other sites were cancelled, say so, and stopped working.
+    ended_everywhere(&fed, &sql, &["lu", "kr"], "cancelled").await;
     // The coordinator keeps serving; a query the dead site is needed for
     // fails at once, naming it.
     let connection = connect_analyst(&fed.uri).await;
@@ -73,7 +119,7 @@ async fn a_site_killed_mid_query_is_named_within_three_seconds() {
 async fn a_frozen_site_is_named_long_before_the_site_timeout() {
     let fed = start("chaos-stop");
     let connection = connect_analyst(&fed.uri).await;
-    let query = tokio::spawn(async move { connection.query(HEAVY).await });
+    let query = tokio::spawn(async move { connection.query(&heavy("stop")).await });
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let pid = fed.pid("us");
     // Frozen, not dead: its sockets stay open and nothing resets them.
@@ -149,5 +195,174 @@ async fn sigterm_lets_the_query_in_flight_answer_then_the_coordinator_exits() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(status.success(), "a clean exit: {status:?}");
+    drop(fed);
+}
+
+/// Timeouts, a restart and the row bound, in one federation: the
+/// coordinator's timeout names a site and stops all of them; a killed
+/// site, restarted from its config, answers the next query; a site that
+/// is slow past its own `subplan_timeout_secs` is named and stops; a
+/// cross product stops at a site's `max_intermediate_rows` with a
+/// `ResourceExhausted` that names the bound but not the site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeouts_restarts_and_the_row_bound() {
+    let mut fed = start_with(
+        "chaos-slow",
+        Setup {
+            site_timeout_secs: Some(4),
+            ..Setup::default()
+        },
+    );
+    let cheap = "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1 ORDER BY 1";
+    let connection = connect_analyst(&fed.uri).await;
+    let columns = |r: ihdsi_cli::client::QueryResult| -> Vec<_> {
+        r.batches.iter().map(|b| b.columns().to_vec()).collect()
+    };
+    let expected = columns(connection.query(cheap).await.expect("answered"));
+
+    // The coordinator's own timeout: named, and every site stops.
+    let sql = heavy("coordinator_timeout");
+    let started = Instant::now();
+    let err = connection
+        .query(&sql)
+        .await
+        .expect_err("timed out")
+        .to_string();
+    assert!(err.contains("did not answer within 4 s"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(8), "{err}");
+    ended_everywhere(&fed, &sql, &["lu", "us", "kr"], "cancelled").await;
+
+    // A killed site fails the next query by name; restarted, it answers.
+    fed.processes
+        .site_processes
+        .get_mut("us")
+        .expect("us")
+        .kill()
+        .expect("kill us");
+    let err = connection
+        .query(cheap)
+        .await
+        .expect_err("us is down")
+        .to_string();
+    assert!(err.contains("site 'us'"), "{err}");
+    fed.processes
+        .restart_site("us", |c| c.resources.subplan_timeout_secs = 2)
+        .expect("restart us");
+    let again = connection
+        .query(cheap)
+        .await
+        .expect("answered after the restart");
+    assert_eq!(
+        columns(again),
+        expected,
+        "the restarted site answers as before"
+    );
+
+    // A slow site, past its own time limit: named, and it stops.
+    let sql = heavy("site_timeout");
+    let err = connection
+        .query(&sql)
+        .await
+        .expect_err("us stops it")
+        .to_string();
+    assert!(err.contains("site 'us' did not answer within 2 s"), "{err}");
+    ended_everywhere(&fed, &sql, &["us"], "timed_out").await;
+    ended_everywhere(&fed, &sql, &["lu", "kr"], "cancelled").await;
+
+    // A cross product past a site's row bound stops there, at once.
+    fed.processes
+        .restart_site("lu", |c| c.resources.max_intermediate_rows = 1_000_000)
+        .expect("restart lu");
+    let sql = heavy("rows");
+    let started = Instant::now();
+    let err = connection
+        .query(&sql)
+        .await
+        .expect_err("row bound")
+        .to_string();
+    assert!(
+        err.contains("resource limit max_intermediate_rows = 1000000"),
+        "{err}"
+    );
+    assert!(!err.contains("'lu'"), "which site is not told: {err}");
+    assert!(started.elapsed() < Duration::from_secs(2), "{err}");
+    ended_everywhere(&fed, &sql, &["lu"], "failed").await;
+    let again = connection.query(cheap).await.expect("still serving");
+    assert_eq!(columns(again), expected);
+    drop(fed);
+}
+
+/// The coordinator SIGKILLed while a dp query it has charged is at the
+/// sites: after a restart from its config the ledger still holds that
+/// charge (the next query's remaining budget counts it), and every audit
+/// chain verifies.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_killed_in_a_dp_query_loses_no_charge() {
+    let mut fed = start_with(
+        "chaos-ledger",
+        Setup {
+            dp_budget: Some(10.0),
+            ..Setup::default()
+        },
+    );
+    let remaining = |r: &ihdsi_cli::client::QueryResult| -> f64 {
+        r.schema.metadata()[ihdsi_engine::protocol::metadata::RHO_REMAINING]
+            .parse()
+            .expect("rho")
+    };
+    let connection = connect_analyst(&fed.uri).await;
+    let first = connection
+        .query("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1")
+        .await
+        .expect("answered");
+    let before = remaining(&first);
+    let ledger_lines = || {
+        std::fs::read_to_string(fed.dir.join("audit").join("budget.jsonl"))
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    };
+    let charged = ledger_lines();
+
+    // The second query is charged, then held at a frozen site.
+    signal(fed.pid("kr"), "-STOP");
+    let uri = fed.uri.clone();
+    let inflight = tokio::spawn(async move {
+        let c = connect_analyst(&uri).await;
+        c.query("SELECT race_concept_id, count(*) AS n FROM person GROUP BY 1")
+            .await
+    });
+    let waited = Instant::now();
+    while ledger_lines() == charged {
+        assert!(waited.elapsed() < Duration::from_secs(20), "never charged");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    fed.processes
+        .coordinator
+        .kill()
+        .expect("kill -9 the coordinator");
+    fed.processes.coordinator.wait().expect("reap");
+    signal(fed.pid("kr"), "-CONT");
+    assert!(inflight.await.expect("task").is_err(), "nobody answers it");
+
+    fed.processes
+        .restart_coordinator()
+        .expect("restart the coordinator");
+    let connection = connect_analyst(&fed.processes.uri).await;
+    let third = connection
+        .query("SELECT year_of_birth / 10 * 10 AS decade, count(*) AS n FROM person GROUP BY 1")
+        .await
+        .expect("answered after the restart");
+    let per_release = 0.1;
+    let after = remaining(&third);
+    assert!(
+        (before - 2.0 * per_release - after).abs() < 1e-9,
+        "remaining {before} before, {after} after two more charges"
+    );
+    for trail in std::iter::once(fed.coordinator_trail())
+        .chain(["lu", "us", "kr"].iter().map(|s| fed.site_trail(s)))
+    {
+        let (ok, out) = verify_trail(&trail);
+        assert!(ok, "{}: {out}", trail.display());
+    }
     drop(fed);
 }

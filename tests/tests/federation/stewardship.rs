@@ -223,7 +223,12 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
     });
     let trail = fed.coordinator_trail();
     let mut waited = 0;
-    while !lines(&trail).iter().any(|l| l.contains("inflight_n")) {
+    // Planned and on record as admitted (its `received` record comes
+    // first, before planning).
+    while !lines(&trail)
+        .iter()
+        .any(|l| l.contains("inflight_n") && l.contains("\"admitted\""))
+    {
         tokio::time::sleep(Duration::from_millis(50)).await;
         waited += 1;
         assert!(
@@ -254,16 +259,27 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
         })
         .collect();
     let expected: Vec<(String, String)> = [
+        ("received", "received"),
         ("query", "admitted"),
         ("result", "answered"),
+        ("received", "received"),
         ("query", "refused"),
+        ("received", "received"),
         ("query", "admitted"),
     ]
     .iter()
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(events, expected, "{written:#?}");
-    let first: serde_json::Value = serde_json::from_str(&written[0]).expect("json");
+    let received: serde_json::Value = serde_json::from_str(&written[0]).expect("json");
+    assert_eq!(received["analyst"], ANALYST);
+    assert_eq!(received["permit"], "P-AUDIT");
+    assert_eq!(
+        received["sql"],
+        "SELECT site, count(*) AS persons FROM person GROUP BY site"
+    );
+    assert_eq!(received["sql_bytes"], 58);
+    let first: serde_json::Value = serde_json::from_str(&written[1]).expect("json");
     assert_eq!(first["analyst"], ANALYST);
     assert_eq!(first["permit"], "P-AUDIT");
     assert_eq!(first["purpose"], "scientific_research");
@@ -276,7 +292,7 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
             .as_str()
             .is_some_and(|s| s.contains("ihdsi_patients"))
     );
-    let refused: serde_json::Value = serde_json::from_str(&written[2]).expect("json");
+    let refused: serde_json::Value = serde_json::from_str(&written[4]).expect("json");
     assert_eq!(refused["code"], "privacy.row_level");
     // No record field can hold a result value or a per-site number.
     let allowed = [
@@ -293,6 +309,8 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
         "reason",
         "released_rows",
         "sql",
+        "sql_bytes",
+        "sql_sha256",
         "seq",
         "subplans",
         "suppressed_groups",
@@ -310,34 +328,34 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
 
     let (ok, out) = verify(&trail);
     assert!(ok, "the trail written before kill -9 must verify: {out}");
-    assert!(out.contains("4 records, chain intact"), "{out}");
+    assert!(out.contains("7 records, chain intact"), "{out}");
     for site in &sites {
         let (ok, out) = verify(&fed.site_trail(site));
         assert!(ok, "site {site}: {out}");
     }
 
     let mut edited = written.clone();
-    edited[1] = edited[1].replace("\"answered\"", "\"failed\"");
+    edited[2] = edited[2].replace("\"answered\"", "\"failed\"");
     let mut reordered = written.clone();
-    reordered.swap(1, 2);
+    reordered.swap(2, 3);
     let mut deleted = written.clone();
-    deleted.remove(1);
+    deleted.remove(2);
     let mut cut = written.clone();
-    let half = cut[3].len() / 2;
-    cut[3].truncate(half);
+    let half = cut[6].len() / 2;
+    cut[6].truncate(half);
     let cases = [
-        ("edited", tampered(&trail, "edited", &edited, "\n"), 2),
+        ("edited", tampered(&trail, "edited", &edited, "\n"), 3),
         (
             "reordered",
             tampered(&trail, "reordered", &reordered, "\n"),
-            2,
+            3,
         ),
-        ("deleted", tampered(&trail, "deleted", &deleted, "\n"), 2),
-        ("truncated", tampered(&trail, "truncated", &cut, ""), 4),
+        ("deleted", tampered(&trail, "deleted", &deleted, "\n"), 3),
+        ("truncated", tampered(&trail, "truncated", &cut, ""), 7),
         (
             "tail deleted",
-            tampered(&trail, "tail", &written[..2], "\n"),
-            3,
+            tampered(&trail, "tail", &written[..3], "\n"),
+            4,
         ),
     ];
     for (what, copy, line) in cases {

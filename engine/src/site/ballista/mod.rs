@@ -37,6 +37,7 @@ use futures::future::BoxFuture;
 use super::backend::SiteBackend;
 use super::tables::opt_out_as_filters;
 use super::{SiteData, SiteEngine, SiteGuards, site_session_config};
+use crate::bounded::ExecutionBudget;
 use crate::error::{EngineError, Result};
 use ihdsi_catalog::PrivacyPolicy;
 
@@ -138,7 +139,14 @@ impl SiteBackend for BallistaBackend {
         "ballista"
     }
 
-    fn collect(&self, plan: LogicalPlan) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
+    /// The cluster's executors bound memory by their own settings
+    /// (`ballista-executor --memory-pool-size`); the budget is not theirs
+    /// to take from a site.
+    fn collect(
+        &self,
+        plan: LogicalPlan,
+        _budget: ExecutionBudget,
+    ) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             // The opt-out list as a filter of literals: an in-memory
             // table cannot be serialised to the cluster.

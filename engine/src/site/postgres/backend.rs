@@ -30,13 +30,42 @@ use super::fetch;
 use super::pg_error;
 use super::sql::{Naming, external, statement, to_batch};
 use super::total::runs_in_postgres;
+use crate::bounded::ExecutionBudget;
 use crate::error::Result;
 use crate::site::backend::SiteBackend;
 use crate::site::tables::opt_out_as_filters;
 
-/// Runs subplans in a PostgreSQL database holding the site's CDM tables.
+/// Runs subplans in a PostgreSQL database holding the site's CDM tables,
+/// each on a connection of its own: a subplan that is dropped (the
+/// coordinator stopped waiting, the site's own time limit) cancels its
+/// statement in the server, and a cancel request stops whatever runs on
+/// one connection, so no other subplan may share it.
 pub struct PostgresBackend {
-    client: Client,
+    url: String,
+}
+
+/// Cancels the statement running on its connection when dropped before
+/// [`Self::done`]: PostgreSQL notices a vanished client only when it next
+/// writes to it, which a long aggregation does at its very end.
+struct CancelOnDrop(Option<tokio_postgres::CancelToken>);
+
+impl CancelOnDrop {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(token) = self.0.take() {
+            tracing::info!("subplan dropped: cancelling its PostgreSQL statement");
+            tokio::spawn(async move {
+                if let Err(e) = token.cancel_query(tokio_postgres::NoTls).await {
+                    tracing::warn!(error = %e, "cannot cancel a PostgreSQL statement");
+                }
+            });
+        }
+    }
 }
 
 impl std::fmt::Debug for PostgresBackend {
@@ -46,17 +75,17 @@ impl std::fmt::Debug for PostgresBackend {
 }
 
 impl PostgresBackend {
-    /// Connect to the site's database at `url`.
-    pub async fn connect(url: &str) -> Result<Self> {
-        Ok(Self {
-            client: super::connect(url).await?,
-        })
+    /// The site's database at `url`; each subplan connects on its own.
+    pub fn new(url: &str) -> Self {
+        Self {
+            url: url.to_string(),
+        }
     }
 
     /// The tables of the connection's schema search path.
     pub async fn tables(&self) -> Result<Vec<String>> {
-        let rows = self
-            .client
+        let client = super::connect(&self.url).await?;
+        let rows = client
             .query(
                 "SELECT table_name::text FROM information_schema.tables WHERE table_schema = ANY (current_schemas(false))",
                 &[],
@@ -74,25 +103,38 @@ impl SiteBackend for PostgresBackend {
         "postgres"
     }
 
-    fn collect(&self, plan: LogicalPlan) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
+    fn collect(
+        &self,
+        plan: LogicalPlan,
+        budget: ExecutionBudget,
+    ) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let plan = prepare(plan)?;
-            if !runs_in_postgres(&plan)? {
-                return fetch::run(&self.client, plan).await;
-            }
-            let schema = Arc::new(plan.schema().as_arrow().clone());
-            let sql = statement(plan, Naming::AsPlanned)?;
-            // Not the SQL itself: it carries the opt-out list, which is
-            // made of person ids.
-            tracing::debug!(bytes = sql.len(), "subplan sent to PostgreSQL");
-            let rows = self
-                .client
-                .query(&sql, &[])
-                .await
-                .map_err(|e| pg_error("running the subplan", e))?;
-            Ok(vec![to_batch(&schema, &rows)?])
+            let client = super::connect(&self.url).await?;
+            let cancel = CancelOnDrop(Some(client.cancel_token()));
+            let answer = if runs_in_postgres(&plan)? {
+                run_in_postgres(&client, plan).await
+            } else {
+                fetch::run(&client, plan, budget).await
+            };
+            cancel.done();
+            answer
         })
     }
+}
+
+/// Run all of `plan` in the database and read its output back.
+async fn run_in_postgres(client: &Client, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+    let schema = Arc::new(plan.schema().as_arrow().clone());
+    let sql = statement(plan, Naming::AsPlanned)?;
+    // Not the SQL itself: it carries the opt-out list, which is made of
+    // person ids.
+    tracing::debug!(bytes = sql.len(), "subplan sent to PostgreSQL");
+    let rows = client
+        .query(&sql, &[])
+        .await
+        .map_err(|e| pg_error("running the subplan", e))?;
+    Ok(vec![to_batch(&schema, &rows)?])
 }
 
 /// `plan` with the site's views inlined and the opt-out list as a filter

@@ -29,6 +29,7 @@ use tokio_postgres::Client;
 use super::pg_error;
 use super::sql::{Naming, statement, to_batch};
 use super::total::node_runs_in_postgres;
+use crate::bounded::ExecutionBudget;
 use crate::error::{EngineError, Result};
 use crate::site::site_session_config;
 
@@ -38,7 +39,11 @@ const FETCHED: &str = "ihdsi_fetched";
 /// Run `plan` (views inlined, opt-out as filters) in DataFusion, reading
 /// each of its database scans, with what PostgreSQL can run of the
 /// filters and projections above it, from `client`.
-pub(super) async fn run(client: &Client, plan: LogicalPlan) -> Result<Vec<RecordBatch>> {
+pub(super) async fn run(
+    client: &Client,
+    plan: LogicalPlan,
+    budget: ExecutionBudget,
+) -> Result<Vec<RecordBatch>> {
     let ctx = SessionContext::new_with_config(site_session_config());
     let optimized = ctx.state().optimize(&plan)?;
     let mut fetched: Vec<(LogicalPlan, LogicalPlan)> = Vec::new();
@@ -63,7 +68,7 @@ pub(super) async fn run(client: &Client, plan: LogicalPlan) -> Result<Vec<Record
             "a database table was left unread in a subplan run in DataFusion".into(),
         ));
     }
-    Ok(ctx.execute_logical_plan(rewritten).await?.collect().await?)
+    crate::bounded::collect(&ctx.state(), rewritten, budget).await
 }
 
 /// The largest subtrees of `plan` (and its subqueries) that PostgreSQL

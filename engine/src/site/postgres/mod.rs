@@ -31,7 +31,7 @@ pub async fn open_site(
     policy: PrivacyPolicy,
     guards: SiteGuards,
 ) -> Result<SiteEngine> {
-    let backend = backend::PostgresBackend::connect(url).await?;
+    let backend = backend::PostgresBackend::new(url);
     let present = backend.tables().await?;
     let ctx = SessionContext::new_with_config(site_session_config());
     let tables = tables::register_relational_tables(&ctx, id, &present, &guards.opt_out)?;
