@@ -115,9 +115,13 @@ impl Federation {
             log: dir.clone(),
         };
         let hash = secrets::hash_password(PASSWORD).map_err(|e| failed("coordinator", &e))?;
-        let names = std::iter::once(DEMO_USER.to_string()).chain((0..ANALYSTS).map(Self::analyst));
+        let names: Vec<String> = std::iter::once(DEMO_USER.to_string())
+            .chain((0..ANALYSTS).map(Self::analyst))
+            .collect();
         let auth = AuthSection {
             users: names
+                .iter()
+                .cloned()
                 .map(|name| UserEntry {
                     name,
                     password_hash: hash.clone(),
@@ -137,8 +141,8 @@ impl Federation {
                 .into_iter()
                 .map(|s| s.0)
                 .collect();
-            let security = prepare(&dir, &ids, &[DEMO_USER.to_string()])
-                .map_err(|e| failed("security material", &e))?;
+            let security =
+                prepare(&dir, &ids, &names).map_err(|e| failed("security material", &e))?;
             spec.security = Some(security);
         }
         let answered = Arc::new(Mutex::new(HashMap::new()));

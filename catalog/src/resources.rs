@@ -38,7 +38,7 @@ impl Default for CoordinatorResources {
     fn default() -> Self {
         Self {
             max_concurrent_queries: 64,
-            max_queries_per_analyst: 8,
+            max_queries_per_analyst: 16,
             query_memory_mb: 512,
             max_intermediate_rows: 1_000_000_000,
             result_cache_mb: 256,

@@ -72,6 +72,16 @@ pub struct Authenticator {
     /// Verified against for unknown users, so that a wrong user name costs
     /// as much time as a wrong password and names cannot be probed.
     decoy: String,
+    /// Password checks running at once. Each argon2 check holds its
+    /// memory cost (19 MiB by default) for its duration, so 32 clients
+    /// logging in together took over 600 MiB, and glibc kept much of it
+    /// afterwards; waiting logins queue here instead.
+    verifying: tokio::sync::Semaphore,
+}
+
+/// Password checks at once: one per core, at most four.
+fn concurrent_checks() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -109,6 +119,7 @@ impl Authenticator {
             sessions: Mutex::new(HashMap::new()),
             ttl: Duration::from_secs(section.token_ttl_secs),
             decoy: secrets::hash_password(&secrets::new_token())?,
+            verifying: tokio::sync::Semaphore::new(concurrent_checks()),
         })
     }
 
@@ -135,6 +146,10 @@ impl Authenticator {
     async fn check_password(&self, user: String, password: String) -> Result<Analyst, AuthError> {
         let known = self.users.get(&user);
         let phc = known.unwrap_or(&self.decoy).clone();
+        // The semaphore is never closed; a closed one would refuse.
+        let Ok(_turn) = self.verifying.acquire().await else {
+            return Err(AuthError::BadPassword { user });
+        };
         let matches =
             tokio::task::spawn_blocking(move || secrets::verify_password(&phc, &password))
                 .await
