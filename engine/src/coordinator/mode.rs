@@ -33,7 +33,7 @@ pub(super) enum Mode {
     },
     /// Noised answers, charged to a budget, at a fixed response time.
     Dp {
-        gate: budget::DpGate,
+        gate: Box<budget::DpGate>,
         /// `privacy.dp.response_ms` (`None` when 0, in tests only).
         response: Option<Duration>,
     },
@@ -48,7 +48,7 @@ impl Mode {
                 differencing: DifferencingDetector::new(policy.min_group_size),
             },
             PrivacyMode::Dp => Mode::Dp {
-                gate: budget::DpGate::open(policy, cache_bytes)?,
+                gate: Box::new(budget::DpGate::open(policy, cache_bytes)?),
                 response: (policy.dp.response_ms > 0)
                     .then(|| Duration::from_millis(policy.dp.response_ms)),
             },
