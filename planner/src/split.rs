@@ -18,7 +18,7 @@ use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
 use datafusion::datasource::{empty::EmptyTable, provider_as_source};
 use datafusion::execution::SessionState;
-use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder};
+use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Union};
 use datafusion::sql::unparser::{Unparser, dialect::DefaultDialect};
 
 use crate::admission;
@@ -278,6 +278,16 @@ fn replace_boundaries(
         .into_iter()
         .map(|i| replace_boundaries(i, f))
         .collect::<Result<Vec<_>>>()?;
+    if let LogicalPlan::Union(_) = plan {
+        // A union keeps the schema it was planned with, field metadata
+        // (the catalog's column comments) included, which a released table
+        // does not carry; derive it from the new inputs instead, or the
+        // physical plan's schema would differ from the logical one.
+        let inputs = inputs.into_iter().map(Arc::new).collect();
+        return Union::try_new(inputs)
+            .map(LogicalPlan::Union)
+            .map_err(|e| PlanError::Internal(e.to_string()));
+    }
     plan.with_new_exprs(plan.expressions(), inputs)
         .map_err(|e| PlanError::Internal(e.to_string()))
 }

@@ -1,13 +1,50 @@
 //! Generated queries (`ihdsi_tests::fuzz`) against the pooled oracle, at
 //! thresholds 1: every answer equals the oracle's with the documented rules
 //! applied (a cell on no patient is withheld), every refusal is a clear
-//! one, and the coordinator never stops serving. 2,000 queries with a fixed
-//! seed in the suite; `IHDSI_FUZZ_QUERIES` and `IHDSI_FUZZ_SEED` run more.
+//! one, and the coordinator never stops serving. Queries with positional
+//! parameters go through a prepared statement with the values bound.
+//! 2,000 queries with a fixed seed in the suite; `IHDSI_FUZZ_QUERIES` and
+//! `IHDSI_FUZZ_SEED` run more.
 
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Int64Array, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::prelude::SessionContext;
+use ihdsi_cli::client::Connection;
 use ihdsi_tests::compare::diff_withheld;
-use ihdsi_tests::fuzz::{Rng, is_clear_refusal, query};
+use ihdsi_tests::fuzz::{Generated, Rng, is_clear_refusal, query};
 use ihdsi_tests::{centralized, cohort, connect, federation, policy};
+
+/// What the federation answers to `g`: as a statement, or prepared with
+/// its parameters bound.
+async fn federated(connection: &Connection, g: &Generated) -> Result<Vec<RecordBatch>, String> {
+    if g.params.is_empty() {
+        return connection
+            .query(&g.sql)
+            .await
+            .map(|r| r.batches)
+            .map_err(|e| e.to_string());
+    }
+    let mut client = connection.client();
+    let mut prepared = client
+        .prepare(g.sql.clone(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let fields: Vec<Field> = (1..=g.params.len())
+        .map(|i| Field::new(format!("${i}"), DataType::Int64, false))
+        .collect();
+    let columns = g
+        .params
+        .iter()
+        .map(|v| Arc::new(Int64Array::from(vec![*v])) as _)
+        .collect();
+    let values =
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())?;
+    prepared.set_parameters(values).map_err(|e| e.to_string())?;
+    let info = prepared.execute().await.map_err(|e| e.to_string())?;
+    connection.fetch(info).await.map_err(|e| e.to_string())
+}
 
 /// What the oracle says of `sql`: its rows, or why it cannot run it.
 async fn oracle(
@@ -38,24 +75,26 @@ async fn generated_queries_equal_the_oracle_or_are_clearly_refused() {
     let pooled = centralized(&data).await;
     let connection = connect(&fed.uri).await;
     let mut rng = Rng::new(seed);
-    let (mut answered, mut refused) = (0u64, 0u64);
+    let (mut answered, mut refused, mut with_parameters) = (0u64, 0u64, 0u64);
     let mut kinds: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
     let mut failures = Vec::new();
     for i in 0..n {
         let generated = query(&mut rng);
-        let sql = generated.sql;
-        match connection.query(&sql).await {
-            Ok(got) => match oracle(&pooled, &sql).await {
-                Ok(expected) => match diff_withheld(&got.batches, &expected, generated.keys) {
-                    None => answered += 1,
+        let sql = &generated.sql;
+        match federated(&connection, &generated).await {
+            Ok(got) => match oracle(&pooled, &generated.oracle_sql).await {
+                Ok(expected) => match diff_withheld(&got, &expected, generated.keys) {
+                    None => {
+                        answered += 1;
+                        with_parameters += u64::from(!generated.params.is_empty());
+                    }
                     Some(d) => failures.push(format!("#{i} differs: {sql}\n  {d}")),
                 },
                 Err(e) => {
                     failures.push(format!("#{i} answered, but the oracle fails: {sql}\n  {e}"))
                 }
             },
-            Err(e) => {
-                let message = e.to_string();
+            Err(message) => {
                 if is_clear_refusal(&message) {
                     refused += 1;
                     let kind: String = message.chars().take(60).collect();
@@ -67,7 +106,7 @@ async fn generated_queries_equal_the_oracle_or_are_clearly_refused() {
         }
     }
     println!(
-        "fuzz seed {seed}: {n} queries, {answered} answered equal to the oracle, {refused} clearly refused, {} failures",
+        "fuzz seed {seed}: {n} queries, {answered} answered equal to the oracle ({with_parameters} of them prepared with bound parameters), {refused} clearly refused, {} failures",
         failures.len()
     );
     for (kind, count) in &kinds {

@@ -1,10 +1,16 @@
 //! A grammar-based generator of cohort SQL over the OMOP schema, for the
-//! fuzzing suite: random group keys, aggregates, FILTER, CASE, `IN`
-//! subqueries, joins on `person_id`, sub-aggregations per patient, HAVING,
-//! ORDER BY and LIMIT. Each query is either answered, equal to the pooled
+//! fuzzing suite: random group keys (columns, dates, constants), aggregates,
+//! FILTER, CASE, `IN` subqueries and CTE cohorts, joins on `person_id`,
+//! HAVING, set operations, window functions over released aggregates,
+//! positional parameters, and deep or wide expressions (some past the
+//! statement limits). Each query is either answered, equal to the pooled
 //! oracle at thresholds 1, or refused with a clear message.
 //!
 //! Deterministic: the same seed gives the same queries on every machine.
+
+mod shapes;
+
+pub use shapes::{Generated, query};
 
 /// A small, seedable generator (SplitMix64).
 #[derive(Debug, Clone)]
@@ -15,7 +21,7 @@ impl Rng {
         Self(seed)
     }
 
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -23,15 +29,15 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
 
-    fn chance(&mut self, percent: u64) -> bool {
+    pub fn chance(&mut self, percent: u64) -> bool {
         self.next() % 100 < percent
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len())]
     }
 }
@@ -46,6 +52,8 @@ struct Table {
     values: &'static [&'static str],
     /// Literals the key columns take in the synthetic cohort.
     literals: &'static [i64],
+    /// Its main date column, if it has one.
+    date: Option<&'static str>,
 }
 
 const TABLES: &[Table] = &[
@@ -60,6 +68,7 @@ const TABLES: &[Table] = &[
         ],
         values: &["year_of_birth"],
         literals: &[8507, 8532, 8527, 8516, 1950, 1960, 1970],
+        date: None,
     },
     Table {
         name: "condition_occurrence",
@@ -67,6 +76,7 @@ const TABLES: &[Table] = &[
         keys: &["condition_concept_id", "site"],
         values: &[],
         literals: &[197508, 381270, 320128, 201826],
+        date: Some("condition_start_date"),
     },
     Table {
         name: "drug_exposure",
@@ -74,6 +84,7 @@ const TABLES: &[Table] = &[
         keys: &["drug_concept_id", "site"],
         values: &["days_supply", "quantity"],
         literals: &[1397599, 789578, 30, 90],
+        date: Some("drug_exposure_start_date"),
     },
     Table {
         name: "measurement",
@@ -81,6 +92,7 @@ const TABLES: &[Table] = &[
         keys: &["measurement_concept_id", "site"],
         values: &["value_as_number"],
         literals: &[3000963, 10, 100],
+        date: Some("measurement_date"),
     },
     Table {
         name: "observation",
@@ -88,6 +100,7 @@ const TABLES: &[Table] = &[
         keys: &["observation_concept_id", "site"],
         values: &["value_as_number"],
         literals: &[2_000_000_201, 20, 40],
+        date: Some("observation_date"),
     },
 ];
 
@@ -105,10 +118,16 @@ fn predicate(rng: &mut Rng, t: &Table, q: &str) -> String {
     }
     let a = *rng.pick(t.literals);
     let b = *rng.pick(t.literals);
+    // Some comparisons take their value as a positional parameter.
+    let value = if rng.chance(10) {
+        shapes::parameter(a)
+    } else {
+        a.to_string()
+    };
     match rng.below(6) {
-        0 => format!("{q}.{column} = {a}"),
+        0 => format!("{q}.{column} = {value}"),
         1 => format!("{q}.{column} <> {a}"),
-        2 => format!("{q}.{column} > {a}"),
+        2 => format!("{q}.{column} > {value}"),
         3 => format!("{q}.{column} IN ({a}, {b})"),
         4 => format!("{q}.{column} BETWEEN {} AND {}", a.min(b), a.max(b)),
         _ => format!("NOT ({q}.{column} < {a})"),
@@ -151,75 +170,6 @@ fn aggregate(rng: &mut Rng, t: &Table, q: &str, n: usize) -> String {
         _ => "count(*)".to_string(),
     };
     format!("{expr} AS a{n}")
-}
-
-/// One generated query, and how many group keys lead its columns.
-#[derive(Debug, Clone)]
-pub struct Generated {
-    pub sql: String,
-    pub keys: usize,
-}
-
-/// One generated query.
-pub fn query(rng: &mut Rng) -> Generated {
-    let t = rng.pick(TABLES);
-    let q = t.alias;
-    if rng.chance(3) {
-        // Row-level output, which is always refused.
-        let sql = format!(
-            "SELECT {q}.person_id, {q}.{} FROM {} {q} WHERE {}",
-            rng.pick(t.keys),
-            t.name,
-            predicate(rng, t, q)
-        );
-        return Generated { sql, keys: 0 };
-    }
-    let mut from = format!("{} {q}", t.name);
-    let mut wheres = predicates(rng, t, q, 2);
-    let mut key_sources: Vec<(&Table, &str)> = vec![(t, q)];
-    if t.name != "person" && rng.chance(30) {
-        from.push_str(" JOIN person p ON p.person_id = ");
-        from.push_str(&format!("{q}.person_id"));
-        key_sources.push((&TABLES[0], "p"));
-        wheres.extend(predicates(rng, &TABLES[0], "p", 1));
-    }
-    if rng.chance(20) {
-        let cohort = rng.pick(&[197508, 381270, 320128]);
-        wheres.push(format!(
-            "{q}.person_id IN (SELECT person_id FROM condition_occurrence WHERE condition_concept_id = {cohort})"
-        ));
-    }
-    let keys: Vec<String> = (0..rng.below(3))
-        .map(|_| {
-            let (kt, kq) = *rng.pick(&key_sources);
-            format!("{kq}.{}", rng.pick(kt.keys))
-        })
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let aggregates: Vec<String> = (0..1 + rng.below(3))
-        .map(|n| aggregate(rng, t, q, n))
-        .collect();
-    let mut select: Vec<String> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, k)| format!("{k} AS k{i}"))
-        .collect();
-    select.extend(aggregates);
-    let mut sql = format!("SELECT {} FROM {from}", select.join(", "));
-    if !wheres.is_empty() {
-        sql.push_str(&format!(" WHERE {}", wheres.join(" AND ")));
-    }
-    if !keys.is_empty() {
-        sql.push_str(&format!(" GROUP BY {}", keys.join(", ")));
-        if rng.chance(20) {
-            sql.push_str(&format!(" HAVING count(*) > {}", rng.below(50)));
-        }
-    }
-    Generated {
-        sql,
-        keys: keys.len(),
-    }
 }
 
 /// Whether a refusal's text is a clear one: no internal error, no
