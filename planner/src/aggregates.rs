@@ -18,7 +18,7 @@ use datafusion::functions_aggregate::{
     average::avg_udaf, count::count_udaf, sum::sum_udaf, variance::var_pop_udaf,
 };
 use datafusion::logical_expr::expr::AggregateFunction;
-use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 
 use crate::error::{PlanError, Result};
 use crate::exprs::strip_alias;
@@ -81,6 +81,16 @@ pub fn classify<'a>(
     };
     let name = f.func.name().to_ascii_lowercase();
     let p = &f.params;
+    let untyped = p.args.iter().any(|a| {
+        a.get_type(input.schema())
+            .is_ok_and(|t| t == datafusion::arrow::datatypes::DataType::Null)
+    });
+    if untyped {
+        return Err(PlanError::unsupported(
+            format!("{name}(NULL)"),
+            "An aggregate of a bare NULL has no type to merge across sites (and is NULL anyway); remove it, or CAST the argument to a type",
+        ));
+    }
     if !p.order_by.is_empty()
         && !name.contains("percentile")
         && !name.ends_with("_agg")

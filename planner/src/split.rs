@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
-use datafusion::common::ScalarValue;
+use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::{empty::EmptyTable, provider_as_source};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Union};
@@ -44,6 +44,10 @@ pub struct FederatedPlan {
     /// Whether the analyst asked for `EXPLAIN`.
     pub explain: bool,
     original: LogicalPlan,
+    /// The result's schema as DataFusion will produce it: the coordinator
+    /// plan after the analyzer (type coercion: a UNION of an integer and
+    /// a float release is a float column), all fields nullable.
+    result: datafusion::arrow::datatypes::Schema,
 }
 
 /// Parse and plan `sql` over the virtual schema registered in `state`.
@@ -148,12 +152,34 @@ pub async fn plan_query_with_params(
     for release in &releases {
         check_round_trip(state, release, policy).await?;
     }
-    Ok(FederatedPlan {
+    let mut federated = FederatedPlan {
         sql: sql.to_string(),
         releases,
         explain,
         original: plan,
-    })
+        result: datafusion::arrow::datatypes::Schema::empty(),
+    };
+    federated.result = analyzed_schema(state, &federated.placeholder_plan()?)?;
+    Ok(federated)
+}
+
+/// The schema of `plan` after the session's analyzer, every field
+/// nullable (released groups can hold NULLs anywhere).
+fn analyzed_schema(
+    state: &SessionState,
+    plan: &LogicalPlan,
+) -> Result<datafusion::arrow::datatypes::Schema> {
+    let analyzed = state
+        .analyzer()
+        .execute_and_check(plan.clone(), state.config_options(), |_, _| {})
+        .map_err(PlanError::from_datafusion)?;
+    let fields: Vec<datafusion::arrow::datatypes::Field> = analyzed
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| datafusion::arrow::datatypes::Field::new(f.name(), f.data_type().clone(), true))
+        .collect();
+    Ok(datafusion::arrow::datatypes::Schema::new(fields))
 }
 
 /// The site SQL must plan, over the same schema, to a subplan that a site
@@ -235,18 +261,10 @@ impl FederatedPlan {
     }
 
     /// The result schema as announced to clients: the coordinator plan's
-    /// fields, all nullable (released groups can hold NULLs anywhere).
+    /// fields as DataFusion produces them, all nullable (released groups
+    /// can hold NULLs anywhere).
     pub fn result_schema(&self) -> Result<datafusion::arrow::datatypes::Schema> {
-        let plan = self.placeholder_plan()?;
-        let fields: Vec<datafusion::arrow::datatypes::Field> = plan
-            .schema()
-            .fields()
-            .iter()
-            .map(|f| {
-                datafusion::arrow::datatypes::Field::new(f.name(), f.data_type().clone(), true)
-            })
-            .collect();
-        Ok(datafusion::arrow::datatypes::Schema::new(fields))
+        Ok(self.result.clone())
     }
 
     /// The coordinator's plan over empty releases: its schema is the result
@@ -278,15 +296,22 @@ fn replace_boundaries(
         .into_iter()
         .map(|i| replace_boundaries(i, f))
         .collect::<Result<Vec<_>>>()?;
-    if let LogicalPlan::Union(_) = plan {
-        // A union keeps the schema it was planned with, field metadata
-        // (the catalog's column comments) included, which a released table
-        // does not carry; derive it from the new inputs instead, or the
-        // physical plan's schema would differ from the logical one.
-        let inputs = inputs.into_iter().map(Arc::new).collect();
-        return Union::try_new(inputs)
-            .map(LogicalPlan::Union)
-            .map_err(|e| PlanError::Internal(e.to_string()));
+    if let LogicalPlan::Union(union) = plan {
+        // A union keeps the schema it was planned with (its types already
+        // coerced), field metadata (the catalog's column comments)
+        // included, which a released table does not carry: drop the
+        // metadata, or the physical plan's schema would differ from the
+        // logical one.
+        let fields = union.schema.iter().map(|(q, f)| {
+            let bare = f.as_ref().clone().with_metadata(Default::default());
+            (q.cloned(), Arc::new(bare))
+        });
+        let schema = DFSchema::new_with_metadata(fields.collect(), Default::default())
+            .map_err(|e| PlanError::Internal(e.to_string()))?;
+        return Ok(LogicalPlan::Union(Union {
+            inputs: inputs.into_iter().map(Arc::new).collect(),
+            schema: Arc::new(schema),
+        }));
     }
     plan.with_new_exprs(plan.expressions(), inputs)
         .map_err(|e| PlanError::Internal(e.to_string()))

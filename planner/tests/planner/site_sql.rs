@@ -1,7 +1,7 @@
 //! The SQL every site receives, pinned in `tests/site_sql.slt` and run with
 //! the stock sqllogictest runner: each query is planned at the coordinator,
 //! and its "rows" are the site SQL of its releases. After a deliberate
-//! change, `SLT_COMPLETE=1 cargo test -p ihdsi-planner --test site_sql`
+//! change, `SLT_COMPLETE=1 cargo test -p ihdsi-planner --test planner`
 //! rewrites the expected rows, for review as a diff.
 
 use std::path::Path;
@@ -41,14 +41,19 @@ impl AsyncDB for Planner {
     async fn shutdown(&mut self) {}
 }
 
-fn planner() -> Planner {
+/// The coordinator's session: the virtual schema and an empty `concept`.
+pub(crate) fn session() -> SessionState {
     let ctx = SessionContext::new();
     register_virtual_schema(&ctx).expect("virtual schema");
     let concept = schema::table("concept").expect("concept").file_schema();
     ctx.register_table("concept", Arc::new(EmptyTable::new(concept)))
         .expect("concept");
+    ctx.state()
+}
+
+fn planner() -> Planner {
     Planner {
-        state: ctx.state(),
+        state: session(),
         policy: PrivacyPolicy::threshold(10, false),
     }
 }
