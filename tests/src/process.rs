@@ -76,8 +76,20 @@ impl DemoProcess {
         Self::start_with(data, &[])
     }
 
-    /// [`DemoProcess::start`] with more `ihdsi demo` arguments.
+    /// [`DemoProcess::start`] with more `ihdsi demo` arguments. Each demo
+    /// of the suite keeps its state apart: several run at once over one
+    /// cohort, and a run folder has one writer.
     pub fn start_with(data: &Path, extra: &[&str]) -> Self {
+        let run_dir = std::env::temp_dir().join(format!(
+            "ihdsi-demo-run-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        Self::start_at(data, &run_dir, extra)
+    }
+
+    /// [`DemoProcess::start_with`], keeping its state in `run_dir`.
+    pub fn start_at(data: &Path, run_dir: &Path, extra: &[&str]) -> Self {
         let binary = ihdsi_binary();
         assert!(
             binary.exists(),
@@ -96,6 +108,8 @@ impl DemoProcess {
             ])
             .arg("--data")
             .arg(data)
+            .arg("--run-dir")
+            .arg(run_dir)
             .args(extra)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
@@ -139,6 +153,22 @@ fn read_banner(stdout: ChildStdout) -> (String, String, String) {
     });
     rx.recv_timeout(Duration::from_secs(120))
         .expect("the demo did not print its endpoint and credentials within 120 s")
+}
+
+impl DemoProcess {
+    /// SIGTERM, as an orchestrator stops it; how it exited, waiting at
+    /// most `within`.
+    pub fn terminate(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        signal(self.child.id(), "-TERM");
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
 }
 
 impl Drop for DemoProcess {

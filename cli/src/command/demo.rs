@@ -67,9 +67,13 @@ pub(super) struct DemoArgs {
     #[arg(long)]
     analyst_tls: bool,
     /// Start from an empty run folder: the audit trails and the dp budget
-    /// ledger of earlier runs (kept in DATA/run/ otherwise) are removed.
+    /// ledger of earlier runs (kept otherwise) are removed.
     #[arg(long)]
     fresh: bool,
+    /// The run folder, where the demo keeps its state from one start to
+    /// the next (default DATA/run); two demos at once need two.
+    #[arg(long)]
+    run_dir: Option<PathBuf>,
 }
 
 impl DemoArgs {
@@ -92,6 +96,7 @@ impl DemoArgs {
             no_examples,
             analyst_tls,
             fresh,
+            run_dir,
         } = self;
         let federation = PrivacyPolicy {
             mode: privacy,
@@ -115,6 +120,7 @@ impl DemoArgs {
                 "minimum group sizes and the rounding base must be at least 1".into(),
             ));
         }
+        let run_dir = run_dir.unwrap_or_else(|| data.join("run"));
         run_demo(DemoOptions {
             data,
             port,
@@ -127,6 +133,7 @@ impl DemoArgs {
             analyst_tls,
             site_backends: SiteBackends(site_backend),
             fresh,
+            run_dir,
         })
         .await
     }

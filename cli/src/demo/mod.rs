@@ -71,6 +71,8 @@ pub struct DemoOptions {
     pub site_backends: SiteBackends,
     /// Start from an empty run folder (no audit trails, no dp charges).
     pub fresh: bool,
+    /// Where the demo keeps its state (default `DATA/run`).
+    pub run_dir: PathBuf,
 }
 
 /// The demo's analyst account.
@@ -299,7 +301,7 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     ensure_data(&opts.data, opts.persons)?;
     let (mut auth, service_token) = demo_auth(&opts.password)?;
     auth.token_ttl_secs = opts.token_ttl_secs;
-    let run_dir = run_folder(&opts.data, opts.fresh)?;
+    let run_dir = run_folder(&opts.data, &opts.run_dir, opts.fresh)?;
     let sites: Vec<String> = site_folders(&opts.data)?.into_iter().map(|s| s.0).collect();
     let principals = [DEMO_USER.to_string(), DEMO_SERVICE.to_string()];
     let mut security = security::prepare(&run_dir, &sites, &principals)?;
@@ -345,10 +347,11 @@ pub async fn run(opts: DemoOptions) -> Result<()> {
     Ok(())
 }
 
-/// The demo's run folder, `DATA/run/`: reused as it is, or emptied first
-/// with `fresh`. Run folders of older demos (`DATA/runs/<time>-<pid>/`,
-/// one per start) are removed, so that nothing piles up.
-fn run_folder(data: &Path, fresh: bool) -> Result<PathBuf> {
+/// The demo's run folder `dir` (`DATA/run/` by default): reused as it is,
+/// or emptied first with `fresh`. Run folders of older demos
+/// (`DATA/runs/<time>-<pid>/`, one per start) are removed, so that nothing
+/// piles up.
+fn run_folder(data: &Path, dir: &Path, fresh: bool) -> Result<PathBuf> {
     let remove = |dir: &Path| {
         std::fs::remove_dir_all(dir)
             .map_err(|e| CliError::Client(format!("cannot remove {}: {e}", dir.display())))
@@ -361,7 +364,7 @@ fn run_folder(data: &Path, fresh: bool) -> Result<PathBuf> {
         );
         remove(&legacy)?;
     }
-    let dir = data.join("run");
+    let dir = dir.to_path_buf();
     if fresh && dir.exists() {
         eprintln!(
             "--fresh: removing {} (audit trails, dp budget ledger)",

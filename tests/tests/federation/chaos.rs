@@ -115,6 +115,24 @@ async fn a_site_killed_mid_query_is_named_within_three_seconds() {
     drop(fed);
 }
 
+/// An analyst who hangs up mid-query (the client's call dropped, as a
+/// closed notebook or a killed script does) stops the query, and every
+/// site stops its work within a second and records the subplan as
+/// cancelled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_who_hangs_up_stops_every_site() {
+    let fed = start("chaos-hangup");
+    let connection = connect_analyst(&fed.uri).await;
+    let sql = heavy("hangup");
+    let sent = sql.clone();
+    let query = tokio::spawn(async move { connection.query(&sent).await });
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(!query.is_finished(), "the query is still running");
+    query.abort();
+    ended_everywhere(&fed, &sql, &["lu", "us", "kr"], "cancelled").await;
+    drop(fed);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_site_is_named_long_before_the_site_timeout() {
     let fed = start("chaos-stop");
@@ -365,4 +383,71 @@ async fn a_coordinator_killed_in_a_dp_query_loses_no_charge() {
         assert!(ok, "{}: {out}", trail.display());
     }
     drop(fed);
+}
+
+/// The demo keeps its state from one start to the next and stops cleanly
+/// on SIGTERM: a dp query's charge is still spent after a restart, the
+/// coordinator's audit trail goes on (and verifies) across it, and
+/// `--fresh` starts with the whole budget again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_keeps_its_state_across_restarts_and_stops_on_sigterm() {
+    use ihdsi_tests::process::{DemoProcess, PASSWORD};
+    let data = cohort(3_000);
+    let run = std::env::temp_dir().join(format!("ihdsi-demo-state-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&run);
+    let dp = ["--privacy", "dp", "--budget", "1"];
+    let remaining = |demo: &DemoProcess| {
+        let uri = demo.uri.clone();
+        async move {
+            let credentials = ihdsi_cli::client::Credentials::Password {
+                user: ihdsi_cli::demo::DEMO_USER.into(),
+                password: PASSWORD.into(),
+            };
+            let c = ihdsi_cli::client::Connection::connect(&uri, &credentials)
+                .await
+                .expect("connect");
+            let r = c
+                .query("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1")
+                .await
+                .expect("answered");
+            r.schema.metadata()[ihdsi_engine::protocol::metadata::RHO_REMAINING]
+                .parse::<f64>()
+                .expect("rho")
+        }
+    };
+    let trail = run.join("audit").join("coordinator.jsonl");
+    let mut demo = DemoProcess::start_at(&data, &run, &dp);
+    let first = remaining(&demo).await;
+    let status = demo
+        .terminate(Duration::from_secs(20))
+        .expect("exits on SIGTERM");
+    assert!(status.success(), "a clean exit: {status:?}");
+    let records = SecuredFederation::records(&trail).len();
+    assert!(records >= 3, "the first run's query is on the trail");
+
+    let mut demo = DemoProcess::start_at(&data, &run, &dp);
+    let second = remaining(&demo).await;
+    assert!(
+        (first - 0.1 - second).abs() < 1e-8,
+        "the charge survived the restart: {first} then {second}"
+    );
+    assert!(
+        demo.terminate(Duration::from_secs(20))
+            .is_some_and(|s| s.success())
+    );
+    assert!(
+        SecuredFederation::records(&trail).len() > records,
+        "the trail goes on"
+    );
+    let (ok, out) = verify_trail(&trail);
+    assert!(ok, "{out}");
+
+    let fresh: Vec<&str> = dp.iter().copied().chain(["--fresh"]).collect();
+    let demo = DemoProcess::start_at(&data, &run, &fresh);
+    let again = remaining(&demo).await;
+    assert!(
+        (again - first).abs() < 1e-8,
+        "--fresh starts with the whole budget: {again} vs {first}"
+    );
+    drop(demo);
 }
