@@ -8,7 +8,8 @@
 #   3. the Python client tests: ADBC Flight SQL and pyarrow.flight against a
 #      real `ihdsi demo` process. The clients are installed from PyPI into
 #      .venv here, so nothing needs to be set up by hand;
-#   4. a smoke run of the benchmark harness (ihdsi-bench) on a tiny cohort.
+#   4. a smoke run of the benchmark harness (ihdsi-bench) on a tiny cohort,
+#      and a 30-second soak of 32 analysts against the federation.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -59,4 +60,14 @@ smoke="$(mktemp -d)"
     --data "$smoke/data" --out "$smoke/out" > "$smoke/bench.log" 2>&1 \
     || { cat "$smoke/bench.log"; exit 1; }
 test -s "$smoke/out/RESULTS.md" && test -s "$smoke/out/plots/persons.svg"
+
+step "soak (32 analysts for 30 s; fails on any failed query)"
+# Staying up, not speed: the secured federation of processes over a
+# 20,000-person cohort, 32 analysts with accounts of their own running the
+# workload in a loop; reports errors, throughput, p50/p99 and each
+# process's peak memory (docs/operations.md).
+"${CARGO_TARGET_DIR:-target}/debug/ihdsi-bench" --soak 30 --persons 20000 \
+    --data "$smoke/data" --out "$smoke/out" > "$smoke/soak.log" 2>&1 \
+    || { tail -n 40 "$smoke/soak.log"; exit 1; }
+grep -A 6 "^soak:" "$smoke/soak.log"
 rm -rf "$smoke"

@@ -151,6 +151,55 @@ where
 mod tests {
     use super::*;
 
+    /// Planning past `max_planning_ms` is refused by name, at the limit
+    /// and not when the planning ends; planning in time and a panic while
+    /// planning come back as what they are.
+    #[tokio::test]
+    async fn planning_is_timed_out_and_a_panic_stays_on_its_thread() {
+        let limits = QueryLimits {
+            max_planning_ms: 50,
+            ..QueryLimits::default()
+        };
+        let started = std::time::Instant::now();
+        let slow = async {
+            std::thread::sleep(Duration::from_millis(400));
+            Ok::<_, PlanError>(())
+        };
+        let err = plan_within(&limits, slow).await.expect_err("too slow");
+        assert!(started.elapsed() < Duration::from_millis(300));
+        assert_eq!(err.code(), "plan.time");
+        assert!(err.to_string().contains("max_planning_ms = 50"), "{err}");
+        let quick = async { Ok::<_, PlanError>(7) };
+        assert_eq!(plan_within(&limits, quick).await.expect("in time"), 7);
+        let joins = limits.max_joins;
+        let broken = async move {
+            if joins > 0 {
+                panic!("a planner bug");
+            }
+            Ok::<_, PlanError>(())
+        };
+        // Printing a panic's backtrace takes a while in a debug build.
+        let patient = QueryLimits {
+            max_planning_ms: 20_000,
+            ..limits
+        };
+        let err = plan_within(&patient, broken).await.expect_err("panicked");
+        assert_eq!(err.code(), "internal");
+    }
+
+    /// The planning thread's stack grows with the limits.
+    #[test]
+    fn the_planning_stack_is_sized_for_the_limits() {
+        let small = QueryLimits::default().planning_stack_bytes();
+        let large = QueryLimits {
+            max_chain_terms: 4_096,
+            ..QueryLimits::default()
+        }
+        .planning_stack_bytes();
+        assert!(small >= 16 << 20);
+        assert!(large > small + (100 << 20), "{small} {large}");
+    }
+
     fn chain(op: &str, n: usize) -> String {
         let terms: Vec<String> = (0..n).map(|i| format!("year_of_birth > {i}")).collect();
         format!(
