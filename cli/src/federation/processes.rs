@@ -207,13 +207,26 @@ impl ProcessFederation {
         Ok(())
     }
 
-    /// Start the coordinator again from its config (after it stopped or
-    /// was killed; a process still running is killed first). It listens
-    /// on a new port: [`ProcessFederation::uri`] says where.
-    pub fn restart_coordinator(&mut self) -> Result<()> {
+    /// Start the coordinator again from its config, changed by `edit` as
+    /// its operator would (after it stopped or was killed; a process still
+    /// running is killed first). It listens on a new port:
+    /// [`ProcessFederation::uri`] says where.
+    pub fn restart_coordinator(
+        &mut self,
+        edit: impl FnOnce(&mut ihdsi_catalog::FederationConfig),
+    ) -> Result<()> {
         let _ = self.coordinator.kill();
         let _ = self.coordinator.wait();
         let config = self.dir.join("federation.toml");
+        let invalid = |message: String| CliError::Config {
+            path: config.clone(),
+            message,
+        };
+        let text = std::fs::read_to_string(&config).map_err(|e| invalid(e.to_string()))?;
+        let mut federation: ihdsi_catalog::FederationConfig =
+            toml::from_str(&text).map_err(|e| invalid(e.to_string()))?;
+        edit(&mut federation);
+        write_toml(&config, &federation)?;
         let log = self.dir.join("coordinator.log");
         let sink = self.launcher.coordinator_lines.clone();
         let prefix = "Flight SQL endpoint: ";

@@ -310,6 +310,38 @@ async fn timeouts_restarts_and_the_row_bound() {
     drop(fed);
 }
 
+/// One analyst cannot hold every slot: past `max_queries_per_analyst` a
+/// query is refused at once with `ResourceExhausted` naming the bound,
+/// and the slot comes back when the running query ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queries_past_the_analysts_bound_are_refused_by_name() {
+    let mut fed = start("chaos-busy");
+    fed.processes
+        .restart_coordinator(|c| c.resources.max_queries_per_analyst = 1)
+        .expect("restart the coordinator");
+    let uri = fed.processes.uri.clone();
+    let connection = connect_analyst(&uri).await;
+    let running = tokio::spawn(async move { connection.query(&heavy("busy")).await });
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let second = connect_analyst(&uri).await;
+    let cheap = "SELECT count(*) AS n FROM person";
+    let err = second.query(cheap).await.expect_err("busy").to_string();
+    assert!(err.contains("max_queries_per_analyst = 1"), "{err}");
+    assert!(err.contains("ResourceExhausted"), "{err}");
+    running.abort();
+    let _ = running.await;
+    let mut answered = false;
+    for _ in 0..50 {
+        if second.query(cheap).await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the slot came back when the first query ended");
+    drop(fed);
+}
+
 /// The coordinator SIGKILLed while a dp query it has charged is at the
 /// sites: after a restart from its config the ledger still holds that
 /// charge (the next query's remaining budget counts it), and every audit
@@ -363,7 +395,7 @@ async fn a_coordinator_killed_in_a_dp_query_loses_no_charge() {
     assert!(inflight.await.expect("task").is_err(), "nobody answers it");
 
     fed.processes
-        .restart_coordinator()
+        .restart_coordinator(|_| {})
         .expect("restart the coordinator");
     let connection = connect_analyst(&fed.processes.uri).await;
     let third = connection
