@@ -126,6 +126,16 @@ pub enum EngineError {
 }
 
 impl EngineError {
+    /// A failure whose site is not told (it can depend on that site's
+    /// patients' data): neither its message nor the query's progress may
+    /// point at the site.
+    pub fn names_no_site(&self) -> bool {
+        matches!(
+            self,
+            EngineError::SiteRuntime | EngineError::SiteResources { .. }
+        )
+    }
+
     /// A site's answer that no real data can produce (the plausibility
     /// checks of `disclosure::plausibility`, and the merge's own).
     pub(crate) fn implausible(site: &str, rule: &str) -> Self {

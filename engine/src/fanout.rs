@@ -183,7 +183,10 @@ pub async fn fan_out(
         tasks.spawn(async move {
             let line = progress.guard(progress.started(&site.entry.id, req.release));
             let answer = site.fetch(&req).await;
-            line.finish(answer.is_ok());
+            match &answer {
+                Err(e) if e.names_no_site() => line.finish_untold(),
+                _ => line.finish(answer.is_ok()),
+            }
             (i, answer)
         });
     }

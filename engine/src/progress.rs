@@ -157,6 +157,15 @@ impl SubplanGuard {
         self.finished = true;
         self.progress.finished(self.index, answered);
     }
+
+    /// The subplan failed in a way whose site may not be told (a failure
+    /// while running depends on that site's data): its line stays as it
+    /// is, for [`Progress::cancel_running`] to mark `cancelled` at the
+    /// same moment as every other site's, so the progress does not point
+    /// at the site either.
+    pub fn finish_untold(mut self) {
+        self.finished = true;
+    }
 }
 
 impl Drop for SubplanGuard {

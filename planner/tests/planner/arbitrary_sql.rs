@@ -528,7 +528,7 @@ async fn arbitrary_statements_never_break_planning_or_admission() {
         n += 1;
         let data = bytes(&mut seed, 64 + (n % 8) as usize * 128);
         let mut u = Unstructured::new(&data);
-        let sql = if n % 5 == 0 {
+        let sql = if n.is_multiple_of(5) {
             soup(&mut u)
         } else {
             match Select::arbitrary(&mut u) {
