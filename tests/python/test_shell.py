@@ -94,7 +94,7 @@ def test_shell_logs_in_again_when_its_token_expires(demo, tmp_path):
         port = s.getsockname()[1]
     server = subprocess.Popen(
         [str(demo.binary), "demo", "--data", str(demo.data), "--port", str(port), "--no-examples",
-         "--password", demo.password, "--token-ttl-secs", "2"],
+         "--password", demo.password, "--token-ttl-secs", "2", "--run-dir", str(tmp_path / "run")],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
     )
     try:
