@@ -85,9 +85,13 @@ pub struct SiteResources {
     /// product, a self-join of a long table) is stopped when it passes
     /// this many.
     pub max_intermediate_rows: u64,
-    /// Seconds a subplan may run at this site before the site stops it,
+    /// Seconds from a subplan's arrival after which the site stops it,
     /// whatever the coordinator waits.
     pub subplan_timeout_secs: u64,
+    /// Subplans running at once at this site; more wait their turn (within
+    /// their time limit). Times `subplan_memory_mb`, it bounds the memory
+    /// of the site's DataFusion work.
+    pub max_concurrent_subplans: usize,
 }
 
 impl Default for SiteResources {
@@ -96,6 +100,7 @@ impl Default for SiteResources {
             subplan_memory_mb: 1024,
             max_intermediate_rows: 1_000_000_000,
             subplan_timeout_secs: 300,
+            max_concurrent_subplans: 16,
         }
     }
 }
@@ -107,6 +112,10 @@ impl SiteResources {
             ("subplan_memory_mb", self.subplan_memory_mb as u64),
             ("max_intermediate_rows", self.max_intermediate_rows),
             ("subplan_timeout_secs", self.subplan_timeout_secs),
+            (
+                "max_concurrent_subplans",
+                self.max_concurrent_subplans as u64,
+            ),
         ])
     }
 

@@ -64,12 +64,12 @@ pub enum EngineError {
     )]
     Busy { limit: &'static str, max: usize },
     /// A site stopped its subplan at one of its `[resources]` bounds.
-    /// Which site is not told: whether a query passes a bound depends on
-    /// that site's data.
+    /// Which site, and the bound's value there, are not told: whether a
+    /// query passes a bound depends on that site's data.
     #[error(
-        "the query was stopped at a site's resource limit {limit} = {max} ([resources] in its site.toml); narrow it (fewer or more selective joins, coarser groups). Which site is not told, because passing a limit depends on its patients' data"
+        "the query was stopped at a site's resource limit {limit} ([resources] in its site.toml); narrow it (fewer or more selective joins, coarser groups). Which site is not told, because passing a limit depends on its patients' data"
     )]
-    SiteResources { limit: String, max: u64 },
+    SiteResources { limit: String },
     /// A site answered with something that is not the agreed partial schema.
     #[error("site '{site}' sent an invalid answer: {detail}")]
     SiteProtocol { site: String, detail: String },
@@ -97,7 +97,7 @@ pub enum EngineError {
     #[error("data permit refused: {0}")]
     Permit(#[from] PermitRefusal),
     /// The audit trail cannot be written: nothing runs unaudited.
-    #[error("the audit trail cannot be written; the query was not run: {0}")]
+    #[error("the audit trail cannot be written, so nothing is run or released: {0}")]
     Audit(#[from] AuditError),
     /// TLS material (certificates, keys) cannot be loaded.
     #[error("TLS setup: {0}")]

@@ -5,6 +5,7 @@
 //! * [`site`]: a site's DataFusion session over object_store, and its threshold.
 //! * [`bounded`]: the memory, row and cancellation bounds every DataFusion
 //!   run for a query is held to, at a site and at the coordinator.
+//! * [`cache`]: the byte-bounded map of held results and paid-for releases.
 //! * [`protocol`]: the ticket a coordinator sends, and the metadata a site returns.
 //! * [`fanout`]: parallel Flight `DoGet` to the sites.
 //! * [`plausibility`]: what the coordinator checks of each site's partials.
@@ -18,6 +19,7 @@
 
 pub mod audit;
 pub mod bounded;
+pub mod cache;
 pub mod coordinator;
 pub mod disclosure;
 pub mod dp;

@@ -18,6 +18,9 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::warn!(error = %err, "site unavailable");
             Status::unavailable(err.to_string())
         }
+        // A site's own timeout and cancellation travel to the coordinator
+        // as site failures; they reach here as themselves only from an
+        // engine embedded without Flight.
         EngineError::SiteTimedOut { .. } | EngineError::SubplanTimedOut { .. } => {
             tracing::warn!(error = %err, "site timed out");
             Status::deadline_exceeded(err.to_string())

@@ -8,12 +8,14 @@
 //!
 //! Planning then runs on a thread of its own ([`plan_within`]) whose stack
 //! is sized for those bounds, so that no statement within the limits can
-//! overflow it, and it is given up after `max_planning_ms`.
+//! overflow it, and it is given up after `max_planning_ms`; at most four
+//! such threads a core run at once in a process.
 
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::keywords::Keyword;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ihdsi_catalog::QueryLimits;
@@ -120,22 +122,31 @@ where
     T: Send + 'static,
     E: From<PlanError> + Send + 'static,
 {
-    let runtime = tokio::runtime::Handle::current();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    std::thread::Builder::new()
-        .name("ihdsi-plan".into())
-        .stack_size(limits.planning_stack_bytes())
-        .spawn(move || {
-            let _ = tx.send(runtime.block_on(planning));
+    let stack = limits.planning_stack_bytes();
+    let planned = async move {
+        // The thread holds its turn until it ends, past its time limit too.
+        let turn = Arc::clone(&PLANNERS)
+            .acquire_owned()
+            .await
+            .map_err(|_| PlanError::Internal("the planning threads are closed".into()))?;
+        let runtime = tokio::runtime::Handle::current();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name("ihdsi-plan".into())
+            .stack_size(stack)
+            .spawn(move || {
+                let _turn = turn;
+                let _ = tx.send(runtime.block_on(planning));
+            })
+            .map_err(|e| PlanError::Internal(format!("cannot start a planning thread: {e}")))?;
+        rx.await.map_err(|_| {
+            PlanError::Internal("planning stopped without an answer (a panic; see the log)".into())
         })
-        .map_err(|e| PlanError::Internal(format!("cannot start a planning thread: {e}")))?;
+    };
     let max_ms = limits.max_planning_ms;
-    match tokio::time::timeout(Duration::from_millis(max_ms), rx).await {
+    match tokio::time::timeout(Duration::from_millis(max_ms), planned).await {
         Ok(Ok(planned)) => planned,
-        Ok(Err(_)) => Err(PlanError::Internal(
-            "planning stopped without an answer (a panic; see the log)".into(),
-        )
-        .into()),
+        Ok(Err(e)) => Err(e.into()),
         Err(_) => {
             tracing::warn!(
                 max_ms,
@@ -146,6 +157,17 @@ where
         }
     }
 }
+
+/// Planning threads at once in this process. A statement past its time
+/// limit keeps its thread until it finishes (its work is bounded by the
+/// limits), so one analyst's runaway statements cannot pile threads up
+/// beyond this; a statement waiting for a turn waits within its own time
+/// limit.
+static PLANNERS: std::sync::LazyLock<Arc<tokio::sync::Semaphore>> =
+    std::sync::LazyLock::new(|| {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Arc::new(tokio::sync::Semaphore::new(4 * cores))
+    });
 
 #[cfg(test)]
 mod tests {

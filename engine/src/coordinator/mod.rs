@@ -20,6 +20,7 @@ use std::time::Instant;
 use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
+use datafusion::execution::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::audit::AuditLog;
@@ -190,19 +191,36 @@ impl Coordinator {
         sql: &str,
         params: Option<Vec<ScalarValue>>,
     ) -> Result<FederatedPlan> {
-        check_limits(sql, &self.limits)?;
-        let (state, sql, policy) = (self.ctx.state(), sql.to_string(), self.policy.clone());
-        let planning = async move { plan_query_with_params(&state, &sql, params, &policy).await };
-        Ok(plan_within::<_, PlanError, _>(&self.limits, planning).await?)
+        self.within_limits(sql, move |state, sql, policy| async move {
+            plan_query_with_params(&state, &sql, params, &policy).await
+        })
+        .await
     }
 
-    /// A prepared statement: its positional parameters with the types
-    /// DataFusion infers for them, and the schema of its result (planned
-    /// with NULLs of those types), within the same limits as a query.
-    pub async fn prepare(&self, sql: &str) -> Result<(Vec<(String, DataType)>, Schema)> {
+    /// Run `planning` over this coordinator's session, SQL and policy
+    /// within the statement limits (see [`Coordinator::plan_bounded`]).
+    async fn within_limits<T, F, Fut>(&self, sql: &str, planning: F) -> Result<T>
+    where
+        F: FnOnce(SessionState, String, PrivacyPolicy) -> Fut,
+        Fut: std::future::Future<Output = std::result::Result<T, PlanError>> + Send + 'static,
+        T: Send + 'static,
+    {
         check_limits(sql, &self.limits)?;
-        let (state, sql, policy) = (self.ctx.state(), sql.to_string(), self.policy.clone());
-        let planning = async move {
+        let work = planning(self.ctx.state(), sql.to_string(), self.policy.clone());
+        Ok(plan_within(&self.limits, work).await?)
+    }
+
+    /// A prepared statement for `analyst`: its positional parameters with
+    /// the types DataFusion infers for them, and the schema of its result
+    /// (planned with NULLs of those types), within the same limits and
+    /// query slots as a query.
+    pub async fn prepare(
+        &self,
+        sql: &str,
+        analyst: &str,
+    ) -> Result<(Vec<(String, DataType)>, Schema)> {
+        let _slot = self.slots.enter(analyst)?;
+        self.within_limits(sql, |state, sql, policy| async move {
             let params = parameter_types(&state, &sql).await?;
             let nulls = params
                 .iter()
@@ -210,9 +228,9 @@ impl Coordinator {
                 .collect::<Vec<_>>();
             let values = (!params.is_empty()).then_some(nulls);
             let plan = plan_query_with_params(&state, &sql, values, &policy).await?;
-            Ok::<_, PlanError>((params, plan.result_schema()?))
-        };
-        Ok(plan_within(&self.limits, planning).await?)
+            Ok((params, plan.result_schema()?))
+        })
+        .await
     }
 
     /// Run one analyst query end to end.
@@ -277,6 +295,10 @@ impl Coordinator {
         } else {
             self.run_until(&plan, cx, deadline).await
         };
+        // A release that failed outside its own fan-out (its merge, a
+        // plausibility check) drops the others' fan-outs before they can
+        // say so: no line of the query's progress stays `running`.
+        cx.progress.cancel_running();
         let audit_started = Instant::now();
         self.audit_result(cx, &outcome).await?;
         audit += audit_started.elapsed();

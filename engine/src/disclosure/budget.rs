@@ -20,6 +20,7 @@ use std::sync::Mutex;
 
 use datafusion::arrow::record_batch::RecordBatch;
 
+use crate::cache::ByteBounded;
 use crate::disclosure::noise::NoisePlan;
 use crate::dp::{BudgetLedger, Charged, Rho};
 use crate::error::{EngineError, Result};
@@ -55,20 +56,11 @@ pub struct DpReceipt {
     pub noise: serde_json::Value,
 }
 
-/// Released tables by cache key, least recently used first, and the
-/// bytes they hold.
-#[derive(Debug)]
-struct ReleaseCache {
-    lru: lru::LruCache<String, CachedRelease>,
-    bytes: usize,
-    max_bytes: usize,
-}
-
 /// The ledger and the cache of one coordinator in dp mode.
 #[derive(Debug)]
 pub(crate) struct DpGate {
     ledger: BudgetLedger,
-    cache: Mutex<ReleaseCache>,
+    cache: Mutex<ByteBounded<CachedRelease>>,
     policy: PrivacyPolicy,
 }
 
@@ -81,11 +73,7 @@ impl DpGate {
             .ok_or_else(|| EngineError::Internal("dp mode without a ledger".into()))?;
         Ok(Self {
             ledger: BudgetLedger::open(path)?,
-            cache: Mutex::new(ReleaseCache {
-                lru: lru::LruCache::unbounded(),
-                bytes: 0,
-                max_bytes: cache_bytes,
-            }),
+            cache: Mutex::new(ByteBounded::new(cache_bytes)),
             policy: policy.clone(),
         })
     }
@@ -142,29 +130,16 @@ impl DpGate {
     }
 
     pub(crate) fn cached(&self, key: &str) -> Option<CachedRelease> {
-        let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        cache.lru.get(key).cloned()
+        let cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
+        cache.get(key).cloned()
     }
 
-    /// Keep `release` under `key`, evicting the least recently used until
-    /// it fits (a release larger than the whole cache is not kept).
+    /// Keep `release` under `key`, evicting the oldest until it fits (a
+    /// release larger than the whole cache is not kept).
     pub(crate) fn store(&self, key: String, release: CachedRelease) {
         let bytes = release.batch.get_array_memory_size();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = cache.lru.pop(&key) {
-            cache.bytes -= old.batch.get_array_memory_size();
-        }
-        if bytes > cache.max_bytes {
-            return;
-        }
-        while cache.bytes + bytes > cache.max_bytes {
-            let Some((_, old)) = cache.lru.pop_lru() else {
-                break;
-            };
-            cache.bytes -= old.batch.get_array_memory_size();
-        }
-        cache.bytes += bytes;
-        cache.lru.put(key, release);
+        let _ = cache.insert(key, release, bytes, |_| false);
     }
 
     /// Reserve the cost of `n` releases for `principal`, durably, or refuse.

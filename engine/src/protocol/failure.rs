@@ -57,14 +57,13 @@ pub enum SiteFailure {
         secs: u64,
     },
     /// The site stopped the subplan at one of its `[resources]` bounds
-    /// (memory, intermediate rows). Which bound is told, since it is the
-    /// site's policy; the coordinator does not pass on which site, since
-    /// whether a subplan passes a bound depends on the site's data.
+    /// (memory, intermediate rows). Which bound is told, by name only: its
+    /// value is the site's own and could tell the site apart, and the
+    /// coordinator does not pass on which site, since whether a subplan
+    /// passes a bound depends on the site's data.
     Resources {
         /// The config key of the bound.
         limit: String,
-        /// Its value.
-        max: u64,
     },
 }
 
@@ -94,9 +93,8 @@ impl SiteFailure {
                 reason: err.to_string(),
             },
             E::SubplanTimedOut { secs } => Self::TimedOut { secs: *secs },
-            E::ResourceLimit { limit, max } => Self::Resources {
+            E::ResourceLimit { limit, .. } => Self::Resources {
                 limit: limit.clone(),
-                max: *max,
             },
             // Everything that happens while the subplan runs, and anything
             // a site would only pass on from another site.
@@ -153,9 +151,9 @@ impl SiteFailure {
                 tonic::Code::DeadlineExceeded,
                 format!("the subplan ran longer than this site's subplan_timeout_secs = {secs}"),
             ),
-            Self::Resources { limit, max } => (
+            Self::Resources { limit } => (
                 tonic::Code::ResourceExhausted,
-                format!("the subplan was stopped at this site's resource limit {limit} = {max}"),
+                format!("the subplan was stopped at this site's resource limit {limit}"),
             ),
         };
         let details = serde_json::to_vec(self).unwrap_or_default();
@@ -181,7 +179,7 @@ impl SiteFailure {
             Self::Invalid { reason } => EngineError::SiteInvalid { site, reason },
             Self::Runtime => EngineError::SiteRuntime,
             Self::TimedOut { secs } => EngineError::SiteTimedOut { site, secs },
-            Self::Resources { limit, max } => EngineError::SiteResources { limit, max },
+            Self::Resources { limit } => EngineError::SiteResources { limit },
         }
     }
 }
@@ -212,7 +210,6 @@ mod tests {
             SiteFailure::TimedOut { secs: 300 },
             SiteFailure::Resources {
                 limit: "max_intermediate_rows".into(),
-                max: 1_000,
             },
         ];
         for kind in kinds {

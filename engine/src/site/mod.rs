@@ -74,7 +74,7 @@ pub struct SiteEngine {
     tables: Vec<String>,
     guards: SiteGuards,
     /// Subplans being worked on now, shared by every clone.
-    running: Arc<std::sync::atomic::AtomicUsize>,
+    subplans: Arc<subplan::Subplans>,
 }
 
 /// A subplan as this site read, admitted and bounded it.
@@ -143,7 +143,7 @@ impl SiteEngine {
 
     /// How many subplans this site (and every clone of it) is working on.
     pub fn subplans_running(&self) -> usize {
-        self.running.load(std::sync::atomic::Ordering::SeqCst)
+        self.subplans.running()
     }
 
     /// Open a site from its parts, with no permit check, audit or opt-out
@@ -177,6 +177,7 @@ impl SiteEngine {
                 data.location
             )));
         }
+        let subplans = Arc::new(subplan::Subplans::new(&guards.resources));
         Ok(Self {
             id: data.id,
             backend: Arc::new(DataFusionBackend::new(ctx.clone())),
@@ -184,7 +185,7 @@ impl SiteEngine {
             policy,
             tables,
             guards,
-            running: Arc::default(),
+            subplans,
         })
     }
 
@@ -216,12 +217,21 @@ impl SiteEngine {
     /// audited. An answer whose audit record cannot be written is not
     /// released.
     pub async fn run(self: &Arc<Self>, req: SubplanRequest) -> Result<SiteAnswer> {
-        let engine = Arc::clone(self);
+        let started = std::time::Instant::now();
+        let (engine, sent) = (Arc::clone(self), req.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move { engine.run_to_end(&req, stopped).await });
-        let answer = task.await;
+        let task = tokio::spawn(async move { engine.run_to_end(&sent, stopped).await });
+        let joined = task.await;
         drop(stop);
-        answer.unwrap_or_else(|e| Err(EngineError::Internal(format!("subplan task: {e}"))))
+        match joined {
+            Ok(answer) => answer,
+            // A panic ended the task before it could say how the subplan
+            // ended: say it here.
+            Err(e) => {
+                let failed = Err(EngineError::Internal(format!("subplan task: {e}")));
+                self.end(&req, failed, started).await
+            }
+        }
     }
 
     async fn run_to_end(
@@ -230,19 +240,19 @@ impl SiteEngine {
         stopped: tokio::sync::oneshot::Receiver<()>,
     ) -> Result<SiteAnswer> {
         let started = std::time::Instant::now();
-        let working = subplan::Working::start(&self.running);
         let limit = self.guards.resources.subplan_timeout_secs;
+        let work = async {
+            let _working = self.subplans.start().await;
+            self.run_unaudited(req).await
+        };
         let answer = tokio::select! {
-            answer = self.run_unaudited(req) => answer,
+            answer = work => answer,
             _ = stopped => Err(EngineError::Cancelled),
             () = tokio::time::sleep(std::time::Duration::from_secs(limit)) => {
                 Err(EngineError::SubplanTimedOut { secs: limit })
             }
         };
-        drop(working);
-        let elapsed = started.elapsed();
-        subplan::log_end(&self.id, req, &answer, elapsed);
-        self.guards.record(req, &answer, elapsed).await?;
+        let answer = self.end(req, answer, started).await;
         let SiteAnswer { batch, suppressed } = answer?;
         // The stream's schema metadata: groups suppressed here and the time
         // this site spent (neither says which groups or how many patients).
@@ -260,6 +270,21 @@ impl SiteEngine {
             batch: batch.with_schema(schema)?,
             suppressed,
         })
+    }
+
+    /// Put how `req` ended on the audit trail, then in the log. An answer
+    /// whose record cannot be written is not released: it ends as that
+    /// failure.
+    async fn end(
+        &self,
+        req: &SubplanRequest,
+        answer: Result<SiteAnswer>,
+        started: std::time::Instant,
+    ) -> Result<SiteAnswer> {
+        let elapsed = started.elapsed();
+        let answer = self.guards.record(req, &answer, elapsed).await.and(answer);
+        subplan::log_end(&self.id, req, &answer, elapsed);
+        answer
     }
 
     /// The contribution bounding this site applies to `req`: the tighter of

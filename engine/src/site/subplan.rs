@@ -13,25 +13,59 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
+
 use super::SiteAnswer;
 use super::guards::decision;
 use crate::audit::Decision;
 use crate::error::Result;
 use crate::protocol::SubplanRequest;
 
-/// Counts a subplan as running while it lives.
-pub(super) struct Working<'a>(&'a AtomicUsize);
+/// The subplans a site works on: how many now, and how many may run at
+/// once (`[resources] max_concurrent_subplans`; the rest wait their turn,
+/// within their time limit). With `subplan_memory_mb` this bounds the
+/// memory a site's DataFusion work can take in all.
+#[derive(Debug)]
+pub(crate) struct Subplans {
+    running: AtomicUsize,
+    turns: Semaphore,
+}
 
-impl<'a> Working<'a> {
-    pub(super) fn start(running: &'a AtomicUsize) -> Self {
-        running.fetch_add(1, Ordering::SeqCst);
-        Self(running)
+impl Subplans {
+    pub(crate) fn new(resources: &ihdsi_catalog::SiteResources) -> Self {
+        Self {
+            running: AtomicUsize::new(0),
+            turns: Semaphore::new(resources.max_concurrent_subplans),
+        }
     }
+
+    /// How many subplans are running now.
+    pub(super) fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+
+    /// Wait for a turn; the subplan counts as running until the guard
+    /// drops.
+    pub(super) async fn start(&self) -> Working<'_> {
+        // The semaphore is never closed.
+        let turn = self.turns.acquire().await.ok();
+        self.running.fetch_add(1, Ordering::SeqCst);
+        Working {
+            running: &self.running,
+            _turn: turn,
+        }
+    }
+}
+
+/// Counts a subplan as running, and holds its turn, while it lives.
+pub(super) struct Working<'a> {
+    running: &'a AtomicUsize,
+    _turn: Option<SemaphorePermit<'a>>,
 }
 
 impl Drop for Working<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+        self.running.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -33,9 +33,13 @@ use ihdsi_engine::Coordinator;
 /// the dataset schema, and return a handle holding only the SQL.
 pub async fn create(
     coordinator: &Coordinator,
+    analyst: &str,
     sql: String,
 ) -> Result<ActionCreatePreparedStatementResult, Status> {
-    let (params, schema) = coordinator.prepare(&sql).await.map_err(|e| to_status(&e))?;
+    let (params, schema) = coordinator
+        .prepare(&sql, analyst)
+        .await
+        .map_err(|e| to_status(&e))?;
     Ok(ActionCreatePreparedStatementResult {
         prepared_statement_handle: Handle { sql, params: None }.encode(),
         dataset_schema: schema_bytes(&schema)?,

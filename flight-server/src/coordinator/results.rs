@@ -1,18 +1,19 @@
-//! Results waiting for their `DoGet`, with a time-to-live and a bound on
-//! the bytes they hold (`[resources] result_cache_mb`): the oldest are
-//! evicted past it, so results nobody fetches cannot pile up.
+//! Results waiting for their `DoGet`, each for a time-to-live, all of them
+//! together within a bound on their bytes (`[resources] result_cache_mb`):
+//! the oldest are evicted past it, results already fetched first, so
+//! results nobody fetches cannot pile up.
 //!
 //! A result belongs to the analyst who ran the query: a handle presented by
 //! anyone else is treated as unknown, so a leaked or logged ticket does not
 //! hand one analyst's released output to another.
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use arrow_flight::sql::{Any, TicketStatementQuery};
 use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use ihdsi_engine::QueryOutcome;
-use lru::LruCache;
+use ihdsi_engine::cache::ByteBounded;
 use prost::Message;
 use tonic::Status;
 
@@ -21,26 +22,9 @@ use super::Drain;
 /// One held result.
 #[derive(Debug)]
 struct Held {
-    at: Instant,
     owner: String,
     outcome: QueryOutcome,
-    bytes: usize,
     fetched: bool,
-}
-
-#[derive(Debug)]
-struct Entries {
-    /// Handle → result, least recently inserted or fetched first.
-    lru: LruCache<String, Held>,
-    bytes: usize,
-}
-
-impl Entries {
-    fn pop_oldest(&mut self) -> Option<Held> {
-        let (_, held) = self.lru.pop_lru()?;
-        self.bytes -= held.bytes;
-        Some(held)
-    }
 }
 
 /// Finished results by handle. Every result counts as unfetched on the
@@ -50,8 +34,7 @@ impl Entries {
 #[derive(Debug)]
 pub struct ResultCache {
     ttl: Duration,
-    max_bytes: usize,
-    entries: Mutex<Entries>,
+    entries: Mutex<ByteBounded<Held>>,
     drain: Arc<Drain>,
 }
 
@@ -60,13 +43,13 @@ impl ResultCache {
     pub fn new(ttl: Duration, max_bytes: usize, drain: Arc<Drain>) -> Self {
         Self {
             ttl,
-            max_bytes,
-            entries: Mutex::new(Entries {
-                lru: LruCache::unbounded(),
-                bytes: 0,
-            }),
+            entries: Mutex::new(ByteBounded::new(max_bytes)),
             drain,
         }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ByteBounded<Held>> {
+        self.entries.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// `held` left the cache.
@@ -76,59 +59,59 @@ impl ResultCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
-        self.entries.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Keep `analyst`'s `outcome` under its query id, evicting expired
-    /// results and then the oldest until it fits, or refuse a result
-    /// larger than the whole cache.
-    pub fn insert(&self, analyst: &str, outcome: QueryOutcome) -> Result<(), Status> {
+    /// Keep `analyst`'s `outcome` under its query id until its time is up
+    /// (a timer takes it out then), evicting the oldest results until it
+    /// fits, or refuse a result larger than the whole cache.
+    pub fn insert(self: &Arc<Self>, analyst: &str, outcome: QueryOutcome) -> Result<(), Status> {
         let bytes: usize = outcome
             .batches
             .iter()
             .map(|b| b.get_array_memory_size())
             .sum();
-        if bytes > self.max_bytes {
-            return Err(Status::resource_exhausted(format!(
-                "the result holds {} MiB, more than the coordinator keeps for one (result_cache_mb = {}, [resources]); aggregate to fewer groups",
-                bytes.div_ceil(1 << 20),
-                self.max_bytes >> 20
-            )));
-        }
-        let mut entries = self.lock();
-        let now = Instant::now();
-        while let Some((_, held)) = entries.lru.peek_lru() {
-            let expired = now.duration_since(held.at) >= self.ttl;
-            if !expired && entries.bytes + bytes <= self.max_bytes {
-                break;
-            }
-            if let Some(held) = entries.pop_oldest() {
-                self.gone(&held);
-            }
-        }
-        entries.bytes += bytes;
-        self.drain.held();
+        let handle = outcome.query_id.clone();
         let held = Held {
-            at: now,
             owner: analyst.to_string(),
             outcome,
-            bytes,
             fetched: false,
         };
-        entries.lru.put(held.outcome.query_id.clone(), held);
+        let inserted = self
+            .lock()
+            .insert(handle.clone(), held, bytes, |h| h.fetched);
+        match inserted {
+            Ok(evicted) => {
+                self.drain.held();
+                evicted.iter().for_each(|h| self.gone(h));
+            }
+            Err(_) => {
+                return Err(Status::resource_exhausted(format!(
+                    "the result holds {} MiB, more than the coordinator keeps for its results (result_cache_mb, [resources]); aggregate to fewer groups",
+                    bytes.div_ceil(1 << 20)
+                )));
+            }
+        }
+        let (cache, ttl) = (Arc::downgrade(self), self.ttl);
+        tokio::spawn(async move {
+            tokio::time::sleep(ttl).await;
+            if let Some(cache) = cache.upgrade() {
+                cache.expire(&handle);
+            }
+        });
         Ok(())
+    }
+
+    /// The result under `handle` is past its time.
+    fn expire(&self, handle: &str) {
+        let gone = self.lock().remove(handle);
+        if let Some(held) = gone {
+            self.gone(&held);
+        }
     }
 
     /// Drop `analyst`'s result for `handle`; whether there was one.
     pub fn remove(&self, analyst: &str, handle: &str) -> bool {
         let mut entries = self.lock();
-        let owned = entries
-            .lru
-            .peek(handle)
-            .is_some_and(|h| h.at.elapsed() < self.ttl && h.owner == analyst);
-        if owned && let Some(held) = entries.lru.pop(handle) {
-            entries.bytes -= held.bytes;
+        let owned = entries.get(handle).is_some_and(|h| h.owner == analyst);
+        if owned && let Some(held) = entries.remove(handle) {
             self.gone(&held);
         }
         owned
@@ -166,13 +149,10 @@ impl ResultCache {
         Ok(CancelFlightInfoResult::new(status).encode_to_vec())
     }
 
-    /// `analyst`'s result for `handle`, if it has not expired.
+    /// `analyst`'s result for `handle`, while it is held.
     pub fn get(&self, analyst: &str, handle: &str) -> Option<QueryOutcome> {
         let mut entries = self.lock();
-        let held = entries
-            .lru
-            .get_mut(handle)
-            .filter(|h| h.at.elapsed() < self.ttl && h.owner == analyst)?;
+        let held = entries.get_mut(handle).filter(|h| h.owner == analyst)?;
         if !std::mem::replace(&mut held.fetched, true) {
             self.drain.fetched();
         }

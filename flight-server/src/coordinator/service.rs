@@ -179,9 +179,10 @@ impl FlightSqlService for CoordinatorService {
     async fn do_action_create_prepared_statement(
         &self,
         query: ActionCreatePreparedStatementRequest,
-        _request: Request<Action>,
+        request: Request<Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        prepared::create(&self.coordinator, query.query).await
+        let analyst = actions::analyst(&request)?;
+        prepared::create(&self.coordinator, &analyst.name, query.query).await
     }
 
     async fn do_put_prepared_statement_query(

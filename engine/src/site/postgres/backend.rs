@@ -31,7 +31,7 @@ use super::pg_error;
 use super::sql::{Naming, external, statement, to_batch};
 use super::total::runs_in_postgres;
 use crate::bounded::ExecutionBudget;
-use crate::error::Result;
+use crate::error::{EngineError, Result};
 use crate::site::backend::SiteBackend;
 use crate::site::tables::opt_out_as_filters;
 
@@ -57,14 +57,16 @@ impl CancelOnDrop {
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if let Some(token) = self.0.take() {
-            tracing::info!("subplan dropped: cancelling its PostgreSQL statement");
-            tokio::spawn(async move {
-                if let Err(e) = token.cancel_query(tokio_postgres::NoTls).await {
-                    tracing::warn!(error = %e, "cannot cancel a PostgreSQL statement");
-                }
-            });
-        }
+        let (Some(token), Ok(runtime)) = (self.0.take(), tokio::runtime::Handle::try_current())
+        else {
+            return;
+        };
+        tracing::info!("subplan dropped: cancelling its PostgreSQL statement");
+        runtime.spawn(async move {
+            if let Err(e) = token.cancel_query(tokio_postgres::NoTls).await {
+                tracing::warn!(error = %e, "cannot cancel a PostgreSQL statement");
+            }
+        });
     }
 }
 
@@ -110,9 +112,15 @@ impl SiteBackend for PostgresBackend {
     ) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
         Box::pin(async move {
             let plan = prepare(plan)?;
-            let client = super::connect(&self.url).await?;
+            let in_postgres = runs_in_postgres(&plan)?;
+            // The server's reason for refusing a connection (too many
+            // clients, a role name) is the site's to read, not the analyst's.
+            let client = super::connect(&self.url).await.map_err(|e| {
+                tracing::warn!(error = %e, "cannot connect to the site's database for a subplan");
+                EngineError::Data("the site's database does not accept a connection now".into())
+            })?;
             let cancel = CancelOnDrop(Some(client.cancel_token()));
-            let answer = if runs_in_postgres(&plan)? {
+            let answer = if in_postgres {
                 run_in_postgres(&client, plan).await
             } else {
                 fetch::run(&client, plan, budget).await

@@ -40,6 +40,7 @@ pub async fn open_site(
             "site {id}: the PostgreSQL database holds none of the CDM's patient tables (load them with `ihdsi load postgres`)"
         )));
     }
+    let subplans = Arc::new(super::subplan::Subplans::new(&guards.resources));
     Ok(SiteEngine {
         id: id.to_string(),
         ctx,
@@ -47,7 +48,7 @@ pub async fn open_site(
         policy,
         tables,
         guards,
-        running: Arc::default(),
+        subplans,
     })
 }
 
