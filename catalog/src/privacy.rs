@@ -257,7 +257,9 @@ impl PrivacyPolicy {
         self.allow_min_max && self.mode == PrivacyMode::Threshold
     }
 
-    pub(crate) fn validate(&self) -> Result<()> {
+    /// Check the values, in every mode (a federation in dp mode also needs
+    /// its ledger: `validate_federation`).
+    pub fn validate(&self) -> Result<()> {
         if self.min_group_size == 0 {
             return Err(CatalogError::ConfigInvalid(
                 "privacy.min_group_size must be at least 1".into(),

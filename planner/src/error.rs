@@ -97,9 +97,24 @@ impl PlanError {
                 None => Self::Schema(msg.clone()),
             },
             D::NotImplemented(msg) => Self::unsupported(msg.clone(), "DataFusion cannot plan it"),
-            other => Self::Schema(other.to_string()),
+            // Type errors (a function given arguments it has no signature
+            // for, an aggregate of text) come as DataFusion's internal or
+            // execution errors: they are the analyst's, so they are told
+            // as such, without the bug-report boilerplate.
+            D::Internal(msg) | D::Execution(msg) => Self::Schema(analyst_words(msg)),
+            other => Self::Schema(analyst_words(&other.to_string())),
         }
     }
+}
+
+/// `msg` without what DataFusion adds for its own developers.
+fn analyst_words(msg: &str) -> String {
+    const BOILERPLATE: &str = "This issue was likely caused by a bug in DataFusion's code";
+    let msg = msg.split(BOILERPLATE).next().unwrap_or(msg).trim_end();
+    msg.strip_prefix("Internal error: ")
+        .unwrap_or(msg)
+        .trim_end_matches('.')
+        .to_string()
 }
 
 /// `table 'datafusion.public.x' not found` → `x`.

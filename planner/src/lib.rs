@@ -4,7 +4,9 @@
 //!
 //! ```text
 //!   analyst SQL
+//!       │  placeholders::positional     (`?` → `$1`, `$2`, …)
 //!       │  split::plan_query
+//!       │  parameters::bind             (bound values checked and typed)
 //!       ▼
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
 //!       │                         admission::identifier         (where person_id may appear)
@@ -36,6 +38,8 @@ pub mod explain;
 pub mod exprs;
 pub mod limits;
 pub mod lineage;
+pub mod parameters;
+pub mod placeholders;
 pub mod pruning;
 pub mod release;
 pub mod site;

@@ -62,8 +62,9 @@ pub async fn plan_query(
 /// The positional parameters (`$1`, `$2`, ...) of `sql` and their types,
 /// where DataFusion can infer them (`Null` otherwise).
 pub async fn parameter_types(state: &SessionState, sql: &str) -> Result<Vec<(String, DataType)>> {
+    let sql = crate::placeholders::positional(sql)?;
     let plan = state
-        .create_logical_plan(sql)
+        .create_logical_plan(&sql)
         .await
         .map_err(PlanError::from_datafusion)?;
     let mut params: Vec<(String, DataType)> = plan
@@ -88,16 +89,13 @@ pub async fn plan_query_with_params(
     params: Option<Vec<ScalarValue>>,
     policy: &PrivacyPolicy,
 ) -> Result<FederatedPlan> {
+    let sql = &*crate::placeholders::positional(sql)?;
     let mut plan = state
         .create_logical_plan(sql)
         .await
         .map_err(PlanError::from_datafusion)?;
     match params {
-        Some(values) => {
-            plan = plan
-                .with_param_values(values)
-                .map_err(PlanError::from_datafusion)?
-        }
+        Some(values) => plan = crate::parameters::bind(plan, values)?,
         None => {
             let unbound = plan
                 .get_parameter_types()

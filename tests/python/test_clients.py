@@ -123,17 +123,55 @@ def test_adbc_browses_the_virtual_schema(demo):
         assert info["vendor_name"] == "ihdsi"
 
 
-def test_adbc_binds_parameters_through_a_prepared_statement(demo):
-    p = persons(demo.data)
-    old = pc.less(p.column("year_of_birth"), 1960)
-    expected = collections.Counter(pc.filter(p.column("gender_concept_id"), old).to_pylist())
+def older_than(data, year):
+    """Persons per gender born before `year`, in groups of at least 10,
+    from the files."""
+    p = persons(data)
+    old = pc.less(p.column("year_of_birth"), year)
+    counts = collections.Counter(pc.filter(p.column("gender_concept_id"), old).to_pylist())
+    return {g: n for g, n in counts.items() if n >= 10}
+
+
+@pytest.mark.parametrize("placeholder", ["?", "$1"])
+def test_adbc_binds_parameters_in_both_paramstyles(demo, placeholder):
+    """The DBAPI's own paramstyle (qmark, `?`) and DataFusion's `$1`."""
+    assert flightsql.paramstyle == "qmark"
+    sql = f"SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < {placeholder} GROUP BY gender_concept_id"
     with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
-        sql = "SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < $1 GROUP BY gender_concept_id"
         cur.execute(sql, parameters=(1960,))
-        got = dict(cur.fetchall())
-        assert got == {g: n for g, n in expected.items() if n >= 10}
+        assert dict(cur.fetchall()) == older_than(demo.data, 1960)
         cur.execute(sql, parameters=(1900,))
         assert cur.fetchall() == []
+
+
+def test_adbc_parameter_mistakes_are_told_by_position(demo):
+    """A value that does not fit, or one too many, is the analyst's
+    mistake, named at the coordinator, not a site's refusal."""
+    sql = "SELECT count(*) AS n FROM person WHERE year_of_birth < ? AND gender_concept_id = ?"
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
+        with pytest.raises(Exception, match=r"parameter \$1: the value abc"):
+            cur.execute(sql, parameters=("abc", 8507))
+        with pytest.raises(Exception, match=r"3 parameter values were bound, but the statement has 2"):
+            cur.execute(sql, parameters=(1960, 8507, 1))
+        with pytest.raises(Exception, match=r"mixes \? and \$n"):
+            cur.execute("SELECT count(*) AS n FROM person WHERE year_of_birth < ? AND gender_concept_id = $2",
+                        parameters=(1960, 8507))
+
+
+def test_pandas_and_polars_read_with_parameters(demo):
+    """pandas and polars over the ADBC connection, with bound values.
+    (`pd.read_sql(..., params=...)` is not implemented for ADBC drivers by
+    pandas itself; the ADBC cursor hands pandas its frame instead.)"""
+    import polars as pl
+    sql = "SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < ? GROUP BY gender_concept_id"
+    expected = older_than(demo.data, 1960)
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
+        with conn.cursor() as cur:
+            cur.execute(sql, parameters=(1960,))
+            df = cur.fetch_df()
+        assert dict(zip(df["gender_concept_id"], df["n"])) == expected
+        frame = pl.read_database(sql, connection=conn, execute_options={"parameters": (1960,)})
+        assert dict(zip(frame["gender_concept_id"].to_list(), frame["n"].to_list())) == expected
 
 
 def test_adbc_refuses_wrong_password_and_accepts_a_service_token(demo):
@@ -179,3 +217,20 @@ def test_the_demo_writes_verifiable_audit_trails(demo):
         assert out.returncode == 0, out.stdout + out.stderr
         assert "chain intact" in out.stdout
     assert '"analyst":"analyst"' in (trails[0].parent / "coordinator.jsonl").read_text()
+
+
+def test_a_date_parameter_follows_the_rules_of_the_same_literal(demo):
+    """A month-aligned date bound to `?` is answered as the same literal
+    is; a date that is not is refused as the literal would be."""
+    import datetime
+    written = "SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date >= DATE '2015-01-01'"
+    bound = "SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date >= ?"
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
+        with conn.cursor() as cur:
+            cur.execute(written)
+            expected = cur.fetchall()
+        with conn.cursor() as cur:
+            cur.execute(bound, parameters=(datetime.date(2015, 1, 1),))
+            assert cur.fetchall() == expected
+        with conn.cursor() as cur, pytest.raises(Exception, match="an exact date or time can single a patient out"):
+            cur.execute(bound, parameters=(datetime.date(2015, 1, 15),))

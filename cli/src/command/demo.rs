@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::privacy_flags::PrivacyFlags;
 use crate::demo::{DEMO_PASSWORD, DemoOptions, SiteBackends, run as run_demo};
-use crate::error::{CliError, Result};
+use crate::error::Result;
 use ihdsi_catalog::registry::SiteBackendKind;
-use ihdsi_catalog::{DpSettings, PrivacyMode, PrivacyPolicy};
 
 /// Start three sites and a coordinator on 127.0.0.1 and serve until Ctrl-C.
 #[derive(Debug, Args)]
@@ -22,22 +22,8 @@ pub(super) struct DemoArgs {
     /// Persons to generate when DATA is empty.
     #[arg(long, default_value_t = 30_000)]
     persons: u64,
-    /// The federation's minimum distinct patients per released group.
-    #[arg(long, default_value_t = 10)]
-    min_group_size: u64,
-    /// Each site's minimum distinct patients per group it sends.
-    #[arg(long, default_value_t = 10)]
-    site_min_group_size: u64,
-    /// Allow MIN and MAX (they release one patient's value).
-    #[arg(long)]
-    allow_min_max: bool,
-    /// Round released counts to the nearest multiple of N (1 = exact).
-    #[arg(long, default_value_t = 1)]
-    round_counts_to: u64,
-    /// threshold: tell analysts how many groups were withheld (the
-    /// count discloses that small groups exist; off by default).
-    #[arg(long)]
-    report_suppressed: bool,
+    #[command(flatten)]
+    privacy: PrivacyFlags,
     /// Run a site on another backend: `lu=postgres` (a private
     /// PostgreSQL server is started and the site loaded into it) or
     /// `kr=ballista` (an in-process Ballista scheduler and executor
@@ -45,14 +31,6 @@ pub(super) struct DemoArgs {
     /// named run on `datafusion`.
     #[arg(long, value_parser = parse_site_backend)]
     site_backend: Vec<(String, SiteBackendKind)>,
-    /// Disclosure control: `threshold` (exact counts of groups of at
-    /// least --min-group-size patients) or `dp` (noisy counts and sums,
-    /// a zCDP budget per data permit).
-    #[arg(long, default_value = "threshold")]
-    privacy: PrivacyMode,
-    /// dp: the budget ρ of each data permit.
-    #[arg(long, default_value_t = 1.0)]
-    budget: f64,
     /// Password of the demo analyst 'analyst'.
     #[arg(long, env = "IHDSI_DEMO_PASSWORD", default_value = DEMO_PASSWORD)]
     password: String,
@@ -83,14 +61,8 @@ impl DemoArgs {
             data,
             port,
             persons,
-            min_group_size,
-            site_min_group_size,
-            allow_min_max,
-            round_counts_to,
-            report_suppressed,
-            site_backend,
             privacy,
-            budget,
+            site_backend,
             password,
             token_ttl_secs,
             no_examples,
@@ -98,28 +70,7 @@ impl DemoArgs {
             fresh,
             run_dir,
         } = self;
-        let federation = PrivacyPolicy {
-            mode: privacy,
-            round_counts_to,
-            report_suppressed,
-            dp: DpSettings {
-                budget_rho: budget,
-                ..DpSettings::default()
-            },
-            ..PrivacyPolicy::threshold(min_group_size, allow_min_max)
-        };
-        let site = PrivacyPolicy {
-            mode: privacy,
-            ..PrivacyPolicy::threshold(site_min_group_size, allow_min_max)
-        };
-        if !(budget.is_finite() && budget > 0.0) {
-            return Err(CliError::Client("--budget must be a positive ρ".into()));
-        }
-        if min_group_size == 0 || site_min_group_size == 0 || round_counts_to == 0 {
-            return Err(CliError::Client(
-                "minimum group sizes and the rounding base must be at least 1".into(),
-            ));
-        }
+        let (federation, site) = privacy.policies()?;
         let run_dir = run_dir.unwrap_or_else(|| data.join("run"));
         run_demo(DemoOptions {
             data,

@@ -15,6 +15,7 @@ mod demo;
 mod generate;
 mod load;
 mod logging;
+mod privacy_flags;
 mod query;
 mod security;
 mod serve;

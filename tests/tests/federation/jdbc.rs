@@ -33,7 +33,8 @@ use arrow_flight::sql::{
     CommandGetDbSchemas, CommandGetExportedKeys, CommandGetImportedKeys, CommandGetPrimaryKeys,
     CommandGetTables, SqlInfo,
 };
-use datafusion::arrow::array::{Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::array::{Array, Int32Array, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::datatypes::DataType;
 use ihdsi_cli::demo::DEMO_USER;
 use ihdsi_tests::process::{self, DemoProcess};
 use ihdsi_tests::{cohort, fetch_checked};
@@ -196,4 +197,41 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
         .collect();
     assert_eq!(sites, vec!["kr", "lu", "us"]);
     prepared.close().await.expect("ClosePreparedStatement");
+
+    // 5. PreparedStatement with `?` parameters (the JDBC placeholder):
+    // prepare, read the parameter schema, bind with DoPut, execute, fetch,
+    // close; the answer equals the same statement with the values written.
+    let sql = "SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < ? AND site <> ? GROUP BY gender_concept_id ORDER BY 1";
+    let mut prepared = client.prepare(sql.into(), None).await.expect("prepare ?");
+    let parameters = prepared.parameter_schema().expect("params").clone();
+    let kinds: Vec<(&str, &DataType)> = parameters
+        .fields()
+        .iter()
+        .map(|f| (f.name().as_str(), f.data_type()))
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![("$1", &DataType::Int32), ("$2", &DataType::Utf8)]
+    );
+    let values = RecordBatch::try_new(
+        std::sync::Arc::new(parameters),
+        vec![
+            std::sync::Arc::new(Int32Array::from(vec![1960])),
+            std::sync::Arc::new(StringArray::from(vec!["kr"])),
+        ],
+    )
+    .expect("parameter batch");
+    prepared.set_parameters(values).expect("bind");
+    let info = prepared.execute().await.expect("GetFlightInfo(bound)");
+    let bound = fetch(&mut client, info).await;
+    prepared.close().await.expect("ClosePreparedStatement");
+    let written = sql.replacen('?', "1960", 1).replacen('?', "'kr'", 1);
+    let info = client
+        .execute(written, None)
+        .await
+        .expect("the same, written");
+    let expected = fetch(&mut client, info).await;
+    let cells = |b: &[RecordBatch]| -> Vec<_> { b.iter().map(|b| b.columns().to_vec()).collect() };
+    assert!(rows(&bound) > 0);
+    assert_eq!(cells(&bound), cells(&expected));
 }

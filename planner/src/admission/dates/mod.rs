@@ -102,6 +102,16 @@ fn literal_nanos(e: &Expr) -> Option<i64> {
     }
 }
 
+/// Whether `e` is a NULL literal (or a cast of one).
+fn null_literal(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(v, _) => v.is_null(),
+        Expr::Cast(c) => null_literal(&c.expr),
+        Expr::TryCast(c) => null_literal(&c.expr),
+        _ => false,
+    }
+}
+
 /// Whether a literal is the first of a month at midnight.
 fn month_aligned(e: &Expr) -> bool {
     use chrono::{Datelike, Timelike};
@@ -134,6 +144,12 @@ fn check_comparison(l: &Expr, op: Operator, r: &Expr, scope: Scope<'_>) -> Resul
         (r, &pr, l, &pl)
     };
     if constant_side(other, po) {
+        // A comparison with NULL selects nobody (or, distinct from NULL,
+        // tests for a missing date): it singles no one out. It is also
+        // how a prepared statement is planned before its values are bound.
+        if null_literal(other) {
+            return Ok(());
+        }
         let ordering = matches!(
             op,
             Operator::Lt | Operator::LtEq | Operator::Gt | Operator::GtEq

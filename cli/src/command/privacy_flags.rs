@@ -1,0 +1,114 @@
+//! The `[privacy]` keys as `ihdsi demo` flags, every one of them, so that a
+//! demo can run with any rule switched off (exactness against a pooled
+//! oracle) or tightened. Unset flags keep `PrivacyPolicy`'s defaults.
+
+use clap::Args;
+
+use crate::error::{CliError, Result};
+use ihdsi_catalog::{Bounding, PrivacyMode, PrivacyPolicy};
+
+/// `[privacy]` of the demo's coordinator and sites.
+#[derive(Debug, Args)]
+pub(super) struct PrivacyFlags {
+    /// Disclosure control: `threshold` (exact counts of groups of at
+    /// least --min-group-size patients) or `dp` (noisy counts and sums,
+    /// a zCDP budget per data permit).
+    #[arg(long, default_value = "threshold")]
+    privacy: PrivacyMode,
+    /// The federation's minimum distinct patients per released group and
+    /// cell (`min_group_size`).
+    #[arg(long, default_value_t = 10)]
+    min_group_size: u64,
+    /// Each site's minimum distinct patients per group it sends.
+    #[arg(long, default_value_t = 10)]
+    site_min_group_size: u64,
+    /// Allow MIN and MAX (they release one patient's value).
+    #[arg(long)]
+    allow_min_max: bool,
+    /// Round released counts to the nearest multiple of N (1 = exact).
+    #[arg(long, default_value_t = 1)]
+    round_counts_to: u64,
+    /// threshold: tell analysts how many groups were withheld (the
+    /// count discloses that small groups exist; off by default).
+    #[arg(long)]
+    report_suppressed: bool,
+    /// The p% dominance rule on SUM cells (0 switches it off; default 10).
+    #[arg(long)]
+    dominance_p: Option<f64>,
+    /// How many sites may hold one person: k and dp noise scale by it
+    /// (default 1).
+    #[arg(long)]
+    max_sites_per_patient: Option<u64>,
+    /// Contribution bounding: rows one patient contributes per group
+    /// (with --max-groups-per-patient; always on in dp mode).
+    #[arg(long)]
+    max_rows_per_patient: Option<u64>,
+    /// Contribution bounding: groups one patient contributes to.
+    #[arg(long)]
+    max_groups_per_patient: Option<u64>,
+    /// dp: the budget ρ of each data permit.
+    #[arg(long, default_value_t = 1.0)]
+    budget: f64,
+    /// dp: ρ charged per release.
+    #[arg(long)]
+    rho_per_release: Option<f64>,
+    /// dp: δ of the reported (ε, δ) equivalent.
+    #[arg(long)]
+    delta: Option<f64>,
+    /// dp: every admitted query answers exactly this many ms after it
+    /// arrives (0: as it comes; the timing channel is then open).
+    #[arg(long)]
+    response_ms: Option<u64>,
+}
+
+impl PrivacyFlags {
+    /// The coordinator's and the sites' policies, checked.
+    pub(super) fn policies(&self) -> Result<(PrivacyPolicy, PrivacyPolicy)> {
+        let defaults = PrivacyPolicy::default();
+        let mut federation = PrivacyPolicy {
+            mode: self.privacy,
+            round_counts_to: self.round_counts_to,
+            report_suppressed: self.report_suppressed,
+            dominance_p: self.dominance_p.unwrap_or(defaults.dominance_p),
+            max_sites_per_patient: self
+                .max_sites_per_patient
+                .unwrap_or(defaults.max_sites_per_patient),
+            bounding: self.bounding(),
+            ..PrivacyPolicy::threshold(self.min_group_size, self.allow_min_max)
+        };
+        let dp = &mut federation.dp;
+        dp.budget_rho = self.budget;
+        dp.rho_per_release = self.rho_per_release.unwrap_or(dp.rho_per_release);
+        dp.delta = self.delta.unwrap_or(dp.delta);
+        dp.response_ms = self.response_ms.unwrap_or(dp.response_ms);
+        let site = PrivacyPolicy {
+            mode: self.privacy,
+            max_sites_per_patient: federation.max_sites_per_patient,
+            bounding: federation.bounding,
+            ..PrivacyPolicy::threshold(self.site_min_group_size, self.allow_min_max)
+        };
+        for policy in [&federation, &site] {
+            policy
+                .validate()
+                .map_err(|e| CliError::Client(e.to_string()))?;
+        }
+        Ok((federation, site))
+    }
+
+    /// The bounding the flags ask for: either cap given sets both, the
+    /// other at its default.
+    fn bounding(&self) -> Option<Bounding> {
+        if self.max_rows_per_patient.is_none() && self.max_groups_per_patient.is_none() {
+            return None;
+        }
+        let defaults = Bounding::default();
+        Some(Bounding {
+            max_rows_per_patient: self
+                .max_rows_per_patient
+                .unwrap_or(defaults.max_rows_per_patient),
+            max_groups_per_patient: self
+                .max_groups_per_patient
+                .unwrap_or(defaults.max_groups_per_patient),
+        })
+    }
+}
