@@ -59,6 +59,38 @@ pub fn http_uri(uri: &str) -> Result<String> {
     )))
 }
 
+/// The Flight SQL handshake with HTTP Basic credentials, as
+/// `FlightSqlServiceClient::handshake` does it, but keeping the server's
+/// status: its message is the reason ("invalid user name or password"),
+/// which that client folds into a string of Rust error wrapping. Returns
+/// the bearer token the server issued.
+async fn login(
+    channel: Channel,
+    user: &str,
+    password: &str,
+) -> std::result::Result<String, String> {
+    use arrow_flight::HandshakeRequest;
+    use arrow_flight::flight_service_client::FlightServiceClient;
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    let mut request = tonic::Request::new(futures::stream::iter([HandshakeRequest::default()]));
+    let value = format!("Basic {basic}")
+        .parse()
+        .map_err(|_| "the user name or password cannot be sent in a header".to_string())?;
+    request.metadata_mut().insert("authorization", value);
+    let response = FlightServiceClient::new(channel)
+        .handshake(request)
+        .await
+        .map_err(|s| format!("{} ({:?})", s.message(), s.code()))?;
+    response
+        .metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string)
+        .ok_or_else(|| "the server issued no bearer token".to_string())
+}
+
 /// The message of a failed call, without Rust error wrapping.
 pub fn describe(e: &FlightError) -> String {
     match e {
@@ -150,15 +182,16 @@ impl Connection {
             .connect()
             .await
             .map_err(|e| CliError::Client(format!("cannot connect to {uri}: {e}")))?;
-        let mut client = FlightSqlServiceClient::new(channel);
-        match credentials {
+        let mut client = FlightSqlServiceClient::new(channel.clone());
+        let token = match credentials {
             Credentials::Password { user, password } => {
-                client.handshake(user, password).await.map_err(|e| {
-                    CliError::Client(format!("login to {uri} as '{user}' failed: {e}"))
-                })?;
+                login(channel, user, password).await.map_err(|why| {
+                    CliError::Client(format!("login to {uri} as '{user}' failed: {why}"))
+                })?
             }
-            Credentials::Token(token) => client.set_token(token.clone()),
-        }
+            Credentials::Token(token) => token.clone(),
+        };
+        client.set_token(token);
         if let Some(permit) = &options.permit {
             client.set_header(PERMIT_HEADER, permit.trim());
         }

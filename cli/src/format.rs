@@ -72,6 +72,12 @@ pub fn footer(result: &QueryResult) -> String {
     use ihdsi_engine::protocol::metadata as key;
     let n = result.num_rows();
     let meta = result.schema.metadata();
+    let rows = format!("{n} row{}", if n == 1 { "" } else { "s" });
+    // EXPLAIN, and queries over the public vocabulary only, read no
+    // patient data: no rule was applied, so none is mentioned.
+    if meta.get(key::SITES).is_none_or(String::is_empty) {
+        return rows;
+    }
     if meta.get(key::PRIVACY_MODE).map(String::as_str) == Some("dp") {
         let get = |k: &str| meta.get(k).cloned().unwrap_or_default();
         return format!(
@@ -87,12 +93,47 @@ pub fn footer(result: &QueryResult) -> String {
             }
         );
     }
-    let rows = format!("{n} row{} released", if n == 1 { "" } else { "s" });
+    let rows = format!("{rows} released");
     match result.suppressed_groups() {
         Some(s) => format!(
             "{rows}; {s} group{} suppressed (fewer patients than the minimum group size)",
             if s == 1 { "" } else { "s" }
         ),
         None => format!("{rows}; groups under the minimum group size are withheld, uncounted"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use datafusion::arrow::datatypes::Schema;
+
+    use super::*;
+
+    fn result(metadata: &[(&str, &str)]) -> QueryResult {
+        let metadata: HashMap<String, String> = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        QueryResult {
+            schema: Arc::new(Schema::empty().with_metadata(metadata)),
+            batches: Vec::new(),
+        }
+    }
+
+    /// The rules are mentioned only after a result that read patient
+    /// data: not after EXPLAIN (no metadata) or a query over the public
+    /// vocabulary only (no site asked).
+    #[test]
+    fn the_footer_names_the_rules_only_after_patient_data() {
+        use ihdsi_engine::protocol::metadata as key;
+        assert_eq!(footer(&result(&[])), "0 rows");
+        assert_eq!(footer(&result(&[(key::SITES, "")])), "0 rows");
+        let released = footer(&result(&[(key::SITES, "kr,lu,us")]));
+        assert!(released.contains("withheld"), "{released}");
+        let counted = footer(&result(&[(key::SITES, "lu"), (key::SUPPRESSED, "2")]));
+        assert!(counted.contains("2 groups suppressed"), "{counted}");
     }
 }

@@ -16,6 +16,8 @@ pub(super) struct GenerateArgs {
     /// Total persons across all sites.
     #[arg(long, default_value_t = 30_000)]
     persons: u64,
+    /// Seed of the generator: the same seed, persons and sites give the
+    /// same files, byte for byte.
     #[arg(long, default_value_t = 42)]
     seed: u64,
     /// Comma-separated site ids.

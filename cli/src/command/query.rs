@@ -67,6 +67,8 @@ impl Login {
 pub(super) struct QueryArgs {
     #[command(flatten)]
     login: Login,
+    /// How to print the result: an aligned table, CSV with a header, or
+    /// a JSON array with one object per row.
     #[arg(long, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// The SQL statement.

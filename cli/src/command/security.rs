@@ -18,6 +18,8 @@ pub(super) enum Certs {
     /// Create a development CA and certificates for a coordinator and its
     /// sites (ca.pem, coordinator.pem, site-<id>.pem, with their keys).
     Init {
+        /// Folder for the CA and one certificate and key per site and for
+        /// the coordinator (`ca.pem`, `site-<id>.pem`, `coordinator.pem`, …).
         #[arg(long)]
         out: PathBuf,
         /// Comma-separated site ids.

@@ -22,7 +22,8 @@ use ihdsi_flight_server::serve::{CoordinatorFront, bind, spawn_coordinator, spaw
 /// The config file a service runs from.
 #[derive(Debug, Args)]
 pub(super) struct ConfigArgs {
-    /// `site.toml` or `federation.toml`.
+    /// The service's config: `site.toml` for a site, `federation.toml`
+    /// for the coordinator (README, "Production processes").
     #[arg(long)]
     pub(super) config: PathBuf,
 }
