@@ -5,6 +5,7 @@
 //! ```text
 //!   analyst SQL
 //!       │  placeholders::positional     (`?` → `$1`, `$2`, …)
+//!       │  constructs::check            (SQL the engine would not honour, refused)
 //!       │  split::plan_query
 //!       │  parameters::bind             (bound values checked and typed)
 //!       ▼
@@ -32,6 +33,7 @@ pub mod aggregates;
 pub mod bounding;
 pub mod cells;
 pub mod columns;
+pub mod constructs;
 pub mod dominance;
 pub mod error;
 pub mod explain;

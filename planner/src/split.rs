@@ -90,6 +90,7 @@ pub async fn plan_query_with_params(
     policy: &PrivacyPolicy,
 ) -> Result<FederatedPlan> {
     let sql = &*crate::placeholders::positional(sql)?;
+    crate::constructs::check(sql)?;
     let mut plan = state
         .create_logical_plan(sql)
         .await
