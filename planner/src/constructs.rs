@@ -16,7 +16,9 @@
 
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Query, Select, TableFactor, Visit, Visitor};
+use datafusion::sql::sqlparser::ast::{
+    Query, Select, SetExpr, SetOperator, SetQuantifier, TableFactor, Visit, Visitor,
+};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
@@ -41,12 +43,39 @@ fn refuse(what: &str, instead: &str) -> ControlFlow<PlanError> {
     ))
 }
 
+/// `INTERSECT ALL` or `EXCEPT ALL` anywhere in a set expression.
+fn multiset_operation(body: &SetExpr) -> Option<&'static str> {
+    let SetExpr::SetOperation {
+        op,
+        set_quantifier,
+        left,
+        right,
+    } = body
+    else {
+        return None;
+    };
+    let all = matches!(set_quantifier, SetQuantifier::All);
+    match op {
+        SetOperator::Intersect if all => Some("INTERSECT"),
+        SetOperator::Except | SetOperator::Minus if all => Some("EXCEPT"),
+        _ => multiset_operation(left).or_else(|| multiset_operation(right)),
+    }
+}
+
 struct Unhonoured;
 
 impl Visitor for Unhonoured {
     type Break = PlanError;
 
     fn pre_visit_query(&mut self, q: &Query) -> ControlFlow<PlanError> {
+        if let Some(op) = multiset_operation(&q.body) {
+            return refuse(
+                &format!("{op} ALL"),
+                &format!(
+                    "It counts duplicate rows across sites, which no site can see; {op} of patient sets (SELECT person_id … {op} SELECT person_id …) is answered"
+                ),
+            );
+        }
         if q.with.as_ref().is_some_and(|w| w.recursive) {
             return refuse(
                 "WITH RECURSIVE",
@@ -271,6 +300,7 @@ mod tests {
             "SELECT ALL gender_concept_id, count(*) FROM person GROUP BY 1 ORDER BY 1 LIMIT 5 OFFSET 1",
             "WITH c AS (SELECT person_id FROM death) SELECT count(*) FROM person WHERE person_id IN (SELECT person_id FROM c)",
             "SELECT count(*) FROM person FINAL",
+            "SELECT count(*) FROM (SELECT person_id FROM death INTERSECT SELECT person_id FROM person) t",
             "SELECT site, n, rank() OVER w FROM (SELECT site, count(*) AS n FROM person GROUP BY site) t WINDOW w AS (ORDER BY n)",
             "not sql at all",
         ] {

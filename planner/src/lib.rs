@@ -46,6 +46,7 @@ pub mod pruning;
 pub mod release;
 pub mod site;
 pub mod split;
+pub mod unparse;
 pub mod virtual_table;
 
 pub use error::{PlanError, Result};

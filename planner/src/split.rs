@@ -19,13 +19,13 @@ use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::datasource::{empty::EmptyTable, provider_as_source};
 use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Union};
-use datafusion::sql::unparser::{Unparser, dialect::DefaultDialect};
 
 use crate::admission;
 use crate::aggregates::{Partials, check_policy, classify};
 use crate::error::{PlanError, Result};
 use crate::lineage::{carry_unit, patient_tables, reads_patient_data};
 use crate::release::{PATIENTS_COLUMN, Release, key_column, partial_column};
+use crate::unparse::to_site_sql;
 use ihdsi_catalog::PrivacyPolicy;
 
 /// Name of the in-memory table holding release `i` at the coordinator.
@@ -191,11 +191,10 @@ async fn check_round_trip(
     policy: &PrivacyPolicy,
 ) -> Result<()> {
     let fail = |why: String| {
+        tracing::warn!(site_sql = %release.site_sql, %why, "site SQL does not read back");
         PlanError::unsupported(
             "a subplan that cannot be written as SQL for the sites",
-            format!(
-                "{why}. INTERSECT and EXCEPT of patient sets are not supported yet: write person_id IN (SELECT person_id FROM ...) or NOT IN instead"
-            ),
+            "The SQL the sites would receive does not read back as the planned subplan; write the cohort with person_id IN (SELECT person_id FROM ...) instead",
         )
     };
     let reparsed = state
@@ -402,15 +401,4 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         merges: partials.merges,
         schema: Arc::clone(&agg.schema),
     })
-}
-
-/// Unparse a site subplan into its canonical SQL text.
-pub fn to_site_sql(plan: &LogicalPlan) -> Result<String> {
-    let stmt = Unparser::new(&DefaultDialect {})
-        .with_pretty(true)
-        .plan_to_sql(plan)
-        .map_err(|e| {
-            PlanError::unsupported("a subplan the SQL unparser cannot express", e.to_string())
-        })?;
-    Ok(stmt.to_string())
 }

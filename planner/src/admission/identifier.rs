@@ -15,7 +15,8 @@
 //! * as a grouping key of a per-patient sub-aggregate, or a window's
 //!   `PARTITION BY`;
 //! * as the argument of `count(person_id)` or `count(DISTINCT person_id)`;
-//! * in `person_id = person_id` join conditions, and on the left of
+//! * in `person_id = person_id` join conditions (a correlated `EXISTS`'s
+//!   `inner.person_id = outer.person_id` among them), and on the left of
 //!   `IN (SELECT person_id …)`.
 //!
 //! A column is the identifier if the lineage analysis says so, or if it is
@@ -47,11 +48,15 @@ impl Identifiers<'_> {
                 .is_ok_and(|i| self.lineage.unit.get(i).copied().unwrap_or(false))
     }
 
-    /// Whether `e` is a bare (possibly aliased) identifier column.
+    /// Whether `e` is a bare (possibly aliased) identifier column, or a
+    /// correlated subquery's reference to the outer row's (`EXISTS (…
+    /// WHERE d.person_id = p.person_id)`: whether it really is the outer
+    /// patient is the subquery check's to say, with the outer lineage).
     fn is_bare(&self, e: &Expr) -> bool {
         match e {
             Expr::Alias(a) => self.is_bare(&a.expr),
             Expr::Column(c) => self.is_identifier(c),
+            Expr::OuterReferenceColumn(_, c) => c.name == PRIVACY_UNIT,
             _ => false,
         }
     }

@@ -197,13 +197,50 @@ fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
     } else {
         Err(PlanError::unsupported(
             "a join between patient tables that is not on person_id",
-            "Joins of patient data must match rows of the same patient (ON a.person_id = b.person_id); anything else pairs patients across each other",
+            "Joins of patient data must match rows of the same patient (ON a.person_id = b.person_id); anything else pairs patients across each other, and across sites. INTERSECT and EXCEPT are such joins: they combine sets of person_id only (SELECT person_id … INTERSECT SELECT person_id …)",
         ))
     }
 }
 
+/// Whether `subquery` compares a patient's own `person_id` with the outer
+/// row's (`inner.person_id = outer.person_id`, in one of its filters): then
+/// `EXISTS` asks about the same patient, which each site can answer for
+/// its own patients, as a semi join on the privacy unit.
+fn correlated_on_unit(
+    subquery: &LogicalPlan,
+    outer: &LogicalPlan,
+    outer_lineage: &Lineage,
+) -> bool {
+    let mut found = false;
+    let _ = subquery.apply(|node| {
+        if let LogicalPlan::Filter(f) = node {
+            let inner_lineage = lineage(&f.input).ok();
+            found |= split_conjunction(&f.predicate).into_iter().any(|c| {
+                let Expr::BinaryExpr(b) = c else { return false };
+                let pair = |inner: &Expr, outer_side: &Expr| match outer_side {
+                    Expr::OuterReferenceColumn(_, column) => {
+                        inner_lineage
+                            .as_ref()
+                            .is_some_and(|l| expr_is_unit(inner, &f.input, l))
+                            && expr_is_unit(&Expr::Column(column.clone()), outer, outer_lineage)
+                    }
+                    _ => false,
+                };
+                b.op == Operator::Eq && (pair(&b.left, &b.right) || pair(&b.right, &b.left))
+            });
+        }
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
+}
+
 /// Subqueries inside expressions: only `person_id IN (SELECT person_id ...)`
-/// is site-local when the subquery reads patient data.
+/// and `EXISTS` correlated on `person_id` are site-local when the subquery
+/// reads patient data.
 fn check_subquery_exprs(node: &LogicalPlan) -> Result<()> {
     let inputs = node.inputs();
     let Some(input) = inputs.first() else {
@@ -215,10 +252,15 @@ fn check_subquery_exprs(node: &LogicalPlan) -> Result<()> {
         expr.apply(|e| {
             let problem = match e {
                 Expr::ScalarSubquery(sq) if reads_patient_data(&sq.subquery) => Some(cross_patient("a scalar subquery over patient data")),
-                Expr::Exists(ex) if reads_patient_data(&ex.subquery.subquery) => Some(PlanError::unsupported(
-                    "EXISTS over patient data",
-                    "Write it as person_id IN (SELECT person_id FROM ...), which each site can evaluate for its own patients",
-                )),
+                Expr::Exists(ex) if reads_patient_data(&ex.subquery.subquery) => {
+                    let correlated = input_lineage
+                        .as_ref()
+                        .is_some_and(|l| correlated_on_unit(&ex.subquery.subquery, input, l));
+                    (!correlated).then(|| PlanError::unsupported(
+                        "EXISTS over patient data that is not correlated on person_id",
+                        "Each site would answer it for its own patients only (attack A30); correlate it with the outer patient (EXISTS (SELECT 1 FROM death d WHERE d.person_id = p.person_id)), or write person_id IN (SELECT person_id FROM ...)",
+                    ))
+                }
                 Expr::InSubquery(ins) if reads_patient_data(&ins.subquery.subquery) => {
                     let sub = lineage(&ins.subquery.subquery).ok();
                     let left_unit = input_lineage.as_ref().is_some_and(|l| expr_is_unit(&ins.expr, input, l));

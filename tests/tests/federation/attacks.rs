@@ -97,9 +97,24 @@ const ATTACKS: &[(&str, &str, Safe)] = &[
         Safe::Refused("window function not partitioned by person_id"),
     ),
     (
-        "A30 EXISTS",
+        "A30 EXISTS correlated on the patient",
         "SELECT count(*) FROM person p WHERE EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.person_id = p.person_id AND c.condition_concept_id = 999999001)",
-        Safe::Refused("EXISTS"),
+        Safe::VictimAbsent(999_999_001),
+    ),
+    (
+        "A30 EXISTS, a grouped spelling",
+        "SELECT p.gender_concept_id, count(*) FROM person p WHERE EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.person_id = p.person_id AND c.condition_concept_id = 999999001) GROUP BY 1",
+        Safe::VictimAbsent(999_999_001),
+    ),
+    (
+        "A30 INTERSECT of the victim's set",
+        "SELECT count(*) FROM (SELECT person_id FROM condition_occurrence WHERE condition_concept_id = 999999001 INTERSECT SELECT person_id FROM person) t",
+        Safe::VictimAbsent(999_999_001),
+    ),
+    (
+        "A30 EXISTS not correlated on the patient",
+        "SELECT count(*) FROM person p WHERE EXISTS (SELECT 1 FROM condition_occurrence c WHERE c.condition_concept_id = 999999001)",
+        Safe::Refused("EXISTS over patient data that is not correlated on person_id"),
     ),
 ];
 
