@@ -88,11 +88,13 @@ fn key(rng: &mut Rng, t: &Table, q: &str) -> String {
 }
 
 /// The cohort a query may be restricted to: persons with a condition, as
-/// an `IN` subquery, a union of two such sets, or a CTE joined or tested.
+/// an `IN` subquery, a union, intersection or difference of two such sets,
+/// a CTE joined or tested, or an `EXISTS` correlated on the patient.
 enum Cohort {
     None,
     In(String),
     Cte(String),
+    Exists { negated: bool, condition: i64 },
 }
 
 fn cohort(rng: &mut Rng) -> Cohort {
@@ -101,12 +103,20 @@ fn cohort(rng: &mut Rng) -> Cohort {
     let persons = format!(
         "SELECT person_id FROM condition_occurrence WHERE condition_concept_id = {condition}"
     );
-    match rng.below(10) {
+    match rng.below(14) {
         0 | 1 => Cohort::In(persons),
         2 => Cohort::In(format!(
             "{persons} UNION SELECT person_id FROM drug_exposure WHERE drug_concept_id = {drug}"
         )),
         3 => Cohort::Cte(persons),
+        4 => Cohort::In(format!(
+            "{persons} INTERSECT SELECT person_id FROM drug_exposure WHERE drug_concept_id = {drug}"
+        )),
+        5 => Cohort::In(format!("{persons} EXCEPT SELECT person_id FROM death")),
+        6 | 7 => Cohort::Exists {
+            negated: rng.chance(50),
+            condition: *condition,
+        },
         _ => Cohort::None,
     }
 }
@@ -130,6 +140,10 @@ fn grouped(rng: &mut Rng) -> (String, usize) {
     match cohort(rng) {
         Cohort::None => {}
         Cohort::In(persons) => wheres.push(format!("{q}.person_id IN ({persons})")),
+        Cohort::Exists { negated, condition } => wheres.push(format!(
+            "{}EXISTS (SELECT 1 FROM condition_occurrence x WHERE x.person_id = {q}.person_id AND x.condition_concept_id = {condition})",
+            if negated { "NOT " } else { "" }
+        )),
         Cohort::Cte(persons) => {
             with = format!("WITH cohort AS ({persons}) ");
             if rng.chance(50) {
