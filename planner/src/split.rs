@@ -335,6 +335,30 @@ fn released_scan(release: &Release, table: Arc<dyn TableProvider>) -> Result<Log
     .map_err(|e| PlanError::Internal(e.to_string()))
 }
 
+/// The group keys as a site receives them: each distinct key once (the
+/// aggregate's schema has one column for `GROUP BY site, site`), and an
+/// integer constant (a literal, or a bound parameter) cast to its own type,
+/// so that the site SQL's `GROUP BY` reads it as a value, never as the
+/// position of a column.
+fn site_group_keys(keys: &[Expr]) -> Vec<Expr> {
+    let mut seen: Vec<&Expr> = Vec::with_capacity(keys.len());
+    let mut distinct: Vec<Expr> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        let key = match crate::exprs::strip_alias(key) {
+            bare @ Expr::Literal(v, _) if v.data_type().is_integer() => Expr::Cast(
+                datafusion::logical_expr::Cast::new(Box::new(bare.clone()), v.data_type()),
+            ),
+            _ => key.clone(),
+        };
+        distinct.push(key);
+    }
+    distinct
+}
+
 fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
     let input_lineage = admission::check_boundary(agg)?;
     admission::amplification::check(&agg.input, policy)?;
@@ -358,12 +382,13 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         datafusion::functions_aggregate::expr_fn::count_distinct(Expr::Column(unit))
             .alias(PATIENTS_COLUMN),
     );
+    let group_expr = site_group_keys(&agg.group_expr);
     let site_agg = LogicalPlanBuilder::from(input)
-        .aggregate(agg.group_expr.clone(), aggr)
+        .aggregate(group_expr.clone(), aggr)
         .map_err(|e| PlanError::Internal(e.to_string()))?
         .build()
         .map_err(|e| PlanError::Internal(e.to_string()))?;
-    let key_count = agg.group_expr.len();
+    let key_count = group_expr.len();
     let partial_count = partials.exprs.len();
     let outputs: Vec<Expr> = site_agg
         .schema()

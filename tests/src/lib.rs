@@ -167,3 +167,33 @@ pub async fn fetch_checked(
     }
     (schema, batches)
 }
+
+/// `sql` as a prepared statement with `params` bound to `$1`, `$2`, … (or
+/// `?`), executed and fetched through `connection`.
+pub async fn prepared(
+    connection: &Connection,
+    sql: &str,
+    params: &[i64],
+) -> Result<Vec<datafusion::arrow::array::RecordBatch>, String> {
+    use datafusion::arrow::array::{Int64Array, RecordBatch};
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    let mut client = connection.client();
+    let mut statement = client
+        .prepare(sql.to_string(), None)
+        .await
+        .map_err(|e| e.to_string())?;
+    let fields: Vec<Field> = (1..=params.len())
+        .map(|i| Field::new(format!("${i}"), DataType::Int64, false))
+        .collect();
+    let columns = params
+        .iter()
+        .map(|v| std::sync::Arc::new(Int64Array::from(vec![*v])) as _)
+        .collect();
+    let values = RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)
+        .map_err(|e| e.to_string())?;
+    statement
+        .set_parameters(values)
+        .map_err(|e| e.to_string())?;
+    let info = statement.execute().await.map_err(|e| e.to_string())?;
+    connection.fetch(info).await.map_err(|e| e.to_string())
+}

@@ -2,7 +2,7 @@
 
 use ihdsi_tests::compare::{diff, rows};
 use ihdsi_tests::queries::load;
-use ihdsi_tests::{ask, centralized, cohort, federation, oracle_rows, policy};
+use ihdsi_tests::{ask, centralized, cohort, connect, federation, oracle_rows, policy, prepared};
 
 const PERSONS: u64 = 6_000;
 
@@ -42,6 +42,47 @@ async fn federated_equals_centralized_with_thresholds_at_one() {
         cases.len(),
         failures.join("\n")
     );
+}
+
+/// Group keys that are bound parameters, alone and beside a column, in a
+/// filter and in the select list, equal the oracle with the values written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn parameter_group_keys_equal_the_oracle() {
+    let data = cohort(PERSONS);
+    let fed = federation(&data, policy(1, true), policy(1, true)).await;
+    let oracle = centralized(&data).await;
+    let connection = connect(&fed.uri).await;
+    let cases: [(&str, &[i64], &str); 3] = [
+        (
+            "SELECT $1 AS k, count(*) AS persons FROM person GROUP BY 1",
+            &[7],
+            "SELECT 7 AS k, count(*) AS persons FROM person GROUP BY 1",
+        ),
+        (
+            "SELECT ? AS k, gender_concept_id, count(*) AS persons FROM person WHERE year_of_birth < ? GROUP BY 1, 2",
+            &[3, 1960],
+            "SELECT 3 AS k, gender_concept_id, count(*) AS persons FROM person WHERE year_of_birth < 1960 GROUP BY 1, 2",
+        ),
+        (
+            "SELECT gender_concept_id, $1 AS k, $1 AS j, count(*) AS persons FROM person GROUP BY 1, 2, 3",
+            &[42],
+            "SELECT gender_concept_id, 42 AS k, 42 AS j, count(*) AS persons FROM person GROUP BY 1, 2, 3",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (sql, params, written) in cases {
+        let expected = oracle_rows(&oracle, written).await;
+        match prepared(&connection, sql, params).await {
+            Ok(got) => {
+                if let Some(d) = diff(&got, &expected) {
+                    failures.push(format!("{sql}: {d}"));
+                }
+            }
+            Err(e) => failures.push(format!("{sql}: {e}")),
+        }
+    }
+    fed.shutdown().await;
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -6,15 +6,12 @@
 //! 2,000 queries with a fixed seed in the suite; `IHDSI_FUZZ_QUERIES` and
 //! `IHDSI_FUZZ_SEED` run more.
 
-use std::sync::Arc;
-
-use datafusion::arrow::array::{Int64Array, RecordBatch};
-use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
 use ihdsi_cli::client::Connection;
 use ihdsi_tests::compare::diff_withheld;
 use ihdsi_tests::fuzz::{Generated, Rng, is_clear_refusal, query};
-use ihdsi_tests::{centralized, cohort, connect, federation, policy};
+use ihdsi_tests::{centralized, cohort, connect, federation, policy, prepared};
 
 /// What the federation answers to `g`: as a statement, or prepared with
 /// its parameters bound.
@@ -26,24 +23,7 @@ async fn federated(connection: &Connection, g: &Generated) -> Result<Vec<RecordB
             .map(|r| r.batches)
             .map_err(|e| e.to_string());
     }
-    let mut client = connection.client();
-    let mut prepared = client
-        .prepare(g.sql.clone(), None)
-        .await
-        .map_err(|e| e.to_string())?;
-    let fields: Vec<Field> = (1..=g.params.len())
-        .map(|i| Field::new(format!("${i}"), DataType::Int64, false))
-        .collect();
-    let columns = g
-        .params
-        .iter()
-        .map(|v| Arc::new(Int64Array::from(vec![*v])) as _)
-        .collect();
-    let values =
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| e.to_string())?;
-    prepared.set_parameters(values).map_err(|e| e.to_string())?;
-    let info = prepared.execute().await.map_err(|e| e.to_string())?;
-    connection.fetch(info).await.map_err(|e| e.to_string())
+    prepared(connection, &g.sql, &g.params).await
 }
 
 /// What the oracle says of `sql`: its rows, or why it cannot run it.
