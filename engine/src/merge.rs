@@ -39,6 +39,9 @@ pub struct Released {
     /// Key values and exact distinct-patient count of each released group,
     /// for the differencing detector (never released or logged).
     pub groups: Vec<GroupCount>,
+    /// Per analyst aggregate of the release, how many of its released
+    /// cells were withheld (NULL under the rules, not in the data).
+    pub withheld_cells: Vec<u64>,
 }
 
 /// One merged group: its keys, each site's partial row, and the exact
@@ -102,7 +105,7 @@ impl<'a> SiteColumns<'a> {
 
 impl Group {
     /// A group no site has sent a row of yet.
-    fn empty(release: &Release) -> Self {
+    pub(crate) fn empty(release: &Release) -> Self {
         Self {
             keys: Vec::new(),
             rows: Vec::new(),

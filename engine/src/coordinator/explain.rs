@@ -46,6 +46,7 @@ impl Coordinator {
             sites: vec![],
             bytes_from_sites: 0,
             timings: QueryTimings::default(),
+            withheld_cells: Vec::new(),
         })
     }
 }

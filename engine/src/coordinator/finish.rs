@@ -2,6 +2,7 @@
 //! the released tables, and the result gets the one schema (with its
 //! metadata) that FlightInfo and DoGet both announce.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,12 +10,14 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use super::timings::micros;
-use super::{Coordinator, QueryContext, QueryOutcome, QueryTimings, metadata};
+use super::{Coordinator, QueryContext, QueryOutcome, QueryTimings, WithheldCells, metadata};
 use crate::bounded::ExecutionBudget;
 use crate::error::{EngineError, Result};
 use ihdsi_planner::FederatedPlan;
+use ihdsi_planner::exprs::strip_alias;
 
 impl Coordinator {
     pub(super) async fn run_plan(
@@ -33,9 +36,20 @@ impl Coordinator {
             sites: Vec::new(),
             bytes_from_sites: 0,
             timings: QueryTimings::default(),
+            withheld_cells: Vec::new(),
         };
         let mut tables: Vec<Arc<dyn TableProvider>> = Vec::new();
-        for r in released {
+        for (r, release) in released.into_iter().zip(&plan.releases) {
+            let names = release.schema.fields().iter().skip(release.key_count);
+            for (cells, name) in r.withheld_cells.iter().zip(names) {
+                if *cells > 0 {
+                    outcome.withheld_cells.push(WithheldCells {
+                        release: release.index,
+                        column: name.name().clone(),
+                        cells: *cells,
+                    });
+                }
+            }
             let t = &mut outcome.timings;
             t.sites = t.sites.max(r.fan_out);
             t.slowest_site = t.slowest_site.max(r.slowest_site);
@@ -56,6 +70,12 @@ impl Coordinator {
         outcome.sites.sort();
         let finish_started = Instant::now();
         let logical = plan.coordinator_plan(&tables)?;
+        let names = output_names(&logical);
+        for w in &mut outcome.withheld_cells {
+            if let Some(name) = names.get(&w.column) {
+                w.column = name.clone();
+            }
+        }
         let budget = ExecutionBudget::for_coordinator(&self.resources);
         let batches = crate::bounded::collect(&self.ctx.state(), logical, budget).await?;
         let (schema, batches) = self.finish_schema(plan, batches, &outcome)?;
@@ -81,6 +101,10 @@ impl Coordinator {
                 metadata::PRIVACY_MODE.to_string(),
                 self.policy.mode.as_str().to_string(),
             ),
+            (
+                metadata::WITHHELD_CELLS.to_string(),
+                serde_json::to_string(&o.withheld_cells).unwrap_or_else(|_| "[]".into()),
+            ),
         ];
         metadata.extend(self.mode.result_metadata(&self.policy, o));
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata.into_iter().collect()));
@@ -92,6 +116,29 @@ impl Coordinator {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((schema, batches))
+    }
+}
+
+/// The analyst's name for each released column the result passes
+/// through as it is: the top projection's names of bare columns (`count(*)
+/// AS n` is `n`). A column computed from released ones keeps the released
+/// name in `ihdsi.withheld_cells`.
+fn output_names(plan: &LogicalPlan) -> HashMap<String, String> {
+    match plan {
+        LogicalPlan::Projection(p) => p
+            .expr
+            .iter()
+            .filter_map(|e| match strip_alias(e) {
+                Expr::Column(c) => Some((c.name.clone(), e.schema_name().to_string())),
+                _ => None,
+            })
+            .collect(),
+        LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) => plan
+            .inputs()
+            .first()
+            .map(|i| output_names(i))
+            .unwrap_or_default(),
+        _ => HashMap::new(),
     }
 }
 

@@ -97,6 +97,16 @@ pub struct QueryOutcome {
     pub timings: QueryTimings,
     /// dp mode: what the query cost and how it was noised.
     pub dp: Option<DpReceipt>,
+    /// Cells withheld under the rules, per release and column.
+    pub withheld_cells: Vec<WithheldCells>,
+}
+
+/// How many cells of one column of one release were withheld.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct WithheldCells {
+    pub release: usize,
+    pub column: String,
+    pub cells: u64,
 }
 
 /// A running coordinator.

@@ -16,6 +16,7 @@ impl From<CachedRelease> for ReleaseRun {
     fn from(c: CachedRelease) -> Self {
         Self {
             batch: c.batch,
+            withheld_cells: c.withheld_cells,
             suppressed: 0,
             site_suppressed: 0,
             bytes: 0,
@@ -100,6 +101,7 @@ impl super::Coordinator {
                         CachedRelease {
                             batch: run.batch.clone(),
                             sites: run.sites.clone(),
+                            withheld_cells: run.withheld_cells.clone(),
                         },
                     );
                     run

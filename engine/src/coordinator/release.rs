@@ -54,6 +54,7 @@ impl Coordinator {
         let sites = answers.into_iter().map(|a| a.site).collect();
         Ok(ReleaseRun {
             batch: released.batch,
+            withheld_cells: released.withheld_cells,
             suppressed: released.suppressed,
             site_suppressed,
             bytes,
@@ -68,6 +69,8 @@ impl Coordinator {
 #[derive(Debug)]
 pub(super) struct ReleaseRun {
     pub(super) batch: RecordBatch,
+    /// Per analyst aggregate: cells withheld under the rules.
+    pub(super) withheld_cells: Vec<u64>,
     pub(super) suppressed: u64,
     pub(super) site_suppressed: u64,
     pub(super) bytes: u64,

@@ -41,6 +41,7 @@ pub(crate) struct Principal {
 pub(crate) struct CachedRelease {
     pub batch: RecordBatch,
     pub sites: Vec<String>,
+    pub withheld_cells: Vec<u64>,
 }
 
 /// What a dp query cost, for the result's metadata.

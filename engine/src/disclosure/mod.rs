@@ -26,7 +26,10 @@
 //! since the small cell's patients are not visible in the other cells.
 //! Zero is withheld like 1 to k−1 (a count that shows 0 but hides 1 would
 //! let bisection on a value find the largest one exactly). The same holds
-//! for cells that fail the p% rule ([`dominance`]).
+//! for cells that fail the p% rule ([`dominance`]). An aggregate without
+//! `GROUP BY` keeps its one row even when its group is withheld, every
+//! cell NULL ([`with_scalar_row`]), and the result's metadata counts the
+//! withheld cells per column ([`withheld_cells`]).
 //!
 //! **dp mode** withholds no cell on its exact count: an exact gate is
 //! itself a deterministic release (a cell of k − 1 patients would be NULL,
@@ -58,7 +61,7 @@ pub(crate) mod threshold;
 use crate::dp::Uniform;
 use crate::error::Result;
 use crate::fanout::SitePartials;
-use crate::merge::Released;
+use crate::merge::{Group, Released};
 use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 use ihdsi_planner::Release;
 pub use noise::{ColumnNoise, NoisePlan};
@@ -97,4 +100,34 @@ impl Disclosure {
             }
         }
     }
+}
+
+/// The released groups of `release` as the analyst gets them, in both
+/// modes: an aggregate without `GROUP BY` always has its one row, as in
+/// SQL; when its group is withheld (under k, or not selected in dp mode)
+/// the row's cells are all NULL, which a client shows as blanks rather than
+/// as no data at all. The row's existence says nothing: SQL gives it
+/// whatever the data.
+pub(crate) fn with_scalar_row(release: &Release, mut groups: Vec<Group>) -> Vec<Group> {
+    if release.key_count == 0 && groups.is_empty() {
+        let mut row = Group::empty(release);
+        row.withheld.iter_mut().for_each(|w| *w = true);
+        groups.push(row);
+    }
+    groups
+}
+
+/// Per analyst aggregate, the cells of `groups` withheld under the rules:
+/// the result's `ihdsi.withheld_cells`, which tells a withheld cell from a
+/// NULL of the data. It counts cells of released groups only, which the
+/// analyst sees as NULL anyway.
+pub(crate) fn withheld_cells(release: &Release, groups: &[Group]) -> Vec<u64> {
+    (0..release.merges.len())
+        .map(|a| {
+            groups
+                .iter()
+                .filter(|g| g.withheld.get(a).copied().unwrap_or(false))
+                .count() as u64
+        })
+        .collect()
 }

@@ -163,10 +163,12 @@ impl NoisePlan {
     ) -> Result<Released> {
         let (mut groups, _) = merge_groups(release, answers)?;
         self.apply(release, &mut groups, u)?;
+        let groups = super::with_scalar_row(release, groups);
         Ok(Released {
             batch: build_output(release, &groups, CountFinish::FloorAtZero)?,
             suppressed: 0,
             groups: Vec::new(),
+            withheld_cells: super::withheld_cells(release, &groups),
         })
     }
 

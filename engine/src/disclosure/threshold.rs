@@ -107,11 +107,16 @@ pub(crate) fn release(
                     .is_some_and(|p| dominated(release, g, m, p));
         }
     }
+    let counted: Vec<_> = groups
+        .iter()
+        .map(|g| (g.keys.clone(), g.patients))
+        .collect();
+    let groups = super::with_scalar_row(release, groups);
     let batch = build_output(release, &groups, CountFinish::Round(policy.round_counts_to))?;
-    let groups = groups.into_iter().map(|g| (g.keys, g.patients)).collect();
     Ok(Released {
         batch,
         suppressed,
-        groups,
+        groups: counted,
+        withheld_cells: super::withheld_cells(release, &groups),
     })
 }

@@ -24,3 +24,7 @@ pub const CACHED: &str = "ihdsi.dp.cached_releases";
 /// dp: JSON, per release: each aggregate's noise standard deviation and
 /// the noisy threshold of group selection.
 pub const NOISE: &str = "ihdsi.dp.noise";
+/// Cells withheld under the rules, as JSON: `[{"release": 0, "column":
+/// "n", "cells": 1}]`, one entry per column with any (empty: none). A NULL
+/// it does not count is a NULL of the data.
+pub const WITHHELD_CELLS: &str = "ihdsi.withheld_cells";

@@ -132,11 +132,69 @@ const CELL_ATTACKS: &[(&str, &str)] = &[
     ),
 ];
 
-async fn outcome(uri: &str, sql: &str) -> Result<Vec<Vec<Cell>>, String> {
+/// The rows of `sql`, and what the metadata says was withheld: both must
+/// be the same with and without the victim.
+async fn outcome(uri: &str, sql: &str) -> Result<(Vec<Vec<Cell>>, String), String> {
     ask(uri, sql)
         .await
-        .map(|r| rows(&r.batches))
+        .map(|r| {
+            let withheld =
+                r.schema.metadata()[ihdsi_engine::protocol::metadata::WITHHELD_CELLS].clone();
+            (rows(&r.batches), withheld)
+        })
         .map_err(|e| e.to_string())
+}
+
+/// A scalar aggregate always has its row: over an empty cohort its cells
+/// are NULL and the metadata says they were withheld; a released group's
+/// withheld cell is counted too, and a NULL of the data is not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn withheld_cells_are_visible_as_withheld() {
+    use ihdsi_engine::protocol::metadata::WITHHELD_CELLS;
+    let data = cohort(6_000);
+    let fed = federation(&data, policy(10, false), policy(1, false)).await;
+    let empty = ask(
+        &fed.uri,
+        "SELECT count(*) AS n, avg(year_of_birth) AS mean FROM person WHERE year_of_birth > 3000",
+    )
+    .await
+    .expect("answered");
+    assert_eq!(rows(&empty.batches), vec![vec![Cell::Null, Cell::Null]]);
+    let withheld: serde_json::Value =
+        serde_json::from_str(&empty.schema.metadata()[WITHHELD_CELLS]).expect("json");
+    assert_eq!(
+        withheld,
+        serde_json::json!([
+            {"release": 0, "column": "n", "cells": 1},
+            {"release": 0, "column": "mean", "cells": 1}
+        ])
+    );
+    let grouped = ask(
+        &fed.uri,
+        "SELECT gender_concept_id, count(*) AS n, count(*) FILTER (WHERE year_of_birth = 1900) AS rare, avg(CASE WHEN year_of_birth > 3000 THEN 1.0 END) AS never FROM person GROUP BY 1",
+    )
+    .await
+    .expect("answered");
+    let groups = rows(&grouped.batches).len() as u64;
+    assert!(groups >= 2);
+    let withheld: serde_json::Value =
+        serde_json::from_str(&grouped.schema.metadata()[WITHHELD_CELLS]).expect("json");
+    assert_eq!(
+        withheld,
+        serde_json::json!([
+            {"release": 0, "column": "rare", "cells": groups},
+            {"release": 0, "column": "never", "cells": groups}
+        ]),
+        "withheld: every group's rare count (no one born in 1900) and its average of nothing"
+    );
+    let plain = ask(
+        &fed.uri,
+        "SELECT gender_concept_id, count(*) AS n FROM person GROUP BY 1",
+    )
+    .await
+    .expect("answered");
+    assert_eq!(plain.schema.metadata()[WITHHELD_CELLS], "[]");
+    fed.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -273,7 +331,7 @@ async fn bisection_on_a_refused_max_sees_the_same_answer_for_every_threshold() {
         if !answers.windows(2).all(|w| w[0] == w[1]) {
             failures.push(format!("{s}: the answers move with t: {answers:?}"));
         }
-        if answers[0] != Ok(vec![vec![Cell::Null]]) {
+        if answers[0].as_ref().map(|(r, _)| r) != Ok(&vec![vec![Cell::Null]]) {
             failures.push(format!(
                 "{s}: a cell of under 10 patients released: {:?}",
                 answers[0]
