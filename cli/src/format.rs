@@ -14,6 +14,43 @@ pub enum Format {
     Json,
 }
 
+/// Whether `result` is an `EXPLAIN` (its two columns `plan_type`, `plan`).
+fn is_explain(result: &QueryResult) -> bool {
+    let names: Vec<&str> = result
+        .schema
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
+    names == ["plan_type", "plan"]
+}
+
+/// An `EXPLAIN` as sections, a heading per plan type and its plan
+/// indented below: a table of two columns of multi-line SQL and plans
+/// wraps unreadably in a terminal.
+fn explain_sections(batches: &[RecordBatch]) -> String {
+    use datafusion::arrow::array::{Array, StringArray};
+    let mut out = String::new();
+    for b in batches {
+        let column = |i: usize| b.column(i).as_any().downcast_ref::<StringArray>();
+        let (Some(kinds), Some(plans)) = (column(0), column(1)) else {
+            continue;
+        };
+        for row in 0..b.num_rows() {
+            if kinds.is_valid(row) {
+                out.push_str(kinds.value(row));
+                out.push_str(":\n");
+            }
+            for line in plans.value(row).lines() {
+                out.push_str("    ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
 fn err(e: impl std::fmt::Display) -> CliError {
     CliError::Client(format!("cannot format result: {e}"))
 }
@@ -38,6 +75,7 @@ pub fn render(result: &QueryResult, format: Format) -> Result<String> {
         batches
     };
     match format {
+        Format::Table if is_explain(result) => Ok(explain_sections(&batches)),
         Format::Table => Ok(pretty_format_batches(&batches).map_err(err)?.to_string()),
         Format::Csv => {
             let mut out = Vec::new();

@@ -402,6 +402,10 @@ fn print_banner(opts: &DemoOptions, spec: &FederationSpec, fed: &Federation, tok
     );
     println!("Flight SQL endpoint: {}", fed.uri);
     println!("  user: {DEMO_USER}  password: {}", opts.password);
+    println!(
+        "  data permit: {} (the analyst's only one, used without asking; select it with --permit or the x-ihdsi-permit header)",
+        security::permit_id(DEMO_USER)
+    );
     println!("  service token ({DEMO_SERVICE}): {token}");
     println!(
         "  privacy: {} mode; minimum group size: federation {}, sites {}",

@@ -55,11 +55,16 @@ pub fn prepare(dir: &Path, sites: &[String], principals: &[String]) -> Result<Se
     })
 }
 
+/// The id of the permit the demo's access body issues to `holder`.
+pub fn permit_id(holder: &str) -> String {
+    format!("DEMO-{holder}")
+}
+
 /// A one-year research permit for `holder` over every patient table.
 fn year_permit(holder: &str, sites: &[String]) -> Permit {
     let now = Utc::now();
     Permit {
-        id: format!("DEMO-{holder}"),
+        id: permit_id(holder),
         holder: holder.to_string(),
         purpose: Purpose::ScientificResearch,
         commercial: false,

@@ -2,7 +2,6 @@
 //! the released tables, and the result gets the one schema (with its
 //! metadata) that FlightInfo and DoGet both announce.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -10,14 +9,12 @@ use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::TableProvider;
 use datafusion::datasource::MemTable;
-use datafusion::logical_expr::{Expr, LogicalPlan};
 
 use super::timings::micros;
 use super::{Coordinator, QueryContext, QueryOutcome, QueryTimings, WithheldCells, metadata};
 use crate::bounded::ExecutionBudget;
 use crate::error::{EngineError, Result};
 use ihdsi_planner::FederatedPlan;
-use ihdsi_planner::exprs::strip_alias;
 
 impl Coordinator {
     pub(super) async fn run_plan(
@@ -70,7 +67,7 @@ impl Coordinator {
         outcome.sites.sort();
         let finish_started = Instant::now();
         let logical = plan.coordinator_plan(&tables)?;
-        let names = output_names(&logical);
+        let names = ihdsi_planner::explain::output_names(&logical);
         for w in &mut outcome.withheld_cells {
             if let Some(name) = names.get(&w.column) {
                 w.column = name.clone();
@@ -116,29 +113,6 @@ impl Coordinator {
             })
             .collect::<Result<Vec<_>>>()?;
         Ok((schema, batches))
-    }
-}
-
-/// The analyst's name for each released column the result passes
-/// through as it is: the top projection's names of bare columns (`count(*)
-/// AS n` is `n`). A column computed from released ones keeps the released
-/// name in `ihdsi.withheld_cells`.
-fn output_names(plan: &LogicalPlan) -> HashMap<String, String> {
-    match plan {
-        LogicalPlan::Projection(p) => p
-            .expr
-            .iter()
-            .filter_map(|e| match strip_alias(e) {
-                Expr::Column(c) => Some((c.name.clone(), e.schema_name().to_string())),
-                _ => None,
-            })
-            .collect(),
-        LogicalPlan::Sort(_) | LogicalPlan::Limit(_) | LogicalPlan::SubqueryAlias(_) => plan
-            .inputs()
-            .first()
-            .map(|i| output_names(i))
-            .unwrap_or_default(),
-        _ => HashMap::new(),
     }
 }
 

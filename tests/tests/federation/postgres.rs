@@ -237,22 +237,23 @@ async fn postgresql_failures_are_no_oracle_of_the_victim() {
             ));
         }
     }
-    let log = pg_with.log();
+    // A statement the site cancelled (another site failed first, and the
+    // query was dropped) is no failure of the database.
+    let errors: Vec<String> = pg_with
+        .log()
+        .lines()
+        .filter(|l| l.contains("ERROR") && !l.contains("canceling statement due to user request"))
+        .map(str::to_string)
+        .collect();
     assert!(
         failures.is_empty(),
         "{}\nPostgreSQL log:\n{}",
         failures.join("\n"),
-        log.lines()
-            .filter(|l| l.contains("ERROR"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        errors.join("\n")
     );
     assert!(
-        !log.contains("ERROR"),
+        errors.is_empty(),
         "PostgreSQL failed on a statement: {}",
-        log.lines()
-            .filter(|l| l.contains("ERROR"))
-            .collect::<Vec<_>>()
-            .join("\n")
+        errors.join("\n")
     );
 }
