@@ -123,20 +123,6 @@ pub fn layout_sql(sql: &str) -> String {
         .join("\n")
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn site_sql_is_laid_out_a_clause_a_line() {
-        let sql = "SELECT p.gender_concept_id AS k0, count(1) AS p0, count(DISTINCT p.person_id) AS ihdsi_patients FROM person AS p WHERE p.person_id IN (SELECT death.person_id FROM death) GROUP BY p.gender_concept_id";
-        assert_eq!(
-            layout_sql(sql),
-            "SELECT p.gender_concept_id AS k0,\n  count(1) AS p0,\n  count(DISTINCT p.person_id) AS ihdsi_patients\nFROM person AS p\nWHERE p.person_id IN (SELECT death.person_id FROM death)\nGROUP BY p.gender_concept_id"
-        );
-    }
-}
-
 fn describe(m: &Merge) -> String {
     match m {
         Merge::Count(p) | Merge::Sum(p) => format!("sum(p{p})"),
@@ -158,5 +144,19 @@ fn describe(m: &Merge) -> String {
                 "population variance"
             }
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn site_sql_is_laid_out_a_clause_a_line() {
+        let sql = "SELECT p.gender_concept_id AS k0, count(1) AS p0, count(DISTINCT p.person_id) AS ihdsi_patients FROM person AS p WHERE p.person_id IN (SELECT death.person_id FROM death) GROUP BY p.gender_concept_id";
+        assert_eq!(
+            layout_sql(sql),
+            "SELECT p.gender_concept_id AS k0,\n  count(1) AS p0,\n  count(DISTINCT p.person_id) AS ihdsi_patients\nFROM person AS p\nWHERE p.person_id IN (SELECT death.person_id FROM death)\nGROUP BY p.gender_concept_id"
+        );
     }
 }
