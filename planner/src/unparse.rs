@@ -1,6 +1,10 @@
 //! Site SQL: a site subplan unparsed into the one statement a site
 //! receives, reads back and admits.
 //!
+//! Before unparsing, what admission accepted on a declared column bound is
+//! made total at every site ([`total_at_every_site`]), and semi and anti
+//! joins are written as the filters they are.
+//!
 //! DataFusion's unparser writes a semi or anti join (how `INTERSECT`,
 //! `EXCEPT`, `IN` and `EXISTS` are planned) as a correlated `EXISTS` whose
 //! outer reference names a table the derived table around it hides, and
@@ -14,20 +18,25 @@
 
 use std::sync::Arc;
 
-use datafusion::common::Column;
-use datafusion::common::tree_node::Transformed;
-use datafusion::logical_expr::expr::InSubquery;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{Column, DFSchema, ScalarValue};
+use datafusion::logical_expr::expr::{InSubquery, TryCast};
 use datafusion::logical_expr::{
-    Distinct, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Subquery,
+    BinaryExpr, Distinct, Expr, ExprSchemable, JoinType, LogicalPlan, LogicalPlanBuilder, Operator,
+    Subquery, lit, when,
 };
 use datafusion::sql::unparser::{Unparser, dialect::DefaultDialect};
 
+use crate::admission::functions::total_cast;
+use crate::admission::ranges::{Range, divisor_proven, range_of};
 use crate::error::{PlanError, Result};
-use crate::exprs::strip_alias;
+use crate::exprs::{literal, strip_alias};
 
 /// Unparse a site subplan into its canonical SQL text.
 pub fn to_site_sql(plan: &LogicalPlan) -> Result<String> {
     let plan = semi_joins_as_filters(plan.clone())?;
+    let plan = total_at_every_site(plan)?;
     let stmt = Unparser::new(&DefaultDialect {})
         .with_pretty(true)
         .plan_to_sql(&plan)
@@ -35,6 +44,67 @@ pub fn to_site_sql(plan: &LogicalPlan) -> Result<String> {
             PlanError::unsupported("a subplan the SQL unparser cannot express", e.to_string())
         })?;
     Ok(stmt.to_string())
+}
+
+/// `plan` with what admission accepted on a declared column bound made
+/// total whatever a site's data holds (`crate::admission::ranges`): a cast
+/// that is not total for every value of its type becomes `TRY_CAST`, and
+/// an integer divisor proven non-zero by its declared range is guarded by
+/// it (`CASE WHEN y BETWEEN lo AND hi THEN y END`). Within the declared
+/// ranges nothing changes; outside them the value is NULL, not an error.
+fn total_at_every_site(plan: LogicalPlan) -> Result<LogicalPlan> {
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        let mut schema = DFSchema::empty();
+        for input in node.inputs() {
+            schema.merge(input.schema());
+        }
+        node.map_expressions(|e| {
+            e.transform_up(|x| {
+                if x.column_refs().is_empty() {
+                    return Ok(Transformed::no(x));
+                }
+                Ok(match x {
+                    Expr::Cast(c) => {
+                        let from = c.expr.get_type(&schema).unwrap_or(DataType::Null);
+                        if total_cast(&from, c.field.data_type()) {
+                            Transformed::no(Expr::Cast(c))
+                        } else {
+                            Transformed::yes(Expr::TryCast(TryCast::new(
+                                c.expr,
+                                c.field.data_type().clone(),
+                            )))
+                        }
+                    }
+                    Expr::BinaryExpr(b)
+                        if matches!(b.op, Operator::Divide | Operator::Modulo)
+                            && literal(&b.right).is_none()
+                            && divisor_proven(&b, &schema) =>
+                    {
+                        match range_of(&b.right, &schema) {
+                            Some(r) => Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                                b.left,
+                                b.op,
+                                Box::new(guarded(*b.right, r)),
+                            ))),
+                            None => Transformed::no(Expr::BinaryExpr(b)),
+                        }
+                    }
+                    other => Transformed::no(other),
+                })
+            })
+        })
+    });
+    rewritten
+        .map(|t| t.data)
+        .map_err(|e| PlanError::Internal(format!("making the site plan total: {e}")))
+}
+
+/// `y` where it lies within `r`, NULL elsewhere.
+fn guarded(y: Expr, r: Range) -> Expr {
+    let within = y.clone().between(lit(r.lo), lit(r.hi));
+    when(within, y)
+        .end()
+        .unwrap_or_else(|_| lit(ScalarValue::Null))
 }
 
 /// `plan` (and its subqueries) with every semi or anti join on one key,

@@ -38,6 +38,7 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Ope
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 
+use super::ranges;
 use crate::error::{PlanError, Result};
 use crate::exprs::is_zero;
 use crate::exprs::{is_date_or_timestamp, literal, literal_f64, literal_i64, literal_text};
@@ -502,17 +503,29 @@ fn check_operator(e: &Expr, schema: &DFSchema) -> Result<()> {
         Expr::Cast(c) if !c.expr.column_refs().is_empty() => {
             let from = type_of(&c.expr, schema).unwrap_or(DataType::Null);
             let to = c.field.data_type();
-            if total_cast(&from, to) {
-                Ok(())
-            } else {
-                Err(partial(
-                    format!("CAST from {from} to {to} over patient data"),
-                    "It fails for some values only (a cast the engine adds on its own counts too: comparing text with a number casts the text), and the failure would tell that they exist. Use TRY_CAST, which gives NULL instead, or compare values of the same type",
-                ))
+            if total_cast(&from, to) || range_proven_cast(&c.expr, &from, to, schema) {
+                return Ok(());
             }
+            let range = ranges::range_of(&c.expr, schema)
+                .filter(|_| from.is_numeric() && to.is_integer())
+                .map(|r| format!(" (its values range over {r}, which {to} does not hold)"))
+                .unwrap_or_default();
+            Err(partial(
+                format!("CAST from {from} to {to} over patient data{range}"),
+                format!(
+                    "It fails for some values only (a cast the engine adds on its own counts too: comparing text with a number casts the text), and the failure would tell that they exist. Use TRY_CAST, which gives NULL instead, compare values of the same type, or bound the value within what {to} holds (a CASE, or columns with declared bounds: docs/privacy.md)"
+                ),
+            ))
         }
         _ => Ok(()),
     }
+}
+
+/// A numeric cast to an integer type whose argument's range, from the
+/// declared column bounds, fits the type ([`ranges`]); the sites receive
+/// it as `TRY_CAST`, so data outside its declared range gives NULL.
+fn range_proven_cast(e: &Expr, from: &DataType, to: &DataType, schema: &DFSchema) -> bool {
+    from.is_numeric() && to.is_integer() && ranges::range_of(e, schema).is_some_and(|r| r.fits(to))
 }
 
 fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
@@ -529,12 +542,16 @@ fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
         (Operator::Modulo, Some(v)) => !v.is_null() && !is_zero(v),
         // x / NULLIF(y, 0) fails only for the smallest integer over -1:
         // with a constant dividend that is not it, never.
+        // Or a divisor whose declared range excludes 0 and -1 (made total
+        // at the sites whatever their data: `crate::unparse`).
         (Operator::Divide, None) => {
-            nullif_zero(&b.right)
-                && b.left.column_refs().is_empty()
-                && literal_i64(&b.left).is_some_and(|v| v != i64::MIN && v > i64::from(i32::MIN))
+            ranges::divisor_proven(b, schema)
+                || nullif_zero(&b.right)
+                    && b.left.column_refs().is_empty()
+                    && literal_i64(&b.left)
+                        .is_some_and(|v| v != i64::MIN && v > i64::from(i32::MIN))
         }
-        (_, None) => nullif_zero(&b.right),
+        (_, None) => nullif_zero(&b.right) || ranges::divisor_proven(b, schema),
         _ => false,
     };
     if ok && !matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) {
@@ -542,7 +559,7 @@ fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
     }
     Err(partial(
         "a division by an expression over patient data",
-        "An integer division fails for a zero divisor, and for the smallest integer divided by -1, for some patients only, and the failure would tell that they exist. Divide by a non-zero constant other than -1, use NULLIF(divisor, 0) with a constant dividend, or divide doubles (CAST(x AS DOUBLE))",
+        "An integer division fails for a zero divisor, and for the smallest integer divided by -1, for some patients only, and the failure would tell that they exist. Divide by a non-zero constant other than -1, by a column whose declared range excludes both (docs/privacy.md), use NULLIF(divisor, 0) with a constant dividend, or divide doubles (CAST(x AS DOUBLE))",
     ))
 }
 

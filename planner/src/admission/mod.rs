@@ -24,6 +24,7 @@ pub mod dates;
 pub mod free_text;
 pub mod functions;
 pub mod identifier;
+pub mod ranges;
 pub mod values;
 
 /// Run `check` on every node of `plan`, subqueries included, and stop at

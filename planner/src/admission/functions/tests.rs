@@ -85,7 +85,21 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("CAST({t} AS INT) > 0", Some("CAST from")),
     ("TRY_CAST({t} AS INT) > 0", None),
     ("{t} = 1", Some("CAST from")),
-    ("CAST({v} AS INT) > 0", Some("CAST from")),
+    // A double to an integer: total where the declared range proves it
+    // fits (value_as_number lies in [0, 1000]), refused, naming the range,
+    // where it does not.
+    ("CAST({v} AS INT) > 0", None),
+    (
+        "CAST({v} * 1e10 AS INT) > 0",
+        Some("its values range over [0, 10000000000000]"),
+    ),
+    ("CAST(floor({v} / 10.0) * 10 AS SMALLINT) > 0", None),
+    (
+        "CAST({v} * 100 AS SMALLINT) > 0",
+        Some("which Int16 does not hold"),
+    ),
+    ("{c} / CAST({v} AS INT) > 0", Some("a division")),
+    ("{c} / (CAST({v} AS INT) + 1) > 0", None),
     ("CAST({c} AS BIGINT) > 0", None),
     // Not on the allow-list at all.
     ("repeat({t}, 3) = 'a'", Some("repeat")),
