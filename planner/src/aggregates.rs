@@ -15,7 +15,8 @@
 //! nothing but ordinary aggregate values leaves a site.
 
 use datafusion::functions_aggregate::{
-    average::avg_udaf, count::count_udaf, sum::sum_udaf, variance::var_pop_udaf,
+    array_agg::array_agg_udaf, average::avg_udaf, count::count_udaf, sum::sum_udaf,
+    variance::var_pop_udaf,
 };
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
@@ -31,6 +32,12 @@ use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 pub enum AggKind {
     Count,
     CountDistinctUnit,
+    /// `count(DISTINCT c)` of a vocabulary column (`*_concept_id`): merged
+    /// from each site's set of the values ([`AggKind::DistinctValues`]).
+    CountDistinctValues,
+    /// `array_agg(DISTINCT c)` of a vocabulary column: the site partial of
+    /// a [`AggKind::CountDistinctValues`]; never an analyst's aggregate.
+    DistinctValues,
     Sum,
     Avg,
     Min,
@@ -49,6 +56,9 @@ pub enum Merge {
     /// Σ of a count partial: `count(*)`, `count(x)`, `count(DISTINCT
     /// person_id)`. Released counts may be rounded by the policy.
     Count(usize),
+    /// The number of distinct values in the union of the sites' value
+    /// sets (`count(DISTINCT c)` of a vocabulary column).
+    CountDistinct(usize),
     /// Σ of a sum partial.
     Sum(usize),
     Min(usize),
@@ -107,27 +117,41 @@ pub fn classify<'a>(
     mergeable_kind(&name).map(|kind| (kind, f))
 }
 
-/// A DISTINCT aggregate: only a count of distinct privacy units merges.
+/// A DISTINCT aggregate: a count of distinct privacy units, or of the
+/// values of a vocabulary column; and, as a site partial only, the set of
+/// a vocabulary column's values.
 fn distinct_kind(
     name: &str,
     args: &[Expr],
     input: &LogicalPlan,
     lineage: &Lineage,
 ) -> Result<AggKind> {
-    if name != "count" {
-        return Err(PlanError::unsupported(
-            format!("{}(DISTINCT ...)", name.to_uppercase()),
-            "Only COUNT(DISTINCT person_id) can be merged across sites",
-        ));
-    }
-    if args.len() == 1 && expr_is_unit(&args[0], input, lineage) {
-        return Ok(AggKind::CountDistinctUnit);
+    let vocabulary = args.len() == 1 && is_vocabulary_column(&args[0]);
+    match name {
+        "count" if args.len() == 1 && expr_is_unit(&args[0], input, lineage) => {
+            return Ok(AggKind::CountDistinctUnit);
+        }
+        "count" if vocabulary => return Ok(AggKind::CountDistinctValues),
+        "array_agg" if vocabulary => return Ok(AggKind::DistinctValues),
+        "count" => {}
+        _ => {
+            return Err(PlanError::unsupported(
+                format!("{}(DISTINCT ...)", name.to_uppercase()),
+                "Only COUNT(DISTINCT ...) of person_id or of a vocabulary column (…_concept_id) can be merged across sites",
+            ));
+        }
     }
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     Err(PlanError::unsupported(
         format!("COUNT(DISTINCT {})", args.join(", ")),
-        "The same value can occur at several sites, so per-site distinct counts do not add up. Count distinct patients (COUNT(DISTINCT person_id)) or GROUP BY the column instead",
+        "The same value can occur at several sites, so the sites send the set of its values to merge, which is done for vocabulary columns only (COUNT(DISTINCT drug_concept_id)): their values are public concept ids, not patients' own values. Count distinct patients (COUNT(DISTINCT person_id)), count distinct concepts, or GROUP BY the column instead",
     ))
+}
+
+/// A plain column of the OMOP vocabulary (`…_concept_id`): its values are
+/// public concept ids, which a site may send as a set to be merged.
+fn is_vocabulary_column(e: &Expr) -> bool {
+    matches!(strip_alias(e), Expr::Column(c) if c.name.ends_with("_concept_id"))
 }
 
 /// The merge of a plain (not DISTINCT) aggregate, or why it has none.
@@ -213,6 +237,9 @@ pub fn check_policy(
     }
     match kind {
         AggKind::Count | AggKind::CountDistinctUnit => Ok(()),
+        AggKind::CountDistinctValues | AggKind::DistinctValues => Err(PlanError::Policy(format!(
+            "in dp mode the {who} does not count distinct values: one patient can add any number of them, so the count has no bounded sensitivity; count distinct patients instead"
+        ))),
         AggKind::Sum | AggKind::Avg if argument_bounds(f).is_some() => Ok(()),
         AggKind::Sum | AggKind::Avg => Err(PlanError::Policy(format!(
             "in dp mode SUM and AVG take a column with declared bounds (value_as_number, quantity, days_supply, year_of_birth, ...), not {}; the {who} cannot bound one patient's share otherwise",
@@ -271,6 +298,17 @@ impl Partials {
         let merge = match kind {
             AggKind::Count => Merge::Count(self.add(same, PartialKind::Rows)),
             AggKind::CountDistinctUnit => Merge::Count(self.add(same, PartialKind::Patients)),
+            AggKind::CountDistinctValues | AggKind::DistinctValues => {
+                let values = Expr::AggregateFunction(AggregateFunction::new_udf(
+                    array_agg_udaf(),
+                    f.params.args.clone(),
+                    true,
+                    f.params.filter.clone(),
+                    vec![],
+                    None,
+                ));
+                Merge::CountDistinct(self.add(values, PartialKind::Other))
+            }
             AggKind::Sum => Merge::Sum(self.add(same, sum)),
             AggKind::Min => Merge::Min(self.add(same, PartialKind::Other)),
             AggKind::Max => Merge::Max(self.add(same, PartialKind::Other)),
@@ -294,6 +332,8 @@ impl Partials {
 pub fn is_site_primitive(kind: AggKind) -> bool {
     !matches!(
         kind,
-        AggKind::Variance { sample: true, .. } | AggKind::Variance { sqrt: true, .. }
+        AggKind::Variance { sample: true, .. }
+            | AggKind::Variance { sqrt: true, .. }
+            | AggKind::CountDistinctValues
     )
 }

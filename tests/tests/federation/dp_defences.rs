@@ -86,6 +86,11 @@ const REFUSED: &[(&str, &str, &str)] = &[
         "dp mode",
     ),
     (
+        "A26 count of distinct concepts",
+        "SELECT count(DISTINCT drug_concept_id) FROM drug_exposure",
+        "distinct values",
+    ),
+    (
         "A28 rollup",
         "SELECT gender_concept_id, count(*) FROM person GROUP BY ROLLUP(gender_concept_id)",
         "ROLLUP",

@@ -211,6 +211,18 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
             "COUNT(DISTINCT",
         ),
         (
+            "SELECT gender_concept_id AS k0, array_agg(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "ARRAY_AGG(DISTINCT",
+        ),
+        (
+            "SELECT gender_concept_id AS k0, array_agg(year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "individual patients' values",
+        ),
+        (
+            "SELECT gender_concept_id AS k0, count(DISTINCT race_concept_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "partials must be",
+        ),
+        (
             "SELECT gender_concept_id AS k0, sum(person_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
             "person_id is used in an aggregate other than count",
         ),
