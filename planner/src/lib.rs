@@ -8,6 +8,7 @@
 //!       │  constructs::check            (SQL the engine would not honour, refused)
 //!       │  split::plan_query
 //!       │  parameters::bind             (bound values checked and typed)
+//!       │  grouping_sets                (ROLLUP/CUBE/GROUPING SETS: a release per set)
 //!       ▼
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
 //!       │                         admission::identifier         (where person_id may appear)
@@ -38,6 +39,7 @@ pub mod dominance;
 pub mod error;
 pub mod explain;
 pub mod exprs;
+pub mod grouping_sets;
 pub mod limits;
 pub mod lineage;
 pub mod parameters;

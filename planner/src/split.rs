@@ -121,6 +121,7 @@ pub async fn plan_query_with_params(
         }
         other => (other, false),
     };
+    let plan = crate::grouping_sets::resolve_grouping_functions(plan)?;
     match &plan {
         LogicalPlan::Ddl(_)
         | LogicalPlan::Dml(_)
@@ -287,7 +288,10 @@ fn replace_boundaries(
         return Ok(plan.clone());
     }
     if let LogicalPlan::Aggregate(agg) = plan {
-        return f(agg);
+        return match crate::grouping_sets::grouping_sets(agg) {
+            Some(sets) => crate::grouping_sets::expand(agg, sets, f),
+            None => f(agg),
+        };
     }
     let inputs = plan
         .inputs()

@@ -66,9 +66,11 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
         .iter()
         .any(|e| matches!(e, Expr::GroupingSet(_)))
     {
+        // The coordinator sends one plain subplan per grouping set
+        // (`crate::grouping_sets`); a subplan with grouping sets is forged.
         return Err(PlanError::unsupported(
-            "GROUPING SETS, ROLLUP and CUBE",
-            "Write one query per grouping",
+            "GROUPING SETS, ROLLUP and CUBE in a site subplan",
+            "The coordinator sends one subplan per grouping set",
         ));
     }
     if let Some(g) = agg
@@ -107,8 +109,8 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
                 .any(|e| matches!(e, Expr::GroupingSet(_)))
             {
                 return Err(PlanError::unsupported(
-                    "GROUPING SETS, ROLLUP and CUBE",
-                    "Write one query per grouping",
+                    "GROUPING SETS, ROLLUP and CUBE below the aggregation",
+                    "A per-patient subquery groups by person_id alone; put the ROLLUP, CUBE or GROUPING SETS on the outer aggregate",
                 ));
             }
             let l = lineage(&a.input)?;

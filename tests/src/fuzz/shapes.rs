@@ -175,7 +175,12 @@ fn grouped(rng: &mut Rng) -> (String, usize) {
         sql.push_str(&format!(" WHERE {}", wheres.join(" AND ")));
     }
     if !keys.is_empty() {
-        sql.push_str(&format!(" GROUP BY {}", keys.join(", ")));
+        let grouping = match rng.below(10) {
+            0 => format!("ROLLUP({})", keys.join(", ")),
+            1 => format!("CUBE({})", keys.join(", ")),
+            _ => keys.join(", "),
+        };
+        sql.push_str(&format!(" GROUP BY {grouping}"));
         if rng.chance(20) {
             sql.push_str(&format!(" HAVING count(*) > {}", rng.below(50)));
         }
