@@ -102,7 +102,7 @@ fn plan_status(err: &PlanError) -> Status {
             tracing::warn!(error = %err, "query refused at the planning time limit");
             Status::resource_exhausted(err.to_string())
         }
-        PlanError::RowLevel { .. } | PlanError::Policy(_) => {
+        PlanError::RowLevel { .. } | PlanError::Policy { .. } => {
             tracing::info!(error = %err, "query refused by privacy rules");
             Status::permission_denied(err.to_string())
         }

@@ -24,6 +24,7 @@ use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
 use crate::error::{PlanError, Result};
 use crate::exprs::strip_alias;
 use crate::lineage::{Lineage, expr_is_unit};
+use crate::rules::Rule;
 use ihdsi_catalog::bounds::{self, ValueBounds};
 use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 
@@ -97,6 +98,7 @@ pub fn classify<'a>(
     });
     if untyped {
         return Err(PlanError::unsupported(
+            Rule::HonouredAsWritten,
             format!("{name}(NULL)"),
             "An aggregate of a bare NULL has no type to merge across sites (and is NULL anyway); remove it, or CAST the argument to a type",
         ));
@@ -107,6 +109,7 @@ pub fn classify<'a>(
         && !name.ends_with("_value")
     {
         return Err(PlanError::unsupported(
+            Rule::HonouredAsWritten,
             format!("{name}(... ORDER BY ...)"),
             "Ordered aggregates cannot be merged across sites",
         ));
@@ -136,13 +139,15 @@ fn distinct_kind(
         "count" => {}
         _ => {
             return Err(PlanError::unsupported(
+                Rule::DistinctConcepts,
                 format!("{}(DISTINCT ...)", name.to_uppercase()),
                 "Only COUNT(DISTINCT ...) of person_id or of a vocabulary column (…_concept_id) can be merged across sites",
             ));
         }
     }
-    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let args: Vec<String> = args.iter().map(crate::exprs::sql_text).collect();
     Err(PlanError::unsupported(
+        Rule::DistinctConcepts,
         format!("COUNT(DISTINCT {})", args.join(", ")),
         "The same value can occur at several sites, so the sites send the set of its values to merge, which is done for vocabulary columns only (COUNT(DISTINCT drug_concept_id)): their values are public concept ids, not patients' own values. Count distinct patients (COUNT(DISTINCT person_id)), count distinct concepts, or GROUP BY the column instead",
     ))
@@ -174,16 +179,19 @@ fn mergeable_kind(name: &str) -> Result<AggKind> {
         | "approx_percentile_cont_with_weight"
         | "approx_distinct"
         | "mode" => Err(PlanError::unsupported(
+            Rule::OnePatientsValue,
             format!("the aggregate {name}"),
             "It cannot be merged exactly from per-site results, and its merge state would carry individual patients' values",
         )),
         "array_agg" | "string_agg" | "first_value" | "last_value" | "nth_value" => {
             Err(PlanError::unsupported(
+                Rule::OnlyAggregates,
                 format!("the aggregate {name}"),
                 "It returns individual patients' values",
             ))
         }
         _ => Err(PlanError::unsupported(
+            Rule::HonouredAsWritten,
             format!("the aggregate {name}"),
             "Mergeable aggregates are count, count(DISTINCT person_id), sum, avg, min, max, var_samp, var_pop, stddev_samp and stddev_pop",
         )),
@@ -228,30 +236,42 @@ pub fn check_policy(
         } else {
             "allow_min_max = false".to_string()
         };
-        return Err(PlanError::Policy(format!(
-            "MIN and MAX release one patient's exact value and are disabled by the {who}'s policy ({why})"
-        )));
+        return Err(PlanError::policy(
+            Rule::OnePatientsValue,
+            format!(
+                "MIN and MAX release one patient's exact value and are disabled by the {who}'s policy ({why})"
+            ),
+        ));
     }
     if policy.mode != PrivacyMode::Dp {
         return Ok(());
     }
     match kind {
         AggKind::Count | AggKind::CountDistinctUnit => Ok(()),
-        AggKind::CountDistinctValues | AggKind::DistinctValues => Err(PlanError::Policy(format!(
-            "in dp mode the {who} does not count distinct values: one patient can add any number of them, so the count has no bounded sensitivity; count distinct patients instead"
-        ))),
+        AggKind::CountDistinctValues | AggKind::DistinctValues => Err(PlanError::policy(
+            Rule::DistinctConcepts,
+            format!(
+                "in dp mode the {who} does not count distinct values: one patient can add any number of them, so the count has no bounded sensitivity; count distinct patients instead"
+            ),
+        )),
         AggKind::Sum | AggKind::Avg if argument_bounds(f).is_some() => Ok(()),
-        AggKind::Sum | AggKind::Avg => Err(PlanError::Policy(format!(
-            "in dp mode SUM and AVG take a column with declared bounds (value_as_number, quantity, days_supply, year_of_birth, ...), not {}; the {who} cannot bound one patient's share otherwise",
-            f.params
-                .args
-                .first()
-                .map(|a| a.to_string())
-                .unwrap_or_default()
-        ))),
-        _ => Err(PlanError::Policy(format!(
-            "in dp mode the {who} releases counts, sums and averages only; variances and standard deviations have no bounded sensitivity here"
-        ))),
+        AggKind::Sum | AggKind::Avg => Err(PlanError::policy(
+            Rule::DeclaredQuantities,
+            format!(
+                "in dp mode SUM and AVG take a column with declared bounds (value_as_number, quantity, days_supply, year_of_birth, ...), not {}; the {who} cannot bound one patient's share otherwise",
+                f.params
+                    .args
+                    .first()
+                    .map(crate::exprs::sql_text)
+                    .unwrap_or_default()
+            ),
+        )),
+        _ => Err(PlanError::policy(
+            Rule::DeclaredQuantities,
+            format!(
+                "in dp mode the {who} releases counts, sums and averages only; variances and standard deviations have no bounded sensitivity here"
+            ),
+        )),
     }
 }
 

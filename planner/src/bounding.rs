@@ -138,6 +138,7 @@ fn bounded_partial(
         }
         _ => {
             return Err(PlanError::unsupported(
+                crate::rules::Rule::DeclaredQuantities,
                 "MIN, MAX, AVG or variance partials under contribution bounding",
                 "Bounded releases carry counts and sums only; remove [privacy.bounding] for exact statistics in threshold mode",
             ));

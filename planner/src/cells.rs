@@ -51,7 +51,7 @@ use crate::bounding::{canonical, clamp, internal, source_aggregate};
 use crate::columns::cell_column;
 use crate::error::{PlanError, Result};
 use crate::exprs::is_zero;
-use crate::exprs::strip_alias;
+use crate::exprs::{sql_text, strip_alias};
 use crate::lineage::lineage;
 use ihdsi_catalog::Bounding;
 use ihdsi_catalog::bounds::ValueBounds;
@@ -87,6 +87,7 @@ fn refuse(what: impl Into<String>, why: impl Into<String>) -> PlanError {
     PlanError::Unsupported {
         what: what.into(),
         why: why.into(),
+        rule: crate::rules::Rule::CellsRestOnPatients,
     }
 }
 
@@ -154,7 +155,10 @@ pub fn terms(arg: &Expr) -> Result<Vec<Term>> {
 fn bounded(t: Terms, whole: &Expr) -> Result<Terms> {
     if t.terms.len() > MAX_TERMS {
         return Err(refuse(
-            format!("an aggregate argument of more than {MAX_TERMS} parts ({whole})"),
+            format!(
+                "an aggregate argument of more than {MAX_TERMS} parts ({})",
+                sql_text(whole)
+            ),
             "Each part of a sum or an average is a cell of its own that must rest on enough patients; split the query",
         ));
     }
@@ -191,7 +195,10 @@ fn decompose(e: &Expr) -> Result<Terms> {
 /// turn a condition on rows into a number the cells cannot see.
 fn opaque(e: &Expr) -> Result<Terms> {
     Err(refuse(
-        format!("the expression {e} inside a sum, average or variance"),
+        format!(
+            "the expression {} inside a sum, average or variance",
+            sql_text(e)
+        ),
         "Sums, averages and variances take columns combined by +, -, *, division by a constant, CAST to DOUBLE, CASE and coalesce/nullif/greatest/least, so that every part is a cell the disclosure rules count; put conditions in CASE WHEN or FILTER (WHERE ...) and apply other functions to the released aggregate",
     ))
 }

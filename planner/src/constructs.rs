@@ -38,6 +38,7 @@ pub fn check(sql: &str) -> Result<()> {
 
 fn refuse(what: &str, instead: &str) -> ControlFlow<PlanError> {
     ControlFlow::Break(PlanError::unsupported(
+        crate::rules::Rule::HonouredAsWritten,
         what,
         format!("The engine would not honour it, so it is refused rather than ignored. {instead}"),
     ))

@@ -5,6 +5,8 @@
 //! aggregate form that would work. They never contain data values: they are
 //! built only from the query text, the schema and fixed wording.
 
+use crate::rules::Rule;
+
 /// Result alias for this crate.
 pub type Result<T, E = PlanError> = std::result::Result<T, E>;
 
@@ -20,16 +22,22 @@ pub enum PlanError {
     Schema(String),
     /// The query would release patient-level rows.
     #[error(
-        "refused: row-level output. {detail} Only aggregates leave a site: group and count instead, e.g. SELECT gender_concept_id, count(*) FROM person GROUP BY gender_concept_id"
+        "refused: row-level output. {detail} Only aggregates leave a site: group and count instead, e.g. SELECT gender_concept_id, count(*) FROM person GROUP BY gender_concept_id ({})",
+        Rule::OnlyAggregates
     )]
     RowLevel { detail: String },
     /// A construct the federated planner cannot split without changing the
-    /// answer.
-    #[error("unsupported: {what}. {why}")]
-    Unsupported { what: String, why: String },
+    /// answer, or that a rule keeps from patient data: `what` names it,
+    /// `why` says why and what to write instead.
+    #[error("unsupported: {what}. {why} ({rule})")]
+    Unsupported {
+        what: String,
+        why: String,
+        rule: Rule,
+    },
     /// The federation's privacy policy forbids this query.
-    #[error("refused by privacy policy: {0}")]
-    Policy(String),
+    #[error("refused by privacy policy: {reason} ({rule})")]
+    Policy { reason: String, rule: Rule },
     /// A subplan received by a site is not in the canonical form.
     #[error("subplan rejected: {0}")]
     NotCanonical(String),
@@ -63,7 +71,7 @@ impl PlanError {
             Self::Schema(_) => "plan.schema",
             Self::RowLevel { .. } => "privacy.row_level",
             Self::Unsupported { .. } => "plan.unsupported",
-            Self::Policy(_) => "privacy.policy",
+            Self::Policy { .. } => "privacy.policy",
             Self::NotCanonical(_) => "plan.not_canonical",
             Self::NotAQuery(_) => "plan.not_a_query",
             Self::Internal(_) => "internal",
@@ -72,10 +80,27 @@ impl PlanError {
         }
     }
 
-    pub(crate) fn unsupported(what: impl Into<String>, why: impl Into<String>) -> Self {
+    pub(crate) fn unsupported(rule: Rule, what: impl Into<String>, why: impl Into<String>) -> Self {
         Self::Unsupported {
             what: what.into(),
             why: why.into(),
+            rule,
+        }
+    }
+
+    pub(crate) fn policy(rule: Rule, reason: impl Into<String>) -> Self {
+        Self::Policy {
+            reason: reason.into(),
+            rule,
+        }
+    }
+
+    /// The documented rule a refusal cites, if it is one.
+    pub fn rule(&self) -> Option<Rule> {
+        match self {
+            Self::RowLevel { .. } => Some(Rule::OnlyAggregates),
+            Self::Unsupported { rule, .. } | Self::Policy { rule, .. } => Some(*rule),
+            _ => None,
         }
     }
 
@@ -96,7 +121,11 @@ impl PlanError {
                 )),
                 None => Self::Schema(msg.clone()),
             },
-            D::NotImplemented(msg) => Self::unsupported(msg.clone(), "DataFusion cannot plan it"),
+            D::NotImplemented(msg) => Self::unsupported(
+                Rule::HonouredAsWritten,
+                msg.clone(),
+                "The engine cannot plan it; write it another way",
+            ),
             // Type errors (a function given arguments it has no signature
             // for, an aggregate of text) come as DataFusion's internal or
             // execution errors: they are the analyst's, so they are told

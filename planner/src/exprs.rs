@@ -78,3 +78,39 @@ pub fn is_date_or_timestamp(t: &DataType) -> bool {
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
     )
 }
+
+/// `e` as SQL, for a message to the analyst: `value_as_number * 100.0`,
+/// not DataFusion's `measurement.value_as_number * Float64(100)`.
+pub fn sql_text(e: &Expr) -> String {
+    datafusion::sql::unparser::expr_to_sql(strip_alias(e))
+        .map(|sql| sql.to_string())
+        .unwrap_or_else(|_| e.to_string())
+}
+
+/// A type by its SQL name, for a message to the analyst (`DOUBLE`, not
+/// Arrow's `Float64`).
+pub fn sql_type(t: &DataType) -> String {
+    use DataType as T;
+    let name = match t {
+        T::Null => "NULL",
+        T::Boolean => "BOOLEAN",
+        T::Int8 => "TINYINT",
+        T::Int16 => "SMALLINT",
+        T::Int32 => "INTEGER",
+        T::Int64 => "BIGINT",
+        T::UInt8 => "TINYINT UNSIGNED",
+        T::UInt16 => "SMALLINT UNSIGNED",
+        T::UInt32 => "INTEGER UNSIGNED",
+        T::UInt64 => "BIGINT UNSIGNED",
+        T::Float16 | T::Float32 => "REAL",
+        T::Float64 => "DOUBLE",
+        T::Utf8 | T::LargeUtf8 | T::Utf8View => "VARCHAR",
+        T::Date32 | T::Date64 => "DATE",
+        T::Timestamp(..) => "TIMESTAMP",
+        T::Time32(_) | T::Time64(_) => "TIME",
+        T::Interval(_) => "INTERVAL",
+        T::Decimal128(p, s) | T::Decimal256(p, s) => return format!("DECIMAL({p}, {s})"),
+        other => return other.to_string(),
+    };
+    name.to_string()
+}

@@ -74,6 +74,7 @@ fn enumerate(gs: &GroupingSet) -> Result<Vec<Vec<Expr>>> {
 
 fn too_many(n: usize) -> PlanError {
     PlanError::unsupported(
+        crate::rules::Rule::ReleasePerGroupingSet,
         format!("{n} grouping sets"),
         format!(
             "Each grouping set is its own release, run at every site; at most {MAX_GROUPING_SETS} per aggregate. Split the query, or use ROLLUP instead of CUBE"

@@ -46,6 +46,7 @@ pub mod parameters;
 pub mod placeholders;
 pub mod pruning;
 pub mod release;
+pub mod rules;
 pub mod site;
 pub mod split;
 pub mod unparse;
@@ -54,6 +55,7 @@ pub mod virtual_table;
 pub use error::{PlanError, Result};
 pub use limits::{check_limits, plan_within};
 pub use release::{PATIENTS_COLUMN, Release};
+pub use rules::Rule;
 pub use site::{SiteAdmission, admit_subplan};
 pub use split::{
     FederatedPlan, parameter_types, plan_query, plan_query_with_params, release_table,

@@ -240,6 +240,7 @@ pub fn carry_unit(plan: &LogicalPlan) -> Result<(LogicalPlan, Column)> {
     }
     let lost = || {
         PlanError::unsupported(
+            crate::rules::Rule::CellsRestOnPatients,
             "the aggregation's input does not carry the patient identifier (person_id)",
             "Every released group needs its distinct-patient count; keep person_id reachable through plain column references and inner joins on person_id",
         )

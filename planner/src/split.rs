@@ -115,6 +115,7 @@ pub async fn plan_query_with_params(
         LogicalPlan::Explain(e) => (e.plan.as_ref().clone(), true),
         LogicalPlan::Analyze(_) => {
             return Err(PlanError::unsupported(
+                crate::rules::Rule::HonouredAsWritten,
                 "EXPLAIN ANALYZE",
                 "Use EXPLAIN to see the site subplans and the merge",
             ));
@@ -122,15 +123,8 @@ pub async fn plan_query_with_params(
         other => (other, false),
     };
     let plan = crate::grouping_sets::resolve_grouping_functions(plan)?;
-    match &plan {
-        LogicalPlan::Ddl(_)
-        | LogicalPlan::Dml(_)
-        | LogicalPlan::Statement(_)
-        | LogicalPlan::Copy(_)
-        | LogicalPlan::DescribeTable(_) => {
-            return Err(PlanError::NotAQuery(plan.display().to_string()));
-        }
-        _ => {}
+    if let Some(kind) = statement_kind(&plan) {
+        return Err(PlanError::NotAQuery(kind));
     }
     let mut releases = Vec::new();
     let probe = replace_boundaries(&plan, &mut |agg| {
@@ -194,6 +188,7 @@ async fn check_round_trip(
     let fail = |why: String| {
         tracing::warn!(site_sql = %release.site_sql, %why, "site SQL does not read back");
         PlanError::unsupported(
+            crate::rules::Rule::ReadableSubplans,
             "a subplan that cannot be written as SQL for the sites",
             "The SQL the sites would receive does not read back as the planned subplan; write the cohort with person_id IN (SELECT person_id FROM ...) instead",
         )
@@ -371,6 +366,7 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         let (kind, f) = classify(e, &agg.input, &input_lineage)?;
         if kind == AggKind::DistinctValues {
             return Err(PlanError::unsupported(
+                crate::rules::Rule::OnlyAggregates,
                 "ARRAY_AGG(DISTINCT ...)",
                 "It returns the set of values behind a group, not an aggregate of it; count them with COUNT(DISTINCT ...) or GROUP BY the column instead",
             ));
@@ -436,4 +432,25 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         merges: partials.merges,
         schema: Arc::clone(&agg.schema),
     })
+}
+
+/// The kind of a statement that is not a query, in SQL words
+/// (`CreateMemoryTable` → `CREATE MEMORY TABLE`), or `None` for a query.
+fn statement_kind(plan: &LogicalPlan) -> Option<String> {
+    let name = match plan {
+        LogicalPlan::Ddl(d) => d.name().to_string(),
+        LogicalPlan::Dml(d) => d.op.to_string(),
+        LogicalPlan::Statement(s) => s.name().to_string(),
+        LogicalPlan::Copy(_) => "COPY".to_string(),
+        LogicalPlan::DescribeTable(_) => "DESCRIBE".to_string(),
+        _ => return None,
+    };
+    let mut words = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if i > 0 && c.is_uppercase() && !words.ends_with(' ') {
+            words.push(' ');
+        }
+        words.push(c.to_ascii_uppercase());
+    }
+    Some(words)
 }

@@ -41,7 +41,11 @@ pub fn to_site_sql(plan: &LogicalPlan) -> Result<String> {
         .with_pretty(true)
         .plan_to_sql(&plan)
         .map_err(|e| {
-            PlanError::unsupported("a subplan the SQL unparser cannot express", e.to_string())
+            PlanError::unsupported(
+                crate::rules::Rule::ReadableSubplans,
+                "a subplan the SQL unparser cannot express",
+                e.to_string(),
+            )
         })?;
     Ok(stmt.to_string())
 }

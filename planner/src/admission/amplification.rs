@@ -44,9 +44,12 @@ pub fn check(input: &LogicalPlan, policy: &PrivacyPolicy) -> Result<()> {
 }
 
 fn refused(what: &str) -> PlanError {
-    PlanError::Policy(format!(
-        "in dp mode {what}: it can multiply one patient's rows, so that the query's running time depends on the data. Join the vocabulary on concept_id, join a patient table with one row per patient (person, a subquery grouped by person_id, SELECT DISTINCT person_id), or link cohorts with person_id IN (SELECT person_id ...)"
-    ))
+    PlanError::policy(
+        crate::rules::Rule::NoRowAmplification,
+        format!(
+            "in dp mode {what}: it can multiply one patient's rows, so that the query's running time depends on the data. Join the vocabulary on concept_id, join a patient table with one row per patient (person, a subquery grouped by person_id, SELECT DISTINCT person_id), or link cohorts with person_id IN (SELECT person_id ...)"
+        ),
+    )
 }
 
 fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {

@@ -42,9 +42,12 @@ fn first_free_text(e: &Expr) -> Option<String> {
 }
 
 fn refused(column: &str) -> PlanError {
-    PlanError::Policy(format!(
-        "{column} is a free-text or source-value column: it may not be filtered, grouped, joined, aggregated or computed with (it can single a patient out); use the concept id columns instead"
-    ))
+    PlanError::policy(
+        crate::rules::Rule::FreeText,
+        format!(
+            "{column} is a free-text or source-value column: it may not be filtered, grouped, joined, aggregated or computed with (it can single a patient out); use the concept id columns instead"
+        ),
+    )
 }
 
 /// Refuse any use of a free-text column in `exprs`.

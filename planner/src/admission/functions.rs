@@ -40,8 +40,8 @@ use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 
 use super::ranges;
 use crate::error::{PlanError, Result};
-use crate::exprs::is_zero;
 use crate::exprs::{is_date_or_timestamp, literal, literal_f64, literal_i64, literal_text};
+use crate::exprs::{is_zero, sql_type};
 use crate::lineage::reads_patient_data;
 
 const ALLOWED: &[&str] = &[
@@ -150,6 +150,7 @@ fn partial(what: impl Into<String>, why: impl Into<String>) -> PlanError {
     PlanError::Unsupported {
         what: what.into(),
         why: why.into(),
+        rule: crate::rules::Rule::TotalFunctions,
     }
 }
 
@@ -506,8 +507,10 @@ fn check_operator(e: &Expr, schema: &DFSchema) -> Result<()> {
             if total_cast(&from, to) || range_proven_cast(&c.expr, &from, to, schema) {
                 return Ok(());
             }
+            let numeric_to_integer = from.is_numeric() && to.is_integer();
+            let (from, to) = (sql_type(&from), sql_type(to));
             let range = ranges::range_of(&c.expr, schema)
-                .filter(|_| from.is_numeric() && to.is_integer())
+                .filter(|_| numeric_to_integer)
                 .map(|r| format!(" (its values range over {r}, which {to} does not hold)"))
                 .unwrap_or_default();
             Err(partial(

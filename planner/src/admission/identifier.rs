@@ -97,12 +97,15 @@ impl Identifiers<'_> {
 }
 
 fn refuse(position: &str) -> PlanError {
-    PlanError::Policy(format!(
-        "the patient identifier person_id is used in {position}. It may only be counted \
+    PlanError::policy(
+        crate::rules::Rule::PatientIdentifier,
+        format!(
+            "the patient identifier person_id is used in {position}. It may only be counted \
          (count(DISTINCT person_id)), grouped on per patient, or used to join and link \
          patients' rows (a.person_id = b.person_id, person_id IN (SELECT person_id ...)); \
          comparing it with values, computing with it or aggregating it otherwise singles patients out"
-    ))
+        ),
+    )
 }
 
 fn of(plan: &LogicalPlan) -> Result<Identifiers<'_>> {

@@ -18,6 +18,7 @@ use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::{PlanError, Result};
 use crate::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
+use crate::rules::Rule;
 
 pub mod amplification;
 pub mod dates;
@@ -69,6 +70,7 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
         // The coordinator sends one plain subplan per grouping set
         // (`crate::grouping_sets`); a subplan with grouping sets is forged.
         return Err(PlanError::unsupported(
+            Rule::ReleasePerGroupingSet,
             "GROUPING SETS, ROLLUP and CUBE in a site subplan",
             "The coordinator sends one subplan per grouping set",
         ));
@@ -89,6 +91,7 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
 
 fn cross_patient(what: &str) -> PlanError {
     PlanError::unsupported(
+        Rule::PerPatientBelowTheAggregation,
         format!("{what} below the aggregation"),
         "Each site would compute it over its own patients only, which changes the answer. Compute it per patient (PARTITION BY / GROUP BY person_id), or run it as a separate aggregate query",
     )
@@ -109,6 +112,7 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
                 .any(|e| matches!(e, Expr::GroupingSet(_)))
             {
                 return Err(PlanError::unsupported(
+                    Rule::ReleasePerGroupingSet,
                     "GROUPING SETS, ROLLUP and CUBE below the aggregation",
                     "A per-patient subquery groups by person_id alone; put the ROLLUP, CUBE or GROUPING SETS on the outer aggregate",
                 ));
@@ -155,6 +159,7 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
         | LogicalPlan::Repartition(_) => {}
         other => {
             return Err(PlanError::unsupported(
+                Rule::HonouredAsWritten,
                 format!("the operator {} over patient data", other.display()),
                 "It is not on the federated planner's allow-list",
             ));
@@ -178,6 +183,7 @@ fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
     }
     if j.join_type == JoinType::Full {
         return Err(PlanError::unsupported(
+            Rule::SamePatientJoins,
             "FULL OUTER JOIN of patient tables",
             "Use inner or left joins on person_id",
         ));
@@ -199,6 +205,7 @@ fn check_join(j: &datafusion::logical_expr::Join) -> Result<()> {
         Ok(())
     } else {
         Err(PlanError::unsupported(
+            Rule::SamePatientJoins,
             "a join between patient tables that is not on person_id",
             "Joins of patient data must match rows of the same patient (ON a.person_id = b.person_id); anything else pairs patients across each other, and across sites. INTERSECT and EXCEPT are such joins: they combine sets of person_id only (SELECT person_id … INTERSECT SELECT person_id …)",
         ))
@@ -260,8 +267,9 @@ fn check_subquery_exprs(node: &LogicalPlan) -> Result<()> {
                         .as_ref()
                         .is_some_and(|l| correlated_on_unit(&ex.subquery.subquery, input, l));
                     (!correlated).then(|| PlanError::unsupported(
+                        Rule::CorrelatedExists,
                         "EXISTS over patient data that is not correlated on person_id",
-                        "Each site would answer it for its own patients only (attack A30); correlate it with the outer patient (EXISTS (SELECT 1 FROM death d WHERE d.person_id = p.person_id)), or write person_id IN (SELECT person_id FROM ...)",
+                        "Each site would answer it for its own patients only; correlate it with the outer patient (EXISTS (SELECT 1 FROM death d WHERE d.person_id = p.person_id)), or write person_id IN (SELECT person_id FROM ...)",
                     ))
                 }
                 Expr::InSubquery(ins) if reads_patient_data(&ins.subquery.subquery) => {

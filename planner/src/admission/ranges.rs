@@ -57,7 +57,15 @@ impl Range {
 
 impl std::fmt::Display for Range {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "[{}, {}]", self.lo, self.hi)
+        // Huge bounds (a float column's) in exponent form, not 300 digits.
+        let number = |v: f64| {
+            if v.abs() >= 1e15 {
+                format!("{v:e}")
+            } else {
+                v.to_string()
+            }
+        };
+        write!(f, "[{}, {}]", number(self.lo), number(self.hi))
     }
 }
 

@@ -64,10 +64,14 @@ pub fn check_aggregate(agg: &Aggregate) -> Result<()> {
                     PlanError::Internal(format!("column {c} not in the aggregate's input"))
                 })?;
                 if let Err(why) = quantity(&agg.input, index) {
-                    return Err(PlanError::Policy(format!(
-                        "{name}({arg}) adds up {}, which is {why}. Sums, averages and variances take quantity columns with a declared range (value_as_number, quantity, days_supply, year_of_birth, ...) or dates, passed through unchanged or aggregated per patient; write any arithmetic or CASE inside the aggregate itself, where each part is checked",
-                        c.name
-                    )));
+                    return Err(PlanError::policy(
+                        crate::rules::Rule::DeclaredQuantities,
+                        format!(
+                            "{name}({}) adds up {}, which is {why}. Sums, averages and variances take quantity columns with a declared range (value_as_number, quantity, days_supply, year_of_birth, ...) or dates, passed through unchanged or aggregated per patient; write any arithmetic or CASE inside the aggregate itself, where each part is checked",
+                            crate::exprs::sql_text(arg),
+                            c.name
+                        ),
+                    ));
                 }
             }
         }

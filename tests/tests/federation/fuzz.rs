@@ -4,7 +4,7 @@
 //! one, and the coordinator never stops serving. Queries with positional
 //! parameters go through a prepared statement with the values bound.
 //! 2,000 queries with a fixed seed in the suite; `IHDSI_FUZZ_QUERIES` and
-//! `IHDSI_FUZZ_SEED` run more.
+//! `IHDSI_FUZZ_SEED` run more, with a progress line every 10,000.
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::prelude::SessionContext;
@@ -82,6 +82,18 @@ async fn generated_queries_equal_the_oracle_or_are_clearly_refused() {
                 } else {
                     failures.push(format!("#{i} unclear refusal: {sql}\n  {message}"));
                 }
+            }
+        }
+        if (i + 1) % 10_000 == 0 {
+            // A long run reports as it goes, so a run cut short still
+            // leaves its counts (and its first failures) on record.
+            println!(
+                "fuzz progress: {} queries, {answered} answered, {refused} refused, {} failures",
+                i + 1,
+                failures.len()
+            );
+            for failure in failures.iter().take(3) {
+                println!("  {failure}");
             }
         }
     }

@@ -225,7 +225,7 @@ mod tests {
             .expect("plan");
         let err = postgres_sql(plan).expect_err("text to int").to_string();
         assert!(
-            err.contains("TRY_CAST from Utf8 to Int32 cannot run on a PostgreSQL site"),
+            err.contains("TRY_CAST from VARCHAR to INTEGER cannot run on a PostgreSQL site"),
             "{err}"
         );
     }

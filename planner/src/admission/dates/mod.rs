@@ -55,7 +55,10 @@ const UNITS: &[&str] = &["month", "quarter", "year"];
 const HINT: &str = "an exact date or time can single a patient out. Use date_part('year' | 'quarter' | 'month', d) or date_trunc('month' | 'quarter' | 'year', d) of a date column, compare it with another date of the data, or with a first of a month";
 
 fn refused(what: String) -> PlanError {
-    PlanError::Policy(format!("{what}: {HINT}"))
+    PlanError::policy(
+        crate::rules::Rule::GeneralisedDates,
+        format!("{what}: {HINT}"),
+    )
 }
 
 fn name_of(e: &Expr) -> String {

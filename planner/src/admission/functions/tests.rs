@@ -96,7 +96,7 @@ const CASES: &[(&str, Option<&str>)] = &[
     ("CAST(floor({v} / 10.0) * 10 AS SMALLINT) > 0", None),
     (
         "CAST({v} * 100 AS SMALLINT) > 0",
-        Some("which Int16 does not hold"),
+        Some("which SMALLINT does not hold"),
     ),
     ("{c} / CAST({v} AS INT) > 0", Some("a division")),
     ("{c} / (CAST({v} AS INT) + 1) > 0", None),
