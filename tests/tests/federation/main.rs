@@ -8,6 +8,7 @@ mod cell_property;
 mod cells;
 mod chaos;
 mod cohort;
+mod demo_flags;
 mod differential;
 mod disclosure;
 mod dominance;
