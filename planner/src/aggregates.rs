@@ -129,34 +129,30 @@ fn distinct_kind(
     input: &LogicalPlan,
     lineage: &Lineage,
 ) -> Result<AggKind> {
-    let vocabulary = args.len() == 1 && is_vocabulary_column(&args[0]);
+    // `count(DISTINCT c)` of a vocabulary column (`CountDistinctValues`,
+    // merged from per-site `DistinctValues` sets) is not produced: one
+    // patient moves a distinct count by one inside a cell of thousands, so
+    // it needs every counted value to rest on k patients, which the sets do
+    // not carry (docs/privacy.md, A38).
     match name {
         "count" if args.len() == 1 && expr_is_unit(&args[0], input, lineage) => {
             return Ok(AggKind::CountDistinctUnit);
         }
-        "count" if vocabulary => return Ok(AggKind::CountDistinctValues),
-        "array_agg" if vocabulary => return Ok(AggKind::DistinctValues),
         "count" => {}
         _ => {
             return Err(PlanError::unsupported(
-                Rule::DistinctConcepts,
+                Rule::DistinctPatientsOnly,
                 format!("{}(DISTINCT ...)", name.to_uppercase()),
-                "Only COUNT(DISTINCT ...) of person_id or of a vocabulary column (…_concept_id) can be merged across sites",
+                "Only COUNT(DISTINCT person_id) can be merged across sites",
             ));
         }
     }
     let args: Vec<String> = args.iter().map(crate::exprs::sql_text).collect();
     Err(PlanError::unsupported(
-        Rule::DistinctConcepts,
+        Rule::DistinctPatientsOnly,
         format!("COUNT(DISTINCT {})", args.join(", ")),
-        "The same value can occur at several sites, so the sites send the set of its values to merge, which is done for vocabulary columns only (COUNT(DISTINCT drug_concept_id)): their values are public concept ids, not patients' own values. Count distinct patients (COUNT(DISTINCT person_id)), count distinct concepts, or GROUP BY the column instead",
+        "One patient can change a count of distinct values by one however large the group, so it would tell whether that patient has a value. Group by the column instead, so that each value is a group under the rules, and count the released groups above the aggregation: SELECT k, count(*) OVER (PARTITION BY k) FROM (SELECT k, c, count(*) AS n FROM ... GROUP BY k, c) t; or count distinct patients (COUNT(DISTINCT person_id))",
     ))
-}
-
-/// A plain column of the OMOP vocabulary (`…_concept_id`): its values are
-/// public concept ids, which a site may send as a set to be merged.
-fn is_vocabulary_column(e: &Expr) -> bool {
-    matches!(strip_alias(e), Expr::Column(c) if c.name.ends_with("_concept_id"))
 }
 
 /// The merge of a plain (not DISTINCT) aggregate, or why it has none.
@@ -249,7 +245,7 @@ pub fn check_policy(
     match kind {
         AggKind::Count | AggKind::CountDistinctUnit => Ok(()),
         AggKind::CountDistinctValues | AggKind::DistinctValues => Err(PlanError::policy(
-            Rule::DistinctConcepts,
+            Rule::DistinctPatientsOnly,
             format!(
                 "in dp mode the {who} does not count distinct values: one patient can add any number of them, so the count has no bounded sensitivity; count distinct patients instead"
             ),

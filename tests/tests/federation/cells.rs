@@ -46,15 +46,6 @@ const CELL_ATTACKS: &[(&str, &str)] = &[
         "SELECT count(DISTINCT person_id) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence",
     ),
     (
-        "conditional count of distinct concepts",
-        "SELECT count(DISTINCT condition_concept_id) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence",
-    ),
-    (
-        "distinct concepts of the nullable side of an outer join, by gender",
-        "SELECT p.gender_concept_id, count(DISTINCT c.condition_concept_id) AS n FROM person p LEFT JOIN condition_occurrence c \
-         ON p.person_id = c.person_id AND c.condition_concept_id = {V1} GROUP BY 1",
-    ),
-    (
         "conditional counts inside large groups (quasi-identifiers)",
         "SELECT p.gender_concept_id, count(*) FILTER (WHERE c.condition_concept_id = {V1}) AS a, \
          count(CASE WHEN c.condition_concept_id = {V1} THEN 1 END) AS b \

@@ -247,7 +247,11 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
         ),
         (
             "SELECT gender_concept_id AS k0, count(DISTINCT race_concept_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "partials must be",
+            "COUNT(DISTINCT",
+        ),
+        (
+            "SELECT gender_concept_id AS k0, array_agg(DISTINCT race_concept_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+            "ARRAY_AGG(DISTINCT",
         ),
         (
             "SELECT gender_concept_id AS k0, sum(person_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
