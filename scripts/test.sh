@@ -38,6 +38,16 @@ if ! ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql > /dev/null
 fi
 
+step "reference libraries (lifelines, statsmodels) for the statistics tests"
+# statistics/tests/reference.rs checks the survival statistics against
+# lifelines and statsmodels on pooled rows; they live in a virtualenv of
+# their own (lifelines needs pandas < 3, the client tests run pandas 3).
+if [ ! -x .venv-reference/bin/python ]; then
+    python3 -m venv .venv-reference
+fi
+.venv-reference/bin/python -m pip install --quiet --disable-pip-version-check \
+    -r statistics/tests/requirements.txt
+
 step "cargo test"
 cargo test --locked --workspace
 

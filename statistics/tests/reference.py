@@ -1,0 +1,61 @@
+"""The reference answers for reference.rs: lifelines and statsmodels on the
+pooled rows of a CSV (stratum, group, time, event), as JSON on stdout.
+
+Usage: reference.py ROWS.csv HORIZON
+"""
+import json
+import math
+import sys
+import warnings
+
+import pandas as pd
+from lifelines import KaplanMeierFitter
+from lifelines.statistics import logrank_test, multivariate_logrank_test
+from lifelines.utils import median_survival_times, restricted_mean_survival_time
+from statsmodels.duration.survfunc import survdiff
+
+warnings.simplefilter("ignore")
+
+
+def finite(x):
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def curve(rows, horizon):
+    kmf = KaplanMeierFitter().fit(rows["time"], event_observed=rows["event"])
+    sf = kmf.survival_function_.iloc[:, 0]
+    ci = kmf.confidence_interval_
+    keep = sf.index > 0
+    median_ci = median_survival_times(kmf.confidence_interval_)
+    return {
+        "times": [float(t) for t in sf.index[keep]],
+        "survival": [float(v) for v in sf[keep]],
+        "greenwood": [float(v) for v in kmf._cumulative_sq_[keep]],
+        "lower": [float(v) for v in ci.iloc[:, 0][keep]],
+        "upper": [float(v) for v in ci.iloc[:, 1][keep]],
+        "median": finite(kmf.median_survival_time_),
+        "median_lower": finite(median_ci.iloc[0, 0]),
+        "median_upper": finite(median_ci.iloc[0, 1]),
+        "rmst": float(restricted_mean_survival_time(kmf, t=horizon)),
+    }
+
+
+def main():
+    rows = pd.read_csv(sys.argv[1])
+    horizon = float(sys.argv[2])
+    groups = sorted(rows["group"].unique())
+    out = {"curves": {str(g): curve(rows[rows["group"] == g], horizon) for g in groups}}
+    a, b = rows[rows["group"] == groups[0]], rows[rows["group"] == groups[1]]
+    two = logrank_test(a["time"], b["time"], a["event"], b["event"])
+    multi = multivariate_logrank_test(rows["time"], rows["group"], rows["event"])
+    chisq, p = survdiff(rows["time"].to_numpy(), rows["event"].to_numpy(),
+                        rows["group"].to_numpy(), strata=rows["stratum"].to_numpy())
+    out["logrank_two"] = {"statistic": float(two.test_statistic), "p_value": float(two.p_value)}
+    out["logrank_all"] = {"statistic": float(multi.test_statistic), "p_value": float(multi.p_value),
+                          "df": int(multi.degrees_of_freedom)}
+    out["stratified"] = {"statistic": float(chisq), "p_value": float(p)}
+    json.dump(out, sys.stdout)
+
+
+main()

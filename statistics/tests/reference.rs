@@ -1,0 +1,242 @@
+//! The statistics equal the reference libraries on pooled rows: lifelines'
+//! `KaplanMeierFitter` (S(t), Greenwood's sum, the log-log interval, the
+//! median with its interval, the restricted mean), `logrank_test`,
+//! `multivariate_logrank_test`, and statsmodels' stratified `survdiff`.
+//!
+//! The rows are generated here with ties and censoring on an integer grid,
+//! counted into bins as the sites would count them, and written to a CSV
+//! that `reference.py` reads with the libraries in `.venv-reference`
+//! (`scripts/test.sh` creates it from `requirements.txt`;
+//! `IHDSI_REFERENCE_PYTHON` names another interpreter).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+
+use ihdsi_statistics::{Bin, Stratum, kaplan_meier, logrank};
+use serde_json::Value;
+
+/// One patient: stratum (site), group (arm), time on the grid, event.
+type Row = (u32, u32, u32, bool);
+
+/// A seeded generator (SplitMix64), so that a failure can be replayed.
+struct Seeded(u64);
+
+impl Seeded {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Three arms with different hazards, in two strata with different
+/// follow-up: event times are geometric on a monthly grid, censoring
+/// uniform, and ties are frequent.
+fn rows(n: usize, seed: u64) -> Vec<Row> {
+    let mut rng = Seeded(seed);
+    (0..n)
+        .map(|_| {
+            let (stratum, group) = (rng.below(2) as u32, rng.below(3) as u32);
+            let hazard = [6, 10, 16][group as usize] + 4 * stratum as u64;
+            let mut event_time = 1;
+            while rng.below(100) >= hazard && event_time < 60 {
+                event_time += 1;
+            }
+            let censor_time = 1 + rng.below(if stratum == 0 { 36 } else { 24 }) as u32;
+            let time = event_time.min(censor_time);
+            (stratum, group, time, event_time <= censor_time)
+        })
+        .collect()
+}
+
+/// The bins of the rows `keep` selects: what the sites' counts add up to.
+fn stratum_of(rows: &[Row], keep: impl Fn(&Row) -> bool) -> Stratum {
+    let mut bins: BTreeMap<u32, (u64, u64)> = BTreeMap::new();
+    for row in rows.iter().filter(|r| keep(r)) {
+        let counts = bins.entry(row.2).or_default();
+        if row.3 {
+            counts.0 += 1;
+        } else {
+            counts.1 += 1;
+        }
+    }
+    Stratum::new(
+        bins.into_iter()
+            .map(|(time, (events, censored))| Bin {
+                time: f64::from(time),
+                events,
+                censored,
+            })
+            .collect(),
+    )
+    .expect("grid")
+}
+
+fn reference(rows: &[Row], horizon: f64) -> Value {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let python = std::env::var_os("IHDSI_REFERENCE_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root.join("../.venv-reference/bin/python"));
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test.sh creates it (python3 -m venv .venv-reference && \
+         .venv-reference/bin/pip install -r statistics/tests/requirements.txt)",
+        python.display()
+    );
+    let dir = std::env::temp_dir().join(format!("ihdsi-statistics-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let csv = dir.join("rows.csv");
+    let mut text = String::from("stratum,group,time,event\n");
+    for (s, g, t, e) in rows {
+        text.push_str(&format!("{s},{g},{t},{}\n", u8::from(*e)));
+    }
+    std::fs::write(&csv, text).expect("write rows");
+    let out = Command::new(&python)
+        .arg(root.join("tests/reference.py"))
+        .arg(&csv)
+        .arg(horizon.to_string())
+        .output()
+        .expect("run reference.py");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "reference.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("reference JSON")
+}
+
+fn numbers(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_f64().expect("number"))
+        .collect()
+}
+
+fn close(what: &str, got: f64, want: f64, failures: &mut Vec<String>) {
+    let tolerance = 1e-9 * want.abs().max(1.0);
+    if (got - want).abs() > tolerance {
+        failures.push(format!("{what}: {got} vs the reference's {want}"));
+    }
+}
+
+fn close_option(what: &str, got: Option<f64>, want: &Value, failures: &mut Vec<String>) {
+    if got != want.as_f64() {
+        failures.push(format!("{what}: {got:?} vs the reference's {want}"));
+    }
+}
+
+#[test]
+fn survival_statistics_equal_lifelines_and_statsmodels_on_pooled_rows() {
+    let horizon = 18.0;
+    let mut failures = Vec::new();
+    for seed in [1, 2, 3] {
+        let rows = rows(900, seed);
+        let want = reference(&rows, horizon);
+        let groups: Vec<Stratum> = (0..3).map(|g| stratum_of(&rows, |r| r.1 == g)).collect();
+        for (g, stratum) in groups.iter().enumerate() {
+            let curve = kaplan_meier::curve(stratum, 0.95).expect("curve");
+            let w = &want["curves"][g.to_string()];
+            let times: Vec<f64> = curve.points.iter().map(|p| p.time).collect();
+            assert_eq!(times, numbers(&w["times"]), "seed {seed} group {g}: grid");
+            let series = [
+                ("survival", w["survival"].clone()),
+                ("lower", w["lower"].clone()),
+                ("upper", w["upper"].clone()),
+                ("greenwood", w["greenwood"].clone()),
+            ];
+            for (name, values) in series {
+                for (p, want) in curve.points.iter().zip(numbers(&values)) {
+                    let got = match name {
+                        "survival" => p.survival,
+                        "lower" => p.lower,
+                        "upper" => p.upper,
+                        // lifelines keeps Greenwood's sum; the standard
+                        // error is S·√sum.
+                        _ => (p.std_error / p.survival).powi(2),
+                    };
+                    if name == "greenwood" && p.survival == 0.0 {
+                        continue;
+                    }
+                    let what = format!("seed {seed} group {g} {name} at {}", p.time);
+                    close(&what, got, want, &mut failures);
+                }
+            }
+            let median = curve.median();
+            close_option("median", median.time, &w["median"], &mut failures);
+            close_option(
+                "median lower",
+                median.lower,
+                &w["median_lower"],
+                &mut failures,
+            );
+            close_option(
+                "median upper",
+                median.upper,
+                &w["median_upper"],
+                &mut failures,
+            );
+            let rmst = w["rmst"].as_f64().expect("rmst");
+            close("rmst", curve.restricted_mean(horizon), rmst, &mut failures);
+        }
+        let two = logrank::test(&groups[..2]).expect("log-rank");
+        let w = &want["logrank_two"];
+        close(
+            "log-rank χ²",
+            two.statistic,
+            w["statistic"].as_f64().expect("χ²"),
+            &mut failures,
+        );
+        close(
+            "log-rank p",
+            two.p_value,
+            w["p_value"].as_f64().expect("p"),
+            &mut failures,
+        );
+        let all = logrank::test(&groups).expect("log-rank");
+        let w = &want["logrank_all"];
+        close(
+            "k-group χ²",
+            all.statistic,
+            w["statistic"].as_f64().expect("χ²"),
+            &mut failures,
+        );
+        close(
+            "k-group p",
+            all.p_value,
+            w["p_value"].as_f64().expect("p"),
+            &mut failures,
+        );
+        assert_eq!(Some(all.degrees_of_freedom as u64), w["df"].as_u64());
+        let strata: Vec<Vec<Stratum>> = (0..2)
+            .map(|s| {
+                (0..3)
+                    .map(|g| stratum_of(&rows, |r| r.0 == s && r.1 == g))
+                    .collect()
+            })
+            .collect();
+        let stratified = logrank::stratified(&strata).expect("stratified");
+        let w = &want["stratified"];
+        close(
+            "stratified χ²",
+            stratified.statistic,
+            w["statistic"].as_f64().expect("χ²"),
+            &mut failures,
+        );
+        close(
+            "stratified p",
+            stratified.p_value,
+            w["p_value"].as_f64().expect("p"),
+            &mut failures,
+        );
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
