@@ -246,9 +246,7 @@ pub(crate) fn build_output(
                     }
                     let v = finalize(m, &g.rows)?;
                     match (m, finish) {
-                        (Merge::Count(_) | Merge::CountDistinct(_), CountFinish::Round(base)) => {
-                            round_count(v, base)
-                        }
+                        (Merge::Count(_), CountFinish::Round(base)) => round_count(v, base),
                         (Merge::Count(_), CountFinish::FloorAtZero) => Ok(non_negative(v)),
                         _ => Ok(v),
                     }
@@ -356,7 +354,6 @@ pub(crate) fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarVal
             }
             acc.unwrap_or_else(|| typed_null(rows, p))
         }
-        Merge::CountDistinct(p) => distinct_values(col(p))?,
         Merge::Min(p) | Merge::Max(p) => {
             let is_min = matches!(m, Merge::Min(_));
             let mut best: Option<&ScalarValue> = None;
@@ -399,31 +396,6 @@ pub(crate) fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarVal
             ScalarValue::Float64(if sqrt { var.map(f64::sqrt) } else { var })
         }
     })
-}
-
-/// The number of distinct non-NULL values in the union of the sites'
-/// value sets (`array_agg(DISTINCT c)` partials).
-fn distinct_values<'a>(sets: impl Iterator<Item = &'a ScalarValue>) -> Result<ScalarValue> {
-    let mut seen: std::collections::HashSet<ScalarValue> = std::collections::HashSet::new();
-    for set in sets {
-        let values = match set {
-            ScalarValue::List(list) if !list.is_empty() && !list.is_null(0) => list.value(0),
-            ScalarValue::List(_) | ScalarValue::Null => continue,
-            other => {
-                return Err(EngineError::Internal(format!(
-                    "a value-set partial of type {}",
-                    other.data_type()
-                )));
-            }
-        };
-        for i in 0..values.len() {
-            if values.is_valid(i) {
-                seen.insert(ScalarValue::try_from_array(&values, i)?);
-            }
-        }
-    }
-    let n = i64::try_from(seen.len()).map_err(|_| overflow())?;
-    Ok(ScalarValue::Int64(Some(n)))
 }
 
 #[cfg(test)]

@@ -15,8 +15,7 @@
 //! nothing but ordinary aggregate values leaves a site.
 
 use datafusion::functions_aggregate::{
-    array_agg::array_agg_udaf, average::avg_udaf, count::count_udaf, sum::sum_udaf,
-    variance::var_pop_udaf,
+    average::avg_udaf, count::count_udaf, sum::sum_udaf, variance::var_pop_udaf,
 };
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Expr, ExprSchemable, LogicalPlan};
@@ -33,12 +32,6 @@ use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 pub enum AggKind {
     Count,
     CountDistinctUnit,
-    /// `count(DISTINCT c)` of a vocabulary column (`*_concept_id`): merged
-    /// from each site's set of the values ([`AggKind::DistinctValues`]).
-    CountDistinctValues,
-    /// `array_agg(DISTINCT c)` of a vocabulary column: the site partial of
-    /// a [`AggKind::CountDistinctValues`]; never an analyst's aggregate.
-    DistinctValues,
     Sum,
     Avg,
     Min,
@@ -57,9 +50,6 @@ pub enum Merge {
     /// Σ of a count partial: `count(*)`, `count(x)`, `count(DISTINCT
     /// person_id)`. Released counts may be rounded by the policy.
     Count(usize),
-    /// The number of distinct values in the union of the sites' value
-    /// sets (`count(DISTINCT c)` of a vocabulary column).
-    CountDistinct(usize),
     /// Σ of a sum partial.
     Sum(usize),
     Min(usize),
@@ -129,11 +119,9 @@ fn distinct_kind(
     input: &LogicalPlan,
     lineage: &Lineage,
 ) -> Result<AggKind> {
-    // `count(DISTINCT c)` of a vocabulary column (`CountDistinctValues`,
-    // merged from per-site `DistinctValues` sets) is not produced: one
-    // patient moves a distinct count by one inside a cell of thousands, so
-    // it needs every counted value to rest on k patients, which the sets do
-    // not carry (docs/privacy.md, A38).
+    // A count of distinct values other than patients is refused: one
+    // patient moves it by one inside a cell of thousands, so every counted
+    // value would have to rest on k patients (docs/privacy.md, A38).
     match name {
         "count" if args.len() == 1 && expr_is_unit(&args[0], input, lineage) => {
             return Ok(AggKind::CountDistinctUnit);
@@ -244,12 +232,6 @@ pub fn check_policy(
     }
     match kind {
         AggKind::Count | AggKind::CountDistinctUnit => Ok(()),
-        AggKind::CountDistinctValues | AggKind::DistinctValues => Err(PlanError::policy(
-            Rule::DistinctPatientsOnly,
-            format!(
-                "in dp mode the {who} does not count distinct values: one patient can add any number of them, so the count has no bounded sensitivity; count distinct patients instead"
-            ),
-        )),
         AggKind::Sum | AggKind::Avg if argument_bounds(f).is_some() => Ok(()),
         AggKind::Sum | AggKind::Avg => Err(PlanError::policy(
             Rule::DeclaredQuantities,
@@ -314,17 +296,6 @@ impl Partials {
         let merge = match kind {
             AggKind::Count => Merge::Count(self.add(same, PartialKind::Rows)),
             AggKind::CountDistinctUnit => Merge::Count(self.add(same, PartialKind::Patients)),
-            AggKind::CountDistinctValues | AggKind::DistinctValues => {
-                let values = Expr::AggregateFunction(AggregateFunction::new_udf(
-                    array_agg_udaf(),
-                    f.params.args.clone(),
-                    true,
-                    f.params.filter.clone(),
-                    vec![],
-                    None,
-                ));
-                Merge::CountDistinct(self.add(values, PartialKind::Other))
-            }
             AggKind::Sum => Merge::Sum(self.add(same, sum)),
             AggKind::Min => Merge::Min(self.add(same, PartialKind::Other)),
             AggKind::Max => Merge::Max(self.add(same, PartialKind::Other)),
@@ -348,8 +319,6 @@ impl Partials {
 pub fn is_site_primitive(kind: AggKind) -> bool {
     !matches!(
         kind,
-        AggKind::Variance { sample: true, .. }
-            | AggKind::Variance { sqrt: true, .. }
-            | AggKind::CountDistinctValues
+        AggKind::Variance { sample: true, .. } | AggKind::Variance { sqrt: true, .. }
     )
 }

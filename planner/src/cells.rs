@@ -465,11 +465,7 @@ fn partial_cells(
         nonzero,
     };
     Ok(match kind {
-        AggKind::Count
-        | AggKind::CountDistinctValues
-        | AggKind::DistinctValues
-        | AggKind::Min
-        | AggKind::Max => vec![out.add(present(arg, false))],
+        AggKind::Count | AggKind::Min | AggKind::Max => vec![out.add(present(arg, false))],
         AggKind::CountDistinctUnit => vec![out.add(present(None, false))],
         AggKind::Sum | AggKind::Avg | AggKind::Variance { .. } => {
             let nonzero = !matches!(kind, AggKind::Variance { .. });

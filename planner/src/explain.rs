@@ -126,7 +126,6 @@ pub fn layout_sql(sql: &str) -> String {
 fn describe(m: &Merge) -> String {
     match m {
         Merge::Count(p) | Merge::Sum(p) => format!("sum(p{p})"),
-        Merge::CountDistinct(p) => format!("count of the distinct values in the union of p{p}"),
         Merge::Min(p) => format!("min(p{p})"),
         Merge::Max(p) => format!("max(p{p})"),
         Merge::Avg { sum, count } => format!("sum(p{sum}) / sum(p{count})"),

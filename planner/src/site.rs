@@ -108,7 +108,7 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
         } else {
             if !is_site_primitive(kind) {
                 return Err(reject(
-                    "partials must be count, sum, avg, var_pop, min, max or array_agg(DISTINCT <vocabulary column>)",
+                    "partials must be count, sum, avg, var_pop, min or max",
                 ));
             }
             check_policy(kind, f, policy, "site")?;

@@ -21,7 +21,7 @@ use datafusion::execution::SessionState;
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan, LogicalPlanBuilder, Union};
 
 use crate::admission;
-use crate::aggregates::{AggKind, Partials, check_policy, classify};
+use crate::aggregates::{Partials, check_policy, classify};
 use crate::error::{PlanError, Result};
 use crate::lineage::{carry_unit, patient_tables, reads_patient_data};
 use crate::release::{PATIENTS_COLUMN, Release, key_column, partial_column};
@@ -364,13 +364,6 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
     let mut partials = Partials::default();
     for e in &agg.aggr_expr {
         let (kind, f) = classify(e, &agg.input, &input_lineage)?;
-        if kind == AggKind::DistinctValues {
-            return Err(PlanError::unsupported(
-                crate::rules::Rule::OnlyAggregates,
-                "ARRAY_AGG(DISTINCT ...)",
-                "It returns the set of values behind a group, not an aggregate of it; count them with COUNT(DISTINCT ...) or GROUP BY the column instead",
-            ));
-        }
         check_policy(kind, f, policy, "federation")?;
         partials.push(kind, f);
     }

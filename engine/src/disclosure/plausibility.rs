@@ -81,7 +81,7 @@ fn counts_and_variances(release: &Release) -> (Vec<usize>, Vec<usize>) {
                 counts.push(count);
                 variances.push(var_pop);
             }
-            Merge::CountDistinct(_) | Merge::Sum(_) | Merge::Min(_) | Merge::Max(_) => {}
+            Merge::Sum(_) | Merge::Min(_) | Merge::Max(_) => {}
         }
     }
     (counts, variances)

@@ -13,11 +13,7 @@ use ihdsi_planner::cells::CellRef;
 /// The partial columns an analyst aggregate is computed from.
 pub(crate) fn partials_of(m: &Merge) -> Vec<usize> {
     match *m {
-        Merge::Count(p)
-        | Merge::CountDistinct(p)
-        | Merge::Sum(p)
-        | Merge::Min(p)
-        | Merge::Max(p) => vec![p],
+        Merge::Count(p) | Merge::Sum(p) | Merge::Min(p) | Merge::Max(p) => vec![p],
         Merge::Avg { sum, count } => vec![sum, count],
         Merge::Variance {
             count,
