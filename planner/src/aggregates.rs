@@ -119,9 +119,10 @@ fn distinct_kind(
     input: &LogicalPlan,
     lineage: &Lineage,
 ) -> Result<AggKind> {
-    // A count of distinct values other than patients is refused: one
-    // patient moves it by one inside a cell of thousands, so every counted
-    // value would have to rest on k patients (docs/privacy.md, A38).
+    // A count of distinct values other than patients is rewritten into
+    // releases before it gets here (`crate::distinct_values`); what still
+    // arrives (with grouping sets, of several arguments, at a site) is
+    // refused: one patient moves it by one inside a cell of thousands.
     match name {
         "count" if args.len() == 1 && expr_is_unit(&args[0], input, lineage) => {
             return Ok(AggKind::CountDistinctUnit);
@@ -129,7 +130,7 @@ fn distinct_kind(
         "count" => {}
         _ => {
             return Err(PlanError::unsupported(
-                Rule::DistinctPatientsOnly,
+                Rule::ReleasedDistinctValues,
                 format!("{}(DISTINCT ...)", name.to_uppercase()),
                 "Only COUNT(DISTINCT person_id) can be merged across sites",
             ));
@@ -137,9 +138,9 @@ fn distinct_kind(
     }
     let args: Vec<String> = args.iter().map(crate::exprs::sql_text).collect();
     Err(PlanError::unsupported(
-        Rule::DistinctPatientsOnly,
+        Rule::ReleasedDistinctValues,
         format!("COUNT(DISTINCT {})", args.join(", ")),
-        "One patient can change a count of distinct values by one however large the group, so it would tell whether that patient has a value. Group by the column instead, so that each value is a group under the rules, and count the released groups above the aggregation: SELECT k, count(*) OVER (PARTITION BY k) FROM (SELECT k, c, count(*) AS n FROM ... GROUP BY k, c) t; or count distinct patients (COUNT(DISTINCT person_id))",
+        "A count of distinct values is answered as the number of values a GROUP BY of the value would release, for one argument and without GROUPING SETS, ROLLUP or CUBE; write one query per grouping, or count the released groups yourself: SELECT k, count(*) OVER (PARTITION BY k) FROM (SELECT k, c, count(*) AS n FROM ... GROUP BY k, c) t",
     ))
 }
 

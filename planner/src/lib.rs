@@ -9,6 +9,7 @@
 //!       │  split::plan_query
 //!       │  parameters::bind             (bound values checked and typed)
 //!       │  grouping_sets                (ROLLUP/CUBE/GROUPING SETS: a release per set)
+//!       │  distinct_values              (count(DISTINCT x): released groups of GROUP BY x)
 //!       ▼
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
 //!       │                         admission::identifier         (where person_id may appear)
@@ -35,6 +36,7 @@ pub mod bounding;
 pub mod cells;
 pub mod columns;
 pub mod constructs;
+pub mod distinct_values;
 pub mod dominance;
 pub mod error;
 pub mod explain;

@@ -41,8 +41,9 @@ pub enum Rule {
     GeneralisedDates,
     /// Joins cannot multiply one patient's rows in dp mode (A37).
     NoRowAmplification,
-    /// Only distinct patients are counted, never distinct values (A38).
-    DistinctPatientsOnly,
+    /// A distinct count counts only the values a thresholded GROUP BY would
+    /// release (A38).
+    ReleasedDistinctValues,
     /// SQL the engine would not honour is refused, never dropped (A39).
     HonouredAsWritten,
     /// Every subplan reaches a site as SQL it can read and audit (A40).
@@ -66,7 +67,7 @@ impl Rule {
             Self::CellsRestOnPatients => "A31",
             Self::GeneralisedDates => "A35",
             Self::NoRowAmplification => "A37",
-            Self::DistinctPatientsOnly => "A38",
+            Self::ReleasedDistinctValues => "A38",
             Self::HonouredAsWritten => "A39",
             Self::ReadableSubplans => "A40",
         }
@@ -90,7 +91,9 @@ impl Rule {
             Self::CellsRestOnPatients => "every cell rests on the patients it counts",
             Self::GeneralisedDates => "dates are generalised or relative, never exact",
             Self::NoRowAmplification => "joins cannot multiply a patient's rows",
-            Self::DistinctPatientsOnly => "only distinct patients are counted, not distinct values",
+            Self::ReleasedDistinctValues => {
+                "a distinct count counts only values a GROUP BY would release"
+            }
             Self::HonouredAsWritten => "SQL is honoured as written or refused",
             Self::ReadableSubplans => "every site receives SQL it can read and audit",
         }
@@ -130,7 +133,7 @@ mod tests {
             Rule::CellsRestOnPatients,
             Rule::GeneralisedDates,
             Rule::NoRowAmplification,
-            Rule::DistinctPatientsOnly,
+            Rule::ReleasedDistinctValues,
             Rule::HonouredAsWritten,
             Rule::ReadableSubplans,
         ];

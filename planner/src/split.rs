@@ -126,6 +126,9 @@ pub async fn plan_query_with_params(
     if let Some(kind) = statement_kind(&plan) {
         return Err(PlanError::NotAQuery(kind));
     }
+    if policy.mode == ihdsi_catalog::PrivacyMode::Dp {
+        crate::distinct_values::refuse_in_dp(&plan)?;
+    }
     let mut releases = Vec::new();
     let probe = replace_boundaries(&plan, &mut |agg| {
         let release = build_release(agg, releases.len(), policy)?;
@@ -285,6 +288,9 @@ fn replace_boundaries(
     if let LogicalPlan::Aggregate(agg) = plan {
         return match crate::grouping_sets::grouping_sets(agg) {
             Some(sets) => crate::grouping_sets::expand(agg, sets, f),
+            None if crate::distinct_values::counts_distinct_values(agg)? => {
+                crate::distinct_values::expand(agg, f)
+            }
             None => f(agg),
         };
     }

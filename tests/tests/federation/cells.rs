@@ -46,6 +46,20 @@ const CELL_ATTACKS: &[(&str, &str)] = &[
         "SELECT count(DISTINCT person_id) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence",
     ),
     (
+        "conditional count of distinct concepts",
+        "SELECT count(DISTINCT condition_concept_id) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence",
+    ),
+    (
+        "distinct concepts lifted over k by a common one",
+        "SELECT count(DISTINCT condition_concept_id) AS n FROM condition_occurrence \
+         WHERE condition_concept_id = 320128 OR condition_concept_id = {V1}",
+    ),
+    (
+        "distinct concepts of the nullable side of an outer join, by gender",
+        "SELECT p.gender_concept_id, count(DISTINCT c.condition_concept_id) AS n FROM person p LEFT JOIN condition_occurrence c \
+         ON p.person_id = c.person_id AND c.condition_concept_id = {V1} GROUP BY 1",
+    ),
+    (
         "conditional counts inside large groups (quasi-identifiers)",
         "SELECT p.gender_concept_id, count(*) FILTER (WHERE c.condition_concept_id = {V1}) AS a, \
          count(CASE WHEN c.condition_concept_id = {V1} THEN 1 END) AS b \
@@ -337,6 +351,23 @@ async fn bisection_on_a_refused_max_sees_the_same_answer_for_every_threshold() {
                 answers[0]
             ));
         }
+    }
+    // The same bisection through a count of distinct values (the review's
+    // A38 attack): the value only the outlier has is a group of one
+    // patient, never released, so the count does not move with t either.
+    let distinct = "SELECT count(DISTINCT CASE WHEN value_as_number > {t} THEN 1 ELSE 0 END) AS n FROM measurement";
+    let mut truths = Vec::new();
+    let mut answers = Vec::new();
+    for t in [1e5, OUTLIER_VALUE - 1.0, OUTLIER_VALUE, 2.0 * OUTLIER_VALUE] {
+        let sql = distinct.replace("{t}", &format!("{t:.1}"));
+        truths.push(rows(&oracle_rows(&oracle, &sql).await));
+        answers.push(outcome(&fed.uri, &sql).await);
+    }
+    if truths.windows(2).all(|w| w[0] == w[1]) {
+        failures.push(format!("{distinct}: the oracle does not move with t"));
+    }
+    if !answers.windows(2).all(|w| w[0] == w[1]) || answers[0].is_err() {
+        failures.push(format!("{distinct}: the answers move with t: {answers:?}"));
     }
     fed.shutdown().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));

@@ -1,0 +1,217 @@
+//! `count(DISTINCT x)` of a value other than the patient, as the number of
+//! released groups of `GROUP BY keys, x`.
+//!
+//! A distinct count rests on every value it counts: one patient with a
+//! value nobody else in the cell has moves it by one, however many
+//! patients the cell holds (docs/privacy.md, A38). So a value counts only
+//! if a thresholded `GROUP BY keys, x` would release it. That is what this
+//! rewrite builds: the aggregate without its distinct counts is one
+//! release, each `count(DISTINCT x) [FILTER (WHERE f)]` is a release of its
+//! own grouped by the keys and `x` (over the rows where `f` holds and `x` is
+//! not NULL), and above the boundary, at the coordinator, the released
+//! groups are counted per key and joined to the first release. Every
+//! number the analyst sees is then computed from released rows only, and
+//! each counted value passed the group rules, site thresholds included.
+//! With thresholds at 1 the answer is SQL's `count(DISTINCT x)`.
+
+use std::sync::Arc;
+
+use datafusion::common::{Column, NullEquality};
+use datafusion::functions_aggregate::count::count_udaf;
+use datafusion::logical_expr::expr::AggregateFunction;
+use datafusion::logical_expr::{
+    Aggregate, Expr, JoinType, LogicalPlan, LogicalPlanBuilder, Projection, lit,
+};
+
+use crate::error::{PlanError, Result};
+use crate::exprs::strip_alias;
+use crate::lineage::{expr_is_unit, lineage};
+
+/// Where an output aggregate of the rewritten aggregate comes from.
+enum Source {
+    /// Column `j` among the main release's aggregates.
+    Main(usize),
+    /// The count of released groups of distinct release `k`.
+    Distinct(usize),
+}
+
+/// The distinct counts of values of `agg` (argument and FILTER), if any.
+fn distinct_values(agg: &Aggregate) -> Result<Vec<(Expr, Option<Expr>)>> {
+    let mut found = Vec::new();
+    for e in &agg.aggr_expr {
+        if let Some(d) = distinct_value(e, &agg.input)? {
+            found.push(d);
+        }
+    }
+    Ok(found)
+}
+
+fn distinct_value(e: &Expr, input: &LogicalPlan) -> Result<Option<(Expr, Option<Expr>)>> {
+    let Expr::AggregateFunction(f) = strip_alias(e) else {
+        return Ok(None);
+    };
+    let p = &f.params;
+    if !(f.func.name().eq_ignore_ascii_case("count") && p.distinct && p.args.len() == 1) {
+        return Ok(None);
+    }
+    if expr_is_unit(&p.args[0], input, &lineage(input)?) {
+        return Ok(None);
+    }
+    Ok(Some((p.args[0].clone(), p.filter.as_deref().cloned())))
+}
+
+/// In dp mode a count of distinct values is refused: which groups a noisy
+/// release shows is not made for counting, and one patient can add any
+/// number of values.
+pub fn refuse_in_dp(plan: &LogicalPlan) -> Result<()> {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    let mut found = Ok(());
+    plan.apply(|node| {
+        if let LogicalPlan::Aggregate(agg) = node {
+            match counts_distinct_values(agg) {
+                Ok(false) => {}
+                Ok(true) => {
+                    found = Err(PlanError::policy(
+                        crate::rules::Rule::ReleasedDistinctValues,
+                        "in dp mode the federation does not count distinct values: one patient can add any number of them; count distinct patients instead",
+                    ));
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Err(e) => {
+                    found = Err(e);
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    })
+    .map_err(PlanError::from_datafusion)?;
+    found
+}
+
+/// Whether `agg` counts distinct values other than patients.
+pub fn counts_distinct_values(agg: &Aggregate) -> Result<bool> {
+    Ok(!distinct_values(agg)?.is_empty())
+}
+
+fn count_star() -> Expr {
+    Expr::AggregateFunction(AggregateFunction::new_udf(
+        count_udaf(),
+        vec![lit(1i64)],
+        false,
+        None,
+        vec![],
+        None,
+    ))
+}
+
+/// `agg` as releases: its other aggregates (or a hidden `count(*)`) in one,
+/// each distinct count in one grouped by the keys and the value, joined at
+/// the coordinator under `agg`'s column names. `release` turns a plain
+/// aggregate into its released rows, as for any boundary.
+pub fn expand(
+    agg: &Aggregate,
+    release: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>,
+) -> Result<LogicalPlan> {
+    let keys = agg.group_expr.len();
+    let (mut main_aggs, mut sources, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for e in &agg.aggr_expr {
+        match distinct_value(e, &agg.input)? {
+            Some(d) => {
+                sources.push(Source::Distinct(values.len()));
+                values.push(d);
+            }
+            None => {
+                sources.push(Source::Main(main_aggs.len()));
+                main_aggs.push(e.clone());
+            }
+        }
+    }
+    if main_aggs.is_empty() {
+        main_aggs.push(count_star().alias("ihdsi_rows"));
+    }
+    let main = Aggregate::try_new(Arc::clone(&agg.input), agg.group_expr.clone(), main_aggs)
+        .map_err(PlanError::from_datafusion)?;
+    let mut joined = LogicalPlanBuilder::from(release(&main)?);
+    let main_key = |i: usize| Column::from(main.schema.qualified_field(i));
+    for (k, (value, filter)) in values.iter().enumerate() {
+        let counted = counted_groups(agg, k, value, filter.as_ref(), release)?;
+        joined = if keys == 0 {
+            joined.cross_join(counted)
+        } else {
+            let right: Vec<Column> = (0..keys)
+                .map(|i| Column::from_name(key_name(k, i)))
+                .collect();
+            joined.join_detailed(
+                counted,
+                JoinType::Left,
+                ((0..keys).map(main_key).collect::<Vec<_>>(), right),
+                None,
+                NullEquality::NullEqualsNull,
+            )
+        }
+        .map_err(PlanError::from_datafusion)?;
+    }
+    let joined = joined.build().map_err(PlanError::from_datafusion)?;
+    let mut exprs: Vec<Expr> = (0..keys).map(|i| Expr::Column(main_key(i))).collect();
+    for s in &sources {
+        exprs.push(match *s {
+            Source::Main(j) => Expr::Column(main_key(keys + j)),
+            Source::Distinct(k) => datafusion::functions::core::expr_fn::coalesce(vec![
+                Expr::Column(Column::from_name(count_name(k))),
+                lit(0i64),
+            ]),
+        });
+    }
+    let named = exprs
+        .into_iter()
+        .zip(agg.schema.iter())
+        .map(|(e, (q, f))| e.alias_qualified(q.cloned(), f.name()))
+        .collect();
+    Projection::try_new(named, Arc::new(joined))
+        .map(LogicalPlan::Projection)
+        .map_err(PlanError::from_datafusion)
+}
+
+/// The number of released groups of `GROUP BY keys, value` per key, over
+/// the rows where `filter` holds and `value` is not NULL, with its columns
+/// named apart (`ihdsi_dk{k}_{i}`, `ihdsi_dv{k}`).
+fn counted_groups(
+    agg: &Aggregate,
+    k: usize,
+    value: &Expr,
+    filter: Option<&Expr>,
+    release: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>,
+) -> Result<LogicalPlan> {
+    let present = value.clone().is_not_null();
+    let condition = filter.map_or(present.clone(), |f| f.clone().and(present));
+    let rows = LogicalPlanBuilder::from(agg.input.as_ref().clone())
+        .filter(condition)
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(PlanError::from_datafusion)?;
+    let mut group = agg.group_expr.clone();
+    group.push(value.clone());
+    let by_value = Aggregate::try_new(Arc::new(rows), group, vec![count_star()])
+        .map_err(PlanError::from_datafusion)?;
+    let released = release(&by_value)?;
+    let keys = agg.group_expr.len();
+    let key = |i: usize| Expr::Column(Column::from(by_value.schema.qualified_field(i)));
+    let per_key = LogicalPlanBuilder::from(released)
+        .aggregate((0..keys).map(key), vec![count_star().alias(count_name(k))])
+        .and_then(|b| {
+            let mut names: Vec<Expr> = (0..keys).map(|i| key(i).alias(key_name(k, i))).collect();
+            names.push(Expr::Column(Column::from_name(count_name(k))));
+            b.project(names)
+        })
+        .and_then(LogicalPlanBuilder::build)
+        .map_err(PlanError::from_datafusion)?;
+    Ok(per_key)
+}
+
+fn key_name(k: usize, i: usize) -> String {
+    format!("ihdsi_dk{k}_{i}")
+}
+
+fn count_name(k: usize) -> String {
+    format!("ihdsi_dv{k}")
+}
