@@ -62,31 +62,23 @@ fn distinct_value(e: &Expr, input: &LogicalPlan) -> Result<Option<(Expr, Option<
 
 /// In dp mode a count of distinct values is refused: which groups a noisy
 /// release shows is not made for counting, and one patient can add any
-/// number of values.
+/// number of values. Only release boundaries (the top-most aggregates over
+/// patient data, as `split::replace_boundaries` finds them) are checked: a
+/// per-patient distinct count below a boundary is computed at one site.
 pub fn refuse_in_dp(plan: &LogicalPlan) -> Result<()> {
-    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-    let mut found = Ok(());
-    plan.apply(|node| {
-        if let LogicalPlan::Aggregate(agg) = node {
-            match counts_distinct_values(agg) {
-                Ok(false) => {}
-                Ok(true) => {
-                    found = Err(PlanError::policy(
-                        crate::rules::Rule::ReleasedDistinctValues,
-                        "in dp mode the federation does not count distinct values: one patient can add any number of them; count distinct patients instead",
-                    ));
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-                Err(e) => {
-                    found = Err(e);
-                    return Ok(TreeNodeRecursion::Stop);
-                }
-            }
+    if !crate::lineage::reads_patient_data(plan) {
+        return Ok(());
+    }
+    if let LogicalPlan::Aggregate(agg) = plan {
+        if counts_distinct_values(agg)? {
+            return Err(PlanError::policy(
+                crate::rules::Rule::ReleasedDistinctValues,
+                "in dp mode the federation does not count distinct values: one patient can add any number of them; count distinct patients instead",
+            ));
         }
-        Ok(TreeNodeRecursion::Continue)
-    })
-    .map_err(PlanError::from_datafusion)?;
-    found
+        return Ok(());
+    }
+    plan.inputs().into_iter().try_for_each(refuse_in_dp)
 }
 
 /// Whether `agg` counts distinct values other than patients.
@@ -113,7 +105,20 @@ pub fn expand(
     agg: &Aggregate,
     release: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>,
 ) -> Result<LogicalPlan> {
-    let keys = agg.group_expr.len();
+    // A repeated key is one column of the aggregate's schema: group by each
+    // key once, as DataFusion does.
+    let mut group: Vec<Expr> = Vec::with_capacity(agg.group_expr.len());
+    for k in &agg.group_expr {
+        if !group.contains(k) {
+            group.push(k.clone());
+        }
+    }
+    let keys = group.len();
+    if keys + agg.aggr_expr.len() != agg.schema.fields().len() {
+        return Err(PlanError::Internal(
+            "the keys of a distinct count do not match the aggregate's columns".into(),
+        ));
+    }
     let (mut main_aggs, mut sources, mut values) = (Vec::new(), Vec::new(), Vec::new());
     for e in &agg.aggr_expr {
         match distinct_value(e, &agg.input)? {
@@ -130,18 +135,16 @@ pub fn expand(
     if main_aggs.is_empty() {
         main_aggs.push(count_star().alias("ihdsi_rows"));
     }
-    let main = Aggregate::try_new(Arc::clone(&agg.input), agg.group_expr.clone(), main_aggs)
+    let main = Aggregate::try_new(Arc::clone(&agg.input), group.clone(), main_aggs)
         .map_err(PlanError::from_datafusion)?;
     let mut joined = LogicalPlanBuilder::from(release(&main)?);
     let main_key = |i: usize| Column::from(main.schema.qualified_field(i));
     for (k, (value, filter)) in values.iter().enumerate() {
-        let counted = counted_groups(agg, k, value, filter.as_ref(), release)?;
+        let counted = counted_groups(agg, &group, k, value, filter.as_ref(), release)?;
         joined = if keys == 0 {
             joined.cross_join(counted)
         } else {
-            let right: Vec<Column> = (0..keys)
-                .map(|i| Column::from_name(key_name(k, i)))
-                .collect();
+            let right: Vec<Column> = (0..keys).map(|i| counted_column(k, key_name(i))).collect();
             joined.join_detailed(
                 counted,
                 JoinType::Left,
@@ -158,7 +161,7 @@ pub fn expand(
         exprs.push(match *s {
             Source::Main(j) => Expr::Column(main_key(keys + j)),
             Source::Distinct(k) => datafusion::functions::core::expr_fn::coalesce(vec![
-                Expr::Column(Column::from_name(count_name(k))),
+                Expr::Column(counted_column(k, COUNT_NAME.to_string())),
                 lit(0i64),
             ]),
         });
@@ -173,11 +176,12 @@ pub fn expand(
         .map_err(PlanError::from_datafusion)
 }
 
-/// The number of released groups of `GROUP BY keys, value` per key, over
-/// the rows where `filter` holds and `value` is not NULL, with its columns
-/// named apart (`ihdsi_dk{k}_{i}`, `ihdsi_dv{k}`).
+/// The number of released groups of `GROUP BY group, value` per key, over
+/// the rows where `filter` holds and `value` is not NULL, as the relation
+/// `ihdsi_distinct_{k}` with columns `key_{i}` and `n`.
 fn counted_groups(
     agg: &Aggregate,
+    group: &[Expr],
     k: usize,
     value: &Expr,
     filter: Option<&Expr>,
@@ -189,29 +193,38 @@ fn counted_groups(
         .filter(condition)
         .and_then(LogicalPlanBuilder::build)
         .map_err(PlanError::from_datafusion)?;
-    let mut group = agg.group_expr.clone();
-    group.push(value.clone());
-    let by_value = Aggregate::try_new(Arc::new(rows), group, vec![count_star()])
+    let mut by = group.to_vec();
+    by.push(value.clone());
+    let by_value = Aggregate::try_new(Arc::new(rows), by, vec![count_star()])
         .map_err(PlanError::from_datafusion)?;
     let released = release(&by_value)?;
-    let keys = agg.group_expr.len();
+    let keys = group.len();
     let key = |i: usize| Expr::Column(Column::from(by_value.schema.qualified_field(i)));
-    let per_key = LogicalPlanBuilder::from(released)
-        .aggregate((0..keys).map(key), vec![count_star().alias(count_name(k))])
+    LogicalPlanBuilder::from(released)
+        .aggregate((0..keys).map(key), vec![count_star().alias(COUNTED)])
         .and_then(|b| {
-            let mut names: Vec<Expr> = (0..keys).map(|i| key(i).alias(key_name(k, i))).collect();
-            names.push(Expr::Column(Column::from_name(count_name(k))));
+            let mut names: Vec<Expr> = (0..keys).map(|i| key(i).alias(key_name(i))).collect();
+            names.push(Expr::Column(Column::from_name(COUNTED)).alias(COUNT_NAME));
             b.project(names)
         })
+        .and_then(|b| b.alias(relation(k)))
         .and_then(LogicalPlanBuilder::build)
-        .map_err(PlanError::from_datafusion)?;
-    Ok(per_key)
+        .map_err(PlanError::from_datafusion)
 }
 
-fn key_name(k: usize, i: usize) -> String {
-    format!("ihdsi_dk{k}_{i}")
+/// The column of the released-group counts, named apart from the keys
+/// (which may be called anything) while it is computed, then `n`.
+const COUNTED: &str = "ihdsi_released_groups";
+const COUNT_NAME: &str = "n";
+
+fn relation(k: usize) -> String {
+    format!("ihdsi_distinct_{k}")
 }
 
-fn count_name(k: usize) -> String {
-    format!("ihdsi_dv{k}")
+fn key_name(i: usize) -> String {
+    format!("key_{i}")
+}
+
+fn counted_column(k: usize, name: String) -> Column {
+    Column::new(Some(relation(k)), name)
 }
