@@ -117,6 +117,20 @@ async fn dp_mode_refuses_what_it_cannot_bound_and_never_releases_the_victims() {
     if ledger_sum(&ledger, "analyst:analyst") != 0 {
         failures.push("a refused query was charged".into());
     }
+    // A38: a distinct count of values is refused as a release, also in a
+    // union branch, but a per-patient one below the boundary is computed at
+    // the patient's site and answered.
+    let per_patient = "SELECT n_drugs, count(*) AS persons FROM (SELECT person_id, count(DISTINCT drug_concept_id) AS n_drugs FROM drug_exposure GROUP BY person_id) t GROUP BY n_drugs";
+    if let Err(e) = ask(&c, per_patient).await {
+        failures.push(format!(
+            "A38: a per-patient distinct count was refused: {e}"
+        ));
+    }
+    let in_a_branch = "SELECT count(*) FROM person UNION ALL SELECT count(DISTINCT drug_concept_id) FROM drug_exposure";
+    match ask(&c, in_a_branch).await {
+        Err(e) if e.contains("distinct values") => {}
+        other => failures.push(format!("A38 in a union branch: {other:?}")),
+    }
     // A02/A03/A30: the victims' groups are never released (exact count 1 <
     // k, whatever the noise), and booleans over counts are post-processing.
     let probes = [
