@@ -14,7 +14,7 @@
 //! lifelines' `KaplanMeierFitter` (exponential Greenwood intervals,
 //! `median_survival_times`, `restricted_mean_survival_time`) and
 //! `multivariate_logrank_test`, and statsmodels' `survdiff` for the
-//! stratified test.
+//! stratified test and `CumIncidenceRight` for cumulative incidence.
 //!
 //! ```text
 //!   merged per-bin counts (one stratum: time, events, censored)
@@ -22,15 +22,19 @@
 //!       ├─► kaplan_meier::curve       S(t), Greenwood SE, log-log CI
 //!       │     ├─ median               with its CI
 //!       │     └─ restricted_mean      up to a horizon
-//!       └─► logrank::test             k strata, or k groups × strata
+//!       ├─► logrank::test             k strata, or k groups × strata
+//!   per-cause counts
+//!       └─► competing::cumulative_incidence   Aalen–Johansen, with its SE
 //! ```
 
 pub mod bins;
+pub mod competing;
 pub mod error;
 pub mod kaplan_meier;
 pub mod logrank;
 
 pub use bins::{Bin, Stratum};
+pub use competing::{CompetingBin, IncidencePoint};
 pub use error::{Result, StatisticsError};
 pub use kaplan_meier::{Curve, CurvePoint, Median};
 pub use logrank::LogRank;

@@ -1,5 +1,5 @@
 """The reference answers for reference.rs: lifelines and statsmodels on the
-pooled rows of a CSV (stratum, group, time, event), as JSON on stdout.
+pooled rows of a CSV (stratum, group, time, event, cause), as JSON on stdout.
 
 Usage: reference.py ROWS.csv HORIZON
 """
@@ -12,7 +12,7 @@ import pandas as pd
 from lifelines import KaplanMeierFitter
 from lifelines.statistics import logrank_test, multivariate_logrank_test
 from lifelines.utils import median_survival_times, restricted_mean_survival_time
-from statsmodels.duration.survfunc import survdiff
+from statsmodels.duration.survfunc import CumIncidenceRight, survdiff
 
 warnings.simplefilter("ignore")
 
@@ -55,6 +55,12 @@ def main():
     out["logrank_all"] = {"statistic": float(multi.test_statistic), "p_value": float(multi.p_value),
                           "df": int(multi.degrees_of_freedom)}
     out["stratified"] = {"statistic": float(chisq), "p_value": float(p)}
+    ci = CumIncidenceRight(rows["time"].to_numpy(), rows["cause"].to_numpy())
+    out["incidence"] = {
+        "times": [float(t) for t in ci.times],
+        "cinc": [[float(v) for v in c] for c in ci.cinc],
+        "se": [[finite(v) for v in c] for c in ci.cinc_se],
+    }
     json.dump(out, sys.stdout)
 
 

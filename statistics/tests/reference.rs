@@ -1,7 +1,9 @@
 //! The statistics equal the reference libraries on pooled rows: lifelines'
 //! `KaplanMeierFitter` (S(t), Greenwood's sum, the log-log interval, the
 //! median with its interval, the restricted mean), `logrank_test`,
-//! `multivariate_logrank_test`, and statsmodels' stratified `survdiff`.
+//! `multivariate_logrank_test`, and statsmodels' stratified `survdiff` and
+//! `CumIncidenceRight` (Aalen–Johansen with its standard error; lifelines'
+//! `AalenJohansenFitter` breaks tied times by random jitter).
 //!
 //! The rows are generated here with ties and censoring on an integer grid,
 //! counted into bins as the sites would count them, and written to a CSV
@@ -13,11 +15,13 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::Command;
 
-use ihdsi_statistics::{Bin, Stratum, kaplan_meier, logrank};
+use ihdsi_statistics::competing::cumulative_incidence;
+use ihdsi_statistics::{Bin, CompetingBin, Stratum, kaplan_meier, logrank};
 use serde_json::Value;
 
-/// One patient: stratum (site), group (arm), time on the grid, event.
-type Row = (u32, u32, u32, bool);
+/// One patient: stratum (site), group (arm), time on the grid, event, and
+/// its cause (1 or 2; 0 when censored).
+type Row = (u32, u32, u32, bool, u32);
 
 /// A seeded generator (SplitMix64), so that a failure can be replayed.
 struct Seeded(u64);
@@ -51,7 +55,9 @@ fn rows(n: usize, seed: u64) -> Vec<Row> {
             }
             let censor_time = 1 + rng.below(if stratum == 0 { 36 } else { 24 }) as u32;
             let time = event_time.min(censor_time);
-            (stratum, group, time, event_time <= censor_time)
+            let event = event_time <= censor_time;
+            let cause = if event { 1 + rng.below(2) as u32 } else { 0 };
+            (stratum, group, time, event, cause)
         })
         .collect()
 }
@@ -93,9 +99,9 @@ fn reference(rows: &[Row], horizon: f64) -> Value {
     let dir = std::env::temp_dir().join(format!("ihdsi-statistics-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let csv = dir.join("rows.csv");
-    let mut text = String::from("stratum,group,time,event\n");
-    for (s, g, t, e) in rows {
-        text.push_str(&format!("{s},{g},{t},{}\n", u8::from(*e)));
+    let mut text = String::from("stratum,group,time,event,cause\n");
+    for (s, g, t, e, c) in rows {
+        text.push_str(&format!("{s},{g},{t},{},{c}\n", u8::from(*e)));
     }
     std::fs::write(&csv, text).expect("write rows");
     let out = Command::new(&python)
@@ -223,6 +229,7 @@ fn survival_statistics_equal_lifelines_and_statsmodels_on_pooled_rows() {
                     .collect()
             })
             .collect();
+        check_incidence(seed, &rows, &want["incidence"], &mut failures);
         let stratified = logrank::stratified(&strata).expect("stratified");
         let w = &want["stratified"];
         close(
@@ -239,4 +246,53 @@ fn survival_statistics_equal_lifelines_and_statsmodels_on_pooled_rows() {
         );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Aalen–Johansen incidence of both causes over all rows, with its
+/// standard error, against statsmodels' `CumIncidenceRight`.
+fn check_incidence(seed: u64, rows: &[Row], want: &Value, failures: &mut Vec<String>) {
+    let mut bins: BTreeMap<u32, ([u64; 2], u64)> = BTreeMap::new();
+    for r in rows {
+        let counts = bins.entry(r.2).or_default();
+        match r.4 {
+            0 => counts.1 += 1,
+            cause => counts.0[cause as usize - 1] += 1,
+        }
+    }
+    let bins: Vec<CompetingBin> = bins
+        .into_iter()
+        .map(|(time, (events, censored))| CompetingBin {
+            time: f64::from(time),
+            events: events.to_vec(),
+            censored,
+        })
+        .collect();
+    let points = cumulative_incidence(&bins).expect("incidence");
+    let times: Vec<f64> = points.iter().map(|p| p.time).collect();
+    assert_eq!(
+        times,
+        numbers(&want["times"]),
+        "seed {seed}: incidence grid"
+    );
+    for cause in 0..2 {
+        let cinc = numbers(&want["cinc"][cause]);
+        let se = &want["se"][cause];
+        for (i, p) in points.iter().enumerate() {
+            let what = format!("seed {seed} cause {} at {}", cause + 1, p.time);
+            close(
+                &format!("{what}: incidence"),
+                p.incidence[cause],
+                cinc[i],
+                failures,
+            );
+            match se[i].as_f64() {
+                Some(want) => close(&format!("{what}: SE"), p.std_error[cause], want, failures),
+                None if !p.std_error[cause].is_finite() => {}
+                None => failures.push(format!(
+                    "{what}: SE {} where the reference has none",
+                    p.std_error[cause]
+                )),
+            }
+        }
+    }
 }
