@@ -35,29 +35,35 @@ enum Source {
     Distinct(usize),
 }
 
-/// The distinct counts of values of `agg` (argument and FILTER), if any.
-fn distinct_values(agg: &Aggregate) -> Result<Vec<(Expr, Option<Expr>)>> {
-    let mut found = Vec::new();
-    for e in &agg.aggr_expr {
-        if let Some(d) = distinct_value(e, &agg.input)? {
-            found.push(d);
-        }
-    }
-    Ok(found)
-}
+/// A distinct count of values: its argument and FILTER.
+type DistinctValue = (Expr, Option<Expr>);
 
-fn distinct_value(e: &Expr, input: &LogicalPlan) -> Result<Option<(Expr, Option<Expr>)>> {
-    let Expr::AggregateFunction(f) = strip_alias(e) else {
-        return Ok(None);
+/// For each aggregate of `agg`, its argument and FILTER if it counts
+/// distinct values other than patients. The input's lineage is traced only
+/// when some aggregate is a one-argument `count(DISTINCT …)`.
+fn distinct_values(agg: &Aggregate) -> Result<Vec<Option<DistinctValue>>> {
+    let candidate = |e: &Expr| match strip_alias(e) {
+        Expr::AggregateFunction(f)
+            if f.func.name().eq_ignore_ascii_case("count")
+                && f.params.distinct
+                && f.params.args.len() == 1 =>
+        {
+            Some((
+                f.params.args[0].clone(),
+                f.params.filter.as_deref().cloned(),
+            ))
+        }
+        _ => None,
     };
-    let p = &f.params;
-    if !(f.func.name().eq_ignore_ascii_case("count") && p.distinct && p.args.len() == 1) {
-        return Ok(None);
+    let candidates: Vec<Option<DistinctValue>> = agg.aggr_expr.iter().map(candidate).collect();
+    if candidates.iter().all(Option::is_none) {
+        return Ok(candidates);
     }
-    if expr_is_unit(&p.args[0], input, &lineage(input)?) {
-        return Ok(None);
-    }
-    Ok(Some((p.args[0].clone(), p.filter.as_deref().cloned())))
+    let units = lineage(&agg.input)?;
+    Ok(candidates
+        .into_iter()
+        .map(|c| c.filter(|(arg, _)| !expr_is_unit(arg, &agg.input, &units)))
+        .collect())
 }
 
 /// In dp mode a count of distinct values is refused: which groups a noisy
@@ -83,7 +89,7 @@ pub fn refuse_in_dp(plan: &LogicalPlan) -> Result<()> {
 
 /// Whether `agg` counts distinct values other than patients.
 pub fn counts_distinct_values(agg: &Aggregate) -> Result<bool> {
-    Ok(!distinct_values(agg)?.is_empty())
+    Ok(distinct_values(agg)?.iter().any(Option::is_some))
 }
 
 fn count_star() -> Expr {
@@ -120,8 +126,8 @@ pub fn expand(
         ));
     }
     let (mut main_aggs, mut sources, mut values) = (Vec::new(), Vec::new(), Vec::new());
-    for e in &agg.aggr_expr {
-        match distinct_value(e, &agg.input)? {
+    for (e, distinct) in agg.aggr_expr.iter().zip(distinct_values(agg)?) {
+        match distinct {
             Some(d) => {
                 sources.push(Source::Distinct(values.len()));
                 values.push(d);

@@ -133,6 +133,28 @@ pub async fn oracle_rows(
         .unwrap_or_else(|e| panic!("oracle cannot run {sql}: {e}"))
 }
 
+/// Run each case of `cases` through `connection` and compare it with the
+/// oracle's rows: one line per case that differs or fails.
+pub async fn differential_failures(
+    connection: &Connection,
+    oracle: &SessionContext,
+    cases: &[queries::Case],
+) -> Vec<String> {
+    let mut failures = Vec::new();
+    for case in cases {
+        let expected = oracle_rows(oracle, &case.sql).await;
+        match connection.query(&case.sql).await {
+            Ok(got) => {
+                if let Some(d) = compare::diff(&got.batches, &expected) {
+                    failures.push(format!("{}: {d}", case.name));
+                }
+            }
+            Err(e) => failures.push(format!("{}: {e}", case.name)),
+        }
+    }
+    failures
+}
+
 /// `DoGet` every endpoint of `info` as strict clients do (ADBC, the JDBC
 /// driver): endpoints must carry no location, and every streamed batch must
 /// have exactly the FlightInfo schema, nullability included. Returns that

@@ -55,6 +55,17 @@ const CELL_ATTACKS: &[(&str, &str)] = &[
          WHERE condition_concept_id = 320128 OR condition_concept_id = {V1}",
     ),
     (
+        "distinct concepts with an offset and a scale",
+        "SELECT count(DISTINCT 2 * condition_concept_id + 7) AS n FROM condition_occurrence \
+         WHERE condition_concept_id = 320128 OR condition_concept_id = {V1}",
+    ),
+    (
+        "distinct concepts in a second release of the same query",
+        "SELECT count(*) AS n FROM person UNION ALL \
+         SELECT count(DISTINCT coalesce(condition_concept_id, 0)) AS n FROM condition_occurrence \
+         WHERE condition_concept_id = 320128 OR condition_concept_id = {V1}",
+    ),
+    (
         "distinct concepts of the nullable side of an outer join, by gender",
         "SELECT p.gender_concept_id, count(DISTINCT c.condition_concept_id) AS n FROM person p LEFT JOIN condition_occurrence c \
          ON p.person_id = c.person_id AND c.condition_concept_id = {V1} GROUP BY 1",
@@ -258,35 +269,52 @@ async fn a_conditional_cell_with_a_bound_parameter_is_withheld() {
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
     let clean = cohort(6_000);
     let victims = planted(&clean).await;
-    let truth = oracle_rows(
-        &centralized(&victims).await,
-        &spell("SELECT count(*) FILTER (WHERE condition_concept_id = {V1}) AS n FROM condition_occurrence"),
-    )
-    .await;
-    assert_eq!(rows(&truth), vec![vec![Cell::Int(1)]]);
+    let oracle = centralized(&victims).await;
     let fed = federation(&victims, policy(10, false), policy(1, false)).await;
     let c = ihdsi_tests::connect(&fed.uri).await;
-    let mut client = c.client();
-    let sql =
-        "SELECT count(*) FILTER (WHERE condition_concept_id = $1) AS n FROM condition_occurrence";
-    let mut prepared = client.prepare(sql.into(), None).await.expect("prepare");
-    let schema = std::sync::Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)]));
-    let param = RecordBatch::try_new(
-        schema,
-        vec![std::sync::Arc::new(Int64Array::from(vec![i64::from(
-            V1_CONDITION,
-        )]))],
-    )
-    .expect("parameter");
-    prepared.set_parameters(param).expect("bind");
-    let info = prepared.execute().await.expect("execute");
-    let got = c.fetch(info).await.expect("fetch");
+    // The victim's condition as `$1`: a conditional count (its cell
+    // withheld), and a distinct count lifted over k by a common condition
+    // (the victim's value is no released group, so it is not counted).
+    let cases = [
+        (
+            "SELECT count(*) FILTER (WHERE condition_concept_id = $1) AS n FROM condition_occurrence",
+            Cell::Int(1),
+            Cell::Null,
+        ),
+        (
+            "SELECT count(DISTINCT condition_concept_id) AS n FROM condition_occurrence \
+             WHERE condition_concept_id = 320128 OR condition_concept_id = $1",
+            Cell::Int(2),
+            Cell::Int(1),
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (sql, truth, released) in cases {
+        let literal = sql.replace("$1", &V1_CONDITION.to_string());
+        let t = rows(&oracle_rows(&oracle, &literal).await);
+        if t != vec![vec![truth.clone()]] {
+            failures.push(format!("{sql}: the oracle gives {t:?}, not {truth:?}"));
+        }
+        let mut client = c.client();
+        let mut prepared = client.prepare(sql.into(), None).await.expect("prepare");
+        let schema =
+            std::sync::Arc::new(Schema::new(vec![Field::new("$1", DataType::Int64, false)]));
+        let param = RecordBatch::try_new(
+            schema,
+            vec![std::sync::Arc::new(Int64Array::from(vec![i64::from(
+                V1_CONDITION,
+            )]))],
+        )
+        .expect("parameter");
+        prepared.set_parameters(param).expect("bind");
+        let info = prepared.execute().await.expect("execute");
+        let got = rows(&c.fetch(info).await.expect("fetch"));
+        if got != vec![vec![released.clone()]] {
+            failures.push(format!("{sql}: released {got:?}, the victim shows"));
+        }
+    }
     fed.shutdown().await;
-    assert_eq!(
-        rows(&got),
-        vec![vec![Cell::Null]],
-        "the victim's cell was released"
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
 /// Conditional aggregates that rest on enough patients keep working: the

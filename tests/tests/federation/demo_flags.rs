@@ -5,10 +5,9 @@
 //! session over the union of the sites' files.
 
 use ihdsi_cli::client::{Connection, Credentials};
-use ihdsi_tests::compare::diff;
 use ihdsi_tests::process::{DemoProcess, PASSWORD};
 use ihdsi_tests::queries::load;
-use ihdsi_tests::{centralized, cohort, oracle_rows};
+use ihdsi_tests::{centralized, cohort, differential_failures};
 
 /// The flags that switch off every rule of `[privacy]` in threshold mode.
 const EVERY_RULE_OFF: &[&str] = &[
@@ -39,18 +38,7 @@ async fn the_demo_with_every_rule_off_by_flags_equals_the_oracle() {
     let oracle = centralized(&data).await;
     let cases = load("differential.slt");
     assert!(cases.len() >= 50, "{} cases", cases.len());
-    let mut failures = Vec::new();
-    for case in &cases {
-        let expected = oracle_rows(&oracle, &case.sql).await;
-        match connection.query(&case.sql).await {
-            Ok(got) => {
-                if let Some(d) = diff(&got.batches, &expected) {
-                    failures.push(format!("{}: {d}", case.name));
-                }
-            }
-            Err(e) => failures.push(format!("{}: {e}", case.name)),
-        }
-    }
+    let failures = differential_failures(&connection, &oracle, &cases).await;
     assert!(
         failures.is_empty(),
         "{} of {} queries differ through the shipped demo with every rule off:\n{}",

@@ -11,7 +11,7 @@ use ihdsi_engine::site::postgres;
 use ihdsi_tests::backends::{Host, ballista_cluster, mixed_federation};
 use ihdsi_tests::compare::{diff, rows};
 use ihdsi_tests::queries::load;
-use ihdsi_tests::{ask, centralized, cohort, oracle_rows, policy};
+use ihdsi_tests::{centralized, cohort, connect, differential_failures, oracle_rows, policy};
 
 /// The whole differential suite with `lu` on PostgreSQL, `kr` on Ballista
 /// and `us` on DataFusion. Then the evidence that each backend ran the
@@ -40,19 +40,8 @@ async fn the_differential_suite_holds_over_postgresql_ballista_and_datafusion_si
     let uri = mixed_federation(&data, &hosts, policy(1, true)).await;
     let jobs_before = cluster.jobs();
     let oracle = centralized(&data).await;
-    let mut failures = Vec::new();
     let cases = load("differential.slt");
-    for case in &cases {
-        let expected = oracle_rows(&oracle, &case.sql).await;
-        match ask(&uri, &case.sql).await {
-            Ok(got) => {
-                if let Some(d) = diff(&got.batches, &expected) {
-                    failures.push(format!("{}: {d}", case.name));
-                }
-            }
-            Err(e) => failures.push(format!("{}: {e}", case.name)),
-        }
-    }
+    let failures = differential_failures(&connect(&uri).await, &oracle, &cases).await;
     let log = pg.log();
     let errors: Vec<&str> = log
         .lines()
