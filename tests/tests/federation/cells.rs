@@ -55,6 +55,11 @@ const CELL_ATTACKS: &[(&str, &str)] = &[
          WHERE condition_concept_id = 320128 OR condition_concept_id = {V1}",
     ),
     (
+        "conditional count in every grouping set of a rollup",
+        "SELECT p.gender_concept_id, count(*) FILTER (WHERE c.condition_concept_id = {V1}) AS n \
+         FROM person p JOIN condition_occurrence c ON p.person_id = c.person_id GROUP BY ROLLUP(p.gender_concept_id)",
+    ),
+    (
         "distinct concepts with an offset and a scale",
         "SELECT count(DISTINCT 2 * condition_concept_id + 7) AS n FROM condition_occurrence \
          WHERE condition_concept_id = 320128 OR condition_concept_id = {V1}",
