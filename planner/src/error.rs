@@ -88,7 +88,7 @@ impl PlanError {
         }
     }
 
-    pub(crate) fn policy(rule: Rule, reason: impl Into<String>) -> Self {
+    pub fn policy(rule: Rule, reason: impl Into<String>) -> Self {
         Self::Policy {
             reason: reason.into(),
             rule,
@@ -119,7 +119,7 @@ impl PlanError {
                         .collect::<Vec<_>>()
                         .join(", ")
                 )),
-                None => Self::Schema(msg.clone()),
+                None => Self::Schema(analyst_words(msg)),
             },
             D::NotImplemented(msg) => Self::unsupported(
                 Rule::HonouredAsWritten,

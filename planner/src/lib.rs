@@ -10,6 +10,7 @@
 //!       │  parameters::bind             (bound values checked and typed)
 //!       │  grouping_sets                (ROLLUP/CUBE/GROUPING SETS: a release per set)
 //!       │  distinct_values              (count(DISTINCT x): released groups of GROUP BY x)
+//!       │  survival                     (kaplan_meier: a release per bin, finished above)
 //!       ▼
 //!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
 //!       │                         admission::identifier         (where person_id may appear)
@@ -51,6 +52,7 @@ pub mod release;
 pub mod rules;
 pub mod site;
 pub mod split;
+pub mod survival;
 pub mod unparse;
 pub mod virtual_table;
 

@@ -45,6 +45,9 @@ pub struct Release {
     pub merges: Vec<Merge>,
     /// The boundary aggregate's output schema, as the rest of the query sees it.
     pub schema: DFSchemaRef,
+    /// Set when the last key is a time bin: the disclosure layer then
+    /// coarsens small bins instead of withholding them.
+    pub time_axis: Option<crate::survival::TimeAxis>,
 }
 
 impl Release {

@@ -48,6 +48,9 @@ pub enum Rule {
     HonouredAsWritten,
     /// Every subplan reaches a site as SQL it can read and audit (A40).
     ReadableSubplans,
+    /// A survival curve is one row per patient on a declared grid, its
+    /// small bins coarsened (A41).
+    SurvivalCurves,
 }
 
 impl Rule {
@@ -70,6 +73,7 @@ impl Rule {
             Self::ReleasedDistinctValues => "A38",
             Self::HonouredAsWritten => "A39",
             Self::ReadableSubplans => "A40",
+            Self::SurvivalCurves => "A41",
         }
     }
 
@@ -96,6 +100,9 @@ impl Rule {
             }
             Self::HonouredAsWritten => "SQL is honoured as written or refused",
             Self::ReadableSubplans => "every site receives SQL it can read and audit",
+            Self::SurvivalCurves => {
+                "a survival curve has one row per patient, on a declared grid, its small bins coarsened"
+            }
         }
     }
 }
@@ -136,6 +143,7 @@ mod tests {
             Rule::ReleasedDistinctValues,
             Rule::HonouredAsWritten,
             Rule::ReadableSubplans,
+            Rule::SurvivalCurves,
         ];
         for rule in rules {
             let row = format!("\n| {} ", rule.attack());

@@ -30,6 +30,8 @@ pub struct SiteAdmission {
     pub key_count: usize,
     /// Index of the distinct-patient count column (the last one).
     pub patients_index: usize,
+    /// Set when the subplan is a release on a time axis.
+    pub time_axis: Option<crate::survival::TimeAxis>,
 }
 
 fn reject(msg: impl Into<String>) -> PlanError {
@@ -119,8 +121,16 @@ pub fn admit_subplan(plan: &LogicalPlan, policy: &PrivacyPolicy) -> Result<SiteA
             "the last column must be count(DISTINCT person_id) AS ihdsi_patients",
         ));
     }
+    let time_axis = crate::survival::time_axis(agg);
+    if time_axis.is_some() && !crate::survival::cohort::one_row_per_patient(&agg.input)? {
+        return Err(PlanError::policy(
+            crate::rules::Rule::SurvivalCurves,
+            "a survival curve needs a cohort of one row per patient",
+        ));
+    }
     Ok(SiteAdmission {
         key_count,
         patients_index: n - 1,
+        time_axis,
     })
 }

@@ -287,6 +287,7 @@ fn replace_boundaries(
     }
     if let LogicalPlan::Aggregate(agg) = plan {
         return match crate::grouping_sets::grouping_sets(agg) {
+            _ if crate::survival::has_curves(agg) => crate::survival::expand(agg, f),
             Some(sets) => crate::grouping_sets::expand(agg, sets, f),
             None if crate::distinct_values::counts_distinct_values(agg)? => {
                 crate::distinct_values::expand(agg, f)
@@ -365,6 +366,13 @@ fn site_group_keys(keys: &[Expr]) -> Vec<Expr> {
 }
 
 fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
+    let time_axis = crate::survival::time_axis(agg);
+    if time_axis.is_some() && policy.mode == ihdsi_catalog::PrivacyMode::Dp {
+        return Err(PlanError::policy(
+            crate::rules::Rule::SurvivalCurves,
+            "survival curves are not released in dp mode yet; ask for them under the threshold rules",
+        ));
+    }
     let input_lineage = admission::check_boundary(agg)?;
     admission::amplification::check(&agg.input, policy)?;
     let mut partials = Partials::default();
@@ -430,6 +438,7 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         dominance,
         merges: partials.merges,
         schema: Arc::clone(&agg.schema),
+        time_axis,
     })
 }
 

@@ -63,5 +63,6 @@ pub fn register_virtual_schema(ctx: &SessionContext) -> datafusion::error::Resul
             }),
         )?;
     }
+    crate::survival::register(ctx);
     Ok(())
 }

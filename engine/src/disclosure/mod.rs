@@ -56,6 +56,7 @@ pub mod dominance;
 pub mod noise;
 pub mod plausibility;
 pub mod site;
+pub mod survival;
 pub(crate) mod threshold;
 
 use crate::dp::Uniform;
@@ -93,6 +94,14 @@ impl Disclosure {
         answers: &[SitePartials],
         u: &mut U,
     ) -> Result<Released> {
+        if let Some(axis) = release.time_axis {
+            return match self {
+                Disclosure::Threshold(policy) => {
+                    survival::merged::release(release, axis, answers, policy)
+                }
+                Disclosure::Dp(_) => Err(survival::refused_in_dp().into()),
+            };
+        }
         match self {
             Disclosure::Threshold(policy) => threshold::release(release, answers, policy),
             Disclosure::Dp(policy) => {

@@ -34,7 +34,7 @@ pub struct AnswerShape<'a> {
 }
 
 /// `schema` with the partial columns `p*` nullable.
-fn answer_schema(schema: &SchemaRef, shape: AnswerShape<'_>) -> SchemaRef {
+pub(crate) fn answer_schema(schema: &SchemaRef, shape: AnswerShape<'_>) -> SchemaRef {
     let fields: Vec<Field> = schema
         .fields()
         .iter()

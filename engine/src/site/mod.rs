@@ -366,8 +366,11 @@ impl SiteEngine {
             cells: &layout,
             dominance: &entries,
         };
-        let (batch, suppressed) =
-            disclosure::site::release(&batch, shape, self.policy.min_group_size)?;
+        let min = self.policy.min_group_size;
+        let (batch, suppressed) = match admission.time_axis {
+            Some(axis) => disclosure::survival::site::release(&batch, shape, axis, min)?,
+            None => disclosure::site::release(&batch, shape, min)?,
+        };
         Ok(SiteAnswer { batch, suppressed })
     }
 }

@@ -1,0 +1,115 @@
+//! The rule for releases on a time axis (Kaplan–Meier bins,
+//! `ihdsi_planner::survival`): small bins are coarsened into their
+//! neighbours, never shown and never dropped.
+//!
+//! Withholding a bin, as any other group under k is withheld, would break
+//! the curve: its patients would vanish from the numbers at risk of every
+//! earlier bin. So within each stratum, in time order:
+//!
+//! 1. **Tail.** The curve ends at the last bin that has at least k
+//!    patients at risk; that bin absorbs every later one, so no number at
+//!    risk under k can be derived from what is shown.
+//! 2. **Merge.** A bin whose events or whose censorings number 1 to k − 1
+//!    is merged with the bins after it until both counts are 0 or at least
+//!    k; what is left at the end joins the last bin that passed. The
+//!    merged bin is released at its end time, and only its sums are seen.
+//! 3. **Withhold.** A stratum that cannot pass (fewer than k patients, or
+//!    fewer than k events or censorings in all) is withheld, as any group.
+//!
+//! A count of zero is shown: it rests on no patient, and at k = 1 the
+//! rule then leaves every bin as it is, so the curve equals the pooled
+//! one. The same rule runs at every site, with the site's own k, and at
+//! the coordinator on the merged counts with the federation's.
+
+use std::ops::Range;
+
+pub(crate) mod merged;
+pub mod site;
+
+/// One bin as the rule sees it: its events, and all patients leaving
+/// follow-up in it (events and censorings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Departures {
+    pub events: u64,
+    pub leaving: u64,
+}
+
+/// Whether a count may be shown under `k`.
+fn shown(count: u64, k: u64) -> bool {
+    count == 0 || count >= k
+}
+
+/// The released bins of one stratum (`bins` in time order), as ranges of
+/// the input bins merged into each; empty when the stratum is withheld.
+pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
+    let k = k.max(1);
+    let total: u64 = bins.iter().map(|b| b.leaving).sum();
+    // The last bin with at least k at risk; it absorbs the tail.
+    let mut at_risk = total;
+    let mut last = None;
+    for (i, b) in bins.iter().enumerate() {
+        if at_risk >= k {
+            last = Some(i);
+        }
+        at_risk = at_risk.saturating_sub(b.leaving);
+    }
+    let Some(last) = last else {
+        return Vec::new();
+    };
+    let units: Vec<Range<usize>> = (0..last)
+        .map(|i| i..i + 1)
+        .chain(std::iter::once(last..bins.len()))
+        .collect();
+    let counts = |r: &Range<usize>| {
+        bins[r.clone()].iter().fold((0u64, 0u64), |(e, c), b| {
+            (e + b.events, c + b.leaving.saturating_sub(b.events))
+        })
+    };
+    let mut released: Vec<Range<usize>> = Vec::new();
+    let mut open: Option<Range<usize>> = None;
+    for unit in units {
+        let current = match open.take() {
+            Some(r) => r.start..unit.end,
+            None => unit,
+        };
+        let (events, censored) = counts(&current);
+        if shown(events, k) && shown(censored, k) {
+            released.push(current);
+        } else {
+            open = Some(current);
+        }
+    }
+    if let Some(rest) = open {
+        match released.last_mut() {
+            // Both counts of the last passing bin are 0 or at least k, and
+            // adding the rest cannot bring a count below k, but it can
+            // raise a 0 to 1..k−1: check again, merging backwards.
+            Some(_) => {
+                let mut merged = rest;
+                while let Some(previous) = released.pop() {
+                    merged = previous.start..merged.end;
+                    let (events, censored) = counts(&merged);
+                    if shown(events, k) && shown(censored, k) {
+                        released.push(merged);
+                        return released;
+                    }
+                }
+                return Vec::new();
+            }
+            None => return Vec::new(),
+        }
+    }
+    released
+}
+
+/// Curves are not released in dp mode yet: the planner refuses them, and
+/// this layer refuses a time axis that reaches it all the same.
+pub(crate) fn refused_in_dp() -> ihdsi_planner::PlanError {
+    ihdsi_planner::PlanError::policy(
+        ihdsi_planner::Rule::SurvivalCurves,
+        "survival curves are not released in dp mode yet; ask for them under the threshold rules",
+    )
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,86 @@
+//! Whether a curve's cohort has one row per patient, read from the plan.
+//!
+//! A curve counts each patient once: a patient with two rows would be at
+//! risk twice. Checking it on the data (rows against distinct patients)
+//! would answer a question about single patients ("does anyone in this
+//! cohort have two rows?"), so it is checked on the query instead, where
+//! it can be proved: the cohort is the `person` table, or grouped by the
+//! patient (and otherwise only by columns of `person`), or joins of such
+//! cohorts on the patient, under filters, projections and aliases. The
+//! same check runs at every site on the SQL it receives.
+
+use datafusion::common::Column;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
+
+use crate::error::Result;
+use crate::exprs::strip_alias;
+use crate::lineage::{expr_is_unit, lineage, pass_through};
+
+/// The table with one row per patient.
+const PERSON: &str = "person";
+
+/// Whether `plan` provably returns at most one row per patient.
+pub fn one_row_per_patient(plan: &LogicalPlan) -> Result<bool> {
+    if let Some(input) = pass_through(plan) {
+        return one_row_per_patient(input);
+    }
+    match plan {
+        LogicalPlan::Projection(p) => one_row_per_patient(&p.input),
+        LogicalPlan::TableScan(scan) => Ok(scan.table_name.table() == PERSON),
+        LogicalPlan::Aggregate(agg) => {
+            let units = lineage(&agg.input)?;
+            let unit = |k: &Expr| expr_is_unit(k, &agg.input, &units);
+            let persons = person_relations(&agg.input);
+            let of_person = |k: &Expr| match strip_alias(k) {
+                Expr::Column(Column {
+                    relation: Some(r), ..
+                }) => persons.iter().any(|p| p == r.table()),
+                _ => false,
+            };
+            let keys_ok = agg.group_expr.iter().any(unit)
+                && agg.group_expr.iter().all(|k| unit(k) || of_person(k));
+            Ok(keys_ok || (agg.group_expr.iter().any(unit) && one_row_per_patient(&agg.input)?))
+        }
+        LogicalPlan::Join(j) if matches!(j.join_type, JoinType::Inner | JoinType::Left) => {
+            let (left, right) = (lineage(&j.left)?, lineage(&j.right)?);
+            let on_patient = j.on.iter().any(|(l, r)| {
+                expr_is_unit(l, &j.left, &left) && expr_is_unit(r, &j.right, &right)
+            });
+            Ok(on_patient && one_row_per_patient(&j.left)? && one_row_per_patient(&j.right)?)
+        }
+        _ => Ok(false),
+    }
+}
+
+/// The names under which `plan` reads the `person` table: its own name,
+/// or an alias over it (a site's `person` is a view: an alias over a
+/// projection of the scan).
+fn person_relations(plan: &LogicalPlan) -> Vec<String> {
+    let mut names = Vec::new();
+    let _ = plan.apply(|node| {
+        match node {
+            LogicalPlan::TableScan(scan) if scan.table_name.table() == PERSON => {
+                names.push(PERSON.to_string());
+            }
+            LogicalPlan::SubqueryAlias(a) if is_person(&a.input) => {
+                names.push(a.alias.table().to_string());
+            }
+            _ => {}
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    names
+}
+
+/// Whether `plan` is the `person` table under aliases, projections and
+/// filters only.
+fn is_person(plan: &LogicalPlan) -> bool {
+    match plan {
+        LogicalPlan::TableScan(scan) => scan.table_name.table() == PERSON,
+        LogicalPlan::SubqueryAlias(_) | LogicalPlan::Projection(_) | LogicalPlan::Filter(_) => {
+            plan.inputs().first().is_some_and(|i| is_person(i))
+        }
+        _ => false,
+    }
+}
