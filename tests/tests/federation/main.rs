@@ -25,4 +25,5 @@ mod postgres;
 mod security;
 mod stewardship;
 mod surface;
+mod survival;
 mod timing;
