@@ -137,3 +137,89 @@ async fn curves_equal_lifelines_on_the_pooled_rows_at_thresholds_one() {
     fed.shutdown().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// Released points of the curve over `filter`: (sex, time, at risk,
+/// events, censored).
+async fn released(connection: &ihdsi_cli::client::Connection, filter: &str) -> Vec<[f64; 5]> {
+    let sql = curve_sql(WIDTH).replace("WHERE c.days > 0", &format!("WHERE c.days > 0 AND {filter}"));
+    let got = connection.query(&sql).await.expect("curve");
+    let mut points: Vec<[f64; 5]> = rows(&got.batches)
+        .into_iter()
+        .map(|r| [r[0], r[1], r[2], r[3], r[4]])
+        .collect();
+    points.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    points
+}
+
+fn shown(count: f64, k: f64) -> bool {
+    count == 0.0 || count >= k
+}
+
+/// With k = 10 at every site and at the coordinator: no released count
+/// under k, a month with a single death never shown on its own, and two
+/// curves that differ by one patient who died differ only in bins of at
+/// least k events (or none), the victim's bin holding at least k.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_bins_are_coarsened_and_one_patient_hides_among_k() {
+    const K: f64 = 10.0;
+    let data = cohort(6_000);
+    let fed = federation(&data, policy(10, true), policy(10, true)).await;
+    let connection = connect(&fed.uri).await;
+    let oracle = centralized(&data).await;
+    let pooled = rows(
+        &oracle
+            .sql(&format!(
+                "SELECT sex, ceil(CAST(days AS DOUBLE) / {WIDTH}) * {WIDTH} AS t, died, days FROM {COHORT} WHERE c.days > 0"
+            ))
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run"),
+    );
+    // Months with exactly one death, per sex, and a dead patient whose
+    // (sex, days) nobody else shares.
+    let mut deaths: BTreeMap<(u64, u64), u32> = BTreeMap::new();
+    let mut spelled: BTreeMap<(u64, u64), u32> = BTreeMap::new();
+    for r in &pooled {
+        *spelled.entry((r[0] as u64, r[3] as u64)).or_default() += 1;
+        if r[2] == 1.0 {
+            *deaths.entry((r[0] as u64, r[1] as u64)).or_default() += 1;
+        }
+    }
+    let lonely: Vec<(u64, u64)> = deaths.iter().filter(|(_, n)| **n == 1).map(|(k, _)| *k).collect();
+    assert!(!lonely.is_empty(), "the cohort has months with one death");
+    let victim = pooled
+        .iter()
+        .find(|r| r[2] == 1.0 && spelled[&(r[0] as u64, r[3] as u64)] == 1)
+        .expect("a dead patient with a unique follow-up");
+    let (sex, days, bin) = (victim[0], victim[3], victim[1]);
+
+    let all = released(&connection, "TRUE").await;
+    assert!(all.len() >= 2, "some curve is released: {all:?}");
+    for p in &all {
+        assert!(p[2] >= K && shown(p[3], K) && shown(p[4], K), "a count under k: {p:?}");
+        let month = (p[0] as u64, p[1] as u64);
+        assert!(!(lonely.contains(&month) && p[3] == 1.0), "a lonely death shown: {p:?}");
+    }
+    let without = released(&connection, &format!("NOT (c.sex = {sex} AND c.days = {days})")).await;
+    for p in &without {
+        assert!(p[2] >= K && shown(p[3], K) && shown(p[4], K), "a count under k: {p:?}");
+    }
+    // The bins of the victim's stratum, by (time, events, censored): what
+    // one curve shows and the other does not.
+    let key = |p: &[f64; 5]| (p[1] as u64, p[3] as u64, p[4] as u64);
+    let of = |c: &[[f64; 5]]| -> Vec<(u64, u64, u64)> { c.iter().filter(|p| p[0] == sex).map(key).collect() };
+    let (with_victim, without_victim) = (of(&all), of(&without));
+    for differing in with_victim.iter().filter(|b| !without_victim.contains(b)).chain(
+        without_victim.iter().filter(|b| !with_victim.contains(b)),
+    ) {
+        assert!(differing.1 == 0 || differing.1 as f64 >= K, "a differing bin under k: {differing:?}");
+    }
+    let holding = with_victim
+        .iter()
+        .find(|b| b.0 as f64 >= bin)
+        .expect("the victim's death is on the curve");
+    assert!(holding.1 as f64 >= K, "the victim's bin: {holding:?}");
+    fed.shutdown().await;
+}
