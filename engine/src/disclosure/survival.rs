@@ -9,7 +9,8 @@
 //! 1. **Tail.** The curve ends at the last bin that has at least k
 //!    patients at risk; that bin absorbs every later one, so no number at
 //!    risk under k can be derived from what is shown.
-//! 2. **Merge.** A bin whose events or whose censorings number 1 to k − 1
+//! 2. **Merge.** A bin whose events, competing events or censorings
+//!    number 1 to k − 1
 //!    is merged with the bins after it until both counts are 0 or at least
 //!    k; what is left at the end joins the last bin that passed. The
 //!    merged bin is released at its end time, and only its sums are seen.
@@ -26,11 +27,13 @@ use std::ops::Range;
 pub(crate) mod merged;
 pub mod site;
 
-/// One bin as the rule sees it: its events, and all patients leaving
-/// follow-up in it (events and censorings).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One bin as the rule sees it: its events, its competing events (for
+/// cumulative incidence; 0 otherwise), and all patients leaving follow-up
+/// in it (events, competing events and censorings).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Departures {
     pub events: u64,
+    pub competing: u64,
     pub leaving: u64,
 }
 
@@ -60,10 +63,14 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
         .map(|i| i..i + 1)
         .chain(std::iter::once(last..bins.len()))
         .collect();
-    let counts = |r: &Range<usize>| {
-        bins[r.clone()].iter().fold((0u64, 0u64), |(e, c), b| {
-            (e + b.events, c + b.leaving.saturating_sub(b.events))
-        })
+    let passes = |r: &Range<usize>| {
+        let (mut events, mut competing, mut censored) = (0u64, 0u64, 0u64);
+        for b in &bins[r.clone()] {
+            events += b.events;
+            competing += b.competing;
+            censored += b.leaving.saturating_sub(b.events + b.competing);
+        }
+        shown(events, k) && shown(competing, k) && shown(censored, k)
     };
     let mut released: Vec<Range<usize>> = Vec::new();
     let mut open: Option<Range<usize>> = None;
@@ -72,8 +79,7 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
             Some(r) => r.start..unit.end,
             None => unit,
         };
-        let (events, censored) = counts(&current);
-        if shown(events, k) && shown(censored, k) {
+        if passes(&current) {
             released.push(current);
         } else {
             open = Some(current);
@@ -88,8 +94,7 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
                 let mut merged = rest;
                 while let Some(previous) = released.pop() {
                     merged = previous.start..merged.end;
-                    let (events, censored) = counts(&merged);
-                    if shown(events, k) && shown(censored, k) {
+                    if passes(&merged) {
                         released.push(merged);
                         return released;
                     }

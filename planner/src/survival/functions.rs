@@ -1,21 +1,22 @@
-//! The SQL functions of a curve: `kaplan_meier`, which the analyst writes,
-//! and `ihdsi_km_curve`, which finishes it at the coordinator from
-//! released bins.
+//! The SQL functions of survival analysis, and their finishing forms.
 //!
-//! Both return the same list of bins, so the finished curve takes the
-//! place of the analyst's aggregate unchanged. `kaplan_meier` also runs on
-//! patient rows: that is how a pooled DataFusion session (the test
-//! suite's oracle) computes the same curve, and it is never sent to a
-//! site: the planner rewrites it into a release first
-//! ([`super::expand`]).
+//! The analyst writes `kaplan_meier`, `survival_summary`, `logrank_test`
+//! or `cumulative_incidence` over a cohort; the planner rewrites the call
+//! into a release of bins ([`super::expand`]) and finishes it above the
+//! boundary with the same function's `ihdsi_finish_*` form, which reads
+//! released bins and returns the same type. The analyst's form also runs
+//! on patient rows: that is how a pooled DataFusion session (the test
+//! suite's oracle) computes the same statistic. It is never sent to a
+//! site.
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, Float64Array, Int64Array, ListArray, StructArray,
+    Array, ArrayRef, AsArray, Float64Array, Int64Array, ListArray, StringArray,
 };
+use datafusion::arrow::buffer::OffsetBuffer;
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Fields, Float64Type, Int64Type};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Float64Type, Int64Type};
 use datafusion::common::{Result as DfResult, ScalarValue, exec_err};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::function::{AccumulatorArgs, StateFieldsArgs};
@@ -23,50 +24,49 @@ use datafusion::logical_expr::{
     Accumulator, AggregateUDF, AggregateUDFImpl, Expr, Signature, TypeSignature, Volatility,
 };
 use datafusion::prelude::SessionContext;
-use ihdsi_statistics::{Bin, Stratum, kaplan_meier};
 
-/// The analyst's aggregate.
-pub const KAPLAN_MEIER: &str = "kaplan_meier";
-/// The coordinator's finishing aggregate over released bins.
-pub const CURVE_FROM_BINS: &str = "ihdsi_km_curve";
+use super::finish::{Record, Statistic};
 
-/// The fields of one point of a curve, as a notebook plots them.
-fn point_fields() -> Fields {
-    let f = |n: &str, t: DataType| Field::new(n, t, true);
-    Fields::from(vec![
-        f("time", DataType::Float64),
-        f("at_risk", DataType::Int64),
-        f("events", DataType::Int64),
-        f("censored", DataType::Int64),
-        f("survival", DataType::Float64),
-        f("std_error", DataType::Float64),
-        f("lower_95", DataType::Float64),
-        f("upper_95", DataType::Float64),
-    ])
+/// The analyst's name of each statistic.
+pub fn name(statistic: Statistic) -> &'static str {
+    match statistic {
+        Statistic::Curve => "kaplan_meier",
+        Statistic::Summary => "survival_summary",
+        Statistic::LogRank => "logrank_test",
+        Statistic::Incidence => "cumulative_incidence",
+    }
 }
 
-/// A curve's type: a list of points.
-pub fn curve_type() -> DataType {
-    DataType::List(Arc::new(Field::new(
-        "item",
-        DataType::Struct(point_fields()),
-        true,
-    )))
+/// The statistic an analyst's function name asks for.
+pub fn statistic(function: &str) -> Option<Statistic> {
+    [
+        Statistic::Curve,
+        Statistic::Summary,
+        Statistic::LogRank,
+        Statistic::Incidence,
+    ]
+    .into_iter()
+    .find(|s| name(*s) == function)
 }
 
-/// Register `kaplan_meier` in `ctx`, for planning the analyst's SQL (and
-/// for pooled sessions, which compute it on rows).
+/// Register the analyst's functions in `ctx`, for planning the analyst's
+/// SQL (and for pooled sessions, which compute them on rows).
 pub fn register(ctx: &SessionContext) {
-    ctx.register_udaf(AggregateUDF::from(CurveUdf::analyst()));
+    for s in [
+        Statistic::Curve,
+        Statistic::Summary,
+        Statistic::LogRank,
+        Statistic::Incidence,
+    ] {
+        ctx.register_udaf(AggregateUDF::from(StatisticUdf::on_rows(s)));
+    }
 }
 
-static FROM_BINS: LazyLock<Arc<AggregateUDF>> =
-    LazyLock::new(|| Arc::new(AggregateUDF::from(CurveUdf::from_bins())));
-
-/// `ihdsi_km_curve(bin, events, rows)` over released bins.
-pub fn curve_from_bins(args: Vec<Expr>) -> Expr {
+/// `ihdsi_finish_<statistic>(group, stratum, bin, events, competing,
+/// rows, horizon)` over released bins.
+pub fn finish(statistic: Statistic, args: Vec<Expr>) -> Expr {
     Expr::AggregateFunction(AggregateFunction::new_udf(
-        Arc::clone(&FROM_BINS),
+        Arc::new(AggregateUDF::from(StatisticUdf::on_bins(statistic))),
         args,
         false,
         None,
@@ -75,46 +75,57 @@ pub fn curve_from_bins(args: Vec<Expr>) -> Expr {
     ))
 }
 
-/// Which inputs a curve aggregate reads.
+/// What a statistic function reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Input {
-    /// Patient rows: time, event, width.
+    /// Patient rows, as the analyst wrote the call.
     Rows,
-    /// Released bins: bin end, events, rows.
+    /// Released bins, as the planner rewrote it.
     Bins,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
-struct CurveUdf {
+struct StatisticUdf {
+    statistic: Statistic,
     input: Input,
+    name: String,
     signature: Signature,
 }
 
-impl CurveUdf {
-    fn analyst() -> Self {
+impl StatisticUdf {
+    fn on_rows(statistic: Statistic) -> Self {
+        let arity = match statistic {
+            Statistic::Curve | Statistic::Incidence => TypeSignature::Any(3),
+            Statistic::Summary => TypeSignature::Any(4),
+            Statistic::LogRank => {
+                TypeSignature::OneOf(vec![TypeSignature::Any(4), TypeSignature::Any(5)])
+            }
+        };
         Self {
+            statistic,
             input: Input::Rows,
-            signature: Signature::new(TypeSignature::Any(3), Volatility::Immutable),
+            name: name(statistic).to_string(),
+            signature: Signature::new(arity, Volatility::Immutable),
         }
     }
 
-    fn from_bins() -> Self {
+    fn on_bins(statistic: Statistic) -> Self {
+        use DataType::{Float64, Int64, Utf8};
         Self {
+            statistic,
             input: Input::Bins,
+            name: format!("ihdsi_finish_{}", name(statistic)),
             signature: Signature::exact(
-                vec![DataType::Float64, DataType::Int64, DataType::Int64],
+                vec![Utf8, Utf8, Float64, Int64, Int64, Int64, Float64],
                 Volatility::Immutable,
             ),
         }
     }
 }
 
-impl AggregateUDFImpl for CurveUdf {
+impl AggregateUDFImpl for StatisticUdf {
     fn name(&self) -> &str {
-        match self.input {
-            Input::Rows => KAPLAN_MEIER,
-            Input::Bins => CURVE_FROM_BINS,
-        }
+        &self.name
     }
 
     fn signature(&self) -> &Signature {
@@ -122,7 +133,7 @@ impl AggregateUDFImpl for CurveUdf {
     }
 
     fn return_type(&self, _arg_types: &[DataType]) -> DfResult<DataType> {
-        Ok(curve_type())
+        Ok(self.statistic.return_type())
     }
 
     fn state_fields(&self, args: StateFieldsArgs<'_>) -> DfResult<Vec<FieldRef>> {
@@ -134,25 +145,32 @@ impl AggregateUDFImpl for CurveUdf {
             ))
         };
         Ok(vec![
-            list("bins", DataType::Float64),
+            list("group", DataType::Utf8),
+            list("stratum", DataType::Utf8),
+            list("bin", DataType::Float64),
             list("events", DataType::Int64),
+            list("competing", DataType::Int64),
             list("leaving", DataType::Int64),
+            Arc::new(Field::new(format!("{}[horizon]", args.name), DataType::Float64, true)),
         ])
     }
 
     fn accumulator(&self, _args: AccumulatorArgs<'_>) -> DfResult<Box<dyn Accumulator>> {
-        Ok(Box::new(CurveAccumulator {
+        Ok(Box::new(StatisticAccumulator {
+            statistic: self.statistic,
             input: self.input,
-            bins: Vec::new(),
+            records: Vec::new(),
+            horizon: 0.0,
         }))
     }
 }
 
-/// The bins seen so far: (bin end, events, patients leaving).
 #[derive(Debug)]
-struct CurveAccumulator {
+struct StatisticAccumulator {
+    statistic: Statistic,
     input: Input,
-    bins: Vec<(f64, i64, i64)>,
+    records: Vec<Record>,
+    horizon: f64,
 }
 
 fn floats(a: &ArrayRef) -> DfResult<Float64Array> {
@@ -163,126 +181,159 @@ fn ints(a: &ArrayRef) -> DfResult<Int64Array> {
     Ok(cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
 }
 
-impl CurveAccumulator {
+fn texts(a: &ArrayRef) -> DfResult<StringArray> {
+    Ok(cast(a, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+fn text(a: &StringArray, i: usize) -> String {
+    if a.is_null(i) { String::new() } else { a.value(i).to_string() }
+}
+
+impl StatisticAccumulator {
+    /// Patient rows: bin each row's time, count its event (or cause).
     fn rows(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        let [time, event, width] = values else {
-            return exec_err!("kaplan_meier takes a time, an event and a bin width");
+        let (Some(time), Some(event), Some(width)) = (values.first(), values.get(1), values.get(2))
+        else {
+            return exec_err!("{} takes a time, an event and a bin width", name(self.statistic));
         };
         let (time, width) = (floats(time)?, floats(width)?);
-        let event: BooleanArray = cast(event, &DataType::Boolean)?.as_boolean().clone();
+        let event = ints(event)?;
+        let (group, stratum) = match self.statistic {
+            Statistic::LogRank => (values.get(3).map(texts).transpose()?, values.get(4).map(texts).transpose()?),
+            _ => (None, None),
+        };
+        if self.statistic == Statistic::Summary
+            && let Some(h) = values.get(3)
+        {
+            let h = floats(h)?;
+            if h.len() > 0 && h.is_valid(0) {
+                self.horizon = h.value(0);
+            }
+        }
         for i in 0..time.len() {
             if time.is_null(i) || width.is_null(i) {
                 continue;
             }
             let w = width.value(i);
-            let bin = (time.value(i) / w).ceil() * w;
-            let died = event.is_valid(i) && event.value(i);
-            self.bins.push((bin, i64::from(died), 1));
+            let cause = if event.is_valid(i) { event.value(i) } else { 0 };
+            let (events, competing) = match self.statistic {
+                Statistic::Incidence => (i64::from(cause == 1), i64::from(cause > 1)),
+                _ => (i64::from(cause != 0), 0),
+            };
+            self.records.push(Record {
+                group: group.as_ref().map(|g| text(g, i)).unwrap_or_default(),
+                stratum: stratum.as_ref().map(|s| text(s, i)).unwrap_or_default(),
+                bin: (time.value(i) / w).ceil() * w,
+                events,
+                competing,
+                leaving: 1,
+            });
         }
         Ok(())
     }
 
-    fn released(&mut self, values: &[ArrayRef]) -> DfResult<()> {
-        let [bin, events, rows] = values else {
-            return exec_err!("ihdsi_km_curve takes a bin, its events and its rows");
+    /// Released bins, as the planner passes them.
+    fn bins(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let [group, stratum, bin, events, competing, rows, horizon] = values else {
+            return exec_err!("a statistic's bins come in seven columns");
         };
-        let (bin, events, rows) = (floats(bin)?, ints(events)?, ints(rows)?);
+        let (group, stratum) = (texts(group)?, texts(stratum)?);
+        let (bin, horizon) = (floats(bin)?, floats(horizon)?);
+        let (events, competing, rows) = (ints(events)?, ints(competing)?, ints(rows)?);
         for i in 0..bin.len() {
-            if bin.is_valid(i) && events.is_valid(i) && rows.is_valid(i) {
-                self.bins.push((bin.value(i), events.value(i), rows.value(i)));
+            if horizon.is_valid(i) {
+                self.horizon = horizon.value(i);
             }
+            if bin.is_null(i) || events.is_null(i) || rows.is_null(i) {
+                continue;
+            }
+            self.records.push(Record {
+                group: text(&group, i),
+                stratum: text(&stratum, i),
+                bin: bin.value(i),
+                events: events.value(i),
+                competing: if competing.is_valid(i) { competing.value(i) } else { 0 },
+                leaving: rows.value(i),
+            });
         }
         Ok(())
     }
 }
 
-impl Accumulator for CurveAccumulator {
+fn list_scalar(a: ArrayRef) -> ScalarValue {
+    ScalarValue::List(Arc::new(ListArray::new(
+        Arc::new(Field::new("item", a.data_type().clone(), true)),
+        OffsetBuffer::from_lengths([a.len()]),
+        a,
+        None,
+    )))
+}
+
+impl Accumulator for StatisticAccumulator {
     fn update_batch(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         match self.input {
             Input::Rows => self.rows(values),
-            Input::Bins => self.released(values),
+            Input::Bins => self.bins(values),
         }
     }
 
     fn merge_batch(&mut self, states: &[ArrayRef]) -> DfResult<()> {
-        let [bins, events, leaving] = states else {
-            return exec_err!("a curve's state has three lists");
+        let [group, stratum, bin, events, competing, leaving, horizon] = states else {
+            return exec_err!("a statistic's state has seven columns");
         };
-        let (bins, events, leaving) = (bins.as_list::<i32>(), events.as_list::<i32>(), leaving.as_list::<i32>());
-        for r in 0..bins.len() {
-            if bins.is_null(r) {
+        let horizon = floats(horizon)?;
+        let lists = [group, stratum, bin, events, competing, leaving].map(|a| a.as_list::<i32>());
+        for r in 0..lists[0].len() {
+            if horizon.is_valid(r) {
+                self.horizon = horizon.value(r);
+            }
+            if lists[0].is_null(r) {
                 continue;
             }
-            let (b, e, l) = (bins.value(r), events.value(r), leaving.value(r));
-            let (b, e, l) = (b.as_primitive::<Float64Type>(), e.as_primitive::<Int64Type>(), l.as_primitive::<Int64Type>());
-            for i in 0..b.len() {
-                self.bins.push((b.value(i), e.value(i), l.value(i)));
-            }
+            let values: Vec<ArrayRef> = lists.iter().map(|l| l.value(r)).collect();
+            self.bins(&[
+                Arc::clone(&values[0]),
+                Arc::clone(&values[1]),
+                Arc::clone(&values[2]),
+                Arc::clone(&values[3]),
+                Arc::clone(&values[4]),
+                Arc::clone(&values[5]),
+                Arc::new(Float64Array::from(vec![None; values[0].len()])),
+            ])?;
         }
         Ok(())
     }
 
     fn state(&mut self) -> DfResult<Vec<ScalarValue>> {
-        let list = |a: ArrayRef| ScalarValue::List(Arc::new(ListArray::new(
-            Arc::new(Field::new("item", a.data_type().clone(), true)),
-            datafusion::arrow::buffer::OffsetBuffer::from_lengths([a.len()]),
-            a,
-            None,
-        )));
+        let r = &self.records;
+        let strings = |f: fn(&Record) -> &str| -> ArrayRef {
+            Arc::new(StringArray::from_iter_values(r.iter().map(f)))
+        };
+        let counts = |f: fn(&Record) -> i64| -> ArrayRef {
+            Arc::new(Int64Array::from_iter_values(r.iter().map(f)))
+        };
         Ok(vec![
-            list(Arc::new(Float64Array::from_iter_values(self.bins.iter().map(|b| b.0)))),
-            list(Arc::new(Int64Array::from_iter_values(self.bins.iter().map(|b| b.1)))),
-            list(Arc::new(Int64Array::from_iter_values(self.bins.iter().map(|b| b.2)))),
+            list_scalar(strings(|x| &x.group)),
+            list_scalar(strings(|x| &x.stratum)),
+            list_scalar(Arc::new(Float64Array::from_iter_values(r.iter().map(|x| x.bin)))),
+            list_scalar(counts(|x| x.events)),
+            list_scalar(counts(|x| x.competing)),
+            list_scalar(counts(|x| x.leaving)),
+            ScalarValue::Float64(Some(self.horizon)),
         ])
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        curve_value(&self.bins)
+        self.statistic.finish(&self.records, self.horizon)
     }
 
     fn size(&self) -> usize {
-        std::mem::size_of_val(self) + self.bins.capacity() * std::mem::size_of::<(f64, i64, i64)>()
+        std::mem::size_of_val(self)
+            + self.records.capacity() * std::mem::size_of::<Record>()
+            + self
+                .records
+                .iter()
+                .map(|r| r.group.capacity() + r.stratum.capacity())
+                .sum::<usize>()
     }
-}
-
-/// The curve of `bins` (in any order, a bin possibly more than once) as a
-/// list of points.
-fn curve_value(bins: &[(f64, i64, i64)]) -> DfResult<ScalarValue> {
-    let mut sorted = bins.to_vec();
-    sorted.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let mut grid: Vec<Bin> = Vec::new();
-    for (time, events, leaving) in sorted {
-        let (events, leaving) = (u64::try_from(events).unwrap_or(0), u64::try_from(leaving).unwrap_or(0));
-        let censored = leaving.saturating_sub(events);
-        match grid.last_mut() {
-            Some(last) if last.time == time => {
-                last.events += events;
-                last.censored += censored;
-            }
-            _ => grid.push(Bin { time, events, censored }),
-        }
-    }
-    let stratum = Stratum::new(grid).map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
-    let curve = kaplan_meier::curve(&stratum, 0.95)
-        .map_err(|e| datafusion::error::DataFusionError::Execution(e.to_string()))?;
-    let p = &curve.points;
-    let signed = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(Float64Array::from_iter_values(p.iter().map(|x| x.time))),
-        Arc::new(Int64Array::from_iter_values(p.iter().map(|x| signed(x.at_risk)))),
-        Arc::new(Int64Array::from_iter_values(p.iter().map(|x| signed(x.events)))),
-        Arc::new(Int64Array::from_iter_values(p.iter().map(|x| signed(x.censored)))),
-        Arc::new(Float64Array::from_iter_values(p.iter().map(|x| x.survival))),
-        Arc::new(Float64Array::from_iter_values(p.iter().map(|x| x.std_error))),
-        Arc::new(Float64Array::from_iter_values(p.iter().map(|x| x.lower))),
-        Arc::new(Float64Array::from_iter_values(p.iter().map(|x| x.upper))),
-    ];
-    let points = StructArray::try_new(point_fields(), columns, None)?;
-    let n = points.len();
-    Ok(ScalarValue::List(Arc::new(ListArray::new(
-        Arc::new(Field::new("item", DataType::Struct(point_fields()), true)),
-        datafusion::arrow::buffer::OffsetBuffer::from_lengths([n]),
-        Arc::new(points),
-        None,
-    ))))
 }

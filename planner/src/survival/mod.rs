@@ -26,10 +26,12 @@
 //! on the data ([`cohort`]).
 
 pub mod cohort;
+pub mod finish;
 pub mod functions;
 
 use std::sync::Arc;
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Column, ScalarValue};
 use datafusion::functions::math::expr_fn::ceil;
 use datafusion::functions_aggregate::count::count_udaf;
@@ -38,13 +40,13 @@ use datafusion::logical_expr::{
     Aggregate, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Operator,
     Projection, lit,
 };
-use datafusion::arrow::datatypes::DataType;
 
 use crate::error::{PlanError, Result};
 use crate::exprs::strip_alias;
 use crate::rules::Rule;
 
-pub use functions::{KAPLAN_MEIER, register};
+pub use finish::Statistic;
+pub use functions::register;
 
 /// The widest bin an analyst may declare, in days (ten years).
 pub const MAX_WIDTH_DAYS: i64 = 3_650;
@@ -55,67 +57,87 @@ pub const MAX_WIDTH_DAYS: i64 = 3_650;
 pub struct TimeAxis {
     /// The partial counting the events of each bin.
     pub events: usize,
+    /// The partial counting the competing events, for cumulative
+    /// incidence.
+    pub competing: Option<usize>,
     /// The partial counting the rows of each bin.
     pub rows: usize,
 }
 
-/// A `kaplan_meier(time, event, width)` call: its time, event and width.
-struct CurveCall {
+/// A statistic call, checked: its arguments as expressions, its grid and
+/// horizon as numbers.
+struct Call {
+    statistic: Statistic,
     time: Expr,
     event: Expr,
     width: i64,
+    horizon: f64,
+    group: Option<Expr>,
+    stratum: Option<Expr>,
 }
 
-fn curve_call(e: &Expr) -> Option<&AggregateFunction> {
+fn statistic_of(e: &Expr) -> Option<(Statistic, &AggregateFunction)> {
     match strip_alias(e) {
-        Expr::AggregateFunction(f) if f.func.name() == KAPLAN_MEIER => Some(f),
+        Expr::AggregateFunction(f) => functions::statistic(f.func.name()).map(|s| (s, f)),
         _ => None,
     }
 }
 
-/// Whether `agg` asks for a Kaplan–Meier curve.
+/// Whether `agg` asks for a survival statistic.
 pub fn has_curves(agg: &Aggregate) -> bool {
-    agg.aggr_expr.iter().any(|e| curve_call(e).is_some())
+    agg.aggr_expr.iter().any(|e| statistic_of(e).is_some())
 }
 
 fn refuse(what: &str, why: &str) -> PlanError {
     PlanError::unsupported(Rule::SurvivalCurves, what, why)
 }
 
-/// The one curve of `agg`, checked: the aggregate's only one, plain, with
-/// a numeric time and a literal width in days within the federation's
-/// limits.
-fn the_curve(agg: &Aggregate) -> Result<CurveCall> {
-    let [only] = agg.aggr_expr.as_slice() else {
-        return Err(refuse(
-            "kaplan_meier beside other aggregates",
-            "Ask for one curve per query, grouped by its strata; compute other aggregates in a query of their own",
-        ));
-    };
-    let f = curve_call(only).ok_or_else(|| PlanError::Internal("not a curve".into()))?;
-    if f.params.distinct || f.params.filter.is_some() || !f.params.order_by.is_empty() {
-        return Err(refuse(
-            "kaplan_meier with DISTINCT, FILTER or ORDER BY",
-            "Restrict the cohort in its WHERE clause instead",
-        ));
-    }
-    let [time, event, width] = f.params.args.as_slice() else {
-        return Err(refuse(
-            "kaplan_meier without its three arguments",
-            "Write kaplan_meier(time_in_days, event, bin_width_in_days)",
-        ));
-    };
-    let width = match strip_alias(width) {
+/// A literal number of days within the federation's limits.
+fn days(e: &Expr, what: &str) -> Result<i64> {
+    match strip_alias(e) {
         Expr::Literal(v, _) => integer(v),
         _ => None,
     }
     .filter(|w| (1..=MAX_WIDTH_DAYS).contains(w))
     .ok_or_else(|| {
         refuse(
-            "a bin width that is not a literal number of days from 1 to 3650",
-            "Declare the grid as a literal width in days, such as 7 (weeks) or 30 (months)",
+            &format!("a {what} that is not a literal number of days from 1 to 3650"),
+            "Declare the grid as a literal width in days, such as 7 (weeks) or 30 (months), and a horizon the same way",
         )
-    })?;
+    })
+}
+
+/// The one statistic of `agg`, checked: the aggregate's only one, plain,
+/// with a numeric time, literal width (and horizon) within the limits,
+/// over a cohort of one row per patient.
+fn the_call(agg: &Aggregate) -> Result<Call> {
+    let [only] = agg.aggr_expr.as_slice() else {
+        return Err(refuse(
+            "a survival statistic beside other aggregates",
+            "Ask for one statistic per query, grouped by its strata; compute other aggregates in a query of their own",
+        ));
+    };
+    let (statistic, f) = statistic_of(only).ok_or_else(|| PlanError::Internal("not a statistic".into()))?;
+    let name = functions::name(statistic);
+    if f.params.distinct || f.params.filter.is_some() || !f.params.order_by.is_empty() {
+        return Err(refuse(
+            &format!("{name} with DISTINCT, FILTER or ORDER BY"),
+            "Restrict the cohort in its WHERE clause instead",
+        ));
+    }
+    let args = f.params.args.as_slice();
+    let (time, event, width) = match args {
+        [time, event, width, ..] => (time, event, days(width, "bin width")?),
+        _ => return Err(refuse(&format!("{name} without its arguments"), USAGE)),
+    };
+    let (mut horizon, mut group, mut stratum) = (0.0, None, None);
+    match (statistic, &args[3..]) {
+        (Statistic::Curve | Statistic::Incidence, []) => {}
+        (Statistic::Summary, [h]) => horizon = days(h, "horizon")? as f64,
+        (Statistic::LogRank, [g]) => group = Some(g.clone()),
+        (Statistic::LogRank, [g, s]) => (group, stratum) = (Some(g.clone()), Some(s.clone())),
+        _ => return Err(refuse(&format!("{name} with other arguments"), USAGE)),
+    }
     let numeric = time
         .get_type(agg.input.schema())
         .map(|t| t.is_numeric())
@@ -123,32 +145,31 @@ fn the_curve(agg: &Aggregate) -> Result<CurveCall> {
     if !numeric {
         return Err(refuse(
             "a follow-up time that is not a number",
-            "Give the time as a number of days, such as date_part('day', end_date - start_date)",
+            "Give the time as a number of days, such as end_date - start_date",
         ));
     }
     if !cohort::one_row_per_patient(&agg.input)? {
         return Err(refuse(
-            "a curve over a cohort that may have several rows per patient",
+            "a statistic over a cohort that may have several rows per patient",
             "Write the cohort with one row per patient: the person table, or a subquery grouped by person_id (other keys from person only), joined on person_id",
         ));
     }
-    Ok(CurveCall {
+    Ok(Call {
+        statistic,
         time: time.clone(),
         event: event.clone(),
         width,
+        horizon,
+        group,
+        stratum,
     })
 }
 
+const USAGE: &str = "Write kaplan_meier(time, event, width_days), survival_summary(time, event, width_days, horizon_days), logrank_test(time, event, width_days, arm [, stratum]) or cumulative_incidence(time, cause, width_days)";
+
 fn integer(v: &ScalarValue) -> Option<i64> {
-    match v {
-        ScalarValue::Int8(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::Int16(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::Int32(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::Int64(Some(x)) => Some(*x),
-        ScalarValue::UInt8(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::UInt16(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::UInt32(Some(x)) => Some(i64::from(*x)),
-        ScalarValue::UInt64(Some(x)) => i64::try_from(*x).ok(),
+    match v.cast_to(&DataType::Int64) {
+        Ok(ScalarValue::Int64(x)) if v.data_type().is_integer() => x,
         _ => None,
     }
 }
@@ -171,15 +192,33 @@ fn count_rows(filter: Option<Expr>) -> Expr {
     ))
 }
 
-/// `agg`'s curve as a release on a time axis, finished above the boundary
-/// under `agg`'s column names. `release` turns the binned aggregate into
-/// its released rows, as for any boundary.
+/// The counts each bin releases: events (and competing events), rows.
+fn counts(call: &Call) -> Vec<Expr> {
+    match call.statistic {
+        Statistic::Incidence => {
+            let cause = Expr::Cast(Cast::new(Box::new(call.event.clone()), DataType::Int64));
+            vec![
+                count_rows(Some(cause.clone().eq(lit(1i64)))),
+                count_rows(Some(cause.gt(lit(1i64)))),
+                count_rows(None),
+            ]
+        }
+        _ => {
+            let event = Expr::Cast(Cast::new(Box::new(call.event.clone()), DataType::Boolean));
+            vec![count_rows(Some(event)), count_rows(None)]
+        }
+    }
+}
+
+/// `agg`'s statistic as a release on a time axis, finished above the
+/// boundary under `agg`'s column names. `release` turns the binned
+/// aggregate into its released rows, as for any boundary.
 pub fn expand(
     agg: &Aggregate,
     release: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>,
 ) -> Result<LogicalPlan> {
-    let curve = the_curve(agg)?;
-    let mut keys: Vec<Expr> = Vec::with_capacity(agg.group_expr.len() + 1);
+    let call = the_call(agg)?;
+    let mut keys: Vec<Expr> = Vec::with_capacity(agg.group_expr.len() + 3);
     for k in &agg.group_expr {
         if !keys.contains(k) {
             keys.push(k.clone());
@@ -188,23 +227,32 @@ pub fn expand(
     let strata = keys.len();
     if strata + 1 != agg.schema.fields().len() {
         return Err(PlanError::Internal(
-            "the strata of a curve do not match the aggregate's columns".into(),
+            "the strata of a statistic do not match the aggregate's columns".into(),
         ));
     }
-    keys.push(bin_of(curve.time, curve.width).alias(BIN));
-    let event = Expr::Cast(Cast::new(Box::new(curve.event), DataType::Boolean));
+    let extra: Vec<Expr> = [call.group.clone(), call.stratum.clone()].into_iter().flatten().collect();
+    let extras = extra.len();
+    keys.extend(extra);
+    keys.push(bin_of(call.time.clone(), call.width).alias(BIN));
     // Patients without a follow-up time fall in a NULL bin, which the
-    // disclosure layer leaves out of the curve (a filter here would be
-    // simpler SQL, but DataFusion 55 then mis-plans the bin's nullability).
-    let binned = Aggregate::try_new(
-        Arc::clone(&agg.input),
-        keys,
-        vec![count_rows(Some(event)), count_rows(None)],
-    )
-    .map_err(PlanError::from_datafusion)?;
+    // disclosure layer leaves out (a filter here would be simpler SQL, but
+    // DataFusion 55 then mis-plans the bin's nullability).
+    let binned = Aggregate::try_new(Arc::clone(&agg.input), keys, counts(&call))
+        .map_err(PlanError::from_datafusion)?;
     let released = release(&binned)?;
     let column = |i: usize| Expr::Column(Column::from(binned.schema.qualified_field(i)));
-    let finish = functions::curve_from_bins(vec![column(strata), column(strata + 1), column(strata + 2)]);
+    let text = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Utf8));
+    let bin = strata + extras;
+    let group = if call.group.is_some() { text(column(strata)) } else { lit("") };
+    let stratum = if call.stratum.is_some() { text(column(strata + 1)) } else { lit("") };
+    let (events, competing, rows) = match call.statistic {
+        Statistic::Incidence => (column(bin + 1), column(bin + 2), column(bin + 3)),
+        _ => (column(bin + 1), lit(0i64), column(bin + 2)),
+    };
+    let finish = functions::finish(
+        call.statistic,
+        vec![group, stratum, column(bin), events, competing, rows, lit(call.horizon)],
+    );
     let finished = LogicalPlanBuilder::from(released)
         .aggregate((0..strata).map(column), vec![finish])
         .and_then(LogicalPlanBuilder::build)
@@ -239,15 +287,32 @@ pub fn time_axis(agg: &Aggregate) -> Option<TimeAxis> {
         }
         _ => false,
     };
-    // As planned: the two counts; as a site parses it: then the distinct
+    // As planned: the counts; as a site parses it: then the distinct
     // patients (`ihdsi_patients`).
-    let (events, rows) = match agg.aggr_expr.as_slice() {
-        [events, rows] => (events, rows),
-        [events, rows, patients] if is_distinct_count(patients) => (events, rows),
+    let mut aggregates = agg.aggr_expr.as_slice();
+    if let [rest @ .., patients] = aggregates
+        && is_distinct_count(patients)
+    {
+        aggregates = rest;
+    }
+    let axis = match aggregates {
+        [events, rows] if counts(events, true) && counts(rows, false) => TimeAxis {
+            events: 0,
+            competing: None,
+            rows: 1,
+        },
+        [events, competing, rows]
+            if counts(events, true) && counts(competing, true) && counts(rows, false) =>
+        {
+            TimeAxis {
+                events: 0,
+                competing: Some(1),
+                rows: 2,
+            }
+        }
         _ => return None,
     };
-    (is_bin(strip_alias(last)) && counts(events, true) && counts(rows, false))
-        .then_some(TimeAxis { events: 0, rows: 1 })
+    is_bin(strip_alias(last)).then_some(axis)
 }
 
 fn is_distinct_count(e: &Expr) -> bool {

@@ -37,6 +37,7 @@ pub(crate) fn release(
     groups.sort_by(|a, b| a.keys.partial_cmp(&b.keys).unwrap_or(Ordering::Equal));
     let k = u64::try_from(policy.required_patients()).unwrap_or(u64::MAX);
     let events = &release.merges[axis.events];
+    let competing = axis.competing.map(|c| &release.merges[c]);
     let (mut released, mut suppressed) = (Vec::new(), 0u64);
     let mut fine = groups.into_iter().peekable();
     while let Some(first) = fine.next() {
@@ -48,6 +49,8 @@ pub(crate) fn release(
             .iter()
             .map(|g| Departures {
                 events: u64::try_from(cell_patients(release, g, events)).unwrap_or(0),
+                competing: competing
+                    .map_or(0, |c| u64::try_from(cell_patients(release, g, c)).unwrap_or(0)),
                 leaving: u64::try_from(g.patients).unwrap_or(0),
             })
             .collect();

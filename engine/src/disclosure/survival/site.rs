@@ -14,9 +14,9 @@ use super::{Departures, segments};
 use crate::disclosure::site::{AnswerShape, answer_schema};
 use crate::error::{EngineError, Result};
 
-/// The column holding the patients behind the events partial.
-fn events_column(shape: AnswerShape<'_>, axis: TimeAxis) -> usize {
-    match shape.cells.per_partial.get(axis.events).and_then(|c| c.first()) {
+/// The column holding the patients behind `partial`.
+fn cell_column(shape: AnswerShape<'_>, partial: usize) -> usize {
+    match shape.cells.per_partial.get(partial).and_then(|c| c.first()) {
         Some(CellRef::Column(n)) => shape.patients + 1 + n,
         _ => shape.patients,
     }
@@ -55,7 +55,11 @@ pub fn release(
     let summed: Vec<&Int64Array> = (keys..batch.num_columns())
         .map(|c| counts(batch, c))
         .collect::<Result<_>>()?;
-    let events = counts(batch, events_column(shape, axis))?;
+    let events = counts(batch, cell_column(shape, axis.events))?;
+    let competing = axis
+        .competing
+        .map(|c| counts(batch, cell_column(shape, c)))
+        .transpose()?;
     let patients = counts(batch, shape.patients)?;
     // Patients without a follow-up time (a NULL bin) are not on the curve.
     let mut order: Vec<usize> = (0..rows)
@@ -80,6 +84,7 @@ pub fn release(
             .iter()
             .map(|&r| Departures {
                 events: u64::try_from(events.value(r)).unwrap_or(0),
+                competing: competing.map_or(0, |c| u64::try_from(c.value(r)).unwrap_or(0)),
                 leaving: u64::try_from(patients.value(r)).unwrap_or(0),
             })
             .collect();

@@ -9,6 +9,7 @@ fn bins(counts: &[(u64, u64)]) -> Vec<Departures> {
         .iter()
         .map(|&(events, censored)| Departures {
             events,
+            competing: 0,
             leaving: events + censored,
         })
         .collect()

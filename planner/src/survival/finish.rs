@@ -1,0 +1,264 @@
+//! Finishing a statistic from bins: the Kaplan–Meier curve and its
+//! summary, the log-rank test and the cumulative incidence, as the Arrow
+//! values the SQL functions return. The arithmetic is `ihdsi_statistics`;
+//! this is only its shape in SQL.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Float64Array, Int64Array, ListArray, StructArray};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
+use datafusion::common::{Result as DfResult, ScalarValue};
+use datafusion::error::DataFusionError;
+use ihdsi_statistics::competing::{CompetingBin, cumulative_incidence};
+use ihdsi_statistics::{Bin, Curve, Stratum, kaplan_meier, logrank};
+
+/// What a statistic function returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Statistic {
+    /// `kaplan_meier`: the curve, a point per released bin.
+    Curve,
+    /// `survival_summary`: median with its interval, restricted mean.
+    Summary,
+    /// `logrank_test`: χ², degrees of freedom, p-value.
+    LogRank,
+    /// `cumulative_incidence`: the Aalen–Johansen curve of cause 1.
+    Incidence,
+}
+
+/// One bin as released: its group and stratum (for the log-rank test,
+/// empty otherwise), end, events, competing events and all leaving.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Record {
+    pub group: String,
+    pub stratum: String,
+    pub bin: f64,
+    pub events: i64,
+    pub competing: i64,
+    pub leaving: i64,
+}
+
+fn field(name: &str, t: DataType) -> Field {
+    Field::new(name, t, true)
+}
+
+fn curve_fields() -> Fields {
+    use DataType::{Float64 as F, Int64 as I};
+    Fields::from(vec![
+        field("time", F),
+        field("at_risk", I),
+        field("events", I),
+        field("censored", I),
+        field("survival", F),
+        field("std_error", F),
+        field("lower_95", F),
+        field("upper_95", F),
+    ])
+}
+
+fn summary_fields() -> Fields {
+    use DataType::Float64 as F;
+    Fields::from(vec![
+        field("median", F),
+        field("median_lower_95", F),
+        field("median_upper_95", F),
+        field("rmst", F),
+        field("rmst_horizon", F),
+    ])
+}
+
+fn logrank_fields() -> Fields {
+    use DataType::{Float64 as F, Int64 as I};
+    Fields::from(vec![field("statistic", F), field("df", I), field("p_value", F)])
+}
+
+fn incidence_fields() -> Fields {
+    use DataType::{Float64 as F, Int64 as I};
+    Fields::from(vec![
+        field("time", F),
+        field("at_risk", I),
+        field("events", I),
+        field("competing", I),
+        field("censored", I),
+        field("incidence", F),
+        field("std_error", F),
+    ])
+}
+
+fn list_of(fields: Fields) -> DataType {
+    DataType::List(Arc::new(Field::new("item", DataType::Struct(fields), true)))
+}
+
+impl Statistic {
+    /// The SQL type the function returns.
+    pub fn return_type(self) -> DataType {
+        match self {
+            Self::Curve => list_of(curve_fields()),
+            Self::Summary => DataType::Struct(summary_fields()),
+            Self::LogRank => DataType::Struct(logrank_fields()),
+            Self::Incidence => list_of(incidence_fields()),
+        }
+    }
+
+    /// The statistic of `records`; `horizon` is the summary's.
+    pub fn finish(self, records: &[Record], horizon: f64) -> DfResult<ScalarValue> {
+        match self {
+            Self::Curve => Ok(list(curve_fields(), curve_columns(&km(records)?))),
+            Self::Summary => summary(&km(records)?, horizon),
+            Self::LogRank => logrank_value(records),
+            Self::Incidence => incidence(records),
+        }
+    }
+}
+
+fn failed(e: ihdsi_statistics::StatisticsError) -> DataFusionError {
+    DataFusionError::Execution(e.to_string())
+}
+
+fn count(v: i64) -> u64 {
+    u64::try_from(v).unwrap_or(0)
+}
+
+/// The bins of `records`, merged by time, in time order.
+fn stratum<'a>(records: impl Iterator<Item = &'a Record>) -> DfResult<Stratum> {
+    let mut bins: BTreeMap<u64, Bin> = BTreeMap::new();
+    for r in records {
+        let bin = bins.entry(r.bin.to_bits()).or_insert(Bin {
+            time: r.bin,
+            events: 0,
+            censored: 0,
+        });
+        bin.events += count(r.events);
+        bin.censored += count(r.leaving).saturating_sub(count(r.events));
+    }
+    let mut bins: Vec<Bin> = bins.into_values().collect();
+    bins.sort_by(|a, b| a.time.total_cmp(&b.time));
+    Stratum::new(bins).map_err(failed)
+}
+
+fn km(records: &[Record]) -> DfResult<Curve> {
+    kaplan_meier::curve(&stratum(records.iter())?, 0.95).map_err(failed)
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn curve_columns(c: &Curve) -> Vec<ArrayRef> {
+    let p = &c.points;
+    let f = |g: fn(&ihdsi_statistics::CurvePoint) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(p.iter().map(g)))
+    };
+    let i = |g: fn(&ihdsi_statistics::CurvePoint) -> u64| -> ArrayRef {
+        Arc::new(Int64Array::from_iter_values(p.iter().map(|x| signed(g(x)))))
+    };
+    vec![
+        f(|x| x.time),
+        i(|x| x.at_risk),
+        i(|x| x.events),
+        i(|x| x.censored),
+        f(|x| x.survival),
+        f(|x| x.std_error),
+        f(|x| x.lower),
+        f(|x| x.upper),
+    ]
+}
+
+/// A list value of one row of structs with `columns`.
+fn list(fields: Fields, columns: Vec<ArrayRef>) -> ScalarValue {
+    let n = columns.first().map_or(0, |c| c.len());
+    let points = StructArray::new(fields.clone(), columns, None);
+    ScalarValue::List(Arc::new(ListArray::new(
+        Arc::new(Field::new("item", DataType::Struct(fields), true)),
+        OffsetBuffer::from_lengths([n]),
+        Arc::new(points),
+        None,
+    )))
+}
+
+fn one_struct(fields: Fields, columns: Vec<ArrayRef>) -> DfResult<ScalarValue> {
+    Ok(ScalarValue::Struct(Arc::new(StructArray::try_new(
+        fields, columns, None,
+    )?)))
+}
+
+fn float(v: Option<f64>) -> ArrayRef {
+    Arc::new(Float64Array::from(vec![v]))
+}
+
+fn summary(c: &Curve, horizon: f64) -> DfResult<ScalarValue> {
+    let median = c.median();
+    let rmst = (!c.points.is_empty() || horizon >= 0.0).then(|| c.restricted_mean(horizon));
+    one_struct(
+        summary_fields(),
+        vec![
+            float(median.time),
+            float(median.lower),
+            float(median.upper),
+            float(rmst),
+            float(Some(horizon)),
+        ],
+    )
+}
+
+fn logrank_value(records: &[Record]) -> DfResult<ScalarValue> {
+    let groups: Vec<&str> = sorted_unique(records.iter().map(|r| r.group.as_str()));
+    let strata: Vec<&str> = sorted_unique(records.iter().map(|r| r.stratum.as_str()));
+    let table = strata
+        .iter()
+        .map(|s| {
+            groups
+                .iter()
+                .map(|g| stratum(records.iter().filter(|r| r.stratum == *s && r.group == *g)))
+                .collect::<DfResult<Vec<_>>>()
+        })
+        .collect::<DfResult<Vec<_>>>()?;
+    let test = logrank::stratified(&table).map_err(failed)?;
+    one_struct(
+        logrank_fields(),
+        vec![
+            float(Some(test.statistic)),
+            Arc::new(Int64Array::from(vec![signed(test.degrees_of_freedom as u64)])),
+            float(Some(test.p_value)),
+        ],
+    )
+}
+
+fn sorted_unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut v: Vec<&str> = values.collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+fn incidence(records: &[Record]) -> DfResult<ScalarValue> {
+    let mut bins: BTreeMap<u64, CompetingBin> = BTreeMap::new();
+    for r in records {
+        let bin = bins.entry(r.bin.to_bits()).or_insert(CompetingBin {
+            time: r.bin,
+            events: vec![0, 0],
+            censored: 0,
+        });
+        bin.events[0] += count(r.events);
+        bin.events[1] += count(r.competing);
+        bin.censored += count(r.leaving)
+            .saturating_sub(count(r.events))
+            .saturating_sub(count(r.competing));
+    }
+    let mut bins: Vec<CompetingBin> = bins.into_values().collect();
+    bins.sort_by(|a, b| a.time.total_cmp(&b.time));
+    let points = cumulative_incidence(&bins).map_err(failed)?;
+    let at = |i: usize| &bins[i];
+    let n = points.len();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(Float64Array::from_iter_values(points.iter().map(|p| p.time))),
+        Arc::new(Int64Array::from_iter_values(points.iter().map(|p| signed(p.at_risk)))),
+        Arc::new(Int64Array::from_iter_values((0..n).map(|i| signed(at(i).events[0])))),
+        Arc::new(Int64Array::from_iter_values((0..n).map(|i| signed(at(i).events[1])))),
+        Arc::new(Int64Array::from_iter_values((0..n).map(|i| signed(at(i).censored)))),
+        Arc::new(Float64Array::from_iter_values(points.iter().map(|p| p.incidence[0]))),
+        Arc::new(Float64Array::from_iter_values(points.iter().map(|p| p.std_error[0]))),
+    ];
+    Ok(list(incidence_fields(), columns))
+}
