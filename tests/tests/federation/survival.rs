@@ -13,19 +13,24 @@ use datafusion::arrow::datatypes::DataType;
 use ihdsi_tests::{centralized, cohort, connect, federation, policy};
 use serde_json::Value;
 
-/// One row per patient: sex, days of follow-up, death.
-const COHORT: &str = "(SELECT p.person_id, p.gender_concept_id AS sex, \
+/// One row per patient: sex, site, days of follow-up, death, and its
+/// cause (1: bladder cancer or Parkinson's disease, 2: any other); and
+/// `ended`, an event common enough (death, or birth before 1975) for the
+/// curves to cross their median.
+const COHORT: &str = "(SELECT p.person_id, p.gender_concept_id AS sex, p.site, \
     max(op.observation_period_end_date) - min(op.observation_period_start_date) AS days, \
-    max(CASE WHEN d.death_date IS NOT NULL THEN 1 ELSE 0 END) AS died \
+    max(CASE WHEN d.death_date IS NOT NULL THEN 1 ELSE 0 END) AS died, \
+    max(CASE WHEN d.death_date IS NOT NULL OR p.year_of_birth < 1975 THEN 1 ELSE 0 END) AS ended, \
+    max(CASE WHEN d.cause_concept_id IN (197508, 381270) THEN 1 WHEN d.death_date IS NOT NULL THEN 2 ELSE 0 END) AS cause \
     FROM person p JOIN observation_period op ON op.person_id = p.person_id \
-    LEFT JOIN death d ON d.person_id = p.person_id GROUP BY p.person_id, p.gender_concept_id) c";
+    LEFT JOIN death d ON d.person_id = p.person_id GROUP BY p.person_id, p.gender_concept_id, p.site) c";
 
 const WIDTH: u32 = 30;
 
-fn curve_sql(width: u32) -> String {
+fn curve_sql(width: u32, event: &str) -> String {
     format!(
         "SELECT sex, unnest(point) FROM (SELECT sex, unnest(curve) AS point FROM \
-         (SELECT sex, kaplan_meier(days, died, {width}) AS curve FROM {COHORT} WHERE c.days > 0 GROUP BY sex))"
+         (SELECT sex, kaplan_meier(days, {event}, {width}) AS curve FROM {COHORT} WHERE c.days > 0 GROUP BY sex))"
     )
 }
 
@@ -65,9 +70,9 @@ fn lifelines(pooled: &[Vec<f64>], horizon: f64) -> Value {
         .unwrap_or_else(|| root.join(".venv-reference/bin/python"));
     assert!(python.exists(), "{} is missing: scripts/test.sh creates it", python.display());
     let csv = std::env::temp_dir().join(format!("ihdsi-km-{}.csv", std::process::id()));
-    let mut text = String::from("group,time,event\n");
+    let mut text = String::from("group,stratum,time,event,cause\n");
     for r in pooled {
-        text.push_str(&format!("{},{},{}\n", r[0], r[1], r[2]));
+        text.push_str(&format!("{},{},{},{},{}\n", r[0], r[1], r[2], r[3], r[4]));
     }
     std::fs::write(&csv, text).expect("write rows");
     let out = Command::new(&python)
@@ -101,15 +106,17 @@ async fn curves_equal_lifelines_on_the_pooled_rows_at_thresholds_one() {
     let data = cohort(6_000);
     let fed = federation(&data, policy(1, true), policy(1, true)).await;
     let connection = connect(&fed.uri).await;
-    let got = connection.query(&curve_sql(WIDTH)).await.expect("curve");
+    let got = connection.query(&curve_sql(WIDTH, "ended")).await.expect("curve");
     let mut got = rows(&got.batches);
     got.sort_by(|a, b| (a[0], a[1]).partial_cmp(&(b[0], b[1])).expect("numbers"));
     let pooled_sql = format!(
-        "SELECT sex, ceil(CAST(days AS DOUBLE) / {WIDTH}) * {WIDTH} AS t, died FROM {COHORT} WHERE c.days > 0"
+        "SELECT sex, CASE site WHEN 'lu' THEN 0 WHEN 'us' THEN 1 ELSE 2 END, \
+         ceil(CAST(days AS DOUBLE) / {WIDTH}) * {WIDTH} AS t, ended, cause FROM {COHORT} WHERE c.days > 0"
     );
     let oracle = centralized(&data).await;
     let pooled = rows(&oracle.sql(&pooled_sql).await.expect("plan").collect().await.expect("run"));
-    let reference = lifelines(&pooled, 1_000.0);
+    let all = lifelines(&pooled, HORIZON);
+    let reference = &all["curves"];
     let mut by_sex: BTreeMap<String, Vec<&Vec<f64>>> = BTreeMap::new();
     for r in &got {
         by_sex.entry(format!("{:?}", r[0])).or_default().push(r);
@@ -134,14 +141,77 @@ async fn curves_equal_lifelines_on_the_pooled_rows_at_thresholds_one() {
             close(&format!("{sex} upper({})", p[1]), p[8], upper[i], &mut failures);
         }
     }
+    summaries(&connection, reference, &mut failures).await;
+    tests(&connection, &all, &mut failures).await;
+    incidence(&connection, &all["incidence"], &mut failures).await;
     fed.shutdown().await;
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+const HORIZON: f64 = 1_000.0;
+
+/// The query's one row, as floats.
+async fn one_row(connection: &ihdsi_cli::client::Connection, sql: &str) -> Vec<Vec<f64>> {
+    let got = connection.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let mut r = rows(&got.batches);
+    r.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
+    r
+}
+
+/// Median with its interval and the restricted mean, per sex.
+async fn summaries(connection: &ihdsi_cli::client::Connection, reference: &Value, failures: &mut Vec<String>) {
+    let sql = format!(
+        "SELECT sex, unnest(s) FROM (SELECT sex, survival_summary(days, ended, {WIDTH}, {HORIZON}) AS s \
+         FROM {COHORT} WHERE c.days > 0 GROUP BY sex)"
+    );
+    for r in one_row(connection, &sql).await {
+        let want = &reference[format!("{}", r[0] as i64)];
+        assert!(r[1].is_finite() && r[2].is_finite(), "the curves cross their median: {r:?}");
+        for (i, name) in [(1, "median"), (2, "median_lower"), (3, "median_upper")] {
+            let expected = want[name].as_f64().unwrap_or(f64::NAN);
+            close(&format!("{} {name}", r[0]), r[i], expected, failures);
+        }
+        close(&format!("{} rmst", r[0]), r[4], want["rmst"].as_f64().expect("rmst"), failures);
+    }
+}
+
+/// The log-rank test across sexes, and stratified by site.
+async fn tests(connection: &ihdsi_cli::client::Connection, all: &Value, failures: &mut Vec<String>) {
+    for (args, want, df) in [("sex", &all["logrank"], true), ("sex, site", &all["stratified"], false)] {
+        let sql = format!(
+            "SELECT unnest(t) FROM (SELECT logrank_test(days, ended, {WIDTH}, {args}) AS t FROM {COHORT} WHERE c.days > 0)"
+        );
+        let got = one_row(connection, &sql).await;
+        let [r] = got.as_slice() else { panic!("one test: {got:?}") };
+        close(&format!("log-rank({args}) χ²"), r[0], want["statistic"].as_f64().expect("χ²"), failures);
+        close(&format!("log-rank({args}) p"), r[2], want["p_value"].as_f64().expect("p"), failures);
+        if df {
+            close("log-rank df", r[1], want["df"].as_f64().expect("df"), failures);
+        }
+    }
+}
+
+/// Cumulative incidence of cause 1 with cause 2 competing, pooled.
+async fn incidence(connection: &ihdsi_cli::client::Connection, want: &Value, failures: &mut Vec<String>) {
+    let sql = format!(
+        "SELECT unnest(point) FROM (SELECT unnest(cumulative_incidence(days, cause, {WIDTH})) AS point \
+         FROM {COHORT} WHERE c.days > 0)"
+    );
+    let got = one_row(connection, &sql).await;
+    let (times, cinc, se) = (numbers(&want["times"]), numbers(&want["cinc"]), numbers(&want["se"]));
+    assert_eq!(got.len(), times.len(), "incidence bins");
+    for (i, p) in got.iter().enumerate() {
+        // time, at_risk, events, competing, censored, incidence, std_error
+        close("incidence time", p[0], times[i], failures);
+        close(&format!("incidence({})", p[0]), p[5], cinc[i], failures);
+        close(&format!("incidence SE({})", p[0]), p[6], se[i], failures);
+    }
 }
 
 /// Released points of the curve over `filter`: (sex, time, at risk,
 /// events, censored).
 async fn released(connection: &ihdsi_cli::client::Connection, filter: &str) -> Vec<[f64; 5]> {
-    let sql = curve_sql(WIDTH).replace("WHERE c.days > 0", &format!("WHERE c.days > 0 AND {filter}"));
+    let sql = curve_sql(WIDTH, "died").replace("WHERE c.days > 0", &format!("WHERE c.days > 0 AND {filter}"));
     let got = connection.query(&sql).await.expect("curve");
     let mut points: Vec<[f64; 5]> = rows(&got.batches)
         .into_iter()

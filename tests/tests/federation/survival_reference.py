@@ -1,6 +1,10 @@
-"""lifelines on the pooled rows of a CSV (group, time, event): each group's
-Kaplan-Meier curve with Greenwood's sum and the log-log interval, its
-median with the interval, and the restricted mean up to HORIZON, as JSON.
+"""The reference libraries on the pooled rows of a CSV (group, stratum,
+time, event, cause), as JSON: lifelines' Kaplan-Meier curve of each group
+(Greenwood's sum, the log-log interval, the median with its interval, the
+restricted mean up to HORIZON) and multivariate log-rank test across
+groups; statsmodels' log-rank test stratified by `stratum` (survdiff) and
+cumulative incidence of cause 1 with cause 2 competing
+(CumIncidenceRight).
 
 Usage: survival_reference.py ROWS.csv HORIZON
 """
@@ -11,7 +15,9 @@ import warnings
 
 import pandas as pd
 from lifelines import KaplanMeierFitter
+from lifelines.statistics import multivariate_logrank_test
 from lifelines.utils import median_survival_times, restricted_mean_survival_time
+from statsmodels.duration.survfunc import CumIncidenceRight, survdiff
 
 warnings.simplefilter("ignore")
 
@@ -44,7 +50,20 @@ def main():
     rows = pd.read_csv(sys.argv[1])
     horizon = float(sys.argv[2])
     groups = sorted(rows["group"].unique())
-    print(json.dumps({str(g): curve(rows[rows["group"] == g], horizon) for g in groups}))
+    out = {"curves": {str(g): curve(rows[rows["group"] == g], horizon) for g in groups}}
+    multi = multivariate_logrank_test(rows["time"], rows["group"], rows["event"])
+    out["logrank"] = {"statistic": float(multi.test_statistic), "p_value": float(multi.p_value),
+                      "df": int(multi.degrees_of_freedom)}
+    chisq, p = survdiff(rows["time"].to_numpy(), rows["event"].to_numpy(),
+                        rows["group"].to_numpy(), strata=rows["stratum"].to_numpy())
+    out["stratified"] = {"statistic": float(chisq), "p_value": float(p)}
+    ci = CumIncidenceRight(rows["time"].to_numpy(), rows["cause"].to_numpy())
+    out["incidence"] = {
+        "times": [float(t) for t in ci.times],
+        "cinc": [float(v) for v in ci.cinc[0]],
+        "se": [finite(v) for v in ci.cinc_se[0]],
+    }
+    json.dump(out, sys.stdout)
 
 
 main()
