@@ -32,13 +32,22 @@ pub fn explain_rows(
             ),
             layout_sql(&r.site_sql),
         ));
-        let mut merge = vec![
-            format!("group by {} key(s)", r.key_count),
-            format!(
+        let mut merge = vec![format!("group by {} key(s)", r.key_count)];
+        if r.time_axis.is_some() {
+            merge.push(format!(
+                "coarsen each site's bins under its own min_group_size ({site_min_note}): the curve ends at the last bin with that many at risk, and a bin with 1 to k-1 events, competing events or censorings merges with the next"
+            ));
+            merge.push(format!(
+                "coarsen the merged bins the same way under {federation_min}; withhold a stratum that cannot pass"
+            ));
+        } else {
+            merge.push(format!(
                 "drop a site's group if ihdsi_patients < its own min_group_size ({site_min_note})"
-            ),
-            format!("drop a merged group if Σ ihdsi_patients < {federation_min}"),
-        ];
+            ));
+            merge.push(format!(
+                "drop a merged group if Σ ihdsi_patients < {federation_min}"
+            ));
+        }
         if !r.dominance.is_empty() {
             merge.push("withhold a merged group if a SUM cell fails the p% dominance rule".into());
         }

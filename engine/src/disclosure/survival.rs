@@ -8,7 +8,9 @@
 //!
 //! 1. **Tail.** The curve ends at the last bin that has at least k
 //!    patients at risk; that bin absorbs every later one, so no number at
-//!    risk under k can be derived from what is shown.
+//!    risk under k can be derived from what is shown, and it is released
+//!    at its own end, not at the tail's (which would tell the longest
+//!    follow-up to within a bin).
 //! 2. **Merge.** A bin whose events, competing events or censorings
 //!    number 1 to k − 1
 //!    is merged with the bins after it until both counts are 0 or at least
@@ -42,13 +44,9 @@ fn shown(count: u64, k: u64) -> bool {
     count == 0 || count >= k
 }
 
-/// The released bins of one stratum (`bins` in time order), as ranges of
-/// the input bins merged into each; empty when the stratum is withheld.
-pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
-    let k = k.max(1);
-    let total: u64 = bins.iter().map(|b| b.leaving).sum();
-    // The last bin with at least k at risk; it absorbs the tail.
-    let mut at_risk = total;
+/// The last bin with at least `k` at risk.
+fn last_at_risk(bins: &[Departures], k: u64) -> Option<usize> {
+    let mut at_risk: u64 = bins.iter().map(|b| b.leaving).sum();
     let mut last = None;
     for (i, b) in bins.iter().enumerate() {
         if at_risk >= k {
@@ -56,7 +54,33 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
         }
         at_risk = at_risk.saturating_sub(b.leaving);
     }
-    let Some(last) = last else {
+    last
+}
+
+/// The released bins of one stratum, each with the input bin whose end
+/// it is released at: its own last bin, except for the bin that absorbs
+/// the tail, released at the end of the last bin with k at risk. The
+/// tail's own end would tell the longest follow-up (or the largest
+/// value) to within a bin, which rests on one patient.
+pub fn released(bins: &[Departures], k: u64) -> Vec<(Range<usize>, usize)> {
+    let Some(last) = last_at_risk(bins, k.max(1)) else {
+        return Vec::new();
+    };
+    segments(bins, k)
+        .into_iter()
+        .map(|r| {
+            let label = (r.end - 1).min(last);
+            (r, label)
+        })
+        .collect()
+}
+
+/// The released bins of one stratum (`bins` in time order), as ranges of
+/// the input bins merged into each; empty when the stratum is withheld.
+pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
+    let k = k.max(1);
+    // The last bin with at least k at risk; it absorbs the tail.
+    let Some(last) = last_at_risk(bins, k) else {
         return Vec::new();
     };
     let units: Vec<Range<usize>> = (0..last)

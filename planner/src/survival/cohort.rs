@@ -44,9 +44,10 @@ pub fn one_row_per_patient(plan: &LogicalPlan) -> Result<bool> {
         }
         LogicalPlan::Join(j) if matches!(j.join_type, JoinType::Inner | JoinType::Left) => {
             let (left, right) = (lineage(&j.left)?, lineage(&j.right)?);
-            let on_patient = j.on.iter().any(|(l, r)| {
-                expr_is_unit(l, &j.left, &left) && expr_is_unit(r, &j.right, &right)
-            });
+            let on_patient = j
+                .on
+                .iter()
+                .any(|(l, r)| expr_is_unit(l, &j.left, &left) && expr_is_unit(r, &j.right, &right));
             Ok(on_patient && one_row_per_patient(&j.left)? && one_row_per_patient(&j.right)?)
         }
         _ => Ok(false),

@@ -70,7 +70,11 @@ fn summary_fields() -> Fields {
 
 fn logrank_fields() -> Fields {
     use DataType::{Float64 as F, Int64 as I};
-    Fields::from(vec![field("statistic", F), field("df", I), field("p_value", F)])
+    Fields::from(vec![
+        field("statistic", F),
+        field("df", I),
+        field("p_value", F),
+    ])
 }
 
 fn incidence_fields() -> Fields {
@@ -219,7 +223,9 @@ fn logrank_value(records: &[Record]) -> DfResult<ScalarValue> {
         logrank_fields(),
         vec![
             float(Some(test.statistic)),
-            Arc::new(Int64Array::from(vec![signed(test.degrees_of_freedom as u64)])),
+            Arc::new(Int64Array::from(vec![signed(
+                test.degrees_of_freedom as u64,
+            )])),
             float(Some(test.p_value)),
         ],
     )
@@ -252,13 +258,27 @@ fn incidence(records: &[Record]) -> DfResult<ScalarValue> {
     let at = |i: usize| &bins[i];
     let n = points.len();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Float64Array::from_iter_values(points.iter().map(|p| p.time))),
-        Arc::new(Int64Array::from_iter_values(points.iter().map(|p| signed(p.at_risk)))),
-        Arc::new(Int64Array::from_iter_values((0..n).map(|i| signed(at(i).events[0])))),
-        Arc::new(Int64Array::from_iter_values((0..n).map(|i| signed(at(i).events[1])))),
-        Arc::new(Int64Array::from_iter_values((0..n).map(|i| signed(at(i).censored)))),
-        Arc::new(Float64Array::from_iter_values(points.iter().map(|p| p.incidence[0]))),
-        Arc::new(Float64Array::from_iter_values(points.iter().map(|p| p.std_error[0]))),
+        Arc::new(Float64Array::from_iter_values(
+            points.iter().map(|p| p.time),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            points.iter().map(|p| signed(p.at_risk)),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|i| signed(at(i).events[0])),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|i| signed(at(i).events[1])),
+        )),
+        Arc::new(Int64Array::from_iter_values(
+            (0..n).map(|i| signed(at(i).censored)),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            points.iter().map(|p| p.incidence[0]),
+        )),
+        Arc::new(Float64Array::from_iter_values(
+            points.iter().map(|p| p.std_error[0]),
+        )),
     ];
     Ok(list(incidence_fields(), columns))
 }

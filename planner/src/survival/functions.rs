@@ -151,7 +151,11 @@ impl AggregateUDFImpl for StatisticUdf {
             list("events", DataType::Int64),
             list("competing", DataType::Int64),
             list("leaving", DataType::Int64),
-            Arc::new(Field::new(format!("{}[horizon]", args.name), DataType::Float64, true)),
+            Arc::new(Field::new(
+                format!("{}[horizon]", args.name),
+                DataType::Float64,
+                true,
+            )),
         ])
     }
 
@@ -174,11 +178,15 @@ struct StatisticAccumulator {
 }
 
 fn floats(a: &ArrayRef) -> DfResult<Float64Array> {
-    Ok(cast(a, &DataType::Float64)?.as_primitive::<Float64Type>().clone())
+    Ok(cast(a, &DataType::Float64)?
+        .as_primitive::<Float64Type>()
+        .clone())
 }
 
 fn ints(a: &ArrayRef) -> DfResult<Int64Array> {
-    Ok(cast(a, &DataType::Int64)?.as_primitive::<Int64Type>().clone())
+    Ok(cast(a, &DataType::Int64)?
+        .as_primitive::<Int64Type>()
+        .clone())
 }
 
 fn texts(a: &ArrayRef) -> DfResult<StringArray> {
@@ -186,7 +194,11 @@ fn texts(a: &ArrayRef) -> DfResult<StringArray> {
 }
 
 fn text(a: &StringArray, i: usize) -> String {
-    if a.is_null(i) { String::new() } else { a.value(i).to_string() }
+    if a.is_null(i) {
+        String::new()
+    } else {
+        a.value(i).to_string()
+    }
 }
 
 impl StatisticAccumulator {
@@ -194,12 +206,18 @@ impl StatisticAccumulator {
     fn rows(&mut self, values: &[ArrayRef]) -> DfResult<()> {
         let (Some(time), Some(event), Some(width)) = (values.first(), values.get(1), values.get(2))
         else {
-            return exec_err!("{} takes a time, an event and a bin width", name(self.statistic));
+            return exec_err!(
+                "{} takes a time, an event and a bin width",
+                name(self.statistic)
+            );
         };
         let (time, width) = (floats(time)?, floats(width)?);
         let event = ints(event)?;
         let (group, stratum) = match self.statistic {
-            Statistic::LogRank => (values.get(3).map(texts).transpose()?, values.get(4).map(texts).transpose()?),
+            Statistic::LogRank => (
+                values.get(3).map(texts).transpose()?,
+                values.get(4).map(texts).transpose()?,
+            ),
             _ => (None, None),
         };
         if self.statistic == Statistic::Summary
@@ -252,7 +270,11 @@ impl StatisticAccumulator {
                 stratum: text(&stratum, i),
                 bin: bin.value(i),
                 events: events.value(i),
-                competing: if competing.is_valid(i) { competing.value(i) } else { 0 },
+                competing: if competing.is_valid(i) {
+                    competing.value(i)
+                } else {
+                    0
+                },
                 leaving: rows.value(i),
             });
         }
@@ -315,7 +337,9 @@ impl Accumulator for StatisticAccumulator {
         Ok(vec![
             list_scalar(strings(|x| &x.group)),
             list_scalar(strings(|x| &x.stratum)),
-            list_scalar(Arc::new(Float64Array::from_iter_values(r.iter().map(|x| x.bin)))),
+            list_scalar(Arc::new(Float64Array::from_iter_values(
+                r.iter().map(|x| x.bin),
+            ))),
             list_scalar(counts(|x| x.events)),
             list_scalar(counts(|x| x.competing)),
             list_scalar(counts(|x| x.leaving)),

@@ -117,7 +117,8 @@ fn the_call(agg: &Aggregate) -> Result<Call> {
             "Ask for one statistic per query, grouped by its strata; compute other aggregates in a query of their own",
         ));
     };
-    let (statistic, f) = statistic_of(only).ok_or_else(|| PlanError::Internal("not a statistic".into()))?;
+    let (statistic, f) =
+        statistic_of(only).ok_or_else(|| PlanError::Internal("not a statistic".into()))?;
     let name = functions::name(statistic);
     if f.params.distinct || f.params.filter.is_some() || !f.params.order_by.is_empty() {
         return Err(refuse(
@@ -230,7 +231,10 @@ pub fn expand(
             "the strata of a statistic do not match the aggregate's columns".into(),
         ));
     }
-    let extra: Vec<Expr> = [call.group.clone(), call.stratum.clone()].into_iter().flatten().collect();
+    let extra: Vec<Expr> = [call.group.clone(), call.stratum.clone()]
+        .into_iter()
+        .flatten()
+        .collect();
     let extras = extra.len();
     keys.extend(extra);
     keys.push(bin_of(call.time.clone(), call.width).alias(BIN));
@@ -243,15 +247,31 @@ pub fn expand(
     let column = |i: usize| Expr::Column(Column::from(binned.schema.qualified_field(i)));
     let text = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Utf8));
     let bin = strata + extras;
-    let group = if call.group.is_some() { text(column(strata)) } else { lit("") };
-    let stratum = if call.stratum.is_some() { text(column(strata + 1)) } else { lit("") };
+    let group = if call.group.is_some() {
+        text(column(strata))
+    } else {
+        lit("")
+    };
+    let stratum = if call.stratum.is_some() {
+        text(column(strata + 1))
+    } else {
+        lit("")
+    };
     let (events, competing, rows) = match call.statistic {
         Statistic::Incidence => (column(bin + 1), column(bin + 2), column(bin + 3)),
         _ => (column(bin + 1), lit(0i64), column(bin + 2)),
     };
     let finish = functions::finish(
         call.statistic,
-        vec![group, stratum, column(bin), events, competing, rows, lit(call.horizon)],
+        vec![
+            group,
+            stratum,
+            column(bin),
+            events,
+            competing,
+            rows,
+            lit(call.horizon),
+        ],
     );
     let finished = LogicalPlanBuilder::from(released)
         .aggregate((0..strata).map(column), vec![finish])
@@ -332,13 +352,16 @@ fn is_bin(e: &Expr) -> bool {
     let Expr::ScalarFunction(f) = left.as_ref() else {
         return false;
     };
-    let width = |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Float64(Some(w)), _) if *w >= 1.0);
+    let width =
+        |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Float64(Some(w)), _) if *w >= 1.0);
     let divided = match f.args.as_slice() {
-        [Expr::BinaryExpr(BinaryExpr {
-            op: Operator::Divide,
-            right: divisor,
-            ..
-        })] => divisor.as_ref() == right.as_ref() && width(divisor),
+        [
+            Expr::BinaryExpr(BinaryExpr {
+                op: Operator::Divide,
+                right: divisor,
+                ..
+            }),
+        ] => divisor.as_ref() == right.as_ref() && width(divisor),
         _ => false,
     };
     f.func.name() == "ceil" && divided

@@ -22,7 +22,8 @@ fn context() -> SessionContext {
 #[tokio::test]
 async fn a_site_reads_the_time_axis_back_from_the_sql() {
     let ctx = context();
-    let sql = format!("SELECT sex, kaplan_meier(days, died, 30) AS curve FROM {COHORT} GROUP BY sex");
+    let sql =
+        format!("SELECT sex, kaplan_meier(days, died, 30) AS curve FROM {COHORT} GROUP BY sex");
     let plan = plan_query(&ctx.state(), &sql, &PrivacyPolicy::default())
         .await
         .expect("planned");
@@ -46,8 +47,14 @@ async fn widths_outside_the_limits_and_mixed_aggregates_are_refused() {
         ("kaplan_meier(days, died, 0)", "bin width"),
         ("kaplan_meier(days, died, 100000)", "bin width"),
         ("kaplan_meier(days, died, days)", "bin width"),
-        ("kaplan_meier(days, died, 30), count(*)", "beside other aggregates"),
-        ("kaplan_meier(CAST(sex AS VARCHAR), died, 30)", "not a number"),
+        (
+            "kaplan_meier(days, died, 30), count(*)",
+            "beside other aggregates",
+        ),
+        (
+            "kaplan_meier(CAST(sex AS VARCHAR), died, 30)",
+            "not a number",
+        ),
     ] {
         let sql = format!("SELECT sex, {curve} FROM {COHORT} GROUP BY sex");
         refused(&ctx, &sql, why).await;
@@ -67,7 +74,12 @@ async fn widths_outside_the_limits_and_mixed_aggregates_are_refused() {
 async fn refused(ctx: &SessionContext, sql: &str, why: &str) {
     {
         let got = plan_query(&ctx.state(), sql, &PrivacyPolicy::default()).await;
-        let message = got.map(|_| "admitted".to_string()).unwrap_or_else(|e| e.to_string());
-        assert!(message.contains(why) && message.contains("A41"), "{sql}: {message}");
+        let message = got
+            .map(|_| "admitted".to_string())
+            .unwrap_or_else(|e| e.to_string());
+        assert!(
+            message.contains(why) && message.contains("A41"),
+            "{sql}: {message}"
+        );
     }
 }

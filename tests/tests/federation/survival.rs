@@ -68,7 +68,11 @@ fn lifelines(pooled: &[Vec<f64>], horizon: f64) -> Value {
     let python = std::env::var_os("IHDSI_REFERENCE_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join(".venv-reference/bin/python"));
-    assert!(python.exists(), "{} is missing: scripts/test.sh creates it", python.display());
+    assert!(
+        python.exists(),
+        "{} is missing: scripts/test.sh creates it",
+        python.display()
+    );
     let csv = std::env::temp_dir().join(format!("ihdsi-km-{}.csv", std::process::id()));
     let mut text = String::from("group,stratum,time,event,cause\n");
     for r in pooled {
@@ -82,7 +86,11 @@ fn lifelines(pooled: &[Vec<f64>], horizon: f64) -> Value {
         .output()
         .expect("run survival_reference.py");
     let _ = std::fs::remove_file(&csv);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("JSON")
 }
 
@@ -106,7 +114,10 @@ async fn curves_equal_lifelines_on_the_pooled_rows_at_thresholds_one() {
     let data = cohort(6_000);
     let fed = federation(&data, policy(1, true), policy(1, true)).await;
     let connection = connect(&fed.uri).await;
-    let got = connection.query(&curve_sql(WIDTH, "ended")).await.expect("curve");
+    let got = connection
+        .query(&curve_sql(WIDTH, "ended"))
+        .await
+        .expect("curve");
     let mut got = rows(&got.batches);
     got.sort_by(|a, b| (a[0], a[1]).partial_cmp(&(b[0], b[1])).expect("numbers"));
     let pooled_sql = format!(
@@ -114,7 +125,15 @@ async fn curves_equal_lifelines_on_the_pooled_rows_at_thresholds_one() {
          ceil(CAST(days AS DOUBLE) / {WIDTH}) * {WIDTH} AS t, ended, cause FROM {COHORT} WHERE c.days > 0"
     );
     let oracle = centralized(&data).await;
-    let pooled = rows(&oracle.sql(&pooled_sql).await.expect("plan").collect().await.expect("run"));
+    let pooled = rows(
+        &oracle
+            .sql(&pooled_sql)
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run"),
+    );
     let all = lifelines(&pooled, HORIZON);
     let reference = &all["curves"];
     let mut by_sex: BTreeMap<String, Vec<&Vec<f64>>> = BTreeMap::new();
@@ -134,11 +153,26 @@ async fn curves_equal_lifelines_on_the_pooled_rows_at_thresholds_one() {
         for (i, p) in points.iter().enumerate() {
             // time, at_risk, events, censored, survival, std_error, lower, upper
             close(&format!("{sex} time"), p[1], times[i], &mut failures);
-            close(&format!("{sex} S({})", p[1]), p[5], survival[i], &mut failures);
+            close(
+                &format!("{sex} S({})", p[1]),
+                p[5],
+                survival[i],
+                &mut failures,
+            );
             let se = survival[i] * greenwood[i].sqrt();
             close(&format!("{sex} SE({})", p[1]), p[6], se, &mut failures);
-            close(&format!("{sex} lower({})", p[1]), p[7], lower[i], &mut failures);
-            close(&format!("{sex} upper({})", p[1]), p[8], upper[i], &mut failures);
+            close(
+                &format!("{sex} lower({})", p[1]),
+                p[7],
+                lower[i],
+                &mut failures,
+            );
+            close(
+                &format!("{sex} upper({})", p[1]),
+                p[8],
+                upper[i],
+                &mut failures,
+            );
         }
     }
     summaries(&connection, reference, &mut failures).await;
@@ -152,53 +186,100 @@ const HORIZON: f64 = 1_000.0;
 
 /// The query's one row, as floats.
 async fn one_row(connection: &ihdsi_cli::client::Connection, sql: &str) -> Vec<Vec<f64>> {
-    let got = connection.query(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let got = connection
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let mut r = rows(&got.batches);
     r.sort_by(|a, b| a.partial_cmp(b).expect("numbers"));
     r
 }
 
 /// Median with its interval and the restricted mean, per sex.
-async fn summaries(connection: &ihdsi_cli::client::Connection, reference: &Value, failures: &mut Vec<String>) {
+async fn summaries(
+    connection: &ihdsi_cli::client::Connection,
+    reference: &Value,
+    failures: &mut Vec<String>,
+) {
     let sql = format!(
         "SELECT sex, unnest(s) FROM (SELECT sex, survival_summary(days, ended, {WIDTH}, {HORIZON}) AS s \
          FROM {COHORT} WHERE c.days > 0 GROUP BY sex)"
     );
     for r in one_row(connection, &sql).await {
         let want = &reference[format!("{}", r[0] as i64)];
-        assert!(r[1].is_finite() && r[2].is_finite(), "the curves cross their median: {r:?}");
+        assert!(
+            r[1].is_finite() && r[2].is_finite(),
+            "the curves cross their median: {r:?}"
+        );
         for (i, name) in [(1, "median"), (2, "median_lower"), (3, "median_upper")] {
             let expected = want[name].as_f64().unwrap_or(f64::NAN);
             close(&format!("{} {name}", r[0]), r[i], expected, failures);
         }
-        close(&format!("{} rmst", r[0]), r[4], want["rmst"].as_f64().expect("rmst"), failures);
+        close(
+            &format!("{} rmst", r[0]),
+            r[4],
+            want["rmst"].as_f64().expect("rmst"),
+            failures,
+        );
     }
 }
 
 /// The log-rank test across sexes, and stratified by site.
-async fn tests(connection: &ihdsi_cli::client::Connection, all: &Value, failures: &mut Vec<String>) {
-    for (args, want, df) in [("sex", &all["logrank"], true), ("sex, site", &all["stratified"], false)] {
+async fn tests(
+    connection: &ihdsi_cli::client::Connection,
+    all: &Value,
+    failures: &mut Vec<String>,
+) {
+    for (args, want, df) in [
+        ("sex", &all["logrank"], true),
+        ("sex, site", &all["stratified"], false),
+    ] {
         let sql = format!(
             "SELECT unnest(t) FROM (SELECT logrank_test(days, ended, {WIDTH}, {args}) AS t FROM {COHORT} WHERE c.days > 0)"
         );
         let got = one_row(connection, &sql).await;
-        let [r] = got.as_slice() else { panic!("one test: {got:?}") };
-        close(&format!("log-rank({args}) χ²"), r[0], want["statistic"].as_f64().expect("χ²"), failures);
-        close(&format!("log-rank({args}) p"), r[2], want["p_value"].as_f64().expect("p"), failures);
+        let [r] = got.as_slice() else {
+            panic!("one test: {got:?}")
+        };
+        close(
+            &format!("log-rank({args}) χ²"),
+            r[0],
+            want["statistic"].as_f64().expect("χ²"),
+            failures,
+        );
+        close(
+            &format!("log-rank({args}) p"),
+            r[2],
+            want["p_value"].as_f64().expect("p"),
+            failures,
+        );
         if df {
-            close("log-rank df", r[1], want["df"].as_f64().expect("df"), failures);
+            close(
+                "log-rank df",
+                r[1],
+                want["df"].as_f64().expect("df"),
+                failures,
+            );
         }
     }
 }
 
 /// Cumulative incidence of cause 1 with cause 2 competing, pooled.
-async fn incidence(connection: &ihdsi_cli::client::Connection, want: &Value, failures: &mut Vec<String>) {
+async fn incidence(
+    connection: &ihdsi_cli::client::Connection,
+    want: &Value,
+    failures: &mut Vec<String>,
+) {
     let sql = format!(
         "SELECT unnest(point) FROM (SELECT unnest(cumulative_incidence(days, cause, {WIDTH})) AS point \
          FROM {COHORT} WHERE c.days > 0)"
     );
     let got = one_row(connection, &sql).await;
-    let (times, cinc, se) = (numbers(&want["times"]), numbers(&want["cinc"]), numbers(&want["se"]));
+    let (times, cinc, se) = (
+        numbers(&want["times"]),
+        numbers(&want["cinc"]),
+        numbers(&want["se"]),
+    );
     assert_eq!(got.len(), times.len(), "incidence bins");
     for (i, p) in got.iter().enumerate() {
         // time, at_risk, events, competing, censored, incidence, std_error
@@ -211,7 +292,10 @@ async fn incidence(connection: &ihdsi_cli::client::Connection, want: &Value, fai
 /// Released points of the curve over `filter`: (sex, time, at risk,
 /// events, censored).
 async fn released(connection: &ihdsi_cli::client::Connection, filter: &str) -> Vec<[f64; 5]> {
-    let sql = curve_sql(WIDTH, "died").replace("WHERE c.days > 0", &format!("WHERE c.days > 0 AND {filter}"));
+    let sql = curve_sql(WIDTH, "died").replace(
+        "WHERE c.days > 0",
+        &format!("WHERE c.days > 0 AND {filter}"),
+    );
     let got = connection.query(&sql).await.expect("curve");
     let mut points: Vec<[f64; 5]> = rows(&got.batches)
         .into_iter()
@@ -257,7 +341,11 @@ async fn small_bins_are_coarsened_and_one_patient_hides_among_k() {
             *deaths.entry((r[0] as u64, r[1] as u64)).or_default() += 1;
         }
     }
-    let lonely: Vec<(u64, u64)> = deaths.iter().filter(|(_, n)| **n == 1).map(|(k, _)| *k).collect();
+    let lonely: Vec<(u64, u64)> = deaths
+        .iter()
+        .filter(|(_, n)| **n == 1)
+        .map(|(k, _)| *k)
+        .collect();
     assert!(!lonely.is_empty(), "the cohort has months with one death");
     let victim = pooled
         .iter()
@@ -268,23 +356,43 @@ async fn small_bins_are_coarsened_and_one_patient_hides_among_k() {
     let all = released(&connection, "TRUE").await;
     assert!(all.len() >= 2, "some curve is released: {all:?}");
     for p in &all {
-        assert!(p[2] >= K && shown(p[3], K) && shown(p[4], K), "a count under k: {p:?}");
+        assert!(
+            p[2] >= K && shown(p[3], K) && shown(p[4], K),
+            "a count under k: {p:?}"
+        );
         let month = (p[0] as u64, p[1] as u64);
-        assert!(!(lonely.contains(&month) && p[3] == 1.0), "a lonely death shown: {p:?}");
+        assert!(
+            !(lonely.contains(&month) && p[3] == 1.0),
+            "a lonely death shown: {p:?}"
+        );
     }
-    let without = released(&connection, &format!("NOT (c.sex = {sex} AND c.days = {days})")).await;
+    let without = released(
+        &connection,
+        &format!("NOT (c.sex = {sex} AND c.days = {days})"),
+    )
+    .await;
     for p in &without {
-        assert!(p[2] >= K && shown(p[3], K) && shown(p[4], K), "a count under k: {p:?}");
+        assert!(
+            p[2] >= K && shown(p[3], K) && shown(p[4], K),
+            "a count under k: {p:?}"
+        );
     }
     // The bins of the victim's stratum, by (time, events, censored): what
     // one curve shows and the other does not.
     let key = |p: &[f64; 5]| (p[1] as u64, p[3] as u64, p[4] as u64);
-    let of = |c: &[[f64; 5]]| -> Vec<(u64, u64, u64)> { c.iter().filter(|p| p[0] == sex).map(key).collect() };
+    let of = |c: &[[f64; 5]]| -> Vec<(u64, u64, u64)> {
+        c.iter().filter(|p| p[0] == sex).map(key).collect()
+    };
     let (with_victim, without_victim) = (of(&all), of(&without));
-    for differing in with_victim.iter().filter(|b| !without_victim.contains(b)).chain(
-        without_victim.iter().filter(|b| !with_victim.contains(b)),
-    ) {
-        assert!(differing.1 == 0 || differing.1 as f64 >= K, "a differing bin under k: {differing:?}");
+    for differing in with_victim
+        .iter()
+        .filter(|b| !without_victim.contains(b))
+        .chain(without_victim.iter().filter(|b| !with_victim.contains(b)))
+    {
+        assert!(
+            differing.1 == 0 || differing.1 as f64 >= K,
+            "a differing bin under k: {differing:?}"
+        );
     }
     let holding = with_victim
         .iter()

@@ -4,10 +4,10 @@
 use std::cmp::Ordering;
 
 use ihdsi_catalog::PrivacyPolicy;
-use ihdsi_planner::survival::TimeAxis;
 use ihdsi_planner::Release;
+use ihdsi_planner::survival::TimeAxis;
 
-use super::{Departures, segments};
+use super::{Departures, released};
 use crate::disclosure::threshold::cell_patients;
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
@@ -38,7 +38,7 @@ pub(crate) fn release(
     let k = u64::try_from(policy.required_patients()).unwrap_or(u64::MAX);
     let events = &release.merges[axis.events];
     let competing = axis.competing.map(|c| &release.merges[c]);
-    let (mut released, mut suppressed) = (Vec::new(), 0u64);
+    let (mut out, mut suppressed) = (Vec::new(), 0u64);
     let mut fine = groups.into_iter().peekable();
     while let Some(first) = fine.next() {
         let mut run = vec![first];
@@ -49,30 +49,30 @@ pub(crate) fn release(
             .iter()
             .map(|g| Departures {
                 events: u64::try_from(cell_patients(release, g, events)).unwrap_or(0),
-                competing: competing
-                    .map_or(0, |c| u64::try_from(cell_patients(release, g, c)).unwrap_or(0)),
+                competing: competing.map_or(0, |c| {
+                    u64::try_from(cell_patients(release, g, c)).unwrap_or(0)
+                }),
                 leaving: u64::try_from(g.patients).unwrap_or(0),
             })
             .collect();
-        let segments = segments(&bins, k);
+        let segments = released(&bins, k);
         if segments.is_empty() {
             suppressed += run.len() as u64;
         }
+        let labels: Vec<_> = segments.iter().map(|(_, l)| run[*l].keys.clone()).collect();
         let mut run = run.into_iter();
-        for segment in segments {
-            let merged = run
+        for ((segment, _), label) in segments.into_iter().zip(labels) {
+            let mut merged = run
                 .by_ref()
                 .take(segment.len())
                 .reduce(absorb)
                 .ok_or_else(|| EngineError::Internal("an empty bin".into()))?;
-            released.push(merged);
+            merged.keys = label;
+            out.push(merged);
         }
     }
-    let counted = released
-        .iter()
-        .map(|g| (g.keys.clone(), g.patients))
-        .collect();
-    let batch = build_output(release, &released, CountFinish::Round(policy.round_counts_to))?;
+    let counted = out.iter().map(|g| (g.keys.clone(), g.patients)).collect();
+    let batch = build_output(release, &out, CountFinish::Round(policy.round_counts_to))?;
     Ok(Released {
         batch,
         suppressed,

@@ -10,7 +10,7 @@ use datafusion::common::ScalarValue;
 use ihdsi_planner::cells::CellRef;
 use ihdsi_planner::survival::TimeAxis;
 
-use super::{Departures, segments};
+use super::{Departures, released};
 use crate::disclosure::site::{AnswerShape, answer_schema};
 use crate::error::{EngineError, Result};
 
@@ -88,14 +88,13 @@ pub fn release(
                 leaving: u64::try_from(patients.value(r)).unwrap_or(0),
             })
             .collect();
-        let released = segments(&bins, min);
-        if released.is_empty() {
+        let bins = released(&bins, min);
+        if bins.is_empty() {
             dropped += run.len() as u64;
         }
-        for segment in released {
+        for (segment, label) in bins {
             let members = &run[segment];
-            let Some(&last) = members.last() else { continue };
-            out_keys.push(key_values[last].clone());
+            out_keys.push(key_values[run[label]].clone());
             for (column, out) in summed.iter().zip(out_counts.iter_mut()) {
                 out.push(members.iter().map(|&r| column.value(r)).sum::<i64>());
             }
