@@ -48,8 +48,9 @@ pub enum Rule {
     HonouredAsWritten,
     /// Every subplan reaches a site as SQL it can read and audit (A40).
     ReadableSubplans,
-    /// A survival curve is one row per patient on a declared grid, its
-    /// small bins coarsened (A41).
+    /// A binned statistic (survival curve or test, histogram, quantile) is
+    /// one row per patient on a declared grid, its small bins coarsened
+    /// (A41).
     SurvivalCurves,
 }
 
@@ -101,7 +102,7 @@ impl Rule {
             Self::HonouredAsWritten => "SQL is honoured as written or refused",
             Self::ReadableSubplans => "every site receives SQL it can read and audit",
             Self::SurvivalCurves => {
-                "a survival curve has one row per patient, on a declared grid, its small bins coarsened"
+                "a binned statistic has one row per patient, on a declared grid, its small bins coarsened"
             }
         }
     }

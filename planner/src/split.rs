@@ -370,7 +370,7 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
     if time_axis.is_some() && policy.mode == ihdsi_catalog::PrivacyMode::Dp {
         return Err(PlanError::policy(
             crate::rules::Rule::SurvivalCurves,
-            "survival curves are not released in dp mode yet; ask for them under the threshold rules",
+            "binned statistics (survival curves and tests, histograms, quantiles such as median) are not released in dp mode yet; ask for them under the threshold rules",
         ));
     }
     let input_lineage = admission::check_boundary(agg)?;

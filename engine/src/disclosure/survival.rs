@@ -136,7 +136,7 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
 pub(crate) fn refused_in_dp() -> ihdsi_planner::PlanError {
     ihdsi_planner::PlanError::policy(
         ihdsi_planner::Rule::SurvivalCurves,
-        "survival curves are not released in dp mode yet; ask for them under the threshold rules",
+        "binned statistics (survival curves and tests, histograms, quantiles such as median) are not released in dp mode yet; ask for them under the threshold rules",
     )
 }
 

@@ -25,6 +25,11 @@ pub enum Statistic {
     LogRank,
     /// `cumulative_incidence`: the Aalen–Johansen curve of cause 1.
     Incidence,
+    /// `histogram`: patients per bin of a value.
+    Histogram,
+    /// `quantile`, `median`, `percentile_cont`: the end of the bin that
+    /// holds the quantile.
+    Quantile,
 }
 
 /// One bin as released: its group and stratum (for the log-rank test,
@@ -102,12 +107,18 @@ impl Statistic {
             Self::Summary => DataType::Struct(summary_fields()),
             Self::LogRank => DataType::Struct(logrank_fields()),
             Self::Incidence => list_of(incidence_fields()),
+            Self::Histogram => list_of(histogram_fields()),
+            Self::Quantile => DataType::Float64,
         }
     }
 
-    /// The statistic of `records`; `horizon` is the summary's.
-    pub fn finish(self, records: &[Record], horizon: f64) -> DfResult<ScalarValue> {
+    /// The statistic of `records`; `parameter` is the summary's horizon or
+    /// the quantile's probability.
+    pub fn finish(self, records: &[Record], parameter: f64) -> DfResult<ScalarValue> {
+        let horizon = parameter;
         match self {
+            Self::Histogram => Ok(histogram(records)),
+            Self::Quantile => Ok(ScalarValue::Float64(quantile(records, parameter))),
             Self::Curve => Ok(list(curve_fields(), curve_columns(&km(records)?))),
             Self::Summary => summary(&km(records)?, horizon),
             Self::LogRank => logrank_value(records),
@@ -281,4 +292,57 @@ fn incidence(records: &[Record]) -> DfResult<ScalarValue> {
         )),
     ];
     Ok(list(incidence_fields(), columns))
+}
+
+fn histogram_fields() -> Fields {
+    use DataType::{Float64 as F, Int64 as I};
+    Fields::from(vec![
+        field("lower", F),
+        field("upper", F),
+        field("patients", I),
+    ])
+}
+
+/// Patients per bin, in value order, merged by bin end.
+fn value_bins(records: &[Record]) -> Vec<(f64, i64)> {
+    let mut bins: BTreeMap<u64, (f64, i64)> = BTreeMap::new();
+    for r in records {
+        bins.entry(r.bin.to_bits()).or_insert((r.bin, 0)).1 += r.leaving.max(0);
+    }
+    let mut bins: Vec<(f64, i64)> = bins.into_values().collect();
+    bins.sort_by(|a, b| a.0.total_cmp(&b.0));
+    bins
+}
+
+/// Bins `(lower, upper]`: the first open below, the last open above (it
+/// holds every larger value, whose largest would rest on one patient).
+fn histogram(records: &[Record]) -> ScalarValue {
+    let bins = value_bins(records);
+    let n = bins.len();
+    let lower: Float64Array = (0..n)
+        .map(|i| i.checked_sub(1).map(|j| bins[j].0))
+        .collect();
+    let upper: Float64Array = (0..n).map(|i| (i + 1 < n).then(|| bins[i].0)).collect();
+    let patients = Int64Array::from_iter_values(bins.iter().map(|b| b.1));
+    list(
+        histogram_fields(),
+        vec![Arc::new(lower), Arc::new(upper), Arc::new(patients)],
+    )
+}
+
+/// The end of the bin holding the `p` quantile (as `percentile_cont`
+/// places it: at rank (n − 1)·p, the higher of two ranks it falls
+/// between), or NULL without values.
+fn quantile(records: &[Record], p: f64) -> Option<f64> {
+    let bins = value_bins(records);
+    let n: i64 = bins.iter().map(|b| b.1).sum();
+    if n == 0 || !(0.0..=1.0).contains(&p) {
+        return None;
+    }
+    let rank = ((n - 1) as f64 * p).ceil() as i64;
+    let mut seen = 0;
+    bins.iter().find_map(|&(end, count)| {
+        seen += count;
+        (seen > rank).then_some(end)
+    })
 }

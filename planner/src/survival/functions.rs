@@ -34,30 +34,30 @@ pub fn name(statistic: Statistic) -> &'static str {
         Statistic::Summary => "survival_summary",
         Statistic::LogRank => "logrank_test",
         Statistic::Incidence => "cumulative_incidence",
+        Statistic::Histogram => "histogram",
+        Statistic::Quantile => "quantile",
     }
 }
 
+/// Every statistic, in the order they are registered.
+const ALL: [Statistic; 6] = [
+    Statistic::Curve,
+    Statistic::Summary,
+    Statistic::LogRank,
+    Statistic::Incidence,
+    Statistic::Histogram,
+    Statistic::Quantile,
+];
+
 /// The statistic an analyst's function name asks for.
 pub fn statistic(function: &str) -> Option<Statistic> {
-    [
-        Statistic::Curve,
-        Statistic::Summary,
-        Statistic::LogRank,
-        Statistic::Incidence,
-    ]
-    .into_iter()
-    .find(|s| name(*s) == function)
+    ALL.into_iter().find(|s| name(*s) == function)
 }
 
 /// Register the analyst's functions in `ctx`, for planning the analyst's
 /// SQL (and for pooled sessions, which compute them on rows).
 pub fn register(ctx: &SessionContext) {
-    for s in [
-        Statistic::Curve,
-        Statistic::Summary,
-        Statistic::LogRank,
-        Statistic::Incidence,
-    ] {
+    for s in ALL {
         ctx.register_udaf(AggregateUDF::from(StatisticUdf::on_rows(s)));
     }
 }
@@ -95,7 +95,8 @@ struct StatisticUdf {
 impl StatisticUdf {
     fn on_rows(statistic: Statistic) -> Self {
         let arity = match statistic {
-            Statistic::Curve | Statistic::Incidence => TypeSignature::Any(3),
+            Statistic::Histogram => TypeSignature::Any(2),
+            Statistic::Curve | Statistic::Incidence | Statistic::Quantile => TypeSignature::Any(3),
             Statistic::Summary => TypeSignature::Any(4),
             Statistic::LogRank => {
                 TypeSignature::OneOf(vec![TypeSignature::Any(4), TypeSignature::Any(5)])
@@ -204,6 +205,9 @@ fn text(a: &StringArray, i: usize) -> String {
 impl StatisticAccumulator {
     /// Patient rows: bin each row's time, count its event (or cause).
     fn rows(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        if let Statistic::Histogram | Statistic::Quantile = self.statistic {
+            return self.values(values);
+        }
         let (Some(time), Some(event), Some(width)) = (values.first(), values.get(1), values.get(2))
         else {
             return exec_err!(
@@ -244,6 +248,36 @@ impl StatisticAccumulator {
                 bin: (time.value(i) / w).ceil() * w,
                 events,
                 competing,
+                leaving: 1,
+            });
+        }
+        Ok(())
+    }
+
+    /// Values: `histogram(x, width)` or `quantile(x, p, width)`.
+    fn values(&mut self, values: &[ArrayRef]) -> DfResult<()> {
+        let (x, width) = match values {
+            [x, width] => (floats(x)?, floats(width)?),
+            [x, p, width] => {
+                let p = floats(p)?;
+                if p.len() > 0 && p.is_valid(0) {
+                    self.horizon = p.value(0);
+                }
+                (floats(x)?, floats(width)?)
+            }
+            _ => return exec_err!("{} takes a value and a bin width", name(self.statistic)),
+        };
+        for i in 0..x.len() {
+            if x.is_null(i) || width.is_null(i) {
+                continue;
+            }
+            let w = width.value(i);
+            self.records.push(Record {
+                group: String::new(),
+                stratum: String::new(),
+                bin: (x.value(i) / w).ceil() * w,
+                events: 0,
+                competing: 0,
                 leaving: 1,
             });
         }

@@ -55,8 +55,9 @@ pub const MAX_WIDTH_DAYS: i64 = 3_650;
 /// coarsens its bins rather than withholding them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TimeAxis {
-    /// The partial counting the events of each bin.
-    pub events: usize,
+    /// The partial counting the events of each bin (none on a value axis:
+    /// a histogram counts patients only).
+    pub events: Option<usize>,
     /// The partial counting the competing events, for cumulative
     /// incidence.
     pub competing: Option<usize>,
@@ -68,16 +69,29 @@ pub struct TimeAxis {
 /// horizon as numbers.
 struct Call {
     statistic: Statistic,
+    /// The follow-up time, or the value of a histogram or quantile.
     time: Expr,
     event: Expr,
-    width: i64,
+    width: f64,
+    /// The summary's horizon, or the quantile's probability.
     horizon: f64,
     group: Option<Expr>,
     stratum: Option<Expr>,
 }
 
+/// SQL's own quantiles, answered from a histogram.
+const QUANTILES: [&str; 4] = [
+    "median",
+    "approx_median",
+    "percentile_cont",
+    "approx_percentile_cont",
+];
+
 fn statistic_of(e: &Expr) -> Option<(Statistic, &AggregateFunction)> {
     match strip_alias(e) {
+        Expr::AggregateFunction(f) if QUANTILES.contains(&f.func.name()) => {
+            Some((Statistic::Quantile, f))
+        }
         Expr::AggregateFunction(f) => functions::statistic(f.func.name()).map(|s| (s, f)),
         _ => None,
     }
@@ -119,26 +133,27 @@ fn the_call(agg: &Aggregate) -> Result<Call> {
     };
     let (statistic, f) =
         statistic_of(only).ok_or_else(|| PlanError::Internal("not a statistic".into()))?;
-    let name = functions::name(statistic);
-    if f.params.distinct || f.params.filter.is_some() || !f.params.order_by.is_empty() {
+    let name = f.func.name();
+    // `percentile_cont(p) WITHIN GROUP (ORDER BY x)` orders by its value.
+    let within_group = match (f.params.order_by.as_slice(), f.params.args.first()) {
+        ([], _) => true,
+        ([sort], Some(value)) => statistic == Statistic::Quantile && sort.expr == *value,
+        _ => false,
+    };
+    if f.params.distinct || f.params.filter.is_some() || !within_group {
         return Err(refuse(
             &format!("{name} with DISTINCT, FILTER or ORDER BY"),
             "Restrict the cohort in its WHERE clause instead",
         ));
     }
-    let args = f.params.args.as_slice();
-    let (time, event, width) = match args {
-        [time, event, width, ..] => (time, event, days(width, "bin width")?),
-        _ => return Err(refuse(&format!("{name} without its arguments"), USAGE)),
+    let (time, event, width, horizon, group, stratum) = match statistic {
+        Statistic::Histogram | Statistic::Quantile => {
+            let (value, p, width) = value_args(f)?;
+            (value, lit(0i64), width, p, None, None)
+        }
+        _ => follow_up_args(statistic, &f.params.args)?,
     };
-    let (mut horizon, mut group, mut stratum) = (0.0, None, None);
-    match (statistic, &args[3..]) {
-        (Statistic::Curve | Statistic::Incidence, []) => {}
-        (Statistic::Summary, [h]) => horizon = days(h, "horizon")? as f64,
-        (Statistic::LogRank, [g]) => group = Some(g.clone()),
-        (Statistic::LogRank, [g, s]) => (group, stratum) = (Some(g.clone()), Some(s.clone())),
-        _ => return Err(refuse(&format!("{name} with other arguments"), USAGE)),
-    }
+    let time = &time;
     let numeric = time
         .get_type(agg.input.schema())
         .map(|t| t.is_numeric())
@@ -158,12 +173,115 @@ fn the_call(agg: &Aggregate) -> Result<Call> {
     Ok(Call {
         statistic,
         time: time.clone(),
-        event: event.clone(),
+        event,
         width,
         horizon,
         group,
         stratum,
     })
+}
+
+/// A follow-up call's time, event, width (in days), horizon, arm and
+/// stratum.
+type FollowUp = (Expr, Expr, f64, f64, Option<Expr>, Option<Expr>);
+
+fn follow_up_args(statistic: Statistic, args: &[Expr]) -> Result<FollowUp> {
+    let name = functions::name(statistic);
+    let (time, event, width) = match args {
+        [time, event, width, ..] => (
+            time.clone(),
+            event.clone(),
+            days(width, "bin width")? as f64,
+        ),
+        _ => return Err(refuse(&format!("{name} without its arguments"), USAGE)),
+    };
+    let (mut horizon, mut group, mut stratum) = (0.0, None, None);
+    match (statistic, &args[3..]) {
+        (Statistic::Curve | Statistic::Incidence, []) => {}
+        (Statistic::Summary, [h]) => horizon = days(h, "horizon")? as f64,
+        (Statistic::LogRank, [g]) => group = Some(g.clone()),
+        (Statistic::LogRank, [g, s]) => (group, stratum) = (Some(g.clone()), Some(s.clone())),
+        _ => return Err(refuse(&format!("{name} with other arguments"), USAGE)),
+    }
+    Ok((time, event, width, horizon, group, stratum))
+}
+
+/// A value call's value, probability and bin width: `histogram(x,
+/// width)`, `quantile(x, p, width)`, or SQL's `median(x)`,
+/// `percentile_cont(x, p)` (and `WITHIN GROUP (ORDER BY x)`) on the
+/// catalog's bins for `x`.
+fn value_args(f: &AggregateFunction) -> Result<(Expr, f64, f64)> {
+    let name = f.func.name();
+    let args = f.params.args.as_slice();
+    let descending = f.params.order_by.first().is_some_and(|s| !s.asc);
+    let (value, p, width) = match (name, args) {
+        ("histogram", [x, w]) => (x, 0.0, Some(w)),
+        ("quantile", [x, p, w]) => (x, probability(p)?, Some(w)),
+        ("median" | "approx_median", [x]) => (x, 0.5, None),
+        ("percentile_cont" | "approx_percentile_cont", [x, p, ..]) => (x, probability(p)?, None),
+        _ => return Err(refuse(&format!("{name} with these arguments"), VALUE_USAGE)),
+    };
+    let p = if descending { 1.0 - p } else { p };
+    let width = match width {
+        Some(w) => positive(w)?,
+        None => declared_width(value).ok_or_else(|| {
+            refuse(
+                &format!("{name} of a value without declared bins"),
+                "Quantiles are read from a histogram: name a column the catalog declares (value_as_number, year_of_birth, ...) or give the bins yourself with quantile(x, p, bin_width)",
+            )
+        })?,
+    };
+    Ok((value.clone(), p, width))
+}
+
+const VALUE_USAGE: &str =
+    "Write histogram(x, bin_width), quantile(x, p, bin_width), median(x) or percentile_cont(x, p)";
+
+fn literal_f64(e: &Expr) -> Option<f64> {
+    match strip_alias(e) {
+        Expr::Literal(v, _) if v.data_type().is_numeric() => match v.cast_to(&DataType::Float64) {
+            Ok(ScalarValue::Float64(x)) => x,
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn probability(e: &Expr) -> Result<f64> {
+    literal_f64(e)
+        .filter(|p| (0.0..=1.0).contains(p))
+        .ok_or_else(|| {
+            refuse(
+                "a probability that is not a literal from 0 to 1",
+                VALUE_USAGE,
+            )
+        })
+}
+
+fn positive(e: &Expr) -> Result<f64> {
+    literal_f64(e)
+        .filter(|w| w.is_finite() && *w > 0.0)
+        .ok_or_else(|| {
+            refuse(
+                "a bin width that is not a positive literal number",
+                VALUE_USAGE,
+            )
+        })
+}
+
+/// The catalog's bins for a declared column: a hundredth of its declared
+/// range, rounded to 1, 2 or 5 times a power of ten.
+fn declared_width(value: &Expr) -> Option<f64> {
+    let Expr::Column(c) = strip_alias(value) else {
+        return None;
+    };
+    let bounds = ihdsi_catalog::bounds::for_column(&c.name)?;
+    let raw = (bounds.hi - bounds.lo) / 100.0;
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|w| *w >= raw)
 }
 
 const USAGE: &str = "Write kaplan_meier(time, event, width_days), survival_summary(time, event, width_days, horizon_days), logrank_test(time, event, width_days, arm [, stratum]) or cumulative_incidence(time, cause, width_days)";
@@ -176,8 +294,8 @@ fn integer(v: &ScalarValue) -> Option<i64> {
 }
 
 /// The end of the bin `time` falls in: `ceil(time / width) · width`.
-fn bin_of(time: Expr, width: i64) -> Expr {
-    let w = lit(width as f64);
+fn bin_of(time: Expr, width: f64) -> Expr {
+    let w = lit(width);
     let days = Expr::Cast(Cast::new(Box::new(time), DataType::Float64));
     ceil(days / w.clone()) * w
 }
@@ -196,6 +314,7 @@ fn count_rows(filter: Option<Expr>) -> Expr {
 /// The counts each bin releases: events (and competing events), rows.
 fn counts(call: &Call) -> Vec<Expr> {
     match call.statistic {
+        Statistic::Histogram | Statistic::Quantile => vec![count_rows(None)],
         Statistic::Incidence => {
             let cause = Expr::Cast(Cast::new(Box::new(call.event.clone()), DataType::Int64));
             vec![
@@ -259,6 +378,7 @@ pub fn expand(
     };
     let (events, competing, rows) = match call.statistic {
         Statistic::Incidence => (column(bin + 1), column(bin + 2), column(bin + 3)),
+        Statistic::Histogram | Statistic::Quantile => (lit(0i64), lit(0i64), column(bin + 1)),
         _ => (column(bin + 1), lit(0i64), column(bin + 2)),
     };
     let finish = functions::finish(
@@ -277,13 +397,21 @@ pub fn expand(
         .aggregate((0..strata).map(column), vec![finish])
         .and_then(LogicalPlanBuilder::build)
         .map_err(PlanError::from_datafusion)?;
+    // SQL's quantiles keep their own type (median of an integer column is
+    // an integer); the finished value is cast to it.
     let named = finished
         .schema()
-        .columns()
-        .into_iter()
-        .map(Expr::Column)
+        .iter()
         .zip(agg.schema.iter())
-        .map(|(e, (q, f))| e.alias_qualified(q.cloned(), f.name()))
+        .map(|((fq, ff), (q, f))| {
+            let e = Expr::Column(Column::new(fq.cloned(), ff.name()));
+            let e = if ff.data_type() == f.data_type() {
+                e
+            } else {
+                Expr::Cast(Cast::new(Box::new(e), f.data_type().clone()))
+            };
+            e.alias_qualified(q.cloned(), f.name())
+        })
         .collect();
     Projection::try_new(named, Arc::new(finished))
         .map(LogicalPlan::Projection)
@@ -316,8 +444,13 @@ pub fn time_axis(agg: &Aggregate) -> Option<TimeAxis> {
         aggregates = rest;
     }
     let axis = match aggregates {
+        [rows] if counts(rows, false) => TimeAxis {
+            events: None,
+            competing: None,
+            rows: 0,
+        },
         [events, rows] if counts(events, true) && counts(rows, false) => TimeAxis {
-            events: 0,
+            events: Some(0),
             competing: None,
             rows: 1,
         },
@@ -325,7 +458,7 @@ pub fn time_axis(agg: &Aggregate) -> Option<TimeAxis> {
             if counts(events, true) && counts(competing, true) && counts(rows, false) =>
         {
             TimeAxis {
-                events: 0,
+                events: Some(0),
                 competing: Some(1),
                 rows: 2,
             }
@@ -352,8 +485,7 @@ fn is_bin(e: &Expr) -> bool {
     let Expr::ScalarFunction(f) = left.as_ref() else {
         return false;
     };
-    let width =
-        |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Float64(Some(w)), _) if *w >= 1.0);
+    let width = |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Float64(Some(w)), _) if *w > 0.0);
     let divided = match f.args.as_slice() {
         [
             Expr::BinaryExpr(BinaryExpr {

@@ -73,13 +73,13 @@ const ATTACKS: &[(&str, &str, Safe)] = &[
     ),
     (
         "A04 median",
-        "SELECT median(year_of_birth) FROM person",
-        Safe::Refused("median"),
+        "SELECT median(value_as_number) FROM measurement",
+        Safe::Refused("one row per patient"),
     ),
     (
         "A04 percentile",
-        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY year_of_birth) FROM person",
-        Safe::Refused("percentile_cont"),
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY value_as_number) FROM measurement",
+        Safe::Refused("one row per patient"),
     ),
     (
         "A06 identifier differencing",

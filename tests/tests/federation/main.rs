@@ -17,6 +17,7 @@ mod dp_defences;
 mod duplicates;
 mod errors;
 mod fuzz;
+mod histograms;
 mod jdbc;
 mod limits;
 mod metadata;

@@ -36,7 +36,7 @@ pub(crate) fn release(
     }
     groups.sort_by(|a, b| a.keys.partial_cmp(&b.keys).unwrap_or(Ordering::Equal));
     let k = u64::try_from(policy.required_patients()).unwrap_or(u64::MAX);
-    let events = &release.merges[axis.events];
+    let events = axis.events.map(|e| &release.merges[e]);
     let competing = axis.competing.map(|c| &release.merges[c]);
     let (mut out, mut suppressed) = (Vec::new(), 0u64);
     let mut fine = groups.into_iter().peekable();
@@ -48,7 +48,9 @@ pub(crate) fn release(
         let bins: Vec<Departures> = run
             .iter()
             .map(|g| Departures {
-                events: u64::try_from(cell_patients(release, g, events)).unwrap_or(0),
+                events: events.map_or(0, |e| {
+                    u64::try_from(cell_patients(release, g, e)).unwrap_or(0)
+                }),
                 competing: competing.map_or(0, |c| {
                     u64::try_from(cell_patients(release, g, c)).unwrap_or(0)
                 }),

@@ -55,7 +55,10 @@ pub fn release(
     let summed: Vec<&Int64Array> = (keys..batch.num_columns())
         .map(|c| counts(batch, c))
         .collect::<Result<_>>()?;
-    let events = counts(batch, cell_column(shape, axis.events))?;
+    let events = axis
+        .events
+        .map(|e| counts(batch, cell_column(shape, e)))
+        .transpose()?;
     let competing = axis
         .competing
         .map(|c| counts(batch, cell_column(shape, c)))
@@ -83,7 +86,7 @@ pub fn release(
         let bins: Vec<Departures> = run
             .iter()
             .map(|&r| Departures {
-                events: u64::try_from(events.value(r)).unwrap_or(0),
+                events: events.map_or(0, |e| u64::try_from(e.value(r)).unwrap_or(0)),
                 competing: competing.map_or(0, |c| u64::try_from(c.value(r)).unwrap_or(0)),
                 leaving: u64::try_from(patients.value(r)).unwrap_or(0),
             })
