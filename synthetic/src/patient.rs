@@ -13,7 +13,7 @@ use std::path::Path;
 
 use super::buffer::{TableBuffer, V};
 use super::clinical::{background, measurements};
-use super::courses::{bladder_course, parkinson_course};
+use super::courses::{BladderTumour, bladder_course, parkinson_course};
 use super::profile::SiteProfile;
 use super::record::{Ctx, DEATH, OBS_PERIOD, PERSON, TABLE_FILLS, VISIT, Writer};
 use super::rng::{Rng, days_from_civil};
@@ -110,11 +110,11 @@ fn demographics(
     Ok((age, male, yob))
 }
 
-/// The chance that a person dies within the study, by diagnosis and age.
-fn death_chance(bladder: bool, parkinson: bool, age: i32) -> f64 {
-    if bladder {
-        0.22
-    } else if parkinson {
+/// The chance that a person without bladder cancer dies within the study,
+/// by diagnosis and age (a bladder tumour has its own hazard:
+/// `BladderTumour::death`).
+fn death_chance(parkinson: bool, age: i32) -> f64 {
+    if parkinson {
         0.12
     } else if age > 75 {
         0.07
@@ -147,10 +147,15 @@ fn person(w: &mut Writer, rng: &mut Rng, p: &SiteProfile, pid: i64) -> Result<()
         end: study_end,
         visits: Vec::new(),
     };
-    let death_p = death_chance(bladder, parkinson, age);
-    let death = rng
-        .chance(death_p)
-        .then(|| ctx.day(rng).max(start + 200).min(study_end));
+    // A bladder patient dies of the tumour at its own hazard; others at
+    // a chance by diagnosis and age, any day of their follow-up.
+    let tumour = bladder.then(|| BladderTumour::draw(rng, start, study_end));
+    let death = match tumour {
+        Some(t) => t.death(rng, study_end),
+        None => rng
+            .chance(death_chance(parkinson, age))
+            .then(|| ctx.day(rng).max(start + 200).min(study_end)),
+    };
     if let Some(d) = death {
         ctx.end = d;
     }
@@ -158,8 +163,8 @@ fn person(w: &mut Writer, rng: &mut Rng, p: &SiteProfile, pid: i64) -> Result<()
     visits(w, rng, &mut ctx, if bladder || parkinson { 10 } else { 5 })?;
     let conditions = background(w, rng, &ctx)?;
     measurements(w, rng, &ctx, &conditions)?;
-    if bladder {
-        bladder_course(w, rng, &ctx)?;
+    if let Some(t) = tumour {
+        bladder_course(w, rng, &ctx, t)?;
     }
     if parkinson {
         parkinson_course(w, rng, &ctx, p)?;

@@ -11,7 +11,8 @@
 
 use datafusion::common::Column;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-use datafusion::logical_expr::{Expr, JoinType, LogicalPlan};
+use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::{BinaryExpr, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::Result;
 use crate::exprs::strip_alias;
@@ -44,10 +45,22 @@ pub fn one_row_per_patient(plan: &LogicalPlan) -> Result<bool> {
         }
         LogicalPlan::Join(j) if matches!(j.join_type, JoinType::Inner | JoinType::Left) => {
             let (left, right) = (lineage(&j.left)?, lineage(&j.right)?);
-            let on_patient = j
-                .on
-                .iter()
-                .any(|(l, r)| expr_is_unit(l, &j.left, &left) && expr_is_unit(r, &j.right, &right));
+            let same = |a: &Expr, b: &Expr| {
+                expr_is_unit(a, &j.left, &left) && expr_is_unit(b, &j.right, &right)
+            };
+            // As planned from SQL the condition is the join's filter; after
+            // optimisation, its `on` pairs.
+            let from_filter = j.filter.as_ref().is_some_and(|f| {
+                split_conjunction(f).into_iter().any(|c| match c {
+                    Expr::BinaryExpr(BinaryExpr {
+                        left: a,
+                        op: Operator::Eq,
+                        right: b,
+                    }) => same(a, b) || same(b, a),
+                    _ => false,
+                })
+            });
+            let on_patient = from_filter || j.on.iter().any(|(l, r)| same(l, r));
             Ok(on_patient && one_row_per_patient(&j.left)? && one_row_per_patient(&j.right)?)
         }
         _ => Ok(false),
