@@ -18,10 +18,12 @@ def test_the_readme_has_python_examples():
     assert len(python_blocks()) >= 4
 
 
-def test_every_python_block_of_the_readme_runs_against_the_demo(demo):
+def test_every_python_block_of_the_readme_runs_against_the_demo(demo, tmp_path, monkeypatch):
     """The blocks run in order in one namespace (later ones use the first
     one's LOGIN), with the demo's address and password in place of the
-    README's defaults."""
+    README's defaults, in a scratch folder (the survival example writes a
+    PNG)."""
+    monkeypatch.chdir(tmp_path)
     namespace = {}
     printed = io.StringIO()
     for i, block in enumerate(python_blocks()):
@@ -32,3 +34,4 @@ def test_every_python_block_of_the_readme_runs_against_the_demo(demo):
             except Exception as e:
                 raise AssertionError(f"README python block {i + 1} fails:\n{block}\n{e}") from e
     assert "patients" in printed.getvalue()
+    assert (tmp_path / "km.png").stat().st_size > 1000, "the survival example plots its curve"
