@@ -367,6 +367,12 @@ fn site_group_keys(keys: &[Expr]) -> Vec<Expr> {
 
 fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
     let time_axis = crate::survival::time_axis(agg);
+    if time_axis.is_some() && !crate::survival::cohort::one_row_per_patient(&agg.input)? {
+        return Err(PlanError::policy(
+            crate::rules::Rule::SurvivalCurves,
+            "a binned statistic needs a cohort of one row per patient",
+        ));
+    }
     if time_axis.is_some() && policy.mode == ihdsi_catalog::PrivacyMode::Dp {
         return Err(PlanError::policy(
             crate::rules::Rule::SurvivalCurves,

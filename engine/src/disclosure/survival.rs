@@ -12,16 +12,19 @@
 //!    at its own end, not at the tail's (which would tell the longest
 //!    follow-up to within a bin).
 //! 2. **Merge.** A bin whose events, competing events or censorings
-//!    number 1 to k − 1
-//!    is merged with the bins after it until both counts are 0 or at least
-//!    k; what is left at the end joins the last bin that passed. The
-//!    merged bin is released at its end time, and only its sums are seen.
+//!    number fewer than k (zero included) is merged with the bins after it
+//!    until each count is at least k; what is left at the end joins the
+//!    last bin that passed. The merged bin is released at its end, and
+//!    only its sums are seen.
 //! 3. **Withhold.** A stratum that cannot pass (fewer than k patients, or
-//!    fewer than k events or censorings in all) is withheld, as any group.
+//!    fewer than k events, competing events or censorings in all, zero
+//!    included) is withheld, as any group.
 //!
-//! A count of zero is shown: it rests on no patient, and at k = 1 the
-//! rule then leaves every bin as it is, so the curve equals the pooled
-//! one. The same rule runs at every site, with the site's own k, and at
+//! Zero is held back like 1 to k − 1: were a 0 shown where a 1 is merged,
+//! a bin (or a stratum) would tell whether anyone matches the condition
+//! the analyst wrote as the event. At k = 1 everything is shown and
+//! nothing merged, so the curve equals the pooled one. The same rule runs
+//! at every site, with the site's own k, and at
 //! the coordinator on the merged counts with the federation's.
 
 use std::ops::Range;
@@ -29,19 +32,30 @@ use std::ops::Range;
 pub(crate) mod merged;
 pub mod site;
 
-/// One bin as the rule sees it: its events, its competing events (for
-/// cumulative incidence; 0 otherwise), and all patients leaving follow-up
-/// in it (events, competing events and censorings).
+/// One bin as the rule sees it: its events (none on a value axis), its
+/// competing events (for cumulative incidence), and all patients leaving
+/// follow-up in it (events, competing events and censorings; on a value
+/// axis, the bin's patients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Departures {
-    pub events: u64,
-    pub competing: u64,
+    pub events: Option<u64>,
+    pub competing: Option<u64>,
     pub leaving: u64,
 }
 
-/// Whether a count may be shown under `k`.
+impl Departures {
+    fn censored(&self) -> u64 {
+        self.leaving
+            .saturating_sub(self.events.unwrap_or(0) + self.competing.unwrap_or(0))
+    }
+}
+
+/// Whether a count may be shown under `k`: at least k. Zero is held back
+/// like 1 to k − 1 (a bin that shows 0 where 1 would be merged tells
+/// whether anyone matches the event's condition); at k = 1 everything is
+/// shown, and nothing is merged.
 fn shown(count: u64, k: u64) -> bool {
-    count == 0 || count >= k
+    k <= 1 || count >= k
 }
 
 /// The last bin with at least `k` at risk.
@@ -88,13 +102,17 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
         .chain(std::iter::once(last..bins.len()))
         .collect();
     let passes = |r: &Range<usize>| {
-        let (mut events, mut competing, mut censored) = (0u64, 0u64, 0u64);
+        let (mut events, mut competing, mut censored) = (Some(0u64), Some(0u64), 0u64);
         for b in &bins[r.clone()] {
-            events += b.events;
-            competing += b.competing;
-            censored += b.leaving.saturating_sub(b.events + b.competing);
+            events = events.zip(b.events).map(|(a, b)| a + b);
+            competing = competing.zip(b.competing).map(|(a, b)| a + b);
+            censored += b.censored();
         }
-        shown(events, k) && shown(competing, k) && shown(censored, k)
+        [events, competing]
+            .into_iter()
+            .flatten()
+            .all(|count| shown(count, k))
+            && shown(censored, k)
     };
     let mut released: Vec<Range<usize>> = Vec::new();
     let mut open: Option<Range<usize>> = None;

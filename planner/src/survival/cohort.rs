@@ -9,14 +9,12 @@
 //! cohorts on the patient, under filters, projections and aliases. The
 //! same check runs at every site on the SQL it receives.
 
-use datafusion::common::Column;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{BinaryExpr, Expr, JoinType, LogicalPlan, Operator};
 
 use crate::error::Result;
 use crate::exprs::strip_alias;
-use crate::lineage::{expr_is_unit, lineage, pass_through};
+use crate::lineage::{expr_is_unit, join_source, lineage, pass_through};
 
 /// The table with one row per patient.
 const PERSON: &str = "person";
@@ -32,11 +30,12 @@ pub fn one_row_per_patient(plan: &LogicalPlan) -> Result<bool> {
         LogicalPlan::Aggregate(agg) => {
             let units = lineage(&agg.input)?;
             let unit = |k: &Expr| expr_is_unit(k, &agg.input, &units);
-            let persons = person_relations(&agg.input);
             let of_person = |k: &Expr| match strip_alias(k) {
-                Expr::Column(Column {
-                    relation: Some(r), ..
-                }) => persons.iter().any(|p| p == r.table()),
+                Expr::Column(c) => agg
+                    .input
+                    .schema()
+                    .index_of_column(c)
+                    .is_ok_and(|i| from_person(&agg.input, i)),
                 _ => false,
             };
             let keys_ok = agg.group_expr.iter().any(unit)
@@ -67,34 +66,26 @@ pub fn one_row_per_patient(plan: &LogicalPlan) -> Result<bool> {
     }
 }
 
-/// The names under which `plan` reads the `person` table: its own name,
-/// or an alias over it (a site's `person` is a view: an alias over a
-/// projection of the scan).
-fn person_relations(plan: &LogicalPlan) -> Vec<String> {
-    let mut names = Vec::new();
-    let _ = plan.apply(|node| {
-        match node {
-            LogicalPlan::TableScan(scan) if scan.table_name.table() == PERSON => {
-                names.push(PERSON.to_string());
-            }
-            LogicalPlan::SubqueryAlias(a) if is_person(&a.input) => {
-                names.push(a.alias.table().to_string());
-            }
-            _ => {}
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    names
-}
-
-/// Whether `plan` is the `person` table under aliases, projections and
-/// filters only.
-fn is_person(plan: &LogicalPlan) -> bool {
+/// Whether output column `index` of `plan` is a column of the `person`
+/// table, passed through unchanged: its lineage is followed, never its
+/// name (a table aliased `person` is not the person table).
+fn from_person(plan: &LogicalPlan, index: usize) -> bool {
+    if let Some(input) = pass_through(plan) {
+        return from_person(input, index);
+    }
     match plan {
         LogicalPlan::TableScan(scan) => scan.table_name.table() == PERSON,
-        LogicalPlan::SubqueryAlias(_) | LogicalPlan::Projection(_) | LogicalPlan::Filter(_) => {
-            plan.inputs().first().is_some_and(|i| is_person(i))
-        }
+        LogicalPlan::Projection(p) => match p.expr.get(index).map(strip_alias) {
+            Some(Expr::Column(c)) => p
+                .input
+                .schema()
+                .index_of_column(c)
+                .is_ok_and(|i| from_person(&p.input, i)),
+            // A constant, such as the `site` a site's view adds.
+            Some(Expr::Literal(..)) => true,
+            _ => false,
+        },
+        LogicalPlan::Join(j) => join_source(j, index).is_some_and(|(side, i)| from_person(side, i)),
         _ => false,
     }
 }

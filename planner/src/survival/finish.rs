@@ -203,8 +203,16 @@ fn float(v: Option<f64>) -> ArrayRef {
 }
 
 fn summary(c: &Curve, horizon: f64) -> DfResult<ScalarValue> {
+    if c.points.is_empty() {
+        // A withheld stratum: no curve, nothing to summarise.
+        let none = || float(None);
+        return one_struct(
+            summary_fields(),
+            vec![none(), none(), none(), none(), none()],
+        );
+    }
     let median = c.median();
-    let rmst = (!c.points.is_empty() || horizon >= 0.0).then(|| c.restricted_mean(horizon));
+    let rmst = Some(c.restricted_mean(horizon));
     one_struct(
         summary_fields(),
         vec![

@@ -228,7 +228,7 @@ impl StatisticAccumulator {
             && let Some(h) = values.get(3)
         {
             let h = floats(h)?;
-            if h.len() > 0 && h.is_valid(0) {
+            if !h.is_empty() && h.is_valid(0) {
                 self.horizon = h.value(0);
             }
         }
@@ -260,7 +260,7 @@ impl StatisticAccumulator {
             [x, width] => (floats(x)?, floats(width)?),
             [x, p, width] => {
                 let p = floats(p)?;
-                if p.len() > 0 && p.is_valid(0) {
+                if !p.is_empty() && p.is_valid(0) {
                     self.horizon = p.value(0);
                 }
                 (floats(x)?, floats(width)?)

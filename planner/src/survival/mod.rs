@@ -25,6 +25,7 @@
 //! Whether the cohort has one row per patient is checked on the query, not
 //! on the data ([`cohort`]).
 
+pub mod axis;
 pub mod cohort;
 pub mod finish;
 pub mod functions;
@@ -37,33 +38,19 @@ use datafusion::functions::math::expr_fn::ceil;
 use datafusion::functions_aggregate::count::count_udaf;
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{
-    Aggregate, BinaryExpr, Cast, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Operator,
-    Projection, lit,
+    Aggregate, Cast, Expr, ExprSchemable, LogicalPlan, LogicalPlanBuilder, Projection, lit,
 };
 
 use crate::error::{PlanError, Result};
 use crate::exprs::strip_alias;
 use crate::rules::Rule;
 
+pub use axis::{MIN_WIDTH_DAYS, TimeAxis, time_axis};
 pub use finish::Statistic;
 pub use functions::register;
 
 /// The widest bin an analyst may declare, in days (ten years).
 pub const MAX_WIDTH_DAYS: i64 = 3_650;
-
-/// A release whose last group key is a time bin: the disclosure layer
-/// coarsens its bins rather than withholding them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TimeAxis {
-    /// The partial counting the events of each bin (none on a value axis:
-    /// a histogram counts patients only).
-    pub events: Option<usize>,
-    /// The partial counting the competing events, for cumulative
-    /// incidence.
-    pub competing: Option<usize>,
-    /// The partial counting the rows of each bin.
-    pub rows: usize,
-}
 
 /// A statistic call, checked: its arguments as expressions, its grid and
 /// horizon as numbers.
@@ -188,11 +175,16 @@ type FollowUp = (Expr, Expr, f64, f64, Option<Expr>, Option<Expr>);
 fn follow_up_args(statistic: Statistic, args: &[Expr]) -> Result<FollowUp> {
     let name = functions::name(statistic);
     let (time, event, width) = match args {
-        [time, event, width, ..] => (
-            time.clone(),
-            event.clone(),
-            days(width, "bin width")? as f64,
-        ),
+        [time, event, width, ..] => {
+            let width = days(width, "bin width")?;
+            if width < MIN_WIDTH_DAYS {
+                return Err(refuse(
+                    "a time grid finer than 30 days",
+                    "Bin follow-up by at least 30 days: a finer grid would show single patients' times",
+                ));
+            }
+            (time.clone(), event.clone(), width as f64)
+        }
         _ => return Err(refuse(&format!("{name} without its arguments"), USAGE)),
     };
     let (mut horizon, mut group, mut stratum) = (0.0, None, None);
@@ -269,19 +261,12 @@ fn positive(e: &Expr) -> Result<f64> {
         })
 }
 
-/// The catalog's bins for a declared column: a hundredth of its declared
-/// range, rounded to 1, 2 or 5 times a power of ten.
+/// The catalog's bins for a column named as a declared one.
 fn declared_width(value: &Expr) -> Option<f64> {
     let Expr::Column(c) = strip_alias(value) else {
         return None;
     };
-    let bounds = ihdsi_catalog::bounds::for_column(&c.name)?;
-    let raw = (bounds.hi - bounds.lo) / 100.0;
-    let power = 10f64.powf(raw.log10().floor());
-    [1.0, 2.0, 5.0, 10.0]
-        .into_iter()
-        .map(|m| m * power)
-        .find(|w| *w >= raw)
+    axis::declared_width(&c.name)
 }
 
 const USAGE: &str = "Write kaplan_meier(time, event, width_days), survival_summary(time, event, width_days, horizon_days), logrank_test(time, event, width_days, arm [, stratum]) or cumulative_incidence(time, cause, width_days)";
@@ -362,6 +347,12 @@ pub fn expand(
     // DataFusion 55 then mis-plans the bin's nullability).
     let binned = Aggregate::try_new(Arc::clone(&agg.input), keys, counts(&call))
         .map_err(PlanError::from_datafusion)?;
+    if time_axis(&binned).is_none() {
+        return Err(refuse(
+            "a time or value the federation cannot bin",
+            "A follow-up time must be a difference of two dates (such as death_date - diagnosed), binned by at least 30 days; a value must be a column with declared bounds (value_as_number, year_of_birth, ...) or a patient's min, max or avg of one, binned by at least its declared width",
+        ));
+    }
     let released = release(&binned)?;
     let column = |i: usize| Expr::Column(Column::from(binned.schema.qualified_field(i)));
     let text = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Utf8));
@@ -420,84 +411,6 @@ pub fn expand(
 
 /// The name of the bin key while the release is planned.
 const BIN: &str = "ihdsi_time_bin";
-
-/// Whether `agg` is a release on a time axis, as [`expand`] builds it and
-/// as a site parses it back from SQL: its last key is `ceil(CAST(t AS
-/// DOUBLE) / w) * w` and it counts the events (with a FILTER) and the
-/// rows of each bin, in that order (then, at a site, the patients).
-pub fn time_axis(agg: &Aggregate) -> Option<TimeAxis> {
-    let last = agg.group_expr.last()?;
-    let counts = |e: &Expr, filtered: bool| match strip_alias(e) {
-        Expr::AggregateFunction(f) => {
-            f.func.name().eq_ignore_ascii_case("count")
-                && !f.params.distinct
-                && f.params.filter.is_some() == filtered
-        }
-        _ => false,
-    };
-    // As planned: the counts; as a site parses it: then the distinct
-    // patients (`ihdsi_patients`).
-    let mut aggregates = agg.aggr_expr.as_slice();
-    if let [rest @ .., patients] = aggregates
-        && is_distinct_count(patients)
-    {
-        aggregates = rest;
-    }
-    let axis = match aggregates {
-        [rows] if counts(rows, false) => TimeAxis {
-            events: None,
-            competing: None,
-            rows: 0,
-        },
-        [events, rows] if counts(events, true) && counts(rows, false) => TimeAxis {
-            events: Some(0),
-            competing: None,
-            rows: 1,
-        },
-        [events, competing, rows]
-            if counts(events, true) && counts(competing, true) && counts(rows, false) =>
-        {
-            TimeAxis {
-                events: Some(0),
-                competing: Some(1),
-                rows: 2,
-            }
-        }
-        _ => return None,
-    };
-    is_bin(strip_alias(last)).then_some(axis)
-}
-
-fn is_distinct_count(e: &Expr) -> bool {
-    matches!(strip_alias(e), Expr::AggregateFunction(f)
-        if f.func.name().eq_ignore_ascii_case("count") && f.params.distinct)
-}
-
-fn is_bin(e: &Expr) -> bool {
-    let Expr::BinaryExpr(BinaryExpr {
-        left,
-        op: Operator::Multiply,
-        right,
-    }) = e
-    else {
-        return false;
-    };
-    let Expr::ScalarFunction(f) = left.as_ref() else {
-        return false;
-    };
-    let width = |e: &Expr| matches!(e, Expr::Literal(ScalarValue::Float64(Some(w)), _) if *w > 0.0);
-    let divided = match f.args.as_slice() {
-        [
-            Expr::BinaryExpr(BinaryExpr {
-                op: Operator::Divide,
-                right: divisor,
-                ..
-            }),
-        ] => divisor.as_ref() == right.as_ref() && width(divisor),
-        _ => false,
-    };
-    f.func.name() == "ceil" && divided
-}
 
 #[cfg(test)]
 mod tests;

@@ -108,7 +108,7 @@ async fn generated_queries_equal_the_oracle_or_are_clearly_refused() {
             Outcome::Failed(failure) => failures.push(failure),
         }
         done += 1;
-        if done % 10_000 == 0 {
+        if done.is_multiple_of(10_000) {
             // A long run reports as it goes, so a run cut short still
             // leaves its counts (and its first failures) on record.
             println!(

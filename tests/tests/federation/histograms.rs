@@ -169,8 +169,9 @@ async fn no_released_bin_holds_fewer_than_k_patients() {
     let data = cohort(6_000);
     let fed = federation(&data, policy(10, true), policy(10, true)).await;
     let connection = connect(&fed.uri).await;
-    // One-year bins: the oldest and youngest years hold few patients.
-    let sql = HISTOGRAM.replace("histogram(year_of_birth, 5)", "histogram(year_of_birth, 1)");
+    // Two-year bins (the finest the catalog allows): the oldest and
+    // youngest hold few patients.
+    let sql = HISTOGRAM.replace("histogram(year_of_birth, 5)", "histogram(year_of_birth, 2)");
     let got = rows(&connection.query(&sql).await.expect("histogram").batches);
     assert!(got.len() > 10, "a histogram is released: {got:?}");
     for bin in &got {

@@ -401,3 +401,116 @@ async fn small_bins_are_coarsened_and_one_patient_hides_among_k() {
     assert!(holding.1 as f64 >= K, "the victim's bin: {holding:?}");
     fed.shutdown().await;
 }
+
+/// What `sql` answers, as sorted rows, or its error.
+async fn answer(
+    connection: &ihdsi_cli::client::Connection,
+    sql: &str,
+) -> Result<Vec<Vec<u64>>, String> {
+    connection
+        .query(sql)
+        .await
+        .map(|r| {
+            // As bits, so that NULL (NaN) equals NULL.
+            let mut rows: Vec<Vec<u64>> = rows(&r.batches)
+                .into_iter()
+                .map(|row| row.into_iter().map(f64::to_bits).collect())
+                .collect();
+            rows.sort();
+            rows
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// The attacks of the review of binned statistics, at k = 10: an event
+/// (or a row count) that is a condition on one patient answers the same
+/// whether the condition matches that patient or nobody; grids fine
+/// enough to show one patient's value and cohorts that only look like one
+/// row per patient are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
+    let data = cohort(6_000);
+    let fed = federation(&data, policy(10, true), policy(10, true)).await;
+    let connection = connect(&fed.uri).await;
+    let oracle = centralized(&data).await;
+    let pooled = rows(
+        &oracle
+            .sql(&format!(
+                "SELECT days, count(*) FROM {COHORT} GROUP BY days HAVING count(*) = 1"
+            ))
+            .await
+            .expect("plan")
+            .collect()
+            .await
+            .expect("run"),
+    );
+    let unique = pooled.first().expect("a follow-up nobody else has")[0];
+    for template in [
+        // An event that is the condition: 0 (nobody) against 1 (one).
+        format!(
+            "SELECT unnest(kaplan_meier(days, CASE WHEN COND THEN 1 ELSE 0 END, 30)) FROM {COHORT}"
+        ),
+        format!(
+            "SELECT unnest(kaplan_meier(days, CASE WHEN COND THEN 0 ELSE 1 END, 30)) FROM {COHORT}"
+        ),
+        format!(
+            "SELECT unnest(survival_summary(days, CASE WHEN COND THEN 1 ELSE 0 END, 30, 365)) FROM {COHORT}"
+        ),
+        format!(
+            "SELECT unnest(cumulative_incidence(days, CASE WHEN COND THEN 1 ELSE 2 END, 30)) FROM {COHORT}"
+        ),
+    ] {
+        let nobody = answer(&connection, &template.replace("COND", "c.days = -1")).await;
+        let one = answer(
+            &connection,
+            &template.replace("COND", &format!("c.days = {unique}")),
+        )
+        .await;
+        assert_eq!(nobody, one, "{template}");
+    }
+    // The release's shape written by hand with a conditional row count is
+    // an ordinary release (its count is not `count(1)`): answered under
+    // the ordinary rules, with no error to tell the two apart. (That the
+    // two answers differ by the one patient is threshold mode's
+    // differencing, A06.)
+    let by_hand = format!(
+        "SELECT ceil(CAST(days AS DOUBLE) / 3650.0) * 3650.0 AS b, count(*) FILTER (WHERE died > 0) AS e, \
+         count(CASE WHEN COND THEN NULL ELSE 1 END) AS n FROM {COHORT} GROUP BY ceil(CAST(days AS DOUBLE) / 3650.0) * 3650.0"
+    );
+    for cond in ["c.days = -1".to_string(), format!("c.days = {unique}")] {
+        let got = answer(&connection, &by_hand.replace("COND", &cond)).await;
+        assert!(got.is_ok(), "{cond}: {got:?}");
+    }
+    for (sql, why) in [
+        (
+            format!("SELECT kaplan_meier(days, died, 1) FROM {COHORT}"),
+            "30 days",
+        ),
+        (
+            format!("SELECT kaplan_meier(CAST(days AS DOUBLE) * 1000, died, 30) FROM {COHORT}"),
+            "cannot bin",
+        ),
+        (
+            "SELECT histogram(year_of_birth, 0.000001) FROM person".to_string(),
+            "cannot bin",
+        ),
+        (
+            "SELECT quantile(year_of_birth, 0, 0.5) FROM person".to_string(),
+            "cannot bin",
+        ),
+        (
+            "SELECT histogram(v, 10) FROM (SELECT p.person_id, person.value_as_number AS v \
+             FROM person p JOIN measurement person ON p.person_id = person.person_id \
+             GROUP BY p.person_id, person.value_as_number) c"
+                .to_string(),
+            "one row per patient",
+        ),
+    ] {
+        let got = answer(&connection, &sql).await;
+        assert!(
+            got.as_ref().is_err_and(|e| e.contains(why)),
+            "{sql}: {got:?}"
+        );
+    }
+    fed.shutdown().await;
+}

@@ -47,14 +47,15 @@ pub(crate) fn release(
         }
         let bins: Vec<Departures> = run
             .iter()
-            .map(|g| Departures {
-                events: events.map_or(0, |e| {
-                    u64::try_from(cell_patients(release, g, e)).unwrap_or(0)
-                }),
-                competing: competing.map_or(0, |c| {
-                    u64::try_from(cell_patients(release, g, c)).unwrap_or(0)
-                }),
-                leaving: u64::try_from(g.patients).unwrap_or(0),
+            .map(|g| {
+                let cell = |m: &ihdsi_planner::aggregates::Merge| {
+                    u64::try_from(cell_patients(release, g, m)).unwrap_or(0)
+                };
+                Departures {
+                    events: events.map(cell),
+                    competing: competing.map(cell),
+                    leaving: u64::try_from(g.patients).unwrap_or(0),
+                }
             })
             .collect();
         let segments = released(&bins, k);

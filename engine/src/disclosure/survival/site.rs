@@ -86,8 +86,8 @@ pub fn release(
         let bins: Vec<Departures> = run
             .iter()
             .map(|&r| Departures {
-                events: events.map_or(0, |e| u64::try_from(e.value(r)).unwrap_or(0)),
-                competing: competing.map_or(0, |c| u64::try_from(c.value(r)).unwrap_or(0)),
+                events: events.map(|e| u64::try_from(e.value(r)).unwrap_or(0)),
+                competing: competing.map(|c| u64::try_from(c.value(r)).unwrap_or(0)),
                 leaving: u64::try_from(patients.value(r)).unwrap_or(0),
             })
             .collect();

@@ -1,0 +1,236 @@
+//! Which releases are on an axis (time or value), read from the plan: the
+//! planner when it builds a release, and every site from the SQL it
+//! receives, decide the same way.
+//!
+//! A release is on an axis when its last key is a bin `ceil(CAST(x AS
+//! DOUBLE) / w) * w`, it counts `count(1)` rows (and, with a FILTER, events
+//! and competing events), and the bin is on a grid no finer than the
+//! federation allows: `x` a difference of two dates (days) binned by at
+//! least [`MIN_WIDTH_DAYS`], or a column with declared bounds (or a
+//! patient's min, max or mean of one) binned by at least the catalog's
+//! width for it. Anything else is an ordinary release, thresholded as any
+//! GROUP BY. A finer grid would make the end of a merged bin the exact
+//! time or value of the patient who brought it to k.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
+use datafusion::logical_expr::{Aggregate, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
+
+use crate::exprs::strip_alias;
+use crate::lineage::{join_source, pass_through};
+
+/// The finest time grid: a month, as dates are generalised elsewhere
+/// (A35).
+pub const MIN_WIDTH_DAYS: i64 = 30;
+
+/// A release whose last group key is a bin: the disclosure layer
+/// coarsens its bins rather than withholding them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeAxis {
+    /// The partial counting the events of each bin (none on a value axis:
+    /// a histogram counts patients only).
+    pub events: Option<usize>,
+    /// The partial counting the competing events, for cumulative
+    /// incidence.
+    pub competing: Option<usize>,
+    /// The partial counting the rows of each bin.
+    pub rows: usize,
+}
+
+/// Whether `agg` is a release on an axis; see the module.
+pub fn time_axis(agg: &Aggregate) -> Option<TimeAxis> {
+    let (x, width) = bin_parts(strip_alias(agg.group_expr.last()?))?;
+    // `count(1)` (or `count(*)`): the rows, or with a FILTER the events.
+    let counts = |e: &Expr, filtered: bool| match strip_alias(e) {
+        Expr::AggregateFunction(f) => {
+            f.func.name().eq_ignore_ascii_case("count")
+                && !f.params.distinct
+                && f.params.filter.is_some() == filtered
+                && matches!(f.params.args.as_slice(), [Expr::Literal(v, _)] if !v.is_null())
+        }
+        _ => false,
+    };
+    // As planned: the counts; as a site parses it: then the distinct
+    // patients (`ihdsi_patients`).
+    let mut aggregates = agg.aggr_expr.as_slice();
+    if let [rest @ .., patients] = aggregates
+        && is_distinct_count(patients)
+    {
+        aggregates = rest;
+    }
+    let axis = match aggregates {
+        [rows] if counts(rows, false) => TimeAxis {
+            events: None,
+            competing: None,
+            rows: 0,
+        },
+        [events, rows] if counts(events, true) && counts(rows, false) => TimeAxis {
+            events: Some(0),
+            competing: None,
+            rows: 1,
+        },
+        [events, competing, rows]
+            if counts(events, true) && counts(competing, true) && counts(rows, false) =>
+        {
+            TimeAxis {
+                events: Some(0),
+                competing: Some(1),
+                rows: 2,
+            }
+        }
+        _ => return None,
+    };
+    allowed_grid(x, width, &agg.input).then_some(axis)
+}
+
+fn is_distinct_count(e: &Expr) -> bool {
+    matches!(strip_alias(e), Expr::AggregateFunction(f)
+        if f.func.name().eq_ignore_ascii_case("count") && f.params.distinct)
+}
+
+/// `x` and `w` of `ceil(CAST(x AS DOUBLE) / w) * w`.
+fn bin_parts(e: &Expr) -> Option<(&Expr, f64)> {
+    let Expr::BinaryExpr(BinaryExpr {
+        left,
+        op: Operator::Multiply,
+        right,
+    }) = e
+    else {
+        return None;
+    };
+    let Expr::ScalarFunction(f) = left.as_ref() else {
+        return None;
+    };
+    let [
+        Expr::BinaryExpr(BinaryExpr {
+            left: numerator,
+            op: Operator::Divide,
+            right: divisor,
+        }),
+    ] = f.args.as_slice()
+    else {
+        return None;
+    };
+    let Expr::Literal(ScalarValue::Float64(Some(w)), _) = divisor.as_ref() else {
+        return None;
+    };
+    let Expr::Cast(cast) = numerator.as_ref() else {
+        return None;
+    };
+    (f.func.name() == "ceil"
+        && divisor == right
+        && *w > 0.0
+        && *cast.field.data_type() == DataType::Float64)
+        .then_some((cast.expr.as_ref(), *w))
+}
+
+/// Whether `w` is a grid the federation allows for `x` (over `input`).
+fn allowed_grid(x: &Expr, w: f64, input: &LogicalPlan) -> bool {
+    let (defined, over) = definition(x, input);
+    if is_date_difference(defined, over) {
+        return w >= MIN_WIDTH_DAYS as f64;
+    }
+    declared_column(defined, over)
+        .and_then(|name| declared_width(&name))
+        .is_some_and(|declared| w >= declared * (1.0 - 1e-9))
+}
+
+/// The catalog's bins for the column `name`: a hundredth of its declared
+/// range, rounded up to 1, 2 or 5 times a power of ten.
+pub fn declared_width(name: &str) -> Option<f64> {
+    let bounds = ihdsi_catalog::bounds::for_column(name)?;
+    let raw = (bounds.hi - bounds.lo) / 100.0;
+    let power = 10f64.powf(raw.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|w| *w >= raw)
+}
+
+/// The expression that defines `e` and the plan it is over: a column is
+/// followed through aliases, projections, joins and group keys to where
+/// it is computed (or scanned).
+fn definition<'a>(e: &'a Expr, over: &'a LogicalPlan) -> (&'a Expr, &'a LogicalPlan) {
+    let e = strip_alias(e);
+    let Expr::Column(c) = e else {
+        return (e, over);
+    };
+    let Ok(index) = over.schema().index_of_column(c) else {
+        return (e, over);
+    };
+    defined_at(over, index).unwrap_or((e, over))
+}
+
+/// The definition of output column `index` of `plan`, if it is computed
+/// by an expression (`None` for a scanned column or an unknown operator).
+fn defined_at(plan: &LogicalPlan, index: usize) -> Option<(&Expr, &LogicalPlan)> {
+    if let Some(input) = pass_through(plan) {
+        return defined_at(input, index);
+    }
+    match plan {
+        LogicalPlan::Projection(p) => Some(definition(p.expr.get(index)?, &p.input)),
+        LogicalPlan::Aggregate(a) => {
+            let keys = a.group_expr.len();
+            let e = if index < keys {
+                a.group_expr.get(index)?
+            } else {
+                a.aggr_expr.get(index - keys)?
+            };
+            Some(definition(e, &a.input))
+        }
+        LogicalPlan::Join(j) => {
+            let (side, i) = join_source(j, index)?;
+            defined_at(side, i)
+        }
+        _ => None,
+    }
+}
+
+fn is_date(e: &Expr, over: &LogicalPlan) -> bool {
+    matches!(
+        e.get_type(over.schema()),
+        Ok(DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
+    )
+}
+
+/// `a - b` of two dates: a number of days.
+fn is_date_difference(e: &Expr, over: &LogicalPlan) -> bool {
+    matches!(strip_alias(e), Expr::BinaryExpr(BinaryExpr { left, op: Operator::Minus, right })
+        if is_date(left, over) && is_date(right, over))
+}
+
+/// The declared column `e` reads: the column itself, or a patient's min,
+/// max or mean of it (whose values stay in its declared range).
+fn declared_column(e: &Expr, over: &LogicalPlan) -> Option<String> {
+    match strip_alias(e) {
+        Expr::Column(c) => {
+            let index = over.schema().index_of_column(c).ok()?;
+            scanned_name(over, index)
+        }
+        Expr::AggregateFunction(f)
+            if matches!(f.func.name(), "min" | "max" | "avg")
+                && f.params.filter.is_none()
+                && f.params.args.len() == 1 =>
+        {
+            let (defined, input) = definition(&f.params.args[0], over);
+            declared_column(defined, input)
+        }
+        _ => None,
+    }
+}
+
+/// The table column that output column `index` of `plan` passes through
+/// unchanged, by its name in the table.
+fn scanned_name(plan: &LogicalPlan, index: usize) -> Option<String> {
+    if let Some(input) = pass_through(plan) {
+        return scanned_name(input, index);
+    }
+    match plan {
+        LogicalPlan::TableScan(scan) => Some(scan.projected_schema.field(index).name().clone()),
+        LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_) | LogicalPlan::Join(_) => {
+            let (e, over) = defined_at(plan, index)?;
+            declared_column(e, over)
+        }
+        _ => None,
+    }
+}
