@@ -373,12 +373,6 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
             "a binned statistic needs a cohort of one row per patient",
         ));
     }
-    if time_axis.is_some() && policy.mode == ihdsi_catalog::PrivacyMode::Dp {
-        return Err(PlanError::policy(
-            crate::rules::Rule::SurvivalCurves,
-            "binned statistics (survival curves and tests, histograms, quantiles such as median) are not released in dp mode yet; ask for them under the threshold rules",
-        ));
-    }
     let input_lineage = admission::check_boundary(agg)?;
     admission::amplification::check(&agg.input, policy)?;
     let mut partials = Partials::default();

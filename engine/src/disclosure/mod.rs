@@ -99,7 +99,9 @@ impl Disclosure {
                 Disclosure::Threshold(policy) => {
                     survival::merged::release(release, axis, answers, policy)
                 }
-                Disclosure::Dp(_) => Err(survival::refused_in_dp().into()),
+                Disclosure::Dp(policy) => {
+                    survival::merged::release_dp(release, axis, answers, policy, u)
+                }
             };
         }
         match self {

@@ -101,13 +101,21 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
         .map(|i| i..i + 1)
         .chain(std::iter::once(last..bins.len()))
         .collect();
+    // On the bin's sums: in dp mode noisy events can exceed noisy rows in
+    // one fine bin, and the released bin shows the sums.
     let passes = |r: &Range<usize>| {
-        let (mut events, mut competing, mut censored) = (Some(0u64), Some(0u64), 0u64);
+        let (mut events, mut competing, mut leaving) = (Some(0u64), Some(0u64), 0u64);
         for b in &bins[r.clone()] {
             events = events.zip(b.events).map(|(a, b)| a + b);
             competing = competing.zip(b.competing).map(|(a, b)| a + b);
-            censored += b.censored();
+            leaving += b.leaving;
         }
+        let censored = Departures {
+            events,
+            competing,
+            leaving,
+        }
+        .censored();
         [events, competing]
             .into_iter()
             .flatten()
@@ -147,15 +155,6 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
         }
     }
     released
-}
-
-/// Curves are not released in dp mode yet: the planner refuses them, and
-/// this layer refuses a time axis that reaches it all the same.
-pub(crate) fn refused_in_dp() -> ihdsi_planner::PlanError {
-    ihdsi_planner::PlanError::policy(
-        ihdsi_planner::Rule::SurvivalCurves,
-        "binned statistics (survival curves and tests, histograms, quantiles such as median) are not released in dp mode yet; ask for them under the threshold rules",
-    )
 }
 
 #[cfg(test)]

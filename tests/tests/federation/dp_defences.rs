@@ -46,9 +46,9 @@ const REFUSED: &[(&str, &str, &str)] = &[
         "MIN and MAX",
     ),
     (
-        "A04 median",
-        "SELECT median(year_of_birth) FROM person",
-        "median",
+        "A04 median of many rows per patient",
+        "SELECT median(value_as_number) FROM measurement",
+        "one row per patient",
     ),
     (
         "A05 unbounded sum",

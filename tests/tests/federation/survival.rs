@@ -514,3 +514,92 @@ async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
     }
     fed.shutdown().await;
 }
+
+/// dp mode: a curve and a histogram are each one release with one
+/// charge, noised (the noise's standard deviation in the metadata), then
+/// coarsened on the noisy counts: no released count under k. A quantile
+/// on a histogram's bins reads the same release, already paid for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn in_dp_mode_a_curve_is_one_charge_and_no_bin_is_under_k() {
+    use ihdsi_engine::coordinator::metadata as key;
+    use ihdsi_tests::dp::{Permits, dp_federation, scratch};
+    const K: f64 = 10.0;
+    let data = cohort(6_000);
+    let dir = scratch("curves");
+    let fed = dp_federation(&data, &dir.join("budget.jsonl"), 5.0).await;
+    let permits = Permits::default();
+    let (_, token) = permits.fresh(Some(5.0));
+    let connection = connect(&fed.uri).await.with_permit(&token);
+    let meta = |r: &ihdsi_cli::client::QueryResult, k: &str| {
+        r.schema.metadata().get(k).cloned().unwrap_or_default()
+    };
+    let curve = connection
+        // Yearly bins: dp's noisy selection drops sparse bins before the
+        // coarsening, so a fine grid loses most of its bins.
+        .query(&curve_sql(365, "ended").replace(COHORT, COHORT_PER_PATIENT))
+        .await
+        .expect("curve");
+    assert_eq!(
+        meta(&curve, key::RHO_CHARGED),
+        "0.100000000",
+        "one charge per curve"
+    );
+    assert!(
+        meta(&curve, key::NOISE).contains("noise_sd"),
+        "{}",
+        meta(&curve, key::NOISE)
+    );
+    let points = rows(&curve.batches);
+    assert!(points.len() >= 2, "a curve is released: {points:?}");
+    for p in &points {
+        assert!(
+            p[2] >= K && p[3] >= K && p[4] >= K,
+            "a count under k: {p:?} in {points:?}"
+        );
+    }
+    let histogram = connection
+        .query(&HISTOGRAM_BY_SEX.replace("WIDTH", "2"))
+        .await
+        .expect("histogram");
+    assert_eq!(
+        meta(&histogram, key::RHO_CHARGED),
+        "0.100000000",
+        "one charge per histogram"
+    );
+    for bin in rows(&histogram.batches) {
+        assert!(bin[3] >= K, "a bin under k: {bin:?}");
+    }
+    let median = connection
+        .query("SELECT gender_concept_id, median(year_of_birth) FROM person GROUP BY 1")
+        .await
+        .expect("median");
+    // The median reads the same release as the histogram on the same
+    // bins, already paid for: free, from the cache.
+    assert_eq!(
+        meta(&median, key::RHO_CHARGED),
+        "0.000000000",
+        "the histogram's release"
+    );
+    let quartile = connection
+        .query("SELECT gender_concept_id, quantile(year_of_birth, 0.25, 5) FROM person GROUP BY 1")
+        .await
+        .expect("quartile");
+    assert_eq!(
+        meta(&quartile, key::RHO_CHARGED),
+        "0.100000000",
+        "one charge on new bins"
+    );
+    fed.shutdown().await;
+}
+
+/// The cohort of [`COHORT`] from per-patient subqueries only, as dp mode
+/// requires (no join that multiplies a patient's rows, A37).
+const COHORT_PER_PATIENT: &str = "(SELECT p.person_id, p.gender_concept_id AS sex, o.last_day - o.first_day AS days, \
+    CASE WHEN d.died IS NOT NULL OR p.year_of_birth < 1975 THEN 1 ELSE 0 END AS ended \
+    FROM person p \
+    JOIN (SELECT person_id, min(observation_period_start_date) AS first_day, max(observation_period_end_date) AS last_day \
+          FROM observation_period GROUP BY person_id) o ON o.person_id = p.person_id \
+    LEFT JOIN (SELECT person_id, min(death_date) AS died FROM death GROUP BY person_id) d ON d.person_id = p.person_id) c";
+
+const HISTOGRAM_BY_SEX: &str = "SELECT g, unnest(bin) FROM (SELECT g, unnest(h) AS bin FROM \
+    (SELECT gender_concept_id AS g, histogram(year_of_birth, WIDTH) AS h FROM person GROUP BY gender_concept_id))";
