@@ -54,6 +54,9 @@ impl Centralized {
             })
             .collect();
         let ctx = SessionContext::new_with_config(config);
+        // The engine's statistics (`kaplan_meier`, `histogram`), computed
+        // on the pooled rows.
+        ihdsi_planner::survival::register(&ctx);
         let vocabulary = cohort.dir.join("concept.parquet").display().to_string();
         register_tables(&ctx, &sites, Some(&vocabulary))
             .await

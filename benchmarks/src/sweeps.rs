@@ -151,7 +151,7 @@ pub async fn workload(
                 }
             }
             if let Some(duck) = duck.as_deref_mut() {
-                let (ms, rows) = duck.run(q.name, q.sql)?;
+                let (ms, rows) = duck.run(q.name, q.duckdb_sql())?;
                 f.rows[2] = rows;
                 if timed {
                     f.duckdb_ms.push(ms);
@@ -344,7 +344,7 @@ pub async fn trivial_local(
         let t = Instant::now();
         cent.run(q.name, q.sql).await?;
         let ms = t.elapsed().as_secs_f64() * 1000.0;
-        let (dms, _) = duck.run(q.name, q.sql)?;
+        let (dms, _) = duck.run(q.name, q.duckdb_sql())?;
         if i >= repeats.warmup {
             c.push(ms);
             d.push(dms);
