@@ -111,13 +111,36 @@ fn days(e: &Expr, what: &str) -> Result<i64> {
 /// The one statistic of `agg`, checked: the aggregate's only one, plain,
 /// with a numeric time, literal width (and horizon) within the limits,
 /// over a cohort of one row per patient.
-fn the_call(agg: &Aggregate) -> Result<Call> {
-    let [only] = agg.aggr_expr.as_slice() else {
-        return Err(refuse(
-            "a survival statistic beside other aggregates",
-            "Ask for one statistic per query, grouped by its strata; compute other aggregates in a query of their own",
-        ));
-    };
+fn the_calls(agg: &Aggregate) -> Result<Vec<Call>> {
+    let calls = agg
+        .aggr_expr
+        .iter()
+        .map(|e| match statistic_of(e) {
+            Some(_) => the_call(agg, e),
+            None => Err(beside_others()),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    // Several quantiles (or histograms) of one value on one grid read one
+    // release; anything else is one statistic per query.
+    let one_release = calls.windows(2).all(|w| {
+        let value = |c: &Call| matches!(c.statistic, Statistic::Quantile | Statistic::Histogram);
+        value(&w[0]) && value(&w[1]) && w[0].time == w[1].time && w[0].width == w[1].width
+    });
+    if !one_release {
+        return Err(beside_others());
+    }
+    Ok(calls)
+}
+
+fn beside_others() -> PlanError {
+    refuse(
+        "a binned statistic beside other aggregates",
+        "Ask for one statistic per query (or several quantiles of one value), grouped by its strata; compute other aggregates in a query of their own",
+    )
+}
+
+/// The call `only` of `agg`, checked.
+fn the_call(agg: &Aggregate, only: &Expr) -> Result<Call> {
     let (statistic, f) =
         statistic_of(only).ok_or_else(|| PlanError::Internal("not a statistic".into()))?;
     let name = f.func.name();
@@ -322,7 +345,10 @@ pub fn expand(
     agg: &Aggregate,
     release: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>,
 ) -> Result<LogicalPlan> {
-    let call = the_call(agg)?;
+    let calls = the_calls(agg)?;
+    let call = calls
+        .first()
+        .ok_or_else(|| PlanError::Internal("no statistic".into()))?;
     let mut keys: Vec<Expr> = Vec::with_capacity(agg.group_expr.len() + 3);
     for k in &agg.group_expr {
         if !keys.contains(k) {
@@ -330,7 +356,7 @@ pub fn expand(
         }
     }
     let strata = keys.len();
-    if strata + 1 != agg.schema.fields().len() {
+    if strata + calls.len() != agg.schema.fields().len() {
         return Err(PlanError::Internal(
             "the strata of a statistic do not match the aggregate's columns".into(),
         ));
@@ -345,7 +371,7 @@ pub fn expand(
     // Patients without a follow-up time fall in a NULL bin, which the
     // disclosure layer leaves out (a filter here would be simpler SQL, but
     // DataFusion 55 then mis-plans the bin's nullability).
-    let binned = Aggregate::try_new(Arc::clone(&agg.input), keys, counts(&call))
+    let binned = Aggregate::try_new(Arc::clone(&agg.input), keys, counts(call))
         .map_err(PlanError::from_datafusion)?;
     if time_axis(&binned).is_none() {
         return Err(refuse(
@@ -372,20 +398,25 @@ pub fn expand(
         Statistic::Histogram | Statistic::Quantile => (lit(0i64), lit(0i64), column(bin + 1)),
         _ => (column(bin + 1), lit(0i64), column(bin + 2)),
     };
-    let finish = functions::finish(
-        call.statistic,
-        vec![
-            group,
-            stratum,
-            column(bin),
-            events,
-            competing,
-            rows,
-            lit(call.horizon),
-        ],
-    );
+    let finishes = calls
+        .iter()
+        .map(|c| {
+            functions::finish(
+                c.statistic,
+                vec![
+                    group.clone(),
+                    stratum.clone(),
+                    column(bin),
+                    events.clone(),
+                    competing.clone(),
+                    rows.clone(),
+                    lit(c.horizon),
+                ],
+            )
+        })
+        .collect::<Vec<_>>();
     let finished = LogicalPlanBuilder::from(released)
-        .aggregate((0..strata).map(column), vec![finish])
+        .aggregate((0..strata).map(column), finishes)
         .and_then(LogicalPlanBuilder::build)
         .map_err(PlanError::from_datafusion)?;
     // SQL's quantiles keep their own type (median of an integer column is

@@ -161,6 +161,28 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
             );
         }
     }
+    // Several quantiles of one value on one grid: one release, each in its
+    // bin.
+    let sql = "SELECT gender_concept_id, percentile_cont(year_of_birth, 0.25), median(year_of_birth), \
+               percentile_cont(year_of_birth, 0.75) FROM person GROUP BY 1";
+    let got = rows(&connection.query(sql).await.expect("quartiles").batches);
+    let want = pooled(
+        "SELECT gender_concept_id, percentile_cont(year_of_birth, 0.25), median(year_of_birth), \
+         percentile_cont(year_of_birth, 0.75) FROM person GROUP BY 1"
+            .into(),
+    )
+    .await;
+    assert_eq!(got.len(), want.len());
+    for (g, w) in got.iter().zip(&want) {
+        for c in 1..4 {
+            assert!(
+                w[c] <= g[c] && w[c] > g[c] - 2.0,
+                "quartile {c}: {} not in the bin ending at {}",
+                w[c],
+                g[c]
+            );
+        }
+    }
     fed.shutdown().await;
 }
 
