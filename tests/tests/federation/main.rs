@@ -27,4 +27,5 @@ mod security;
 mod stewardship;
 mod surface;
 mod survival;
+mod survival_rules;
 mod timing;
