@@ -6,9 +6,12 @@
 //! DOUBLE) / w) * w`, it counts `count(1)` rows (and, with a FILTER, events
 //! and competing events), and the bin is on a grid no finer than the
 //! federation allows: `x` a difference of two dates (days) binned by at
-//! least [`MIN_WIDTH_DAYS`], or a column with declared bounds (or a
-//! patient's min, max or mean of one) binned by at least the catalog's
-//! width for it. Anything else is an ordinary release, thresholded as any
+//! least [`MIN_WIDTH_DAYS`], each date as stored, a patient's min or max of
+//! one, or a coalesce of such (never a cast or computed date: a number cast
+//! to a date carries any value, and a timestamp difference counts
+//! nanoseconds); or a column with declared bounds (or a patient's min, max
+//! or mean of one) binned by at least the catalog's width for it, never
+//! finer than the column's step. Anything else is an ordinary release, thresholded as any
 //! GROUP BY. A finer grid would make the end of a merged bin the exact
 //! time or value of the patient who brought it to k.
 
@@ -139,7 +142,8 @@ fn allowed_grid(x: &Expr, w: f64, input: &LogicalPlan) -> bool {
 /// range, rounded up to 1, 2 or 5 times a power of ten.
 pub fn declared_width(name: &str) -> Option<f64> {
     let bounds = ihdsi_catalog::bounds::for_column(name)?;
-    let raw = (bounds.hi - bounds.lo) / 100.0;
+    // Never finer than the column's own resolution (whole months, days).
+    let raw = ((bounds.hi - bounds.lo) / 100.0).max(bounds.step);
     let power = 10f64.powf(raw.log10().floor());
     [1.0, 2.0, 5.0, 10.0]
         .into_iter()
@@ -186,17 +190,55 @@ fn defined_at(plan: &LogicalPlan, index: usize) -> Option<(&Expr, &LogicalPlan)>
     }
 }
 
-fn is_date(e: &Expr, over: &LogicalPlan) -> bool {
-    matches!(
-        e.get_type(over.schema()),
-        Ok(DataType::Date32 | DataType::Date64 | DataType::Timestamp(..))
-    )
+/// `a - b` of two dates of the data: a whole number of days. Each side is
+/// a date column as stored, a patient's min or max of one, or the
+/// coalesce, greatest or least of such dates; never a computed or cast
+/// date (a number cast to a date would carry any value, and a timestamp
+/// difference counts nanoseconds).
+fn is_date_difference(e: &Expr, over: &LogicalPlan) -> bool {
+    let days = matches!(e.get_type(over.schema()), Ok(t) if t.is_integer());
+    days && matches!(strip_alias(e), Expr::BinaryExpr(BinaryExpr { left, op: Operator::Minus, right })
+        if data_date(left, over) && data_date(right, over))
 }
 
-/// `a - b` of two dates: a number of days.
-fn is_date_difference(e: &Expr, over: &LogicalPlan) -> bool {
-    matches!(strip_alias(e), Expr::BinaryExpr(BinaryExpr { left, op: Operator::Minus, right })
-        if is_date(left, over) && is_date(right, over))
+fn data_date(e: &Expr, over: &LogicalPlan) -> bool {
+    match strip_alias(e) {
+        Expr::Column(c) => over
+            .schema()
+            .index_of_column(c)
+            .is_ok_and(|i| stored_date(over, i)),
+        Expr::AggregateFunction(f)
+            if matches!(f.func.name(), "min" | "max")
+                && f.params.filter.is_none()
+                && f.params.args.len() == 1 =>
+        {
+            let (defined, input) = definition(&f.params.args[0], over);
+            data_date(defined, input)
+        }
+        Expr::ScalarFunction(f) if matches!(f.func.name(), "coalesce" | "greatest" | "least") => {
+            !f.args.is_empty() && f.args.iter().all(|a| data_date(a, over))
+        }
+        _ => false,
+    }
+}
+
+/// Whether output column `index` of `plan` is a stored date column, or
+/// defined as a [`data_date`].
+fn stored_date(plan: &LogicalPlan, index: usize) -> bool {
+    if let Some(input) = pass_through(plan) {
+        return stored_date(input, index);
+    }
+    match plan {
+        LogicalPlan::TableScan(scan) => matches!(
+            scan.projected_schema.field(index).data_type(),
+            DataType::Date32 | DataType::Date64
+        ),
+        LogicalPlan::Join(j) => join_source(j, index).is_some_and(|(side, i)| stored_date(side, i)),
+        LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_) => {
+            defined_at(plan, index).is_some_and(|(e, over)| data_date(e, over))
+        }
+        _ => false,
+    }
 }
 
 /// The declared column `e` reads: the column itself, or a patient's min,
@@ -227,7 +269,8 @@ fn scanned_name(plan: &LogicalPlan, index: usize) -> Option<String> {
     }
     match plan {
         LogicalPlan::TableScan(scan) => Some(scan.projected_schema.field(index).name().clone()),
-        LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_) | LogicalPlan::Join(_) => {
+        LogicalPlan::Join(j) => join_source(j, index).and_then(|(side, i)| scanned_name(side, i)),
+        LogicalPlan::Projection(_) | LogicalPlan::Aggregate(_) => {
             let (e, over) = defined_at(plan, index)?;
             declared_column(e, over)
         }

@@ -68,7 +68,10 @@ pub(crate) fn release(
 
 /// dp mode: the release's noise (one charge, as any release: every patient
 /// is in one bin of one stratum), then coarsening on the noisy counts
-/// under the federation's k. No exact count decides anything.
+/// under the federation's k. No exact count decides anything here; a site
+/// whose own k is above 1 coarsens its exact counts before they leave, as
+/// it thresholds any group on exact counts (dp's guarantee assumes sites
+/// at k = 1, mode A).
 pub(crate) fn release_dp<U: Uniform>(
     release: &Release,
     axis: TimeAxis,
