@@ -338,14 +338,23 @@ fn counts(call: &Call) -> Vec<Expr> {
     }
 }
 
-/// `agg`'s statistic as a release on a time axis, finished above the
-/// boundary under `agg`'s column names. `release` turns the binned
-/// aggregate into its released rows, as for any boundary.
+/// `agg`'s statistic as a release on an axis, finished above the boundary
+/// under `agg`'s column names. `release` turns the binned aggregate into
+/// its released rows, as for any boundary.
 pub fn expand(
     agg: &Aggregate,
     release: &mut dyn FnMut(&Aggregate) -> Result<LogicalPlan>,
 ) -> Result<LogicalPlan> {
     let calls = the_calls(agg)?;
+    let (binned, strata) = binned(agg, &calls)?;
+    let released = release(&binned)?;
+    let finished = finish_above(released, &binned, strata, &calls)?;
+    named_as(finished, agg)
+}
+
+/// The release of bins: `agg`'s strata, the first call's arm and stratum,
+/// the bin; the counts. Returns it and the number of strata.
+fn binned(agg: &Aggregate, calls: &[Call]) -> Result<(Aggregate, usize)> {
     let call = calls
         .first()
         .ok_or_else(|| PlanError::Internal("no statistic".into()))?;
@@ -361,12 +370,11 @@ pub fn expand(
             "the strata of a statistic do not match the aggregate's columns".into(),
         ));
     }
-    let extra: Vec<Expr> = [call.group.clone(), call.stratum.clone()]
-        .into_iter()
-        .flatten()
-        .collect();
-    let extras = extra.len();
-    keys.extend(extra);
+    keys.extend(
+        [call.group.clone(), call.stratum.clone()]
+            .into_iter()
+            .flatten(),
+    );
     keys.push(bin_of(call.time.clone(), call.width).alias(BIN));
     // Patients without a follow-up time fall in a NULL bin, which the
     // disclosure layer leaves out (a filter here would be simpler SQL, but
@@ -379,48 +387,54 @@ pub fn expand(
             "A follow-up time must be a difference of two dates (such as death_date - diagnosed), binned by at least 30 days; a value must be a column with declared bounds (value_as_number, year_of_birth, ...) or a patient's min, max or avg of one, binned by at least its declared width",
         ));
     }
-    let released = release(&binned)?;
+    Ok((binned, strata))
+}
+
+/// The finishing aggregate over the released bins: per stratum, each
+/// call's `ihdsi_finish_*` of (arm, stratum, bin, events, competing
+/// events, rows, its horizon or probability).
+fn finish_above(
+    released: LogicalPlan,
+    binned: &Aggregate,
+    strata: usize,
+    calls: &[Call],
+) -> Result<LogicalPlan> {
+    let call = calls
+        .first()
+        .ok_or_else(|| PlanError::Internal("no statistic".into()))?;
     let column = |i: usize| Expr::Column(Column::from(binned.schema.qualified_field(i)));
-    let text = |e: Expr| Expr::Cast(Cast::new(Box::new(e), DataType::Utf8));
-    let bin = strata + extras;
+    let text = |i: usize| Expr::Cast(Cast::new(Box::new(column(i)), DataType::Utf8));
     let group = if call.group.is_some() {
-        text(column(strata))
+        text(strata)
     } else {
         lit("")
     };
     let stratum = if call.stratum.is_some() {
-        text(column(strata + 1))
+        text(strata + 1)
     } else {
         lit("")
     };
+    let bin = strata + usize::from(call.group.is_some()) + usize::from(call.stratum.is_some());
     let (events, competing, rows) = match call.statistic {
         Statistic::Incidence => (column(bin + 1), column(bin + 2), column(bin + 3)),
         Statistic::Histogram | Statistic::Quantile => (lit(0i64), lit(0i64), column(bin + 1)),
         _ => (column(bin + 1), lit(0i64), column(bin + 2)),
     };
-    let finishes = calls
-        .iter()
-        .map(|c| {
-            functions::finish(
-                c.statistic,
-                vec![
-                    group.clone(),
-                    stratum.clone(),
-                    column(bin),
-                    events.clone(),
-                    competing.clone(),
-                    rows.clone(),
-                    lit(c.horizon),
-                ],
-            )
-        })
-        .collect::<Vec<_>>();
-    let finished = LogicalPlanBuilder::from(released)
-        .aggregate((0..strata).map(column), finishes)
+    let finishes = calls.iter().map(|c| {
+        let bins = [&group, &stratum, &column(bin), &events, &competing, &rows].map(Clone::clone);
+        let mut args = bins.to_vec();
+        args.push(lit(c.horizon));
+        functions::finish(c.statistic, args)
+    });
+    LogicalPlanBuilder::from(released)
+        .aggregate((0..strata).map(column), finishes.collect::<Vec<_>>())
         .and_then(LogicalPlanBuilder::build)
-        .map_err(PlanError::from_datafusion)?;
-    // SQL's quantiles keep their own type (median of an integer column is
-    // an integer); the finished value is cast to it.
+        .map_err(PlanError::from_datafusion)
+}
+
+/// `finished` under `agg`'s column names and types: SQL's quantiles keep
+/// their own type (the median of an integer column is an integer).
+fn named_as(finished: LogicalPlan, agg: &Aggregate) -> Result<LogicalPlan> {
     let named = finished
         .schema()
         .iter()

@@ -44,8 +44,7 @@ pub fn release(
         ));
     }
     let keys = shape.key_count;
-    let rows = batch.num_rows();
-    let key_values: Vec<Vec<ScalarValue>> = (0..rows)
+    let key_values: Vec<Vec<ScalarValue>> = (0..batch.num_rows())
         .map(|r| {
             (0..keys)
                 .map(|c| ScalarValue::try_from_array(batch.column(c), r))
@@ -55,67 +54,100 @@ pub fn release(
     let summed: Vec<&Int64Array> = (keys..batch.num_columns())
         .map(|c| counts(batch, c))
         .collect::<Result<_>>()?;
-    let events = axis
-        .events
-        .map(|e| counts(batch, cell_column(shape, e)))
-        .transpose()?;
-    let competing = axis
-        .competing
-        .map(|c| counts(batch, cell_column(shape, c)))
-        .transpose()?;
+    let departures = departures(batch, shape, axis)?;
+    let mut out = Out {
+        keys: Vec::new(),
+        counts: vec![Vec::new(); summed.len()],
+    };
+    let mut dropped = 0u64;
+    for run in strata(&key_values) {
+        let bins = released(&run.iter().map(|&r| departures(r)).collect::<Vec<_>>(), min);
+        if bins.is_empty() {
+            dropped += run.len() as u64;
+        }
+        for (segment, label) in bins {
+            out.keys.push(key_values[run[label]].clone());
+            for (column, sums) in summed.iter().zip(out.counts.iter_mut()) {
+                sums.push(
+                    run[segment.clone()]
+                        .iter()
+                        .map(|&r| column.value(r))
+                        .sum::<i64>(),
+                );
+            }
+        }
+    }
+    Ok((out.batch(batch, shape)?, dropped))
+}
+
+/// Each row's events, competing events and departing patients, as the
+/// rule reads them: the patients behind each count.
+fn departures<'a>(
+    batch: &'a RecordBatch,
+    shape: AnswerShape<'_>,
+    axis: TimeAxis,
+) -> Result<impl Fn(usize) -> Departures + 'a> {
+    let cells = |partial: Option<usize>| {
+        partial
+            .map(|p| counts(batch, cell_column(shape, p)))
+            .transpose()
+    };
+    let (events, competing) = (cells(axis.events)?, cells(axis.competing)?);
     let patients = counts(batch, shape.patients)?;
-    // Patients without a follow-up time (a NULL bin) are not on the curve.
-    let mut order: Vec<usize> = (0..rows)
-        .filter(|&r| !key_values[r][keys - 1].is_null())
+    let count = |a: &Int64Array, r: usize| u64::try_from(a.value(r)).unwrap_or(0);
+    Ok(move |r: usize| Departures {
+        events: events.map(|e| count(e, r)),
+        competing: competing.map(|c| count(c, r)),
+        leaving: count(patients, r),
+    })
+}
+
+/// The rows of each stratum (the keys before the bin), each in bin order;
+/// rows with a NULL bin (no follow-up time) are on no curve.
+fn strata(key_values: &[Vec<ScalarValue>]) -> Vec<Vec<usize>> {
+    let Some(bin) = key_values.first().map(|k| k.len() - 1) else {
+        return Vec::new();
+    };
+    let mut order: Vec<usize> = (0..key_values.len())
+        .filter(|&r| !key_values[r][bin].is_null())
         .collect();
     order.sort_by(|&a, &b| {
         key_values[a]
             .partial_cmp(&key_values[b])
             .unwrap_or(Ordering::Equal)
     });
-    let (mut out_keys, mut out_counts) = (Vec::new(), vec![Vec::new(); summed.len()]);
-    let mut dropped = 0u64;
-    let same_stratum = |a: usize, b: usize| key_values[a][..keys - 1] == key_values[b][..keys - 1];
-    let mut start = 0;
-    while start < order.len() {
-        let mut end = start + 1;
-        while end < order.len() && same_stratum(order[start], order[end]) {
-            end += 1;
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for r in order {
+        match runs.last_mut() {
+            Some(run) if key_values[run[0]][..bin] == key_values[r][..bin] => run.push(r),
+            _ => runs.push(vec![r]),
         }
-        let run = &order[start..end];
-        let bins: Vec<Departures> = run
-            .iter()
-            .map(|&r| Departures {
-                events: events.map(|e| u64::try_from(e.value(r)).unwrap_or(0)),
-                competing: competing.map(|c| u64::try_from(c.value(r)).unwrap_or(0)),
-                leaving: u64::try_from(patients.value(r)).unwrap_or(0),
-            })
-            .collect();
-        let bins = released(&bins, min);
-        if bins.is_empty() {
-            dropped += run.len() as u64;
+    }
+    runs
+}
+
+/// The released bins: their keys, and the sums of every count column.
+struct Out {
+    keys: Vec<Vec<ScalarValue>>,
+    counts: Vec<Vec<i64>>,
+}
+
+impl Out {
+    fn batch(self, input: &RecordBatch, shape: AnswerShape<'_>) -> Result<RecordBatch> {
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(input.num_columns());
+        for c in 0..shape.key_count {
+            columns.push(if self.keys.is_empty() {
+                datafusion::arrow::array::new_empty_array(input.column(c).data_type())
+            } else {
+                ScalarValue::iter_to_array(self.keys.iter().map(|k| k[c].clone()))?
+            });
         }
-        for (segment, label) in bins {
-            let members = &run[segment];
-            out_keys.push(key_values[run[label]].clone());
-            for (column, out) in summed.iter().zip(out_counts.iter_mut()) {
-                out.push(members.iter().map(|&r| column.value(r)).sum::<i64>());
-            }
+        for sums in self.counts {
+            columns.push(Arc::new(Int64Array::from(sums)));
         }
-        start = end;
+        Ok(RecordBatch::try_new(
+            answer_schema(input.schema_ref(), shape),
+            columns,
+        )?)
     }
-    let schema = answer_schema(batch.schema_ref(), shape);
-    let mut columns: Vec<ArrayRef> = Vec::with_capacity(batch.num_columns());
-    for c in 0..keys {
-        let values = out_keys.iter().map(|k| k[c].clone());
-        columns.push(if out_keys.is_empty() {
-            datafusion::arrow::array::new_empty_array(batch.column(c).data_type())
-        } else {
-            ScalarValue::iter_to_array(values)?
-        });
-    }
-    for out in out_counts {
-        columns.push(Arc::new(Int64Array::from(out)));
-    }
-    Ok((RecordBatch::try_new(schema, columns)?, dropped))
 }
