@@ -161,7 +161,9 @@ pub async fn plan_query_with_params(
 }
 
 /// The schema of `plan` after the session's analyzer, every field
-/// nullable (released groups can hold NULLs anywhere).
+/// nullable (released groups can hold NULLs anywhere), keeping only the
+/// engine's own field metadata (`ihdsi.*`, such as a binned statistic's
+/// bin width).
 fn analyzed_schema(
     state: &SessionState,
     plan: &LogicalPlan,
@@ -174,7 +176,16 @@ fn analyzed_schema(
         .schema()
         .fields()
         .iter()
-        .map(|f| datafusion::arrow::datatypes::Field::new(f.name(), f.data_type().clone(), true))
+        .map(|f| {
+            let ours = f
+                .metadata()
+                .iter()
+                .filter(|(k, _)| k.starts_with("ihdsi."))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            datafusion::arrow::datatypes::Field::new(f.name(), f.data_type().clone(), true)
+                .with_metadata(ours)
+        })
         .collect();
     Ok(datafusion::arrow::datatypes::Schema::new(fields))
 }

@@ -349,7 +349,7 @@ pub fn expand(
     let (binned, strata) = binned(agg, &calls)?;
     let released = release(&binned)?;
     let finished = finish_above(released, &binned, strata, &calls)?;
-    named_as(finished, agg)
+    named_as(finished, agg, &calls)
 }
 
 /// The release of bins: `agg`'s strata, the first call's arm and stratum,
@@ -432,21 +432,44 @@ fn finish_above(
         .map_err(PlanError::from_datafusion)
 }
 
-/// `finished` under `agg`'s column names and types: SQL's quantiles keep
-/// their own type (the median of an integer column is an integer).
-fn named_as(finished: LogicalPlan, agg: &Aggregate) -> Result<LogicalPlan> {
+/// The field metadata that tells a client a column is binned: its bin
+/// width, and for a quantile that its value is exact to one bin.
+pub const BIN_WIDTH: &str = "ihdsi.bin_width";
+/// See [`BIN_WIDTH`].
+pub const EXACT_TO: &str = "ihdsi.exact_to";
+
+/// `finished` under `agg`'s column names and types (SQL's quantiles keep
+/// their own type: the median of an integer column is an integer), each
+/// statistic's column carrying its bin width.
+fn named_as(finished: LogicalPlan, agg: &Aggregate, calls: &[Call]) -> Result<LogicalPlan> {
+    let strata = agg.schema.fields().len() - calls.len();
     let named = finished
         .schema()
         .iter()
         .zip(agg.schema.iter())
-        .map(|((fq, ff), (q, f))| {
+        .enumerate()
+        .map(|(i, ((fq, ff), (q, f)))| {
             let e = Expr::Column(Column::new(fq.cloned(), ff.name()));
             let e = if ff.data_type() == f.data_type() {
                 e
             } else {
                 Expr::Cast(Cast::new(Box::new(e), f.data_type().clone()))
             };
-            e.alias_qualified(q.cloned(), f.name())
+            let binned = i
+                .checked_sub(strata)
+                .and_then(|c| calls.get(c))
+                .map(|call| {
+                    let mut m = std::collections::BTreeMap::new();
+                    m.insert(BIN_WIDTH.to_string(), call.width.to_string());
+                    if call.statistic == Statistic::Quantile {
+                        m.insert(
+                            EXACT_TO.to_string(),
+                            "one bin: the end of the bin that holds the quantile".into(),
+                        );
+                    }
+                    datafusion::common::metadata::FieldMetadata::from(m)
+                });
+            e.alias_qualified_with_metadata(q.cloned(), f.name(), binned)
         })
         .collect();
     Projection::try_new(named, Arc::new(finished))

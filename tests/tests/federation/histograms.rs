@@ -140,13 +140,19 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
         ),
     ] {
         let sql = format!("SELECT gender_concept_id, {spelling} FROM person GROUP BY 1");
-        let got = rows(
-            &connection
-                .query(&sql)
-                .await
-                .unwrap_or_else(|e| panic!("{sql}: {e}"))
-                .batches,
+        let answer = connection
+            .query(&sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        // The result says it is exact to one bin, and carries the width.
+        let field = answer.schema.field(1);
+        let bin_width = field.metadata().get("ihdsi.bin_width").cloned();
+        assert_eq!(bin_width, Some(width.to_string()), "{spelling}");
+        assert!(
+            field.metadata().contains_key("ihdsi.exact_to"),
+            "{spelling}"
         );
+        let got = rows(&answer.batches);
         let want = pooled(format!(
             "SELECT gender_concept_id, {exact} FROM person GROUP BY 1"
         ))
