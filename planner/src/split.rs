@@ -242,6 +242,11 @@ async fn check_round_trip(
             .map(|f| f.data_type().clone())
             .collect::<Vec<_>>()
     };
+    if site_axis(&reparsed) != release.time_axis {
+        return Err(fail(
+            "the site SQL does not reproduce the planned time axis".into(),
+        ));
+    }
     if types(&reparsed) != types(&release.site_plan) {
         return Err(fail(
             "the site SQL does not reproduce the planned partial columns".into(),
@@ -377,8 +382,9 @@ fn site_group_keys(keys: &[Expr]) -> Vec<Expr> {
 }
 
 fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Result<Release> {
-    let time_axis = crate::survival::time_axis(agg);
-    if time_axis.is_some() && !crate::survival::cohort::one_row_per_patient(&agg.input)? {
+    if crate::survival::time_axis(agg).is_some()
+        && !crate::survival::cohort::one_row_per_patient(&agg.input)?
+    {
         return Err(PlanError::policy(
             crate::rules::Rule::SurvivalCurves,
             "a binned statistic needs a cohort of one row per patient",
@@ -437,6 +443,9 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         None => Vec::new(),
     };
     let cells = crate::cells::layout(&site_plan)?;
+    // The axis as every site reads it: from the subplan, whose partials are
+    // deduplicated, so its indices are the partials' own.
+    let time_axis = site_axis(&site_plan);
     Ok(Release {
         index,
         tables: patient_tables(&site_plan),
@@ -451,6 +460,17 @@ fn build_release(agg: &Aggregate, index: usize, policy: &PrivacyPolicy) -> Resul
         schema: Arc::clone(&agg.schema),
         time_axis,
     })
+}
+
+/// The axis of a subplan `SELECT … FROM (aggregate)`, as a site reads it.
+fn site_axis(site_plan: &LogicalPlan) -> Option<crate::survival::TimeAxis> {
+    match site_plan {
+        LogicalPlan::Projection(p) => match p.input.as_ref() {
+            LogicalPlan::Aggregate(a) => crate::survival::time_axis(a),
+            _ => None,
+        },
+        _ => None,
+    }
 }
 
 /// The kind of a statement that is not a query, in SQL words

@@ -97,7 +97,7 @@ impl Disclosure {
         if let Some(axis) = release.time_axis {
             return match self {
                 Disclosure::Threshold(policy) => {
-                    survival::merged::release(release, axis, answers, policy)
+                    survival::merged::release_threshold(release, axis, answers, policy)
                 }
                 Disclosure::Dp(policy) => {
                     survival::merged::release_dp(release, axis, answers, policy, u)

@@ -45,8 +45,11 @@ pub struct Departures {
 
 impl Departures {
     fn censored(&self) -> u64 {
-        self.leaving
-            .saturating_sub(self.events.unwrap_or(0) + self.competing.unwrap_or(0))
+        self.leaving.saturating_sub(
+            self.events
+                .unwrap_or(0)
+                .saturating_add(self.competing.unwrap_or(0)),
+        )
     }
 }
 
@@ -60,7 +63,7 @@ fn shown(count: u64, k: u64) -> bool {
 
 /// The last bin with at least `k` at risk.
 fn last_at_risk(bins: &[Departures], k: u64) -> Option<usize> {
-    let mut at_risk: u64 = bins.iter().map(|b| b.leaving).sum();
+    let mut at_risk: u64 = bins.iter().fold(0u64, |n, b| n.saturating_add(b.leaving));
     let mut last = None;
     for (i, b) in bins.iter().enumerate() {
         if at_risk >= k {
@@ -106,9 +109,9 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
     let passes = |r: &Range<usize>| {
         let (mut events, mut competing, mut leaving) = (Some(0u64), Some(0u64), 0u64);
         for b in &bins[r.clone()] {
-            events = events.zip(b.events).map(|(a, b)| a + b);
-            competing = competing.zip(b.competing).map(|(a, b)| a + b);
-            leaving += b.leaving;
+            events = events.zip(b.events).map(|(a, b)| a.saturating_add(b));
+            competing = competing.zip(b.competing).map(|(a, b)| a.saturating_add(b));
+            leaving = leaving.saturating_add(b.leaving);
         }
         let censored = Departures {
             events,
@@ -137,9 +140,9 @@ pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
     }
     if let Some(rest) = open {
         match released.last_mut() {
-            // Both counts of the last passing bin are 0 or at least k, and
-            // adding the rest cannot bring a count below k, but it can
-            // raise a 0 to 1..k−1: check again, merging backwards.
+            // Adding the rest to the last passing bin can still fail: in dp
+            // mode noisy events can exceed noisy rows, so the censorings
+            // of a merge can shrink. Check again, merging backwards.
             Some(_) => {
                 let mut merged = rest;
                 while let Some(previous) = released.pop() {

@@ -138,6 +138,13 @@ fn allowed_grid(x: &Expr, w: f64, input: &LogicalPlan) -> bool {
         .is_some_and(|declared| w >= declared * (1.0 - 1e-9))
 }
 
+/// The catalog's bins for the declared column `x` reads (followed by its
+/// lineage through `input`, never by its name).
+pub fn catalog_width(x: &Expr, input: &LogicalPlan) -> Option<f64> {
+    let (defined, over) = definition(x, input);
+    declared_column(defined, over).and_then(|name| declared_width(&name))
+}
+
 /// The catalog's bins for the column `name`: a hundredth of its declared
 /// range, rounded up to 1, 2 or 5 times a power of ten.
 pub fn declared_width(name: &str) -> Option<f64> {

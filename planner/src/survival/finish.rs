@@ -113,8 +113,18 @@ impl Statistic {
     }
 
     /// The statistic of `records`; `parameter` is the summary's horizon or
-    /// the quantile's probability.
+    /// the quantile's probability. A statistic that cannot be computed from
+    /// what was released (a log-rank test with one arm left, a stratum
+    /// withheld) is NULL, never an error: an error would tell what the rules
+    /// withheld.
     pub fn finish(self, records: &[Record], parameter: f64) -> DfResult<ScalarValue> {
+        match self.compute(records, parameter) {
+            Ok(v) => Ok(v),
+            Err(_) => ScalarValue::try_from(&self.return_type()),
+        }
+    }
+
+    fn compute(self, records: &[Record], parameter: f64) -> DfResult<ScalarValue> {
         let horizon = parameter;
         match self {
             Self::Histogram => Ok(histogram(records)),
@@ -139,8 +149,10 @@ fn count(v: i64) -> u64 {
 fn stratum<'a>(records: impl Iterator<Item = &'a Record>) -> DfResult<Stratum> {
     let mut bins: BTreeMap<u64, Bin> = BTreeMap::new();
     for r in records {
-        let bin = bins.entry(r.bin.to_bits()).or_insert(Bin {
-            time: r.bin,
+        // −0.0 (a time just below 0) is the bin 0.
+        let time = r.bin + 0.0;
+        let bin = bins.entry(time.to_bits()).or_insert(Bin {
+            time,
             events: 0,
             censored: 0,
         });
@@ -260,8 +272,9 @@ fn sorted_unique<'a>(values: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
 fn incidence(records: &[Record]) -> DfResult<ScalarValue> {
     let mut bins: BTreeMap<u64, CompetingBin> = BTreeMap::new();
     for r in records {
-        let bin = bins.entry(r.bin.to_bits()).or_insert(CompetingBin {
-            time: r.bin,
+        let time = r.bin + 0.0;
+        let bin = bins.entry(time.to_bits()).or_insert(CompetingBin {
+            time,
             events: vec![0, 0],
             censored: 0,
         });
@@ -315,7 +328,8 @@ fn histogram_fields() -> Fields {
 fn value_bins(records: &[Record]) -> Vec<(f64, i64)> {
     let mut bins: BTreeMap<u64, (f64, i64)> = BTreeMap::new();
     for r in records {
-        bins.entry(r.bin.to_bits()).or_insert((r.bin, 0)).1 += r.leaving.max(0);
+        let end = r.bin + 0.0;
+        bins.entry(end.to_bits()).or_insert((end, 0)).1 += r.leaving.max(0);
     }
     let mut bins: Vec<(f64, i64)> = bins.into_values().collect();
     bins.sort_by(|a, b| a.0.total_cmp(&b.0));

@@ -165,7 +165,7 @@ impl AggregateUDFImpl for StatisticUdf {
             statistic: self.statistic,
             input: self.input,
             records: Vec::new(),
-            horizon: 0.0,
+            horizon: None,
         }))
     }
 }
@@ -175,7 +175,9 @@ struct StatisticAccumulator {
     statistic: Statistic,
     input: Input,
     records: Vec<Record>,
-    horizon: f64,
+    /// The summary's horizon or the quantile's probability, once seen (a
+    /// partial state without rows carries none).
+    horizon: Option<f64>,
 }
 
 fn floats(a: &ArrayRef) -> DfResult<Float64Array> {
@@ -229,7 +231,7 @@ impl StatisticAccumulator {
         {
             let h = floats(h)?;
             if !h.is_empty() && h.is_valid(0) {
-                self.horizon = h.value(0);
+                self.horizon = Some(h.value(0));
             }
         }
         for i in 0..time.len() {
@@ -261,7 +263,7 @@ impl StatisticAccumulator {
             [x, p, width] => {
                 let p = floats(p)?;
                 if !p.is_empty() && p.is_valid(0) {
-                    self.horizon = p.value(0);
+                    self.horizon = Some(p.value(0));
                 }
                 (floats(x)?, floats(width)?)
             }
@@ -294,7 +296,7 @@ impl StatisticAccumulator {
         let (events, competing, rows) = (ints(events)?, ints(competing)?, ints(rows)?);
         for i in 0..bin.len() {
             if horizon.is_valid(i) {
-                self.horizon = horizon.value(i);
+                self.horizon = Some(horizon.value(i));
             }
             if bin.is_null(i) || events.is_null(i) || rows.is_null(i) {
                 continue;
@@ -341,7 +343,7 @@ impl Accumulator for StatisticAccumulator {
         let lists = [group, stratum, bin, events, competing, leaving].map(|a| a.as_list::<i32>());
         for r in 0..lists[0].len() {
             if horizon.is_valid(r) {
-                self.horizon = horizon.value(r);
+                self.horizon = Some(horizon.value(r));
             }
             if lists[0].is_null(r) {
                 continue;
@@ -377,12 +379,13 @@ impl Accumulator for StatisticAccumulator {
             list_scalar(counts(|x| x.events)),
             list_scalar(counts(|x| x.competing)),
             list_scalar(counts(|x| x.leaving)),
-            ScalarValue::Float64(Some(self.horizon)),
+            ScalarValue::Float64(self.horizon),
         ])
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        self.statistic.finish(&self.records, self.horizon)
+        self.statistic
+            .finish(&self.records, self.horizon.unwrap_or(0.0))
     }
 
     fn size(&self) -> usize {

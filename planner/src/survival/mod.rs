@@ -103,7 +103,7 @@ fn days(e: &Expr, what: &str) -> Result<i64> {
     .ok_or_else(|| {
         refuse(
             &format!("a {what} that is not a literal number of days from 1 to 3650"),
-            "Declare the grid as a literal width in days, such as 7 (weeks) or 30 (months), and a horizon the same way",
+            "Declare the grid as a literal width in days, such as 30 (months) or 365 (years), and a horizon the same way",
         )
     })
 }
@@ -158,12 +158,13 @@ fn the_call(agg: &Aggregate, only: &Expr) -> Result<Call> {
     }
     let (time, event, width, horizon, group, stratum) = match statistic {
         Statistic::Histogram | Statistic::Quantile => {
-            let (value, p, width) = value_args(f)?;
+            let (value, p, width) = value_args(f, &agg.input)?;
             (value, lit(0i64), width, p, None, None)
         }
         _ => follow_up_args(statistic, &f.params.args)?,
     };
     let time = &time;
+    check_event(statistic, &event, agg)?;
     let numeric = time
         .get_type(agg.input.schema())
         .map(|t| t.is_numeric())
@@ -225,7 +226,7 @@ fn follow_up_args(statistic: Statistic, args: &[Expr]) -> Result<FollowUp> {
 /// width)`, `quantile(x, p, width)`, or SQL's `median(x)`,
 /// `percentile_cont(x, p)` (and `WITHIN GROUP (ORDER BY x)`) on the
 /// catalog's bins for `x`.
-fn value_args(f: &AggregateFunction) -> Result<(Expr, f64, f64)> {
+fn value_args(f: &AggregateFunction, input: &LogicalPlan) -> Result<(Expr, f64, f64)> {
     let name = f.func.name();
     let args = f.params.args.as_slice();
     let descending = f.params.order_by.first().is_some_and(|s| !s.asc);
@@ -239,7 +240,7 @@ fn value_args(f: &AggregateFunction) -> Result<(Expr, f64, f64)> {
     let p = if descending { 1.0 - p } else { p };
     let width = match width {
         Some(w) => positive(w)?,
-        None => declared_width(value).ok_or_else(|| {
+        None => axis::catalog_width(value, input).ok_or_else(|| {
             refuse(
                 &format!("{name} of a value without declared bins"),
                 "Quantiles are read from a histogram: name a column the catalog declares (value_as_number, year_of_birth, ...) or give the bins yourself with quantile(x, p, bin_width)",
@@ -284,12 +285,24 @@ fn positive(e: &Expr) -> Result<f64> {
         })
 }
 
-/// The catalog's bins for a column named as a declared one.
-fn declared_width(value: &Expr) -> Option<f64> {
-    let Expr::Column(c) = strip_alias(value) else {
-        return None;
+/// An event must be a boolean or an integer, a cause an integer: a cast
+/// of anything else could fail at a site on one patient's row.
+fn check_event(statistic: Statistic, event: &Expr, agg: &Aggregate) -> Result<()> {
+    let t = event.get_type(agg.input.schema()).ok();
+    let fits = match statistic {
+        Statistic::Histogram | Statistic::Quantile => true,
+        Statistic::Incidence => t.as_ref().is_some_and(DataType::is_integer),
+        _ => t
+            .as_ref()
+            .is_some_and(|t| t.is_integer() || *t == DataType::Boolean),
     };
-    axis::declared_width(&c.name)
+    if fits {
+        return Ok(());
+    }
+    Err(refuse(
+        "an event that is not a boolean or an integer (or a cause that is not an integer)",
+        "Write the event as a condition (d.death_date IS NOT NULL) or a 0/1 column, and a cause as 0, 1, 2",
+    ))
 }
 
 const USAGE: &str = "Write kaplan_meier(time, event, width_days), survival_summary(time, event, width_days, horizon_days), logrank_test(time, event, width_days, arm [, stratum]) or cumulative_incidence(time, cause, width_days)";

@@ -64,6 +64,11 @@ async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
         format!(
             "SELECT unnest(cumulative_incidence(days, CASE WHEN COND THEN 1 ELSE 2 END, 30)) FROM {COHORT}"
         ),
+        // An arm of one patient: withheld, so the test has one arm left and
+        // is NULL, as with an arm of nobody; never an error.
+        format!(
+            "SELECT unnest(logrank_test(days, died, 30, CASE WHEN COND THEN 'a' ELSE 'b' END)) FROM {COHORT}"
+        ),
     ] {
         let nobody = answer(&connection, &template.replace("COND", "c.days = -1")).await;
         let one = answer(
@@ -98,6 +103,10 @@ async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
         (
             "SELECT histogram(year_of_birth, 0.000001) FROM person".to_string(),
             "cannot bin",
+        ),
+        (
+            format!("SELECT kaplan_meier(days, 'x', 30) FROM {COHORT}"),
+            "not a boolean",
         ),
         (
             "SELECT quantile(year_of_birth, 0, 0.5) FROM person".to_string(),
