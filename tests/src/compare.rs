@@ -3,7 +3,9 @@
 //! Rows are compared as multisets (both sides sorted the same way), cells by
 //! value across integer widths, floats within 1e-9 relative.
 
-use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Float64Type};
 use datafusion::common::ScalarValue;
 
 /// A normalised cell.
@@ -142,4 +144,32 @@ pub fn diff_withheld(
     diff_rows(&f, &o, |j, x, y| {
         cells_equal(x, y) || (j >= keys && *x == Cell::Null && is_zero(y))
     })
+}
+
+/// Every cell of `batches` (numeric columns only) as a float, NULL as NaN,
+/// row by row in order: for statistics compared against reference
+/// libraries, which speak floats.
+pub fn floats(batches: &[RecordBatch]) -> Vec<Vec<f64>> {
+    let mut out = Vec::new();
+    for b in batches {
+        let columns: Vec<_> = b
+            .columns()
+            .iter()
+            .map(|c| {
+                cast(c, &DataType::Float64)
+                    .expect("a numeric column")
+                    .as_primitive::<Float64Type>()
+                    .clone()
+            })
+            .collect();
+        for r in 0..b.num_rows() {
+            out.push(
+                columns
+                    .iter()
+                    .map(|c| if c.is_null(r) { f64::NAN } else { c.value(r) })
+                    .collect(),
+            );
+        }
+    }
+    out
 }

@@ -47,7 +47,7 @@ pub(crate) fn answer_schema(schema: &SchemaRef, shape: AnswerShape<'_>) -> Schem
     std::sync::Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
 }
 
-fn int64(batch: &RecordBatch, c: usize) -> Result<&Int64Array> {
+pub(crate) fn int64(batch: &RecordBatch, c: usize) -> Result<&Int64Array> {
     batch
         .column(c)
         .as_any()

@@ -80,10 +80,11 @@ fn last_at_risk(bins: &[Departures], k: u64) -> Option<usize> {
 /// tail's own end would tell the longest follow-up (or the largest
 /// value) to within a bin, which rests on one patient.
 pub fn released(bins: &[Departures], k: u64) -> Vec<(Range<usize>, usize)> {
-    let Some(last) = last_at_risk(bins, k.max(1)) else {
+    let k = k.max(1);
+    let Some(last) = last_at_risk(bins, k) else {
         return Vec::new();
     };
-    segments(bins, k)
+    merged(bins, k, last)
         .into_iter()
         .map(|r| {
             let label = (r.end - 1).min(last);
@@ -96,10 +97,12 @@ pub fn released(bins: &[Departures], k: u64) -> Vec<(Range<usize>, usize)> {
 /// the input bins merged into each; empty when the stratum is withheld.
 pub fn segments(bins: &[Departures], k: u64) -> Vec<Range<usize>> {
     let k = k.max(1);
-    // The last bin with at least k at risk; it absorbs the tail.
-    let Some(last) = last_at_risk(bins, k) else {
-        return Vec::new();
-    };
+    last_at_risk(bins, k).map_or_else(Vec::new, |last| merged(bins, k, last))
+}
+
+/// The merged bins of a stratum whose last bin with k at risk is `last`
+/// (it absorbs the tail).
+fn merged(bins: &[Departures], k: u64, last: usize) -> Vec<Range<usize>> {
     let units: Vec<Range<usize>> = (0..last)
         .map(|i| i..i + 1)
         .chain(std::iter::once(last..bins.len()))

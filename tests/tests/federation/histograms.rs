@@ -5,35 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use datafusion::arrow::array::{Array, Float64Array, RecordBatch};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
-use ihdsi_tests::{centralized, cohort, connect, federation, policy};
+use datafusion::arrow::array::RecordBatch;
+use ihdsi_tests::{centralized, cohort, connect, federation, oracle_rows, policy};
 
 /// Every column of `batches` as floats (NULL as NaN), sorted.
 fn rows(batches: &[RecordBatch]) -> Vec<Vec<f64>> {
-    let mut out: Vec<Vec<f64>> = Vec::new();
-    for b in batches {
-        let columns: Vec<Float64Array> = b
-            .columns()
-            .iter()
-            .map(|c| {
-                let c = cast(c, &DataType::Float64).expect("numeric");
-                c.as_any()
-                    .downcast_ref::<Float64Array>()
-                    .expect("f64")
-                    .clone()
-            })
-            .collect();
-        for r in 0..b.num_rows() {
-            out.push(
-                columns
-                    .iter()
-                    .map(|c| if c.is_null(r) { f64::NAN } else { c.value(r) })
-                    .collect(),
-            );
-        }
-    }
+    let mut out = ihdsi_tests::compare::floats(batches);
     out.sort_by(|a, b| {
         a.iter()
             .map(|x| x.to_bits())
@@ -53,17 +30,7 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
     let oracle = centralized(&data).await;
     let pooled = |sql: String| {
         let oracle = &oracle;
-        async move {
-            rows(
-                &oracle
-                    .sql(&sql)
-                    .await
-                    .expect("plan")
-                    .collect()
-                    .await
-                    .expect("run"),
-            )
-        }
+        async move { rows(&oracle_rows(oracle, &sql).await) }
     };
     // The histogram: the pooled counts per 5-year bin, in order.
     let got = rows(

@@ -3,7 +3,7 @@
 //! axis, fine grids, a table aliased `person`), and dp mode's one charge
 //! per curve with no released count under k.
 
-use ihdsi_tests::{centralized, cohort, connect, federation, policy};
+use ihdsi_tests::{centralized, cohort, connect, federation, oracle_rows, policy};
 
 use super::survival::{COHORT, curve_sql, rows};
 
@@ -39,15 +39,11 @@ async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
     let connection = connect(&fed.uri).await;
     let oracle = centralized(&data).await;
     let pooled = rows(
-        &oracle
-            .sql(&format!(
-                "SELECT days, count(*) FROM {COHORT} GROUP BY days HAVING count(*) = 1"
-            ))
-            .await
-            .expect("plan")
-            .collect()
-            .await
-            .expect("run"),
+        &oracle_rows(
+            &oracle,
+            &format!("SELECT days, count(*) FROM {COHORT} GROUP BY days HAVING count(*) = 1"),
+        )
+        .await,
     );
     let unique = pooled.first().expect("a follow-up nobody else has")[0];
     for template in [

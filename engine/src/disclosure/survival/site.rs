@@ -11,7 +11,7 @@ use ihdsi_planner::cells::CellRef;
 use ihdsi_planner::survival::TimeAxis;
 
 use super::{Departures, released};
-use crate::disclosure::site::{AnswerShape, answer_schema};
+use crate::disclosure::site::{AnswerShape, answer_schema, int64};
 use crate::error::{EngineError, Result};
 
 /// The column holding the patients behind `partial`.
@@ -20,14 +20,6 @@ fn cell_column(shape: AnswerShape<'_>, partial: usize) -> usize {
         Some(CellRef::Column(n)) => shape.patients + 1 + n,
         _ => shape.patients,
     }
-}
-
-fn counts(batch: &RecordBatch, c: usize) -> Result<&Int64Array> {
-    batch
-        .column(c)
-        .as_any()
-        .downcast_ref::<Int64Array>()
-        .ok_or_else(|| EngineError::Internal("a count on a time axis is not Int64".into()))
 }
 
 /// Coarsen `batch`'s bins under `min`; return the released bins and the
@@ -52,7 +44,7 @@ pub fn release(
         })
         .collect::<datafusion::error::Result<_>>()?;
     let summed: Vec<&Int64Array> = (keys..batch.num_columns())
-        .map(|c| counts(batch, c))
+        .map(|c| int64(batch, c))
         .collect::<Result<_>>()?;
     let departures = departures(batch, shape, axis)?;
     let mut out = Out {
@@ -89,11 +81,11 @@ fn departures<'a>(
 ) -> Result<impl Fn(usize) -> Departures + 'a> {
     let cells = |partial: Option<usize>| {
         partial
-            .map(|p| counts(batch, cell_column(shape, p)))
+            .map(|p| int64(batch, cell_column(shape, p)))
             .transpose()
     };
     let (events, competing) = (cells(axis.events)?, cells(axis.competing)?);
-    let patients = counts(batch, shape.patients)?;
+    let patients = int64(batch, shape.patients)?;
     let count = |a: &Int64Array, r: usize| u64::try_from(a.value(r)).unwrap_or(0);
     Ok(move |r: usize| Departures {
         events: events.map(|e| count(e, r)),
