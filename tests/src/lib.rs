@@ -101,9 +101,11 @@ pub async fn ask(uri: &str, sql: &str) -> ihdsi_cli::Result<ihdsi_cli::client::Q
     connect(uri).await.query(sql).await
 }
 
-/// The oracle: one session over the union of all sites' files.
+/// The oracle: one session over the union of all sites' files, with the
+/// binned statistics (`kaplan_meier`, `histogram`, …) computed on its rows.
 pub async fn centralized(data: &Path) -> SessionContext {
     let ctx = SessionContext::new();
+    ihdsi_planner::survival::register(&ctx);
     let sites: Vec<SiteData> = site_folders(data)
         .expect("site folders")
         .into_iter()

@@ -2,12 +2,14 @@
 //! fuzzing suite: random group keys (columns, dates, constants), aggregates,
 //! FILTER, CASE, `IN` subqueries and CTE cohorts, joins on `person_id`,
 //! HAVING, set operations, window functions over released aggregates,
-//! positional parameters, and deep or wide expressions (some past the
-//! statement limits). Each query is either answered, equal to the pooled
+//! positional parameters, deep or wide expressions (some past the
+//! statement limits), and binned statistics (survival curves, tests,
+//! histograms, quantiles). Each query is either answered, equal to the pooled
 //! oracle at thresholds 1, or refused with a clear message.
 //!
 //! Deterministic: the same seed gives the same queries on every machine.
 
+mod binned;
 mod shapes;
 
 pub use shapes::{Generated, query};

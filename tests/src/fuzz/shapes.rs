@@ -1,8 +1,8 @@
 //! The shapes of generated queries: a grouped aggregate over one patient
 //! table (the common case, with joins, cohorts, dates and parameters), a
 //! union of two releases, a window over a released aggregate, statements
-//! deep or wide enough to reach the statement limits, and row-level output
-//! that must be refused.
+//! deep or wide enough to reach the statement limits, binned statistics
+//! ([`super::binned`]), and row-level output that must be refused.
 
 use super::{Rng, TABLES, Table, aggregate, predicate, predicates};
 
@@ -26,7 +26,7 @@ pub(super) fn parameter(value: i64) -> String {
     format!("\u{1}{value}\u{2}")
 }
 
-fn finish(text: String, keys: usize) -> Generated {
+pub(super) fn finish(text: String, keys: usize) -> Generated {
     let (mut sql, mut oracle_sql, mut params) = (String::new(), String::new(), Vec::new());
     let mut rest = text.as_str();
     while let Some(start) = rest.find('\u{1}') {
@@ -58,6 +58,7 @@ pub fn query(rng: &mut Rng) -> Generated {
         3..=9 => union(rng),
         10..=16 => window(rng),
         17..=21 => deep_or_wide(rng),
+        22..=29 => super::binned::binned(rng),
         _ => {
             let (text, keys) = grouped(rng);
             finish(text, keys)
