@@ -143,7 +143,9 @@ fn summary(rng: &mut Rng, cohort: &str, key: Option<&str>, keys: usize) -> Gener
         days(rng)
     );
     finish(
-        format!("SELECT {outer}unnest(s) FROM (SELECT {select}{call} AS s FROM ({cohort}) c{group})"),
+        format!(
+            "SELECT {outer}unnest(s) FROM (SELECT {select}{call} AS s FROM ({cohort}) c{group})"
+        ),
         keys,
     )
 }
@@ -197,7 +199,10 @@ fn quantile(rng: &mut Rng, cohort: &str, key: Option<&str>, keys: usize) -> Gene
             (q.clone(), q)
         }
         1 => ("median(c.yob)".to_string(), String::new()),
-        2 => (format!("percentile_cont({p}) WITHIN GROUP (ORDER BY c.yob)"), String::new()),
+        2 => (
+            format!("percentile_cont({p}) WITHIN GROUP (ORDER BY c.yob)"),
+            String::new(),
+        ),
         _ => (format!("approx_percentile_cont(c.yob, {p})"), String::new()),
     };
     let p = if call.starts_with("median") { 0.5 } else { p };
