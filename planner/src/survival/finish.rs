@@ -174,9 +174,7 @@ fn signed(v: u64) -> i64 {
 
 fn curve_columns(c: &Curve) -> Vec<ArrayRef> {
     let p = &c.points;
-    let f = |g: fn(&ihdsi_statistics::CurvePoint) -> f64| -> ArrayRef {
-        Arc::new(Float64Array::from_iter_values(p.iter().map(g)))
-    };
+    let f = |g: fn(&ihdsi_statistics::CurvePoint) -> f64| -> ArrayRef { floats(p.iter().map(g)) };
     let i = |g: fn(&ihdsi_statistics::CurvePoint) -> u64| -> ArrayRef {
         Arc::new(Int64Array::from_iter_values(p.iter().map(|x| signed(g(x)))))
     };
@@ -210,8 +208,19 @@ fn one_struct(fields: Fields, columns: Vec<ArrayRef>) -> DfResult<ScalarValue> {
     )?)))
 }
 
+/// A value that cannot be computed (a standard error where everyone left,
+/// a test without variance) is NULL, as SQL says "unknown", never NaN or
+/// an infinity.
+fn finite(v: f64) -> Option<f64> {
+    v.is_finite().then_some(v)
+}
+
+fn floats(values: impl Iterator<Item = f64>) -> ArrayRef {
+    Arc::new(values.map(finite).collect::<Float64Array>())
+}
+
 fn float(v: Option<f64>) -> ArrayRef {
-    Arc::new(Float64Array::from(vec![v]))
+    Arc::new(Float64Array::from(vec![v.and_then(finite)]))
 }
 
 fn summary(c: &Curve, horizon: f64) -> DfResult<ScalarValue> {
@@ -290,9 +299,7 @@ fn incidence(records: &[Record]) -> DfResult<ScalarValue> {
     let at = |i: usize| &bins[i];
     let n = points.len();
     let columns: Vec<ArrayRef> = vec![
-        Arc::new(Float64Array::from_iter_values(
-            points.iter().map(|p| p.time),
-        )),
+        floats(points.iter().map(|p| p.time)),
         Arc::new(Int64Array::from_iter_values(
             points.iter().map(|p| signed(p.at_risk)),
         )),
@@ -305,12 +312,8 @@ fn incidence(records: &[Record]) -> DfResult<ScalarValue> {
         Arc::new(Int64Array::from_iter_values(
             (0..n).map(|i| signed(at(i).censored)),
         )),
-        Arc::new(Float64Array::from_iter_values(
-            points.iter().map(|p| p.incidence[0]),
-        )),
-        Arc::new(Float64Array::from_iter_values(
-            points.iter().map(|p| p.std_error[0]),
-        )),
+        floats(points.iter().map(|p| p.incidence[0])),
+        floats(points.iter().map(|p| p.std_error[0])),
     ];
     Ok(list(incidence_fields(), columns))
 }
@@ -367,4 +370,55 @@ fn quantile(records: &[Record], p: f64) -> Option<f64> {
         seen += count;
         (seen > rank).then_some(end)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use datafusion::arrow::array::{Array, AsArray};
+    use datafusion::arrow::datatypes::Float64Type;
+
+    use super::{Record, ScalarValue, Statistic};
+
+    fn record(bin: f64, events: i64, competing: i64, leaving: i64) -> Record {
+        Record {
+            group: String::new(),
+            stratum: String::new(),
+            bin,
+            events,
+            competing,
+            leaving,
+        }
+    }
+
+    fn points(statistic: Statistic, records: &[Record]) -> datafusion::arrow::array::StructArray {
+        let ScalarValue::List(list) = statistic.finish(records, 0.0).expect("finished") else {
+            panic!("{statistic:?} is a list");
+        };
+        list.value(0).as_struct().clone()
+    }
+
+    /// Where everyone at risk has the event, the Aalen–Johansen standard
+    /// error is undefined: NULL, never NaN; and no statistic's value is
+    /// NaN or infinite there.
+    #[test]
+    fn undefined_values_are_null_not_nan() {
+        let records = [record(30.0, 1, 0, 4), record(60.0, 3, 0, 3)];
+        let incidence = points(Statistic::Incidence, &records);
+        let std_error = incidence.column(6).as_primitive::<Float64Type>();
+        assert!(
+            std_error.is_valid(0) && std_error.is_null(1),
+            "{std_error:?}"
+        );
+        for statistic in [Statistic::Incidence, Statistic::Curve] {
+            let points = points(statistic, &records);
+            for column in points.columns() {
+                if let Some(values) = column.as_primitive_opt::<Float64Type>() {
+                    assert!(
+                        values.iter().flatten().all(f64::is_finite),
+                        "{statistic:?}: {values:?}"
+                    );
+                }
+            }
+        }
+    }
 }
