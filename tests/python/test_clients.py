@@ -20,12 +20,23 @@ def persons(data):
 
 def test_adbc_query_matches_the_files(demo):
     expected = collections.Counter(persons(demo.data).column("gender_concept_id").to_pylist())
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT gender_concept_id, count(*) AS n FROM person GROUP BY gender_concept_id ORDER BY gender_concept_id")
         table = cur.fetch_arrow_table()
     got = dict(zip(table.column("gender_concept_id").to_pylist(), table.column("n").to_pylist()))
     assert got == dict(expected)
     assert sum(got.values()) == 3000
+
+
+def test_adbc_default_dbapi_connection_answers_and_warns_only_about_autocommit(demo):
+    # The coordinator is read-only and advertises no transactions, so the
+    # DB-API layer cannot switch autocommit off: it warns and carries on.
+    # The examples pass autocommit=True to say so up front.
+    with pytest.warns(Warning, match="Cannot disable autocommit"):
+        conn = flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs())
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT count(*) AS n FROM person")
+        assert cur.fetchone() == (3000,)
 
 
 def test_adbc_reports_suppressed_groups_in_schema_metadata(demo):
@@ -34,7 +45,7 @@ def test_adbc_reports_suppressed_groups_in_schema_metadata(demo):
     small = sum(1 for n in cells.values() if n < 10)
     large = {k: n for k, n in cells.items() if n >= 10}
     assert small > 0 and large, "the cohort must have both rare and common cells for this test to mean anything"
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT year_of_birth, race_concept_id, count(*) AS n FROM person GROUP BY year_of_birth, race_concept_id")
         table = cur.fetch_arrow_table()
     got = {(y, r): n for y, r, n in zip(*(table.column(c).to_pylist() for c in ("year_of_birth", "race_concept_id", "n")))}
@@ -43,7 +54,7 @@ def test_adbc_reports_suppressed_groups_in_schema_metadata(demo):
 
 
 def test_adbc_row_level_query_is_refused_with_the_cause(demo):
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn, conn.cursor() as cur:
         with pytest.raises(Exception, match="row-level output"):
             cur.execute("SELECT person_id, year_of_birth FROM person")
         cur.execute("SELECT count(*) AS n FROM person")
@@ -91,7 +102,7 @@ def test_pyarrow_flight_handshake_and_ticket_flow(demo):
 
 
 def test_adbc_get_objects_at_every_depth(demo):
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn:
         catalogs = conn.adbc_get_objects(depth="catalogs").read_all().to_pylist()
         assert [c["catalog_name"] for c in catalogs] == ["ihdsi"]
         assert not catalogs[0]["catalog_db_schemas"]
@@ -108,7 +119,7 @@ def test_adbc_get_objects_at_every_depth(demo):
 
 
 def test_adbc_browses_the_virtual_schema(demo):
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn:
         objects = conn.adbc_get_objects(depth="all").read_all().to_pylist()
         assert [c["catalog_name"] for c in objects] == ["ihdsi"]
         schemas = objects[0]["catalog_db_schemas"]
@@ -137,7 +148,7 @@ def test_adbc_binds_parameters_in_both_paramstyles(demo, placeholder):
     """The DBAPI's own paramstyle (qmark, `?`) and DataFusion's `$1`."""
     assert flightsql.paramstyle == "qmark"
     sql = f"SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < {placeholder} GROUP BY gender_concept_id"
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(sql, parameters=(1960,))
         assert dict(cur.fetchall()) == older_than(demo.data, 1960)
         cur.execute(sql, parameters=(1900,))
@@ -148,7 +159,7 @@ def test_adbc_parameter_mistakes_are_told_by_position(demo):
     """A value that does not fit, or one too many, is the analyst's
     mistake, named at the coordinator, not a site's refusal."""
     sql = "SELECT count(*) AS n FROM person WHERE year_of_birth < ? AND gender_concept_id = ?"
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn, conn.cursor() as cur:
         with pytest.raises(Exception, match=r"parameter \$1: the value abc"):
             cur.execute(sql, parameters=("abc", 8507))
         with pytest.raises(Exception, match=r"3 parameter values were bound, but the statement has 2"):
@@ -165,7 +176,7 @@ def test_pandas_and_polars_read_with_parameters(demo):
     import polars as pl
     sql = "SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < ? GROUP BY gender_concept_id"
     expected = older_than(demo.data, 1960)
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn:
         with conn.cursor() as cur:
             cur.execute(sql, parameters=(1960,))
             df = cur.fetch_df()
@@ -176,18 +187,18 @@ def test_pandas_and_polars_read_with_parameters(demo):
 
 def test_adbc_refuses_wrong_password_and_accepts_a_service_token(demo):
     with pytest.raises(Exception, match="invalid user name or password"):
-        with flightsql.connect(demo.uri, db_kwargs={"username": demo.user, "password": "wrong"}) as conn:
+        with flightsql.connect(demo.uri, db_kwargs={"username": demo.user, "password": "wrong"}, autocommit=True) as conn:
             with conn.cursor() as cur:
                 cur.execute("SELECT count(*) FROM person")
     with pytest.raises(Exception, match="no credentials"):
-        with flightsql.connect(demo.uri) as conn, conn.cursor() as cur:
+        with flightsql.connect(demo.uri, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM person")
     forged = {"adbc.flight.sql.authorization_header": "Bearer " + "0" * 64}
     with pytest.raises(Exception, match="unknown bearer token"):
-        with flightsql.connect(demo.uri, db_kwargs=forged) as conn, conn.cursor() as cur:
+        with flightsql.connect(demo.uri, db_kwargs=forged, autocommit=True) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM person")
     service = {"adbc.flight.sql.authorization_header": "Bearer " + demo.token}
-    with flightsql.connect(demo.uri, db_kwargs=service) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs=service, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute("SELECT count(*) AS n FROM person")
         assert cur.fetchone() == (3000,)
 
@@ -198,10 +209,10 @@ def test_adbc_selects_a_data_permit_with_a_call_header(demo):
     the analyst does not hold is refused by the coordinator, naming it."""
     header = "adbc.flight.sql.rpc.call_header.x-ihdsi-permit"
     sql = "SELECT count(*) AS n FROM person"
-    with flightsql.connect(demo.uri, db_kwargs={**demo.db_kwargs(), header: "DEMO-analyst"}) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs={**demo.db_kwargs(), header: "DEMO-analyst"}, autocommit=True) as conn, conn.cursor() as cur:
         cur.execute(sql)
         assert cur.fetchone() == (3000,)
-    with flightsql.connect(demo.uri, db_kwargs={**demo.db_kwargs(), header: "LU-NOT-MINE"}) as conn, conn.cursor() as cur:
+    with flightsql.connect(demo.uri, db_kwargs={**demo.db_kwargs(), header: "LU-NOT-MINE"}, autocommit=True) as conn, conn.cursor() as cur:
         with pytest.raises(Exception, match="no data permit 'LU-NOT-MINE' is held by analyst"):
             cur.execute(sql)
 
@@ -225,7 +236,7 @@ def test_a_date_parameter_follows_the_rules_of_the_same_literal(demo):
     import datetime
     written = "SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date >= DATE '2015-01-01'"
     bound = "SELECT count(*) AS n FROM condition_occurrence WHERE condition_start_date >= ?"
-    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs()) as conn:
+    with flightsql.connect(demo.uri, db_kwargs=demo.db_kwargs(), autocommit=True) as conn:
         with conn.cursor() as cur:
             cur.execute(written)
             expected = cur.fetchall()
