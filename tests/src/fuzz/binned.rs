@@ -19,24 +19,23 @@ const YEAR_OF_BIRTH_WIDTH: i64 = 2;
 /// One generated binned statistic.
 pub(super) fn binned(rng: &mut Rng) -> Generated {
     let cohort = follow_up(rng);
-    let (key, keys) = stratum(rng);
+    let key = stratum(rng);
     match rng.below(7) {
-        0 | 1 => curve(rng, "kaplan_meier", "died", &cohort, key, keys),
-        2 => curve(rng, "cumulative_incidence", "cause", &cohort, key, keys),
-        3 => summary(rng, &cohort, key, keys),
+        0 | 1 => curve(rng, "kaplan_meier", "died", &cohort, key),
+        2 => curve(rng, "cumulative_incidence", "cause", &cohort, key),
+        3 => summary(rng, &cohort, key),
         4 => logrank(rng, &cohort),
-        5 => histogram(rng, &cohort, key, keys),
-        _ => quantile(rng, &cohort, key, keys),
+        5 => histogram(rng, &cohort, key),
+        _ => quantile(rng, &cohort, key),
     }
 }
 
-/// A stratum column of the cohort (`c.sex`, `c.site`) or none, and how
-/// many key columns lead the output.
-fn stratum(rng: &mut Rng) -> (Option<&'static str>, usize) {
+/// A stratum column of the cohort (`c.sex`, `c.site`), or none.
+fn stratum(rng: &mut Rng) -> Option<&'static str> {
     match rng.below(4) {
-        0 => (Some("c.sex"), 1),
-        1 => (Some("c.site"), 1),
-        _ => (None, 0),
+        0 => Some("c.sex"),
+        1 => Some("c.site"),
+        _ => None,
     }
 }
 
@@ -105,49 +104,47 @@ fn event(rng: &mut Rng, column: &str) -> String {
     }
 }
 
-fn grouped(key: Option<&str>) -> (String, String) {
-    match key {
-        Some(k) => (format!("{k} AS k0, "), format!(" GROUP BY {k}")),
-        None => (String::new(), String::new()),
-    }
+/// `call` per stratum of `cohort`, its struct (or, for a `list`, each of
+/// its elements) unnested to columns after the stratum key `k0`.
+fn per_stratum(call: &str, list: bool, cohort: &str, key: Option<&str>) -> Generated {
+    let (outer, select, group) = match key {
+        Some(k) => ("k0, ", format!("{k} AS k0, "), format!(" GROUP BY {k}")),
+        None => ("", String::new(), String::new()),
+    };
+    let call = if list {
+        format!("unnest({call})")
+    } else {
+        call.to_string()
+    };
+    finish(
+        format!(
+            "SELECT {outer}unnest(s) FROM (SELECT {select}{call} AS s FROM ({cohort}) c{group})"
+        ),
+        usize::from(key.is_some()),
+    )
 }
 
-/// A curve (a list per stratum), unnested to rows.
+/// A curve (a list per stratum).
 fn curve(
     rng: &mut Rng,
     function: &str,
     column: &str,
     cohort: &str,
     key: Option<&str>,
-    keys: usize,
 ) -> Generated {
-    let (select, group) = grouped(key);
-    let outer = if keys == 1 { "k0, " } else { "" };
     let call = format!("{function}(c.days, {}, {})", event(rng, column), days(rng));
-    finish(
-        format!(
-            "SELECT {outer}unnest(s) FROM (SELECT {select}unnest({call}) AS s FROM ({cohort}) c{group})"
-        ),
-        keys,
-    )
+    per_stratum(&call, true, cohort, key)
 }
 
 /// Median survival with its interval and the restricted mean.
-fn summary(rng: &mut Rng, cohort: &str, key: Option<&str>, keys: usize) -> Generated {
-    let (select, group) = grouped(key);
-    let outer = if keys == 1 { "k0, " } else { "" };
+fn summary(rng: &mut Rng, cohort: &str, key: Option<&str>) -> Generated {
     let horizon = *rng.pick(&[365, 1825, 3650, 0]);
     let call = format!(
         "survival_summary(c.days, {}, {}, {horizon})",
         event(rng, "died"),
         days(rng)
     );
-    finish(
-        format!(
-            "SELECT {outer}unnest(s) FROM (SELECT {select}{call} AS s FROM ({cohort}) c{group})"
-        ),
-        keys,
-    )
+    per_stratum(&call, false, cohort, key)
 }
 
 /// A log-rank test across sexes or sites, sometimes stratified.
@@ -163,55 +160,45 @@ fn logrank(rng: &mut Rng, cohort: &str) -> Generated {
         event(rng, "died"),
         days(rng)
     );
-    finish(
-        format!("SELECT unnest(s) FROM (SELECT {call} AS s FROM ({cohort}) c)"),
-        0,
-    )
+    per_stratum(&call, false, cohort, None)
 }
 
 /// A histogram of year of birth (or of follow-up) per stratum.
-fn histogram(rng: &mut Rng, cohort: &str, key: Option<&str>, keys: usize) -> Generated {
-    let (select, group) = grouped(key);
-    let outer = if keys == 1 { "k0, " } else { "" };
+fn histogram(rng: &mut Rng, cohort: &str, key: Option<&str>) -> Generated {
     let call = if rng.chance(70) {
         format!("histogram(c.yob, {})", rng.pick(&[1, 2, 3, 5, 10, 0]))
     } else {
         format!("histogram(c.days, {})", days(rng))
     };
-    finish(
-        format!(
-            "SELECT {outer}unnest(s) FROM (SELECT {select}unnest({call}) AS s FROM ({cohort}) c{group})"
-        ),
-        keys,
-    )
+    per_stratum(&call, true, cohort, key)
 }
 
 /// A quantile of year of birth: `quantile` on a chosen grid (the same
 /// call on both sides), or SQL's spellings on the catalog's grid (the
 /// oracle's `quantile` there).
-fn quantile(rng: &mut Rng, cohort: &str, key: Option<&str>, keys: usize) -> Generated {
-    let (select, group) = grouped(key);
+fn quantile(rng: &mut Rng, cohort: &str, key: Option<&str>) -> Generated {
     let p = *rng.pick(&[0.1, 0.25, 0.5, 0.75, 0.9]);
+    let on_catalog_grid = |p: f64| format!("quantile(c.yob, {p}, {YEAR_OF_BIRTH_WIDTH})");
     let (call, oracle) = match rng.below(4) {
         0 => {
-            let w = rng.pick(&[2, 4, 5, 10, 1]);
-            let q = format!("quantile(c.yob, {p}, {w})");
+            let q = format!("quantile(c.yob, {p}, {})", rng.pick(&[2, 4, 5, 10, 1]));
             (q.clone(), q)
         }
-        1 => ("median(c.yob)".to_string(), String::new()),
+        1 => ("median(c.yob)".to_string(), on_catalog_grid(0.5)),
         2 => (
             format!("percentile_cont({p}) WITHIN GROUP (ORDER BY c.yob)"),
-            String::new(),
+            on_catalog_grid(p),
         ),
-        _ => (format!("approx_percentile_cont(c.yob, {p})"), String::new()),
+        _ => (
+            format!("approx_percentile_cont(c.yob, {p})"),
+            on_catalog_grid(p),
+        ),
     };
-    let p = if call.starts_with("median") { 0.5 } else { p };
-    let oracle = if oracle.is_empty() {
-        format!("quantile(c.yob, {p}, {YEAR_OF_BIRTH_WIDTH})")
-    } else {
-        oracle
+    let keys = usize::from(key.is_some());
+    let text = |q: &str| match key {
+        Some(k) => format!("SELECT {k} AS k0, {q} AS a0 FROM ({cohort}) c GROUP BY {k}"),
+        None => format!("SELECT {q} AS a0 FROM ({cohort}) c"),
     };
-    let text = |q: &str| format!("SELECT {select}{q} AS a0 FROM ({cohort}) c{group}");
     let mut generated = finish(text(&call), keys);
     generated.oracle_sql = finish(text(&oracle), keys).oracle_sql;
     generated
