@@ -361,8 +361,8 @@ pub fn expand(
     let calls = the_calls(agg)?;
     let (binned, strata) = binned(agg, &calls)?;
     let released = release(&binned)?;
-    let finished = finish_above(released, &binned, strata, &calls)?;
-    named_as(finished, agg, &calls)
+    let (finished, positions) = finish_above(released, &binned, strata, &calls)?;
+    named_as(finished, &positions, agg, &calls)
 }
 
 /// The release of bins: `agg`'s strata, the first call's arm and stratum,
@@ -405,13 +405,14 @@ fn binned(agg: &Aggregate, calls: &[Call]) -> Result<(Aggregate, usize)> {
 
 /// The finishing aggregate over the released bins: per stratum, each
 /// call's `ihdsi_finish_*` of (arm, stratum, bin, events, competing
-/// events, rows, its horizon or probability).
+/// events, rows, its horizon or probability); and for each call, the
+/// position of its finish among the aggregate's.
 fn finish_above(
     released: LogicalPlan,
     binned: &Aggregate,
     strata: usize,
     calls: &[Call],
-) -> Result<LogicalPlan> {
+) -> Result<(LogicalPlan, Vec<usize>)> {
     let call = calls
         .first()
         .ok_or_else(|| PlanError::Internal("no statistic".into()))?;
@@ -433,16 +434,30 @@ fn finish_above(
         Statistic::Histogram | Statistic::Quantile => (lit(0i64), lit(0i64), column(bin + 1)),
         _ => (column(bin + 1), lit(0i64), column(bin + 2)),
     };
-    let finishes = calls.iter().map(|c| {
-        let bins = [&group, &stratum, &column(bin), &events, &competing, &rows].map(Clone::clone);
-        let mut args = bins.to_vec();
-        args.push(lit(c.horizon));
-        functions::finish(c.statistic, args)
-    });
-    LogicalPlanBuilder::from(released)
-        .aggregate((0..strata).map(column), finishes.collect::<Vec<_>>())
+    // Two spellings of one quantile (`median(x)` and `quantile(x, 0.5, w)`
+    // on the same grid) are one finish, computed once.
+    let mut finishes: Vec<Expr> = Vec::with_capacity(calls.len());
+    let positions = calls
+        .iter()
+        .map(|c| {
+            let bins = [&group, &stratum, &column(bin), &events, &competing, &rows];
+            let mut args: Vec<Expr> = bins.into_iter().cloned().collect();
+            args.push(lit(c.horizon));
+            let finish = functions::finish(c.statistic, args);
+            finishes
+                .iter()
+                .position(|f| *f == finish)
+                .unwrap_or_else(|| {
+                    finishes.push(finish);
+                    finishes.len() - 1
+                })
+        })
+        .collect();
+    let plan = LogicalPlanBuilder::from(released)
+        .aggregate((0..strata).map(column), finishes)
         .and_then(LogicalPlanBuilder::build)
-        .map_err(PlanError::from_datafusion)
+        .map_err(PlanError::from_datafusion)?;
+    Ok((plan, positions))
 }
 
 /// The field metadata that tells a client a column is binned: its bin
@@ -453,15 +468,25 @@ pub const EXACT_TO: &str = "ihdsi.exact_to";
 
 /// `finished` under `agg`'s column names and types (SQL's quantiles keep
 /// their own type: the median of an integer column is an integer), each
-/// statistic's column carrying its bin width.
-fn named_as(finished: LogicalPlan, agg: &Aggregate, calls: &[Call]) -> Result<LogicalPlan> {
+/// statistic's column carrying its bin width; call `c` reads finish
+/// `positions[c]`.
+fn named_as(
+    finished: LogicalPlan,
+    positions: &[usize],
+    agg: &Aggregate,
+    calls: &[Call],
+) -> Result<LogicalPlan> {
     let strata = agg.schema.fields().len() - calls.len();
-    let named = finished
-        .schema()
+    let named = agg
+        .schema
         .iter()
-        .zip(agg.schema.iter())
         .enumerate()
-        .map(|(i, ((fq, ff), (q, f)))| {
+        .map(|(i, (q, f))| {
+            let source = i
+                .checked_sub(strata)
+                .and_then(|c| positions.get(c))
+                .map_or(i, |p| strata + p);
+            let (fq, ff) = finished.schema().qualified_field(source);
             let e = Expr::Column(Column::new(fq.cloned(), ff.name()));
             let e = if ff.data_type() == f.data_type() {
                 e
