@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh checkout:
-#   1. formatting and lints (rustfmt, clippy -D warnings);
+#   1. formatting, structure and lints (rustfmt; no import circles and no
+#      function over 80 lines, scripts/*.py; clippy -D warnings);
 #   2. Rust unit tests and the end-to-end federation tests (real Flight
 #      servers on loopback, differential against centralized DataFusion; a
 #      private PostgreSQL server, installed from Debian's packages if
@@ -17,6 +18,10 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "rustfmt"
 cargo fmt --all -- --check
+
+step "structure (no import circles between modules; no function over 80 lines)"
+python3 scripts/import_cycles.py catalog synthetic statistics planner engine flight-server cli benchmarks tests
+python3 scripts/long_functions.py
 
 step "build"
 cargo build --locked --workspace --all-targets

@@ -56,7 +56,7 @@ impl Centralized {
         let ctx = SessionContext::new_with_config(config);
         // The engine's statistics (`kaplan_meier`, `histogram`), computed
         // on the pooled rows.
-        ihdsi_planner::survival::register(&ctx);
+        ihdsi_planner::binned::register(&ctx);
         let vocabulary = cohort.dir.join("concept.parquet").display().to_string();
         register_tables(&ctx, &sites, Some(&vocabulary))
             .await

@@ -20,6 +20,7 @@ use crate::error::{BenchError, Result};
 use crate::federated::Federation;
 use crate::stats::quantile;
 use crate::workload::Query;
+use ihdsi_engine::tasks::SpawnedTask;
 
 /// One process's peak use over the soak.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +140,7 @@ pub async fn run(
         connections.push(fed.connect_as(&Federation::analyst(i)).await?);
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let sampler = tokio::spawn(sample(fed.named_pids(), stopped));
+    let sampler = SpawnedTask::spawn(sample(fed.named_pids(), stopped));
     let queries: Arc<Vec<Query>> = Arc::new(queries.to_vec());
     let started = Instant::now();
     let deadline = started + duration;
@@ -148,7 +149,7 @@ pub async fn run(
         .enumerate()
         .map(|(i, conn)| {
             let queries = Arc::clone(&queries);
-            tokio::spawn(async move {
+            SpawnedTask::spawn(async move {
                 let mut latencies = Vec::new();
                 let mut errors: BTreeMap<String, u64> = BTreeMap::new();
                 let mut j = i;

@@ -10,6 +10,7 @@ use std::time::Instant;
 
 use ihdsi_cli::client::Connection;
 use ihdsi_engine::coordinator::metadata::QUERY_ID;
+use ihdsi_engine::tasks::SpawnedTask;
 
 use crate::centralized::Centralized;
 use crate::duckdb::DuckDb;
@@ -232,7 +233,7 @@ pub async fn concurrency(
         .enumerate()
         .map(|(i, conn)| {
             let queries = Arc::clone(&queries);
-            tokio::spawn(async move {
+            SpawnedTask::spawn(async move {
                 let mut lat = Vec::new();
                 for j in 0..queries.len() {
                     let q = &queries[(i + j) % queries.len()];
@@ -253,7 +254,7 @@ pub async fn concurrency(
     let tasks: Vec<_> = (0..analysts)
         .map(|i| {
             let (queries, cent) = (Arc::clone(&queries), cent.clone());
-            tokio::spawn(async move {
+            SpawnedTask::spawn(async move {
                 let mut lat = Vec::new();
                 for j in 0..queries.len() {
                     let q = &queries[(i + j) % queries.len()];
@@ -273,7 +274,7 @@ async fn collect(
     config: &'static str,
     analysts: usize,
     started: Instant,
-    tasks: Vec<tokio::task::JoinHandle<Result<Vec<f64>>>>,
+    tasks: Vec<SpawnedTask<Result<Vec<f64>>>>,
 ) -> Result<Concurrency> {
     let mut latencies_ms = Vec::new();
     for t in tasks {

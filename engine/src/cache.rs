@@ -1,10 +1,7 @@
-//! A map bounded by the bytes of what it holds, oldest first out: the
-//! coordinator's results waiting for their `DoGet`, and dp mode's cache of
-//! paid-for releases (`[resources] result_cache_mb` each).
-//!
+//! A map bounded by the bytes of what it holds, oldest first out: dp
+//! mode's cache of paid-for releases (`[resources] result_cache_mb`).
 //! Entries leave in the order they came (reading one does not make it
-//! younger), and the caller can say which to evict first: a result already
-//! fetched goes before one an analyst is still to fetch.
+//! younger).
 
 use lru::LruCache;
 
@@ -32,11 +29,6 @@ impl<V> ByteBounded<V> {
         self.entries.peek(key).map(|(v, _)| v)
     }
 
-    /// The value under `key`, to change it in place.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut V> {
-        self.entries.peek_mut(key).map(|(v, _)| v)
-    }
-
     /// Take the value under `key` out.
     pub fn remove(&mut self, key: &str) -> Option<V> {
         let (value, bytes) = self.entries.pop(key)?;
@@ -45,32 +37,17 @@ impl<V> ByteBounded<V> {
     }
 
     /// Keep `value` (of `bytes`) under `key`, replacing what was there,
-    /// and evict until everything fits: the oldest of the entries `first`
-    /// picks, then the oldest of the rest. Returns what was evicted, or
-    /// `value` back if it alone is larger than the whole map.
-    pub fn insert(
-        &mut self,
-        key: String,
-        value: V,
-        bytes: usize,
-        first: impl Fn(&V) -> bool,
-    ) -> Result<Vec<V>, V> {
+    /// and evict the oldest entries until everything fits. Returns what
+    /// was evicted, or `value` back if it alone is larger than the map.
+    pub fn insert(&mut self, key: String, value: V, bytes: usize) -> Result<Vec<V>, V> {
         if bytes > self.max_bytes {
             return Err(value);
         }
         let mut evicted: Vec<V> = self.remove(&key).into_iter().collect();
         while self.bytes + bytes > self.max_bytes {
-            let preferred = self
-                .entries
-                .iter()
-                .rev()
-                .find(|(_, (v, _))| first(v))
-                .map(|(k, _)| k.clone());
-            let gone = match preferred {
-                Some(k) => self.entries.pop(&k),
-                None => self.entries.pop_lru().map(|(_, entry)| entry),
+            let Some((_, (v, b))) = self.entries.pop_lru() else {
+                break;
             };
-            let Some((v, b)) = gone else { break };
             self.bytes -= b;
             evicted.push(v);
         }
@@ -85,24 +62,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_oldest_go_first_and_the_preferred_before_them() {
+    fn the_oldest_go_first() {
         let mut cache = ByteBounded::new(10);
-        let none = |_: &(&str, bool)| false;
-        assert!(cache.insert("a".into(), ("a", false), 4, none).is_ok());
-        assert!(cache.insert("b".into(), ("b", true), 4, none).is_ok());
+        assert!(cache.insert("a".into(), "a", 4).is_ok());
+        assert!(cache.insert("b".into(), "b", 4).is_ok());
         let _ = cache.get("a");
-        // "a" is oldest (reading it made it no younger), but "b" is the
-        // one to evict first.
-        let evicted = cache
-            .insert("c".into(), ("c", false), 4, |v| v.1)
-            .expect("fits");
-        assert_eq!(evicted, vec![("b", true)]);
-        let evicted = cache
-            .insert("d".into(), ("d", false), 4, none)
-            .expect("fits");
-        assert_eq!(evicted, vec![("a", false)]);
-        assert!(cache.insert("e".into(), ("e", false), 11, none).is_err());
-        assert_eq!(cache.remove("c"), Some(("c", false)));
+        // "a" is oldest: reading it made it no younger.
+        assert_eq!(cache.insert("c".into(), "c", 4), Ok(vec!["a"]));
+        assert!(cache.insert("e".into(), "e", 11).is_err());
+        assert_eq!(cache.remove("c"), Some("c"));
         assert!(cache.get("c").is_none());
     }
 }

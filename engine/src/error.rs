@@ -136,6 +136,15 @@ impl EngineError {
         )
     }
 
+    /// The privacy budget does not cover the query (as opposed to a
+    /// ledger that cannot be written).
+    pub fn is_budget_exhausted(&self) -> bool {
+        matches!(
+            self,
+            EngineError::Budget(crate::dp::LedgerError::Exhausted { .. })
+        )
+    }
+
     /// A site's answer that no real data can produce (the plausibility
     /// checks of `disclosure::plausibility`, and the merge's own).
     pub(crate) fn implausible(site: &str, rule: &str) -> Self {

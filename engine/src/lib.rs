@@ -16,6 +16,8 @@
 //! * [`audit`]: the hash-chained audit trail of coordinator and sites.
 //! * [`differencing`]: the advisory differencing detector.
 //! * [`dp`]: exact discrete noise samplers and the zCDP budget ledger.
+//! * [`tasks`]: the two kinds of task the engine starts.
+//! * [`query`]: who runs a query (analyst, id, permit, progress).
 
 pub mod audit;
 pub mod bounded;
@@ -30,7 +32,9 @@ pub mod progress;
 #[cfg(test)]
 mod properties;
 pub mod protocol;
+pub mod query;
 pub mod site;
+pub mod tasks;
 #[cfg(test)]
 mod testing;
 

@@ -19,11 +19,11 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::row::{OwnedRow, RowConverter, SortField};
 use datafusion::common::ScalarValue;
 
-use crate::disclosure::dominance::{Dominance, SummaryColumns};
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
+use crate::protocol::dominance::{Dominance, SummaryColumns};
 use ihdsi_planner::Release;
-use ihdsi_planner::aggregates::Merge;
+use ihdsi_planner::release::aggregates::Merge;
 
 /// A released group's keys and exact patient count (for the differencing
 /// detector, which lives in the disclosure layer and reads them from here).
@@ -136,7 +136,7 @@ impl Group {
         }
         self.patients = self
             .patients
-            .checked_add(as_i64(&values[base - 1]))
+            .checked_add(as_i64(&values[base - 1])?)
             .ok_or_else(overflow)?;
         for (total, column) in self.cells.iter_mut().zip(&columns.counts) {
             let n = if column.is_null(r) {
@@ -214,21 +214,14 @@ pub(crate) fn merge_groups(
     Ok((groups, before))
 }
 
-/// What happens to a released count after its merge.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum CountFinish {
-    /// Threshold mode: round to the nearest multiple (1 = exact).
-    Round(u64),
-    /// DP mode: floor the noisy count at zero.
-    FloorAtZero,
-}
-
 /// The released batch `c0..cN` of `groups`, each aggregate finalised from
-/// its group's partial rows; withheld cells are NULL.
+/// its group's partial rows; withheld cells are NULL. Every released count
+/// passes through `finish_count` (the disclosure layer's rounding or
+/// post-processing of noise; this module applies no rule of its own).
 pub(crate) fn build_output(
     release: &Release,
     groups: &[Group],
-    finish: CountFinish,
+    finish_count: impl Fn(ScalarValue) -> Result<ScalarValue>,
 ) -> Result<RecordBatch> {
     let schema = release.released_schema();
     let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
@@ -245,9 +238,8 @@ pub(crate) fn build_output(
                         return Ok(ScalarValue::try_from(field.data_type())?);
                     }
                     let v = finalize(m, &g.rows)?;
-                    match (m, finish) {
-                        (Merge::Count(_), CountFinish::Round(base)) => round_count(v, base),
-                        (Merge::Count(_), CountFinish::FloorAtZero) => Ok(non_negative(v)),
+                    match m {
+                        Merge::Count(_) => finish_count(v),
                         _ => Ok(v),
                     }
                 })
@@ -263,41 +255,27 @@ pub(crate) fn build_output(
     Ok(RecordBatch::try_new(Arc::clone(&schema), columns)?)
 }
 
-/// Floor a released count at zero (post-processing of its noisy total).
-fn non_negative(v: ScalarValue) -> ScalarValue {
-    match v {
-        ScalarValue::Int64(Some(x)) if x < 0 => ScalarValue::Int64(Some(0)),
-        other => other,
-    }
-}
-
 /// Integer overflow while merging: no real cohort gets there, so it is a
 /// site sending implausible numbers or an attack on wrap-around (A26).
 pub(crate) fn overflow() -> EngineError {
     EngineError::Overflow
 }
 
-/// Round a released count to the nearest multiple of `base` (halves up), as
-/// statistical offices and OpenSAFELY do; `base` 1 leaves it exact. Applied
-/// after the threshold, which always sees the exact count.
-pub(crate) fn round_count(v: ScalarValue, base: u64) -> Result<ScalarValue> {
-    if base <= 1 || v.is_null() {
-        return Ok(v);
+/// A count partial as an integer. NULL is a cell the site withheld and
+/// adds nothing; a value that is not a whole number of rows or patients is
+/// refused, never read as 0.
+pub(crate) fn as_i64(v: &ScalarValue) -> Result<i64> {
+    if v.is_null() {
+        return Ok(0);
     }
-    let data_type = v.data_type();
-    let n = as_i64(&v);
-    let base = i64::try_from(base).map_err(|_| overflow())?;
-    let rounded = n
-        .checked_add(base / 2)
-        .map(|x| x / base * base)
-        .ok_or_else(overflow)?;
-    Ok(ScalarValue::Int64(Some(rounded)).cast_to(&data_type)?)
-}
-
-pub(crate) fn as_i64(v: &ScalarValue) -> i64 {
-    match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
-        Ok(ScalarValue::Int64(Some(x))) => x,
-        _ => 0,
+    match v.data_type() {
+        t if t.is_integer() => match v.cast_to(&datafusion::arrow::datatypes::DataType::Int64) {
+            Ok(ScalarValue::Int64(Some(x))) => Ok(x),
+            _ => Err(overflow()),
+        },
+        t => Err(EngineError::Internal(format!(
+            "a count partial of type {t}, not an integer"
+        ))),
     }
 }
 
@@ -322,10 +300,10 @@ pub(crate) fn moments(
     count: usize,
     mean: usize,
     var_pop: usize,
-) -> (f64, f64, f64) {
+) -> Result<(f64, f64, f64)> {
     let (mut n, mut mu, mut m2) = (0f64, 0f64, 0f64);
     for r in rows {
-        let nb = as_i64(&r[count]) as f64;
+        let nb = as_i64(&r[count])? as f64;
         let (Some(mb), Some(vb)) = (as_f64(&r[mean]), as_f64(&r[var_pop])) else {
             continue;
         };
@@ -338,7 +316,7 @@ pub(crate) fn moments(
         m2 += vb * nb + delta * delta * n * nb / total;
         n = total;
     }
-    (n, mu, m2)
+    Ok((n, mu, m2))
 }
 
 pub(crate) fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarValue> {
@@ -373,10 +351,8 @@ pub(crate) fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarVal
             best.cloned().unwrap_or_else(|| typed_null(rows, p))
         }
         Merge::Avg { sum, count } => {
-            let n = col(count)
-                .map(as_i64)
-                .try_fold(0i64, i64::checked_add)
-                .ok_or_else(overflow)?;
+            let n =
+                col(count).try_fold(0i64, |n, v| n.checked_add(as_i64(v)?).ok_or_else(overflow))?;
             let s: f64 = col(sum).filter_map(as_f64).sum();
             ScalarValue::Float64((n > 0).then(|| s / n as f64))
         }
@@ -387,7 +363,7 @@ pub(crate) fn finalize(m: &Merge, rows: &[Vec<ScalarValue>]) -> Result<ScalarVal
             sample,
             sqrt,
         } => {
-            let (n, _, m2) = moments(rows, count, mean, var_pop);
+            let (n, _, m2) = moments(rows, count, mean, var_pop)?;
             let var = if sample {
                 (n > 1.0).then(|| m2 / (n - 1.0))
             } else {
@@ -478,25 +454,6 @@ mod tests {
         assert_eq!(
             finalize(&pop, &rows).expect("merge"),
             ScalarValue::Float64(Some(0.0))
-        );
-    }
-
-    #[test]
-    fn counts_round_to_the_nearest_multiple_and_stay_typed() {
-        let cases = [(10, 10), (12, 10), (13, 15), (17, 15), (18, 20), (25, 25)];
-        for (n, want) in cases {
-            assert_eq!(
-                round_count(ScalarValue::Int64(Some(n)), 5).expect("round"),
-                ScalarValue::Int64(Some(want))
-            );
-        }
-        assert_eq!(
-            round_count(ScalarValue::Int64(Some(13)), 1).expect("exact"),
-            ScalarValue::Int64(Some(13))
-        );
-        assert_eq!(
-            round_count(ScalarValue::Int64(None), 5).expect("null"),
-            ScalarValue::Int64(None)
         );
     }
 

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Int32Array, Int64Array, RecordBatch};
 use proptest::prelude::*;
 
-use crate::disclosure::dominance::Dominance;
+use crate::disclosure::dominance::{Dominance, PercentRule};
 use crate::disclosure::noise::NoisePlan;
 use crate::disclosure::threshold::release as threshold_release;
 use crate::dp::sampler::OsUniform;

@@ -20,6 +20,7 @@ use crate::site_service::SiteService;
 use crate::tls::{analyst_server_tls, site_server_tls};
 use ihdsi_catalog::AuthSection;
 use ihdsi_catalog::security::{ServerIdentity, SiteTls};
+use ihdsi_engine::tasks::run_to_end;
 use ihdsi_engine::{Coordinator, SiteEngine};
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Server, ServerTlsConfig};
@@ -75,7 +76,7 @@ pub fn spawn_site(
     let svc = FlightServiceServer::new(service)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
-    Ok(tokio::spawn(async move {
+    Ok(run_to_end(async move {
         server
             .add_service(svc)
             .serve_with_incoming_shutdown(incoming(listener), shutdown)
@@ -112,7 +113,7 @@ pub fn spawn_coordinator(
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE);
     let server = builder(front.tls.as_ref().map(analyst_server_tls).transpose()?)?;
-    Ok(tokio::spawn(async move {
+    Ok(run_to_end(async move {
         server
             .layer(AuthLayer::new(auth))
             .add_service(svc)

@@ -69,7 +69,7 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::error!(error = %err, "TLS setup");
             Status::unavailable(err.to_string())
         }
-        EngineError::Budget(ihdsi_engine::dp::LedgerError::Exhausted { .. }) => {
+        EngineError::Budget(_) if err.is_budget_exhausted() => {
             tracing::info!(error = %err, "privacy budget exhausted");
             Status::resource_exhausted(err.to_string())
         }

@@ -2,66 +2,68 @@
 //! `LogicalPlan` → release boundaries → per-site subplan SQL and the
 //! coordinator's merge.
 //!
+//! Each folder is one arrow of the flow; a folder imports only the ones
+//! above it in this picture (`scripts/import_cycles.py` checks there is no
+//! circle):
+//!
 //! ```text
 //!   analyst SQL
-//!       │  placeholders::positional     (`?` → `$1`, `$2`, …)
-//!       │  constructs::check            (SQL the engine would not honour, refused)
-//!       │  split::plan_query
-//!       │  parameters::bind             (bound values checked and typed)
-//!       │  grouping_sets                (ROLLUP/CUBE/GROUPING SETS: a release per set)
-//!       │  distinct_values              (count(DISTINCT x): released groups of GROUP BY x)
-//!       │  survival                     (kaplan_meier: a release per bin, finished above)
+//!       │  sql/          limits on tokens, constructs refused by name,
+//!       │                `?` → `$1`, bound values checked, the virtual schema
 //!       ▼
-//!   LogicalPlan (unoptimised) ──► admission::check_site_local   (below each boundary)
-//!       │                         admission::identifier         (where person_id may appear)
-//!       │                         admission::free_text          (source values never filtered or grouped)
-//!       │                         admission::dates              (dates only generalised or relative)
-//!       │                         admission::functions          (allow-list; every call total)
-//!       │                         admission::values             (sums only of declared quantities)
-//!       │                         admission::amplification      (dp: joins that cannot multiply rows)
-//!       │                         aggregates::classify          (the boundary aggregate)
-//!       │                         cells::layout                 (the patients behind every cell)
+//!   LogicalPlan (unoptimised)
+//!       │  analysis/     reading a plan: expressions, where person_id flows
+//!       │                (lineage), aggregate kinds, additive terms, axes
+//!       │  admission/    may each site run this below the boundary with its
+//!       │                meaning intact? (identifier, free text, dates,
+//!       │                functions, values, amplification, one row per
+//!       │                patient) — and, at a site, is the received subplan
+//!       │                canonical (`admit_subplan`)?
+//!       │  split/        release boundaries, grouping sets, distinct values,
+//!       │                partial aggregates, site pruning, unparsing, EXPLAIN
+//!       │  binned/       survival curves, histograms and quantiles as
+//!       │                releases on an axis, and their finishing UDAFs
 //!       ▼
 //!   FederatedPlan
-//!     ├─ releases[i].site_sql      ──► every site: site::admit_subplan, run, threshold
-//!     ├─ releases[i].merges        ──► coordinator: merge partials, threshold
-//!     └─ coordinator_plan(released) ─► coordinator: HAVING / ORDER BY / LIMIT / joins
+//!     ├─ releases[i]   release/   the contract the engine and the
+//!     │                           disclosure layer read: Release, merges,
+//!     │                           partial kinds, cells, dominance entries,
+//!     │                           the time axis, column names
+//!     ├─ site side     partials/  what a site adds next to the partials:
+//!     │                           cell counts, contribution bounding,
+//!     │                           dominance contributions
+//!     └─ coordinator_plan(released) ─► HAVING / ORDER BY / LIMIT / joins
 //! ```
 //!
 //! The same admission code runs at the coordinator and at every site, so a
 //! site refuses whatever the coordinator should have refused.
 
 pub mod admission;
-pub mod aggregates;
-pub mod bounding;
-pub mod cells;
-pub mod columns;
-pub mod constructs;
-pub mod distinct_values;
-pub mod dominance;
+pub mod analysis;
+pub mod binned;
 pub mod error;
-pub mod explain;
-pub mod exprs;
-pub mod grouping_sets;
-pub mod limits;
-pub mod lineage;
-pub mod parameters;
-pub mod placeholders;
-pub mod pruning;
+pub mod partials;
 pub mod release;
 pub mod rules;
-pub mod site;
 pub mod split;
-pub mod survival;
-pub mod unparse;
-pub mod virtual_table;
+pub mod sql;
 
+pub use admission::{SiteAdmission, admit_subplan};
 pub use error::{PlanError, Result};
-pub use limits::{check_limits, plan_within};
 pub use release::{PATIENTS_COLUMN, Release};
 pub use rules::Rule;
-pub use site::{SiteAdmission, admit_subplan};
 pub use split::{
     FederatedPlan, parameter_types, plan_query, plan_query_with_params, release_table,
 };
-pub use virtual_table::register_virtual_schema;
+pub use sql::limits::{check_limits, plan_within};
+
+/// Registers the virtual cohort schema a statement is planned against: every
+/// patient table as a [`sql::virtual_table::VirtualTable`] (schema, no data)
+/// and the binned statistics' SQL functions.
+pub fn register_virtual_schema(
+    ctx: &datafusion::prelude::SessionContext,
+) -> datafusion::error::Result<()> {
+    sql::virtual_table::register_tables(ctx)?;
+    binned::register(ctx);
+    Ok(())
+}

@@ -12,6 +12,7 @@ pub mod compare;
 pub mod dp;
 pub mod fuzz;
 pub mod logs;
+pub mod pinned;
 pub mod planted;
 pub mod postgres;
 pub mod process;
@@ -105,7 +106,7 @@ pub async fn ask(uri: &str, sql: &str) -> ihdsi_cli::Result<ihdsi_cli::client::Q
 /// binned statistics (`kaplan_meier`, `histogram`, …) computed on its rows.
 pub async fn centralized(data: &Path) -> SessionContext {
     let ctx = SessionContext::new();
-    ihdsi_planner::survival::register(&ctx);
+    ihdsi_planner::binned::register(&ctx);
     let sites: Vec<SiteData> = site_folders(data)
         .expect("site folders")
         .into_iter()

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
+use ihdsi_engine::tasks::SpawnedTask;
 
 use crate::error::{CliError, Result};
 use ihdsi_synthetic::{GenerateOptions, generate};
@@ -36,7 +37,7 @@ impl GenerateArgs {
             seed: self.seed,
             sites: self.sites,
         };
-        let summary = tokio::task::spawn_blocking(move || generate(&options))
+        let summary = SpawnedTask::spawn_blocking(move || generate(&options))
             .await
             .map_err(|e| CliError::Serve(e.to_string()))??;
         for (site, n, rows) in &summary.sites {

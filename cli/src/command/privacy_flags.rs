@@ -1,11 +1,13 @@
 //! The `[privacy]` keys as `ihdsi demo` flags, every one of them, so that a
 //! demo can run with any rule switched off (exactness against a pooled
-//! oracle) or tightened. Unset flags keep `PrivacyPolicy`'s defaults.
+//! oracle) or tightened. Every default is read from `PrivacyPolicy`'s own
+//! (`Default`), the one place the federation's defaults are written, and
+//! `--help` shows it.
 
 use clap::Args;
 
 use crate::error::{CliError, Result};
-use ihdsi_catalog::{Bounding, PrivacyMode, PrivacyPolicy};
+use ihdsi_catalog::{Bounding, DpSettings, PrivacyMode, PrivacyPolicy};
 
 /// `[privacy]` of the demo's coordinator and sites.
 #[derive(Debug, Args)]
@@ -13,32 +15,31 @@ pub(super) struct PrivacyFlags {
     /// Disclosure control: `threshold` (exact counts of groups of at
     /// least --min-group-size patients) or `dp` (noisy counts and sums,
     /// a zCDP budget per data permit).
-    #[arg(long, default_value = "threshold")]
+    #[arg(long, default_value = PrivacyPolicy::default().mode.as_str())]
     privacy: PrivacyMode,
     /// The federation's minimum distinct patients per released group and
     /// cell (`min_group_size`).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = PrivacyPolicy::default().min_group_size)]
     min_group_size: u64,
     /// Each site's minimum distinct patients per group it sends.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = PrivacyPolicy::default().min_group_size)]
     site_min_group_size: u64,
     /// Allow MIN and MAX (they release one patient's value).
     #[arg(long)]
     allow_min_max: bool,
     /// Round released counts to the nearest multiple of N (1 = exact).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = PrivacyPolicy::default().round_counts_to)]
     round_counts_to: u64,
     /// threshold: tell analysts how many groups were withheld (the
     /// count discloses that small groups exist; off by default).
     #[arg(long)]
     report_suppressed: bool,
-    /// The p% dominance rule on SUM cells (0 switches it off; default 10).
-    #[arg(long)]
-    dominance_p: Option<f64>,
-    /// How many sites may hold one person: k and dp noise scale by it
-    /// (default 1).
-    #[arg(long)]
-    max_sites_per_patient: Option<u64>,
+    /// The p% dominance rule on SUM cells (0 switches it off).
+    #[arg(long, default_value_t = PrivacyPolicy::default().dominance_p)]
+    dominance_p: f64,
+    /// How many sites may hold one person: k and dp noise scale by it.
+    #[arg(long, default_value_t = PrivacyPolicy::default().max_sites_per_patient)]
+    max_sites_per_patient: u64,
     /// Contribution bounding: rows one patient contributes per group
     /// (with --max-groups-per-patient; always on in dp mode).
     #[arg(long)]
@@ -47,40 +48,39 @@ pub(super) struct PrivacyFlags {
     #[arg(long)]
     max_groups_per_patient: Option<u64>,
     /// dp: the budget ρ of each data permit.
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = DpSettings::default().budget_rho)]
     budget: f64,
     /// dp: ρ charged per release.
-    #[arg(long)]
-    rho_per_release: Option<f64>,
+    #[arg(long, default_value_t = DpSettings::default().rho_per_release)]
+    rho_per_release: f64,
     /// dp: δ of the reported (ε, δ) equivalent.
-    #[arg(long)]
-    delta: Option<f64>,
+    #[arg(long, default_value_t = DpSettings::default().delta)]
+    delta: f64,
     /// dp: every admitted query answers exactly this many ms after it
     /// arrives (0: as it comes; the timing channel is then open).
-    #[arg(long)]
-    response_ms: Option<u64>,
+    #[arg(long, default_value_t = DpSettings::default().response_ms)]
+    response_ms: u64,
 }
 
 impl PrivacyFlags {
     /// The coordinator's and the sites' policies, checked.
     pub(super) fn policies(&self) -> Result<(PrivacyPolicy, PrivacyPolicy)> {
-        let defaults = PrivacyPolicy::default();
-        let mut federation = PrivacyPolicy {
+        let federation = PrivacyPolicy {
             mode: self.privacy,
             round_counts_to: self.round_counts_to,
             report_suppressed: self.report_suppressed,
-            dominance_p: self.dominance_p.unwrap_or(defaults.dominance_p),
-            max_sites_per_patient: self
-                .max_sites_per_patient
-                .unwrap_or(defaults.max_sites_per_patient),
+            dominance_p: self.dominance_p,
+            max_sites_per_patient: self.max_sites_per_patient,
             bounding: self.bounding(),
+            dp: DpSettings {
+                budget_rho: self.budget,
+                rho_per_release: self.rho_per_release,
+                delta: self.delta,
+                response_ms: self.response_ms,
+                ..DpSettings::default()
+            },
             ..PrivacyPolicy::threshold(self.min_group_size, self.allow_min_max)
         };
-        let dp = &mut federation.dp;
-        dp.budget_rho = self.budget;
-        dp.rho_per_release = self.rho_per_release.unwrap_or(dp.rho_per_release);
-        dp.delta = self.delta.unwrap_or(dp.delta);
-        dp.response_ms = self.response_ms.unwrap_or(dp.response_ms);
         let site = PrivacyPolicy {
             mode: self.privacy,
             max_sites_per_patient: federation.max_sites_per_patient,

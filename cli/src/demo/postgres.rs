@@ -10,6 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::error::{CliError, Result};
+use ihdsi_engine::tasks::run_to_end;
 
 fn failed(what: impl std::fmt::Display) -> CliError {
     CliError::Serve(format!("private PostgreSQL server: {what}"))
@@ -149,7 +150,7 @@ impl PgServer {
         let (client, connection) = tokio_postgres::connect(&self.url(), tokio_postgres::NoTls)
             .await
             .map_err(failed)?;
-        tokio::spawn(connection);
+        run_to_end(connection);
         client
             .batch_execute(&format!("CREATE DATABASE \"{name}\""))
             .await

@@ -8,9 +8,9 @@
 use std::io::Write;
 use std::time::Duration;
 
+use ihdsi_engine::tasks::SpawnedTask;
 use ihdsi_engine::{SiteProgress, SiteState};
 use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 use crate::client::Connection;
 
@@ -20,14 +20,14 @@ const POLL: Duration = Duration::from_millis(200);
 #[derive(Debug)]
 pub(super) struct Display {
     stop: oneshot::Sender<()>,
-    task: JoinHandle<()>,
+    task: SpawnedTask<()>,
 }
 
 impl Display {
     /// Start polling and drawing.
     pub(super) fn start(connection: Connection, request_id: String) -> Self {
         let (stop, mut stopped) = oneshot::channel();
-        let task = tokio::spawn(async move {
+        let task = SpawnedTask::spawn(async move {
             let mut drawn = 0;
             loop {
                 tokio::select! {

@@ -155,7 +155,7 @@ impl AuditLog {
         body.insert("event".into(), Value::from(event));
         body.insert("by".into(), Value::from(self.who.as_str()));
         let log = Arc::clone(self);
-        tokio::task::spawn_blocking(move || log.append_blocking(body))
+        crate::tasks::SpawnedTask::spawn_blocking(move || log.append_blocking(body))
             .await
             .map_err(|e| AuditError::Encode(format!("audit writer task failed: {e}")))?
     }

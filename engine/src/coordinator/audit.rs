@@ -7,11 +7,8 @@ use super::{Coordinator, QueryContext, QueryOutcome};
 use crate::audit::{
     AdvisoryRecord, Decision, QueryRecord, ReceivedRecord, ResultRecord, SubplanSql, sha256_hex,
 };
-use crate::disclosure::differencing::DifferencingDetector;
 use crate::error::{EngineError, Result};
-use crate::merge::GroupCount;
 use ihdsi_catalog::permit::label;
-use ihdsi_planner::Release;
 
 impl Coordinator {
     /// Put the statement on record as it arrived, before anything parses
@@ -100,18 +97,17 @@ impl Coordinator {
 
     /// Put differencing pairs on the audit trail (advisory; with no trail
     /// there is no one to advise, so nothing is kept).
-    pub(super) async fn flag_differencing(
+    /// Put each earlier query the mechanism's differencing detector paired
+    /// with this one on the audit trail, as an advisory.
+    pub(super) async fn audit_differencing(
         &self,
-        detector: &DifferencingDetector,
         cx: &QueryContext,
-        release: &Release,
-        groups: Vec<GroupCount>,
+        flagged: Vec<String>,
     ) -> Result<()> {
         let Some(log) = &self.audit else {
             return Ok(());
         };
-        let pairs = detector.observe(&cx.analyst, &cx.query_id, release, groups);
-        for earlier in pairs {
+        for earlier in flagged {
             tracing::warn!(
                 query_id = cx.query_id,
                 earlier_query_id = earlier,

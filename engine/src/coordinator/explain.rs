@@ -11,7 +11,7 @@ use datafusion::arrow::record_batch::RecordBatch;
 use super::{Coordinator, QueryContext, QueryOutcome, QueryTimings};
 use crate::error::Result;
 use ihdsi_planner::FederatedPlan;
-use ihdsi_planner::explain::explain_rows;
+use ihdsi_planner::split::explain::explain_rows;
 
 impl Coordinator {
     pub(super) fn explain(&self, plan: &FederatedPlan, cx: &QueryContext) -> Result<QueryOutcome> {
@@ -20,7 +20,7 @@ impl Coordinator {
             u64::try_from(self.policy.required_patients()).unwrap_or(u64::MAX),
             "set by each site",
         )?;
-        rows.extend(self.mode.explain_rows(self, plan, cx)?);
+        rows.extend(self.mechanism.explain_rows(self, &plan.releases, cx)?);
         let schema = Arc::new(Schema::new(vec![
             Field::new("plan_type", DataType::Utf8, true),
             Field::new("plan", DataType::Utf8, true),

@@ -22,7 +22,10 @@ impl Coordinator {
         plan: &FederatedPlan,
         cx: &QueryContext,
     ) -> Result<QueryOutcome> {
-        let (released, dp) = self.mode.run_releases(self, plan, cx).await?;
+        let (released, dp) = self
+            .mechanism
+            .run_releases(self, &plan.releases, cx)
+            .await?;
         let mut outcome = QueryOutcome {
             dp,
             query_id: cx.query_id.clone(),
@@ -67,7 +70,7 @@ impl Coordinator {
         outcome.sites.sort();
         let finish_started = Instant::now();
         let logical = plan.coordinator_plan(&tables)?;
-        let names = ihdsi_planner::explain::output_names(&logical);
+        let names = ihdsi_planner::split::explain::output_names(&logical);
         for w in &mut outcome.withheld_cells {
             if let Some(name) = names.get(&w.column) {
                 w.column = name.clone();
@@ -95,15 +98,15 @@ impl Coordinator {
             (metadata::QUERY_ID.to_string(), o.query_id.clone()),
             (metadata::SITES.to_string(), o.sites.join(",")),
             (
-                metadata::PRIVACY_MODE.to_string(),
-                self.policy.mode.as_str().to_string(),
-            ),
-            (
                 metadata::WITHHELD_CELLS.to_string(),
                 serde_json::to_string(&o.withheld_cells).unwrap_or_else(|_| "[]".into()),
             ),
         ];
-        metadata.extend(self.mode.result_metadata(&self.policy, o));
+        metadata.extend(self.mechanism.result_metadata(
+            o.suppressed_groups,
+            o.site_suppressed_groups,
+            o.dp.as_ref(),
+        ));
         let schema = Arc::new(Schema::new(fields).with_metadata(metadata.into_iter().collect()));
         let batches = batches
             .into_iter()

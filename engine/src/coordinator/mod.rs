@@ -17,17 +17,15 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::common::ScalarValue;
 use datafusion::execution::SessionState;
 use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::audit::AuditLog;
-use crate::disclosure::Disclosure;
+use crate::disclosure::Mechanism;
 use crate::error::{EngineError, Result};
 use crate::fanout::SiteClient;
-use crate::progress::Progress;
 use finish::log_answered;
 use ihdsi_catalog::{CoordinatorResources, FederationConfig, PrivacyPolicy, QueryLimits};
 use ihdsi_planner::{
@@ -38,8 +36,7 @@ use ihdsi_planner::{
 mod audit;
 mod explain;
 mod finish;
-mod mode;
-mod private;
+mod outcome;
 mod release;
 mod routing;
 mod slots;
@@ -47,67 +44,10 @@ mod timings;
 
 pub use crate::disclosure::budget::DpReceipt;
 pub use crate::protocol::metadata;
-use mode::Mode;
 
+pub use crate::query::QueryContext;
+pub use outcome::{QueryOutcome, WithheldCells};
 pub use timings::QueryTimings;
-
-/// Who runs a query, under which id and permit, and where its progress is
-/// recorded.
-#[derive(Debug, Clone)]
-pub struct QueryContext {
-    /// The authenticated analyst; sent to every site and logged there.
-    pub analyst: String,
-    pub query_id: String,
-    pub progress: Progress,
-    /// The signed data permit attached to every subplan.
-    pub permit: Option<String>,
-}
-
-impl QueryContext {
-    /// A context with a fresh progress record.
-    pub fn new(analyst: &str, query_id: &str) -> Self {
-        Self {
-            analyst: analyst.to_string(),
-            query_id: query_id.to_string(),
-            progress: Progress::default(),
-            permit: None,
-        }
-    }
-
-    /// The same context under a data permit.
-    pub fn with_permit(mut self, permit: Option<String>) -> Self {
-        self.permit = permit;
-        self
-    }
-}
-
-/// The answer to one analyst query.
-#[derive(Debug, Clone)]
-pub struct QueryOutcome {
-    pub query_id: String,
-    /// Result schema (all fields nullable) with the metadata above.
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    pub suppressed_groups: u64,
-    pub site_suppressed_groups: u64,
-    pub sites: Vec<String>,
-    /// Bytes of Flight messages received from sites (not shown to analysts).
-    pub bytes_from_sites: u64,
-    /// Where the time went (logged, not shown to analysts).
-    pub timings: QueryTimings,
-    /// dp mode: what the query cost and how it was noised.
-    pub dp: Option<DpReceipt>,
-    /// Cells withheld under the rules, per release and column.
-    pub withheld_cells: Vec<WithheldCells>,
-}
-
-/// How many cells of one column of one release were withheld.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct WithheldCells {
-    pub release: usize,
-    pub column: String,
-    pub cells: u64,
-}
 
 /// A running coordinator.
 #[derive(Clone)]
@@ -116,10 +56,9 @@ pub struct Coordinator {
     sites: Vec<SiteClient>,
     policy: PrivacyPolicy,
     audit: Option<Arc<AuditLog>>,
-    /// Threshold or dp, and what differs between them.
-    mode: Arc<Mode>,
-    /// The federation's release rules.
-    disclosure: Arc<Disclosure>,
+    /// Threshold or dp: every rule and everything that differs between
+    /// the modes.
+    mechanism: Arc<Mechanism>,
     /// How big an analyst's statement may be before it is planned.
     limits: QueryLimits,
     /// How much of the coordinator one query may take.
@@ -158,11 +97,10 @@ impl Coordinator {
             None => None,
         };
         Ok(Self {
-            mode: Arc::new(Mode::open(
+            mechanism: Arc::new(Mechanism::open(
                 &config.privacy,
                 config.resources.result_cache_bytes(),
             )?),
-            disclosure: Arc::new(Disclosure::new(&config.privacy)),
             ctx,
             sites,
             policy: config.privacy.clone(),
@@ -181,6 +119,12 @@ impl Coordinator {
     /// The federation's privacy policy.
     pub fn policy(&self) -> &PrivacyPolicy {
         &self.policy
+    }
+
+    /// Whether analysts may follow a running query's per-site progress
+    /// (not in dp mode: it would time each site's work on the data).
+    pub fn shows_progress(&self) -> bool {
+        self.mechanism.shows_progress()
     }
 
     /// The session holding the virtual schema (for catalog browsing).
@@ -268,7 +212,7 @@ impl Coordinator {
         params: Option<Vec<ScalarValue>>,
         cx: &QueryContext,
     ) -> Result<QueryOutcome> {
-        let deadline = self.mode.deadline();
+        let deadline = self.mechanism.deadline();
         let started = Instant::now();
         self.audit_received(cx, sql).await?;
         let admitted = async {

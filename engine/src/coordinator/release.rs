@@ -6,7 +6,11 @@ use std::time::{Duration, Instant};
 
 use datafusion::arrow::record_batch::RecordBatch;
 
+use futures::future::BoxFuture;
+
 use super::{Coordinator, QueryContext};
+use crate::disclosure::budget::CachedRelease;
+use crate::disclosure::mechanism::ReleaseRunner;
 use crate::disclosure::plausibility::check_site_answer;
 use crate::dp::OsUniform;
 use crate::error::Result;
@@ -45,12 +49,11 @@ impl Coordinator {
             check_site_answer(release, &a.site, declared, &a.batches)?;
         }
         let released = self
-            .disclosure
+            .mechanism
             .release(release, &answers, &mut OsUniform::default())?;
         let merge_time = merge_started.elapsed();
-        self.mode
-            .observe(self, cx, release, released.groups)
-            .await?;
+        let flagged = self.mechanism.observe(cx, release, released.groups);
+        self.audit_differencing(cx, flagged).await?;
         let sites = answers.into_iter().map(|a| a.site).collect();
         Ok(ReleaseRun {
             batch: released.batch,
@@ -66,9 +69,53 @@ impl Coordinator {
     }
 }
 
+/// The coordinator's side of the mechanism's [`ReleaseRunner`]: it runs
+/// what the mechanism asks for, and nothing else.
+impl ReleaseRunner for Coordinator {
+    type Run = ReleaseRun;
+
+    fn run<'a>(
+        &'a self,
+        release: &'a Release,
+        cx: &'a QueryContext,
+    ) -> BoxFuture<'a, Result<ReleaseRun>> {
+        Box::pin(self.run_release(release, cx))
+    }
+
+    fn sites_of(&self, release: &Release) -> Result<Vec<String>> {
+        Ok(self
+            .sites_for(release)?
+            .iter()
+            .map(|s| s.entry.id.clone())
+            .collect())
+    }
+
+    fn to_cache(run: &ReleaseRun) -> CachedRelease {
+        CachedRelease {
+            batch: run.batch.clone(),
+            sites: run.sites.clone(),
+            withheld_cells: run.withheld_cells.clone(),
+        }
+    }
+
+    fn from_cache(c: CachedRelease) -> ReleaseRun {
+        ReleaseRun {
+            batch: c.batch,
+            withheld_cells: c.withheld_cells,
+            suppressed: 0,
+            site_suppressed: 0,
+            bytes: 0,
+            sites: c.sites,
+            fan_out: Duration::ZERO,
+            slowest_site: Duration::ZERO,
+            merge: Duration::ZERO,
+        }
+    }
+}
+
 #[derive(Debug)]
-pub(super) struct ReleaseRun {
-    pub(super) batch: RecordBatch,
+pub(crate) struct ReleaseRun {
+    pub(crate) batch: RecordBatch,
     /// Per analyst aggregate: cells withheld under the rules.
     pub(super) withheld_cells: Vec<u64>,
     pub(super) suppressed: u64,

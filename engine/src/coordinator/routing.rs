@@ -11,7 +11,7 @@ use crate::audit::SubplanSql;
 use crate::error::{EngineError, Result};
 use crate::fanout::SiteClient;
 use ihdsi_catalog::FederationConfig;
-use ihdsi_planner::pruning::site_restriction;
+use ihdsi_planner::split::pruning::site_restriction;
 use ihdsi_planner::{FederatedPlan, Release};
 
 /// A client per site of `config`, each with the federation's timeout.

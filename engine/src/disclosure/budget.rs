@@ -26,7 +26,7 @@ use crate::dp::{BudgetLedger, Charged, Rho};
 use crate::error::{EngineError, Result};
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
-use ihdsi_planner::aggregates::Merge;
+use ihdsi_planner::release::aggregates::Merge;
 
 /// Who a dp query is charged to, and their total budget.
 #[derive(Debug, Clone, PartialEq)]
@@ -140,7 +140,7 @@ impl DpGate {
     pub(crate) fn store(&self, key: String, release: CachedRelease) {
         let bytes = release.batch.get_array_memory_size();
         let mut cache = self.cache.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = cache.insert(key, release, bytes, |_| false);
+        let _ = cache.insert(key, release, bytes);
     }
 
     /// Reserve the cost of `n` releases for `principal`, durably, or refuse.

@@ -7,7 +7,7 @@
 //!                ─► site::release    groups under the site's k dropped,
 //!                                    cells under the site's k withheld
 //!  coordinator:  merge (crate::merge, no rules)
-//!                ─► Disclosure::release
+//!                ─► Mechanism::release
 //!                     threshold: groups under k·S dropped; cells under k·S
 //!                                and cells failing the p% rule withheld;
 //!                                counts rounded
@@ -17,7 +17,7 @@
 //!
 //! **Groups and cells.** A group's threshold counts the distinct patients
 //! of the whole group; every cell of a released group counts its own
-//! ([`ihdsi_planner::cells`]): those whose rows pass the aggregate's
+//! ([`ihdsi_planner::partials::cells`]): those whose rows pass the aggregate's
 //! FILTER and give it a value (for sums and averages a non-zero value of
 //! each term). A cell under the threshold is **withheld**: released as
 //! NULL, with the rest of its group. Withholding the cell rather than the
@@ -43,75 +43,33 @@
 //! [`differencing`] (an advisory detector that puts pairs of releases
 //! differing by fewer than k patients on the audit trail).
 //!
+//! The mode itself is one value, the [`Mechanism`]: the response deadline,
+//! whether progress is shown, running releases (in dp mode through the
+//! budget gate, [`budget`]: who pays, the ledger charge before any site
+//! runs, the cache of paid-for releases), releasing each, what is observed
+//! for differencing, `EXPLAIN`'s dry run and the result metadata. The
+//! coordinator only calls down into it; rounding and the flooring of noisy
+//! counts ([`finish`]) are handed to the merge as a closure.
+//!
 //! What this layer does not decide: which SQL is admitted at all (the
-//! planner's `admission`), contribution bounding (the planner's
-//! `bounding`, applied by each site) and response-time padding (the
-//! coordinator's privacy mode, `coordinator::mode`). The dp budget gate
-//! ([`budget`]: who pays, the ledger charge before any site runs, the cache
-//! of paid-for releases) is here; the coordinator only calls it.
+//! planner's `admission`) and contribution bounding (the planner's
+//! `partials::bounding`, applied by each site).
 
 pub mod budget;
 pub mod differencing;
 pub mod dominance;
+pub(crate) mod finish;
+pub mod mechanism;
 pub mod noise;
 pub mod plausibility;
 pub mod site;
 pub mod survival;
 pub(crate) mod threshold;
 
-use crate::dp::Uniform;
-use crate::error::Result;
-use crate::fanout::SitePartials;
-use crate::merge::{Group, Released};
-use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
+use crate::merge::Group;
 use ihdsi_planner::Release;
+pub use mechanism::Mechanism;
 pub use noise::{ColumnNoise, NoisePlan};
-
-/// The federation's release rules, chosen once from its policy.
-#[derive(Debug, Clone)]
-pub enum Disclosure {
-    /// Exact answers for groups and cells of at least k·S patients that
-    /// pass the p% rule; counts rounded.
-    Threshold(PrivacyPolicy),
-    /// Noisy group selection and noise on every released number.
-    Dp(PrivacyPolicy),
-}
-
-impl Disclosure {
-    /// The rules of `policy`.
-    pub fn new(policy: &PrivacyPolicy) -> Self {
-        match policy.mode {
-            PrivacyMode::Threshold => Disclosure::Threshold(policy.clone()),
-            PrivacyMode::Dp => Disclosure::Dp(policy.clone()),
-        }
-    }
-
-    /// Merge the sites' answers for `release` and keep what may be
-    /// released.
-    pub fn release<U: Uniform>(
-        &self,
-        release: &Release,
-        answers: &[SitePartials],
-        u: &mut U,
-    ) -> Result<Released> {
-        if let Some(axis) = release.time_axis {
-            return match self {
-                Disclosure::Threshold(policy) => {
-                    survival::merged::release_threshold(release, axis, answers, policy)
-                }
-                Disclosure::Dp(policy) => {
-                    survival::merged::release_dp(release, axis, answers, policy, u)
-                }
-            };
-        }
-        match self {
-            Disclosure::Threshold(policy) => threshold::release(release, answers, policy),
-            Disclosure::Dp(policy) => {
-                NoisePlan::for_release(release, policy)?.release(release, answers, u)
-            }
-        }
-    }
-}
 
 /// The released groups of `release` as the analyst gets them, in both
 /// modes: an aggregate without `GROUP BY` always has its one row, as in

@@ -35,15 +35,14 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::ScalarValue;
 
+use crate::disclosure::finish::CountFinish;
 use crate::dp::sampler::{Uniform, discrete_gaussian};
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
-use crate::merge::{
-    CountFinish, Group, Released, as_f64, as_i64, build_output, merge_groups, overflow,
-};
+use crate::merge::{Group, Released, as_f64, as_i64, build_output, merge_groups, overflow};
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
-use ihdsi_planner::aggregates::PartialKind;
+use ihdsi_planner::release::aggregates::PartialKind;
 
 /// Finest denominator of σ² as a rational (σ² is rounded *up* to it).
 /// Large σ² use a coarser one, so that the sampler's exact integer
@@ -165,7 +164,7 @@ impl NoisePlan {
         self.apply(release, &mut groups, u)?;
         let groups = super::with_scalar_row(release, groups);
         Ok(Released {
-            batch: build_output(release, &groups, CountFinish::FloorAtZero)?,
+            batch: build_output(release, &groups, |v| CountFinish::FloorAtZero.apply(v))?,
             suppressed: 0,
             groups: Vec::new(),
             withheld_cells: super::withheld_cells(release, &groups),
@@ -234,8 +233,8 @@ fn grid_total(rows: &[Vec<ScalarValue>], j: usize, step: f64) -> Result<i128> {
                 }
                 x.round() as i128
             }
-            _ if step == 1.0 => i128::from(as_i64(v)),
-            _ => (as_i64(v) as f64 / step).round() as i128,
+            _ if step == 1.0 => i128::from(as_i64(v)?),
+            _ => (as_i64(v)? as f64 / step).round() as i128,
         };
         total = total.checked_add(steps).ok_or_else(overflow)?;
     }

@@ -25,10 +25,10 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 
-use crate::disclosure::dominance::SummaryColumns;
 use crate::error::{EngineError, Result};
+use crate::protocol::dominance::SummaryColumns;
 use ihdsi_planner::Release;
-use ihdsi_planner::aggregates::Merge;
+use ihdsi_planner::release::aggregates::Merge;
 
 /// Check one site's whole answer for `release`; `declared` is the number
 /// of patients the site is known to hold, if the federation records it.
@@ -307,7 +307,7 @@ mod tests {
         // top1, top2, total and rows of p0's one data term.
         assert_eq!(
             r.dominance,
-            vec![ihdsi_planner::dominance::DominanceEntry {
+            vec![ihdsi_planner::release::dominance::DominanceEntry {
                 partial: 0,
                 spread: false
             }]

@@ -17,9 +17,29 @@ use datafusion::arrow::compute::{filter_record_batch, nullif, or_kleene};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 
 use crate::error::{EngineError, Result};
-use ihdsi_planner::cells::{CellLayout, CellRef};
-use ihdsi_planner::dominance::DominanceEntry;
+use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY};
 use ihdsi_planner::release::DOMINANCE_WIDTH;
+use ihdsi_planner::release::cells::{CellLayout, CellRef};
+use ihdsi_planner::release::dominance::DominanceEntry;
+
+/// The schema metadata of a site's answer stream: how many groups the
+/// site suppressed under its own threshold and how long it worked on the
+/// subplan. Neither says which groups or how many patients; this is all a
+/// site adds to its partials.
+pub(crate) fn stream_metadata(
+    suppressed: u64,
+    elapsed: std::time::Duration,
+) -> std::collections::HashMap<String, String> {
+    [
+        (SITE_SUPPRESSED_KEY.to_string(), suppressed.to_string()),
+        (
+            SITE_ELAPSED_KEY.to_string(),
+            elapsed.as_micros().to_string(),
+        ),
+    ]
+    .into_iter()
+    .collect()
+}
 
 /// The columns of a site's answer: `k*` keys, `p*` partials, the patient
 /// count, the cell counts and the dominance summaries, in that order.
@@ -119,7 +139,7 @@ mod tests {
     use super::*;
     use datafusion::arrow::array::StringArray;
     use datafusion::arrow::datatypes::{DataType, Field, Schema};
-    use ihdsi_planner::cells::CellSource;
+    use ihdsi_planner::release::cells::CellSource;
 
     fn batch(
         keys: Vec<&str>,

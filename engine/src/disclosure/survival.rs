@@ -1,5 +1,5 @@
 //! The rule for releases on a time axis (Kaplan–Meier bins,
-//! `ihdsi_planner::survival`): small bins are coarsened into their
+//! `ihdsi_planner::binned`): small bins are coarsened into their
 //! neighbours, never shown and never dropped.
 //!
 //! Withholding a bin, as any other group under k is withheld, would break

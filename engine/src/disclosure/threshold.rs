@@ -1,14 +1,15 @@
 //! Threshold mode at the coordinator: the federation's minimum group size
 //! on groups and on cells, the p% rule on cells, and rounding.
 
-use super::dominance::{Dominance, SiteSpread, spread_dominated};
+use super::dominance::{Dominance, PercentRule, SiteSpread, spread_dominated};
+use crate::disclosure::finish::CountFinish;
 use crate::error::Result;
 use crate::fanout::SitePartials;
-use crate::merge::{CountFinish, Group, Released, as_f64, build_output, merge_groups, moments};
+use crate::merge::{Group, Released, as_f64, build_output, merge_groups, moments};
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
-use ihdsi_planner::aggregates::Merge;
-use ihdsi_planner::cells::CellRef;
+use ihdsi_planner::release::aggregates::Merge;
+use ihdsi_planner::release::cells::CellRef;
 
 /// The partial columns an analyst aggregate is computed from.
 pub(crate) fn partials_of(m: &Merge) -> Vec<usize> {
@@ -46,47 +47,56 @@ pub(crate) fn cell_patients(release: &Release, g: &Group, m: &Merge) -> i64 {
 }
 
 /// Whether analyst aggregate `m` of group `g` fails the p% rule.
-fn dominated(release: &Release, g: &Group, m: &Merge, p: f64) -> bool {
+fn dominated(release: &Release, g: &Group, m: &Merge, p: f64) -> Result<bool> {
     let partials = partials_of(m);
-    release
-        .dominance
-        .iter()
-        .enumerate()
-        .filter(|(_, e)| partials.contains(&e.partial))
-        .any(|(n, e)| {
-            let per_site = &g.summaries[n];
-            match (e.spread, m) {
-                (false, _) => {
-                    let mut merged = Dominance::default();
-                    per_site.iter().for_each(|d| merged.merge(*d));
-                    merged.dominated(p)
-                }
-                (
-                    true,
-                    Merge::Variance {
-                        count,
-                        mean,
-                        var_pop,
-                        ..
-                    },
-                ) => {
-                    let (n_all, mu, m2) = moments(&g.rows, *count, *mean, *var_pop);
-                    if n_all == 0.0 {
-                        return false; // no values: the cell is withheld anyway
-                    }
-                    let sites: Vec<SiteSpread> = per_site
-                        .iter()
-                        .zip(&g.rows)
-                        .filter_map(|(d, row)| {
-                            as_f64(&row[*mean]).map(|mean| SiteSpread { summary: *d, mean })
-                        })
-                        .collect();
-                    spread_dominated(p, &sites, mu, m2)
-                }
-                // A spread entry belongs to a variance's partials only.
-                (true, _) => true,
+    for (n, e) in release.dominance.iter().enumerate() {
+        if partials.contains(&e.partial) && entry_dominated(g, &g.summaries[n], e.spread, m, p)? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Whether one dominance entry of `g` (its sites' summaries `per_site`)
+/// fails the p% rule.
+fn entry_dominated(
+    g: &Group,
+    per_site: &[Dominance],
+    spread: bool,
+    m: &Merge,
+    p: f64,
+) -> Result<bool> {
+    Ok(match (spread, m) {
+        (false, _) => {
+            let mut merged = Dominance::default();
+            per_site.iter().for_each(|d| merged.merge(*d));
+            merged.dominated(p)
+        }
+        (
+            true,
+            Merge::Variance {
+                count,
+                mean,
+                var_pop,
+                ..
+            },
+        ) => {
+            let (n_all, mu, m2) = moments(&g.rows, *count, *mean, *var_pop)?;
+            if n_all == 0.0 {
+                return Ok(false); // no values: the cell is withheld anyway
             }
-        })
+            let sites: Vec<SiteSpread> = per_site
+                .iter()
+                .zip(&g.rows)
+                .filter_map(|(d, row)| {
+                    as_f64(&row[*mean]).map(|mean| SiteSpread { summary: *d, mean })
+                })
+                .collect();
+            spread_dominated(p, &sites, mu, m2)
+        }
+        // A spread entry belongs to a variance's partials only.
+        (true, _) => true,
+    })
 }
 
 /// Merge, threshold and round one release under the federation's policy.
@@ -102,9 +112,10 @@ pub(crate) fn release(
     for g in &mut groups {
         for (a, m) in release.merges.iter().enumerate() {
             g.withheld[a] = cell_patients(release, g, m) < k
-                || policy
-                    .dominance()
-                    .is_some_and(|p| dominated(release, g, m, p));
+                || match policy.dominance() {
+                    Some(p) => dominated(release, g, m, p)?,
+                    None => false,
+                };
         }
     }
     let counted: Vec<_> = groups
@@ -112,7 +123,9 @@ pub(crate) fn release(
         .map(|g| (g.keys.clone(), g.patients))
         .collect();
     let groups = super::with_scalar_row(release, groups);
-    let batch = build_output(release, &groups, CountFinish::Round(policy.round_counts_to))?;
+    let batch = build_output(release, &groups, |v| {
+        CountFinish::Round(policy.round_counts_to).apply(v)
+    })?;
     Ok(Released {
         batch,
         suppressed,

@@ -10,6 +10,7 @@
 //! A failure is a gRPC status whose details hold a [`SiteFailure`]: the
 //! kind, and a reason where the kind may carry one ([`failure`]).
 
+pub mod dominance;
 pub mod failure;
 pub mod metadata;
 

@@ -5,7 +5,7 @@
 //!
 //! The contributions come from a second, per-patient plan, run on the
 //! site's backend like the subplan, over the same admitted subplan
-//! ([`ihdsi_planner::dominance::contributions`]), matched to the answer's
+//! ([`ihdsi_planner::partials::dominance::contributions`]), matched to the answer's
 //! groups by key in Arrow's row format, which compares NULL keys as equal,
 //! as GROUP BY does. A spread is measured from the site's own mean of the
 //! group, computed from the same per-patient rows.
@@ -23,7 +23,8 @@ use crate::bounded::ExecutionBudget;
 use crate::disclosure::dominance::Dominance;
 use crate::error::{EngineError, Result};
 use ihdsi_catalog::Bounding;
-use ihdsi_planner::dominance::{DominanceEntry, contribution_width, contributions};
+use ihdsi_planner::partials::dominance::contributions;
+use ihdsi_planner::release::dominance::{DominanceEntry, contribution_width};
 use ihdsi_planner::release::dominance_columns;
 
 /// The per-patient values of one batch, typed once.

@@ -26,13 +26,13 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 use crate::bounded::ExecutionBudget;
 use crate::disclosure::{self, site::AnswerShape};
 use crate::error::{EngineError, Result};
-use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY, SubplanRequest};
+use crate::protocol::SubplanRequest;
 use backend::{DataFusionBackend, SiteBackend};
 pub use guards::SiteGuards;
 use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
-use ihdsi_planner::bounding::bound_contributions;
-use ihdsi_planner::cells;
+use ihdsi_planner::partials::bounding::bound_contributions;
+use ihdsi_planner::partials::cells;
 use ihdsi_planner::{PlanError, SiteAdmission, admit_subplan, check_limits, plan_within};
 pub use tables::{SiteData, register_tables, register_tables_excluding};
 
@@ -83,7 +83,7 @@ struct Admitted {
     plan: LogicalPlan,
     admission: SiteAdmission,
     bounding: Option<Bounding>,
-    layout: cells::CellLayout,
+    layout: ihdsi_planner::release::cells::CellLayout,
     /// What runs: with each cell's patient count, contributions bounded.
     run: LogicalPlan,
 }
@@ -220,7 +220,7 @@ impl SiteEngine {
         let started = std::time::Instant::now();
         let (engine, sent) = (Arc::clone(self), req.clone());
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move { engine.run_to_end(&sent, stopped).await });
+        let task = crate::tasks::run_to_end(async move { engine.run_to_end(&sent, stopped).await });
         let joined = task.await;
         drop(stop);
         match joined {
@@ -254,17 +254,7 @@ impl SiteEngine {
         };
         let answer = self.end(req, answer, started).await;
         let SiteAnswer { batch, suppressed } = answer?;
-        // The stream's schema metadata: groups suppressed here and the time
-        // this site spent (neither says which groups or how many patients).
-        let metadata = [
-            (SITE_SUPPRESSED_KEY.to_string(), suppressed.to_string()),
-            (
-                SITE_ELAPSED_KEY.to_string(),
-                started.elapsed().as_micros().to_string(),
-            ),
-        ]
-        .into_iter()
-        .collect();
+        let metadata = disclosure::site::stream_metadata(suppressed, started.elapsed());
         let schema = Arc::new(batch.schema().as_ref().clone().with_metadata(metadata));
         Ok(SiteAnswer {
             batch: batch.with_schema(schema)?,
@@ -318,7 +308,7 @@ impl SiteEngine {
         let admission = admit_subplan(&plan, &self.policy)?;
         let bounding = self.bounding_for(req);
         // Every cell's own patient count goes next to the partials
-        // (ihdsi_planner::cells), computed on this site's own reading of
+        // (ihdsi_planner::partials::cells), computed on this site's own reading of
         // the SQL: the coordinator cannot ask for less.
         let layout = cells::layout(&plan)?;
         let with_cells = cells::with_cells(&plan, &layout, bounding)?;

@@ -22,6 +22,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use datafusion::common::runtime::SpawnedTask;
 use http::HeaderMap;
 use ihdsi_catalog::AuthSection;
 
@@ -151,7 +152,7 @@ impl Authenticator {
             return Err(AuthError::BadPassword { user });
         };
         let matches =
-            tokio::task::spawn_blocking(move || secrets::verify_password(&phc, &password))
+            SpawnedTask::spawn_blocking(move || secrets::verify_password(&phc, &password))
                 .await
                 .unwrap_or(false);
         if matches && known.is_some() {

@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod drain;
+mod held;
 pub mod metadata;
 pub mod prepared;
 mod replies;

@@ -1,23 +1,25 @@
 //! Results waiting for their `DoGet`, each for a time-to-live, all of them
 //! together within a bound on their bytes (`[resources] result_cache_mb`):
 //! the oldest are evicted past it, results already fetched first, so
-//! results nobody fetches cannot pile up.
+//! results nobody fetches cannot pile up ([`super::held`]). One sweeper
+//! task per cache, aborted with it, takes expired results out.
 //!
 //! A result belongs to the analyst who ran the query: a handle presented by
 //! anyone else is treated as unknown, so a leaked or logged ticket does not
 //! hand one analyst's released output to another.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
 
 use arrow_flight::sql::{Any, TicketStatementQuery};
 use arrow_flight::{CancelFlightInfoRequest, CancelFlightInfoResult, CancelStatus};
 use ihdsi_engine::QueryOutcome;
-use ihdsi_engine::cache::ByteBounded;
+use ihdsi_engine::tasks::SpawnedTask;
 use prost::Message;
 use tonic::Status;
 
 use super::Drain;
+use super::held::Held as Store;
 
 /// One held result.
 #[derive(Debug)]
@@ -33,23 +35,36 @@ struct Held {
 /// results an analyst can still fetch.
 #[derive(Debug)]
 pub struct ResultCache {
-    ttl: Duration,
-    entries: Mutex<ByteBounded<Held>>,
+    entries: Mutex<Store<Held>>,
     drain: Arc<Drain>,
+    /// Takes expired results out while nobody touches the cache.
+    sweeper: Mutex<Option<SpawnedTask<()>>>,
 }
 
 impl ResultCache {
-    /// Results kept for `ttl`, at most `max_bytes` of them together.
-    pub fn new(ttl: Duration, max_bytes: usize, drain: Arc<Drain>) -> Self {
-        Self {
-            ttl,
-            entries: Mutex::new(ByteBounded::new(max_bytes)),
+    /// Results kept for `ttl`, at most `max_bytes` of them together, with
+    /// the sweeper that takes them out when their time is up (it needs a
+    /// Tokio runtime, and stops with the cache).
+    pub fn start(ttl: Duration, max_bytes: usize, drain: Arc<Drain>) -> Arc<Self> {
+        let cache = Arc::new(Self {
+            entries: Mutex::new(Store::new(max_bytes, ttl)),
             drain,
-        }
+            sweeper: Mutex::new(None),
+        });
+        let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        let sweeper = SpawnedTask::spawn(sweep(Arc::downgrade(&cache), every));
+        *cache.sweeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(sweeper);
+        cache
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, ByteBounded<Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Store<Held>> {
         self.entries.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Take out the results whose time is up.
+    fn expire(&self) {
+        let gone = self.lock().expire(Instant::now());
+        gone.iter().for_each(|h| self.gone(h));
     }
 
     /// `held` left the cache.
@@ -59,10 +74,10 @@ impl ResultCache {
         }
     }
 
-    /// Keep `analyst`'s `outcome` under its query id until its time is up
-    /// (a timer takes it out then), evicting the oldest results until it
-    /// fits, or refuse a result larger than the whole cache.
-    pub fn insert(self: &Arc<Self>, analyst: &str, outcome: QueryOutcome) -> Result<(), Status> {
+    /// Keep `analyst`'s `outcome` under its query id until its time is up,
+    /// evicting the oldest results until it fits, or refuse a result
+    /// larger than the whole cache.
+    pub fn insert(&self, analyst: &str, outcome: QueryOutcome) -> Result<(), Status> {
         let bytes: usize = outcome
             .batches
             .iter()
@@ -89,28 +104,14 @@ impl ResultCache {
                 )));
             }
         }
-        let (cache, ttl) = (Arc::downgrade(self), self.ttl);
-        tokio::spawn(async move {
-            tokio::time::sleep(ttl).await;
-            if let Some(cache) = cache.upgrade() {
-                cache.expire(&handle);
-            }
-        });
         Ok(())
-    }
-
-    /// The result under `handle` is past its time.
-    fn expire(&self, handle: &str) {
-        let gone = self.lock().remove(handle);
-        if let Some(held) = gone {
-            self.gone(&held);
-        }
     }
 
     /// Drop `analyst`'s result for `handle`; whether there was one.
     pub fn remove(&self, analyst: &str, handle: &str) -> bool {
+        self.expire();
         let mut entries = self.lock();
-        let owned = entries.get(handle).is_some_and(|h| h.owner == analyst);
+        let owned = entries.get_mut(handle).is_some_and(|h| h.owner == analyst);
         if owned && let Some(held) = entries.remove(handle) {
             self.gone(&held);
         }
@@ -157,5 +158,15 @@ impl ResultCache {
             self.drain.fetched();
         }
         Some(held.outcome.clone())
+    }
+}
+
+/// Every `every`, take the expired results out of `cache`, until it is
+/// gone.
+async fn sweep(cache: Weak<ResultCache>, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        let Some(cache) = cache.upgrade() else { return };
+        cache.expire();
     }
 }

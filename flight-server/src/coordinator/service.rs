@@ -69,8 +69,8 @@ impl CoordinatorService {
         let cx = permits::attach(&self.permits, &self.coordinator, cx, sql, &request).await?;
         // Per-site progress times each site's work on the data: dp mode
         // reports none (attack A16), so a poll finds no sites.
-        let dp = self.coordinator.policy().mode == ihdsi_catalog::PrivacyMode::Dp;
-        if let Some(request_id) = ProgressBoard::request_id(&request).filter(|_| !dp) {
+        let shown = self.coordinator.shows_progress();
+        if let Some(request_id) = ProgressBoard::request_id(&request).filter(|_| shown) {
             self.progress
                 .follow(&analyst, request_id, cx.progress.clone());
         }
@@ -111,11 +111,7 @@ impl CoordinatorService {
         let cache_bytes = coordinator.resources().result_cache_bytes();
         Self {
             coordinator: Arc::new(coordinator),
-            results: Arc::new(ResultCache::new(
-                RESULT_TTL,
-                cache_bytes,
-                Arc::clone(&drain),
-            )),
+            results: ResultCache::start(RESULT_TTL, cache_bytes, Arc::clone(&drain)),
             auth,
             progress: Arc::new(ProgressBoard::default()),
             permits: Arc::new(permits),

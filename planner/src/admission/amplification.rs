@@ -24,9 +24,9 @@
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
+use crate::analysis::exprs::strip_alias;
+use crate::analysis::lineage::{expr_is_unit, lineage, reads_patient_data};
 use crate::error::{PlanError, Result};
-use crate::exprs::strip_alias;
-use crate::lineage::{expr_is_unit, lineage, reads_patient_data};
 use ihdsi_catalog::{PrivacyMode, PrivacyPolicy};
 
 /// The public table and column whose values are unique.

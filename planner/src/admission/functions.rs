@@ -39,80 +39,105 @@ use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 
 use super::ranges;
+use crate::analysis::exprs::{
+    is_date_or_timestamp, literal, literal_f64, literal_i64, literal_text,
+};
+use crate::analysis::exprs::{is_zero, sql_type};
+use crate::analysis::lineage::reads_patient_data;
 use crate::error::{PlanError, Result};
-use crate::exprs::{is_date_or_timestamp, literal, literal_f64, literal_i64, literal_text};
-use crate::exprs::{is_zero, sql_type};
-use crate::lineage::reads_patient_data;
 
-const ALLOWED: &[&str] = &[
+/// Whether PostgreSQL, under the same name, evaluates a function without
+/// failing for every argument of the types DataFusion gives it (a site
+/// with a PostgreSQL backend runs only such calls in the database; the
+/// rest run in DataFusion under the rules here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Postgres {
+    Total,
+    MayFail,
+}
+
+/// The scalar functions accepted below the release boundary: the one
+/// allow-list that admission and a PostgreSQL site's totality check
+/// (`ihdsi_engine::site::postgres::total`) both read.
+const ALLOWED: &[(&str, Postgres)] = &[
     // dates and times
-    "date_part",
-    "datepart",
-    "date_trunc",
-    "datetrunc",
-    "current_date",
-    "today",
+    ("date_part", Postgres::MayFail),
+    ("datepart", Postgres::MayFail),
+    ("date_trunc", Postgres::MayFail),
+    ("datetrunc", Postgres::MayFail),
+    ("current_date", Postgres::MayFail),
+    ("today", Postgres::MayFail),
     // arithmetic
-    "abs",
-    "ceil",
-    "floor",
-    "round",
-    "trunc",
-    "sqrt",
-    "cbrt",
-    "power",
-    "pow",
-    "exp",
-    "ln",
-    "log",
-    "log2",
-    "log10",
-    "signum",
-    "greatest",
-    "least",
-    "isnan",
-    "iszero",
-    "nanvl",
-    "pi",
+    ("abs", Postgres::MayFail),
+    ("ceil", Postgres::MayFail),
+    ("floor", Postgres::MayFail),
+    ("round", Postgres::MayFail),
+    ("trunc", Postgres::MayFail),
+    ("sqrt", Postgres::MayFail),
+    ("cbrt", Postgres::MayFail),
+    ("power", Postgres::MayFail),
+    ("pow", Postgres::MayFail),
+    ("exp", Postgres::MayFail),
+    ("ln", Postgres::MayFail),
+    ("log", Postgres::MayFail),
+    ("log2", Postgres::MayFail),
+    ("log10", Postgres::MayFail),
+    ("signum", Postgres::MayFail),
+    ("greatest", Postgres::Total),
+    ("least", Postgres::Total),
+    ("isnan", Postgres::MayFail),
+    ("iszero", Postgres::MayFail),
+    ("nanvl", Postgres::MayFail),
+    ("pi", Postgres::Total),
     // text
-    "lower",
-    "upper",
-    "btrim",
-    "trim",
-    "ltrim",
-    "rtrim",
-    "length",
-    "char_length",
-    "character_length",
-    "octet_length",
-    "substr",
-    "substring",
-    "left",
-    "right",
-    "lpad",
-    "rpad",
-    "concat",
-    "concat_ws",
-    "replace",
-    "split_part",
-    "starts_with",
-    "ends_with",
-    "strpos",
-    "instr",
-    "position",
-    "initcap",
-    "contains",
-    "regexp_like",
-    "regexp_replace",
-    "regexp_count",
+    ("lower", Postgres::Total),
+    ("upper", Postgres::Total),
+    ("btrim", Postgres::Total),
+    ("trim", Postgres::MayFail),
+    ("ltrim", Postgres::Total),
+    ("rtrim", Postgres::Total),
+    ("length", Postgres::Total),
+    ("char_length", Postgres::Total),
+    ("character_length", Postgres::Total),
+    ("octet_length", Postgres::Total),
+    ("substr", Postgres::MayFail),
+    ("substring", Postgres::MayFail),
+    ("left", Postgres::MayFail),
+    ("right", Postgres::MayFail),
+    ("lpad", Postgres::MayFail),
+    ("rpad", Postgres::MayFail),
+    ("concat", Postgres::Total),
+    ("concat_ws", Postgres::Total),
+    ("replace", Postgres::MayFail),
+    ("split_part", Postgres::MayFail),
+    ("starts_with", Postgres::Total),
+    ("ends_with", Postgres::MayFail),
+    ("strpos", Postgres::MayFail),
+    ("instr", Postgres::MayFail),
+    ("position", Postgres::MayFail),
+    ("initcap", Postgres::MayFail),
+    ("contains", Postgres::MayFail),
+    ("regexp_like", Postgres::MayFail),
+    ("regexp_replace", Postgres::MayFail),
+    ("regexp_count", Postgres::MayFail),
     // NULL handling and struct access the SQL planner itself produces
-    "coalesce",
-    "nullif",
-    "nvl",
-    "nvl2",
-    "ifnull",
-    "get_field",
+    ("coalesce", Postgres::Total),
+    ("nullif", Postgres::Total),
+    ("nvl", Postgres::MayFail),
+    ("nvl2", Postgres::MayFail),
+    ("ifnull", Postgres::MayFail),
+    ("get_field", Postgres::MayFail),
 ];
+
+/// Whether `name` is on the allow-list.
+pub fn allowed(name: &str) -> bool {
+    ALLOWED.iter().any(|(n, _)| *n == name)
+}
+
+/// Whether `name` is allowed and total in PostgreSQL under that name.
+pub fn total_in_postgres(name: &str) -> bool {
+    ALLOWED.contains(&(name, Postgres::Total))
+}
 
 /// The longest padding `lpad`/`rpad` may ask for: beyond it DataFusion
 /// allocates per batch, and the allocation can fail with the row count.
@@ -178,7 +203,7 @@ pub fn check_plan(plan: &LogicalPlan) -> Result<()> {
 }
 
 fn check_node(node: &LogicalPlan) -> Result<()> {
-    let schema = crate::exprs::input_schema(node);
+    let schema = crate::analysis::exprs::input_schema(node);
     node.expressions()
         .iter()
         .try_for_each(|e| check_expr(e, &schema))
@@ -217,7 +242,7 @@ fn type_of(e: &Expr, schema: &DFSchema) -> Option<DataType> {
 /// checked here (the traversal skips them).
 pub fn check_call(f: &ScalarFunction, schema: &DFSchema) -> Result<bool> {
     let name = f.func.name().to_ascii_lowercase();
-    if !ALLOWED.contains(&name.as_str()) {
+    if !allowed(name.as_str()) {
         return Err(function_refused(&name));
     }
     let a = &f.args;
@@ -546,7 +571,7 @@ fn check_division(b: &BinaryExpr, schema: &DFSchema) -> Result<()> {
         // x / NULLIF(y, 0) fails only for the smallest integer over -1:
         // with a constant dividend that is not it, never.
         // Or a divisor whose declared range excludes 0 and -1 (made total
-        // at the sites whatever their data: `crate::unparse`).
+        // at the sites whatever their data: `crate::split::unparse`).
         (Operator::Divide, None) => {
             ranges::divisor_proven(b, schema)
                 || nullif_zero(&b.right)

@@ -28,8 +28,8 @@ use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, Operator};
 
+use crate::analysis::lineage::{Lineage, UNIT_ALIAS, lineage};
 use crate::error::{PlanError, Result};
-use crate::lineage::{Lineage, UNIT_ALIAS, lineage};
 use ihdsi_catalog::schema::PRIVACY_UNIT;
 
 /// The columns of one schema that hold the identifier.

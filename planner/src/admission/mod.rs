@@ -16,8 +16,8 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
+use crate::analysis::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
 use crate::error::{PlanError, Result};
-use crate::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
 use crate::rules::Rule;
 
 pub mod amplification;
@@ -25,8 +25,13 @@ pub mod dates;
 pub mod free_text;
 pub mod functions;
 pub mod identifier;
+pub mod one_row;
+pub mod policy;
 pub mod ranges;
+pub mod subplan;
 pub mod values;
+
+pub use subplan::{SiteAdmission, admit_subplan};
 
 /// Run `check` on every node of `plan`, subqueries included, and stop at
 /// the first refusal.
@@ -68,7 +73,7 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
         .any(|e| matches!(e, Expr::GroupingSet(_)))
     {
         // The coordinator sends one plain subplan per grouping set
-        // (`crate::grouping_sets`); a subplan with grouping sets is forged.
+        // (`crate::split::grouping_sets`); a subplan with grouping sets is forged.
         return Err(PlanError::unsupported(
             Rule::ReleasePerGroupingSet,
             "GROUPING SETS, ROLLUP and CUBE in a site subplan",

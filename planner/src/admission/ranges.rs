@@ -13,14 +13,14 @@
 //! site's files must obey. So what admission accepts on a declared bound is
 //! made total at the sites whatever their data: such a cast is sent as
 //! `TRY_CAST` and such a divisor as `CASE WHEN y BETWEEN lo AND hi THEN y
-//! END` (`crate::unparse`). For data within its declared range the answer
+//! END` (`crate::split::unparse`). For data within its declared range the answer
 //! is the same; a value outside it gives NULL, never an error.
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{DFSchema, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator};
 
-use crate::exprs::strip_alias;
+use crate::analysis::exprs::strip_alias;
 
 /// A closed interval of values; every value of the expression lies in it
 /// (or is NULL).

@@ -1,8 +1,8 @@
 //! What a sum, an average or a variance may add up.
 //!
 //! Released sums are exact, so what they add up must be judged by the
-//! disclosure rules part by part ([`crate::cells`] cuts an argument into
-//! its terms; [`crate::dominance`] judges each). Two things escape any
+//! disclosure rules part by part ([`crate::partials::cells`] cuts an argument into
+//! its terms; [`crate::partials::dominance`] judges each). Two things escape any
 //! judgement of the parts and are refused here, at the coordinator and at
 //! every site:
 //!
@@ -23,10 +23,10 @@
 
 use datafusion::logical_expr::{Aggregate, Expr, LogicalPlan};
 
-use crate::cells::terms;
+use crate::analysis::exprs::{is_date_or_timestamp, strip_alias};
+use crate::analysis::lineage::{join_source, pass_through};
+use crate::analysis::terms::terms;
 use crate::error::{PlanError, Result};
-use crate::exprs::{is_date_or_timestamp, strip_alias};
-use crate::lineage::{join_source, pass_through};
 use ihdsi_catalog::{bounds, schema};
 
 /// Whether `name` is an aggregate whose value is a sum of values.
@@ -68,7 +68,7 @@ pub fn check_aggregate(agg: &Aggregate) -> Result<()> {
                         crate::rules::Rule::DeclaredQuantities,
                         format!(
                             "{name}({}) adds up {}, which is {why}. Sums, averages and variances take quantity columns with a declared range (value_as_number, quantity, days_supply, year_of_birth, ...) or dates, passed through unchanged or aggregated per patient; write any arithmetic or CASE inside the aggregate itself, where each part is checked",
-                            crate::exprs::sql_text(arg),
+                            crate::analysis::exprs::sql_text(arg),
                             c.name
                         ),
                     ));

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 use arbitrary::{Arbitrary, Unstructured};
 use datafusion::execution::SessionState;
 use ihdsi_catalog::{PrivacyPolicy, QueryLimits, schema};
-use ihdsi_planner::{PlanError, admit_subplan, cells, check_limits, plan_query};
+use ihdsi_planner::partials::cells;
+use ihdsi_planner::{PlanError, admit_subplan, check_limits, plan_query};
 
 #[derive(Debug, Arbitrary)]
 enum Table {

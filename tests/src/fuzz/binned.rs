@@ -10,7 +10,7 @@
 //! registers the functions on rows; SQL's `median` and `percentile_cont`
 //! are compared with `quantile` on the catalog's grid of the column.
 
-use super::shapes::{Generated, finish, parameter};
+use super::generated::{Generated, finish, parameter};
 use super::{Rng, SITES};
 
 /// The declared grid of `person.year_of_birth` in the catalog (years).

@@ -10,9 +10,11 @@
 //! Deterministic: the same seed gives the same queries on every machine.
 
 mod binned;
+mod generated;
 mod shapes;
 
-pub use shapes::{Generated, query};
+pub use generated::Generated;
+pub use shapes::query;
 
 /// A small, seedable generator (SplitMix64).
 #[derive(Debug, Clone)]
@@ -122,7 +124,7 @@ fn predicate(rng: &mut Rng, t: &Table, q: &str) -> String {
     let b = *rng.pick(t.literals);
     // Some comparisons take their value as a positional parameter.
     let value = if rng.chance(10) {
-        shapes::parameter(a)
+        generated::parameter(a)
     } else {
         a.to_string()
     };

@@ -7,16 +7,17 @@ use std::cmp::Ordering;
 
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_planner::Release;
-use ihdsi_planner::aggregates::Merge;
-use ihdsi_planner::survival::TimeAxis;
+use ihdsi_planner::release::aggregates::Merge;
+use ihdsi_planner::release::axis::TimeAxis;
 
 use super::{Departures, released};
+use crate::disclosure::finish::CountFinish;
 use crate::disclosure::noise::NoisePlan;
 use crate::disclosure::threshold::cell_patients;
 use crate::dp::Uniform;
 use crate::error::{EngineError, Result};
 use crate::fanout::SitePartials;
-use crate::merge::{CountFinish, Group, Released, as_i64, build_output, merge_groups};
+use crate::merge::{Group, Released, as_i64, build_output, merge_groups};
 
 /// The merged bins of `release` on a curve; a NULL bin holds the patients
 /// without a follow-up time, who are not on it. (Rows and patients are
@@ -48,7 +49,9 @@ pub(crate) fn release_threshold(
     };
     let (out, suppressed) = coarsen(release, groups, k, cells)?;
     let counted = out.iter().map(|g| (g.keys.clone(), g.patients)).collect();
-    let batch = build_output(release, &out, CountFinish::Round(policy.round_counts_to))?;
+    let batch = build_output(release, &out, |v| {
+        CountFinish::Round(policy.round_counts_to).apply(v)
+    })?;
     Ok(Released {
         batch,
         suppressed,
@@ -77,7 +80,7 @@ pub(crate) fn release_dp<U: Uniform>(
     for g in &mut groups {
         for row in &mut g.rows {
             for v in row.iter_mut() {
-                if as_i64(v) < 0 {
+                if as_i64(v)? < 0 {
                     *v = datafusion::common::ScalarValue::Int64(Some(0)).cast_to(&v.data_type())?;
                 }
             }
@@ -90,7 +93,8 @@ pub(crate) fn release_dp<U: Uniform>(
             g.rows
                 .first()
                 .and_then(|r| r.get(p))
-                .map_or(0, |v| u64::try_from(as_i64(v)).unwrap_or(0))
+                // every value is a whole count floored at zero by the loop above
+                .map_or(0, |v| as_i64(v).map_or(0, i64::unsigned_abs))
         };
         Departures {
             events: axis.events.map(count),
@@ -100,7 +104,7 @@ pub(crate) fn release_dp<U: Uniform>(
     };
     let (out, _) = coarsen(release, groups, k, noisy)?;
     Ok(Released {
-        batch: build_output(release, &out, CountFinish::FloorAtZero)?,
+        batch: build_output(release, &out, |v| CountFinish::FloorAtZero.apply(v))?,
         suppressed: 0,
         groups: Vec::new(),
         withheld_cells: vec![0; release.merges.len()],

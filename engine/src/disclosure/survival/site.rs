@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, ArrayRef, Int64Array, RecordBatch};
 use datafusion::common::ScalarValue;
-use ihdsi_planner::cells::CellRef;
-use ihdsi_planner::survival::TimeAxis;
+use ihdsi_planner::release::axis::TimeAxis;
+use ihdsi_planner::release::cells::CellRef;
 
 use super::{Departures, released};
 use crate::disclosure::site::{AnswerShape, answer_schema, int64};

@@ -28,9 +28,9 @@ use ballista_executor::health::ExecutorHealth;
 use ballista_executor::metrics::LoggingMetricsCollector;
 use datafusion::execution::SessionStateBuilder;
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::error::{EngineError, Result};
+use crate::tasks::SpawnedTask;
 
 /// A scheduler and an executor running in this process.
 #[derive(Debug)]
@@ -38,7 +38,7 @@ pub struct StandaloneCluster {
     scheduler: std::net::SocketAddr,
     /// The executor's shuffle files; removed on drop.
     work_dir: tempfile::TempDir,
-    executor: Vec<JoinHandle<()>>,
+    executor: Vec<SpawnedTask<()>>,
 }
 
 fn cluster_error(what: &str) -> impl Fn(String) -> EngineError + '_ {
@@ -134,7 +134,7 @@ impl StandaloneCluster {
             BallistaFlightService::new(work_dir),
         );
         let incoming = tokio_stream_of(listener);
-        self.executor.push(tokio::spawn(async move {
+        self.executor.push(SpawnedTask::spawn(async move {
             let served = create_grpc_server(&GrpcServerConfig::default())
                 .add_service(flight)
                 .serve_with_incoming(incoming)
@@ -143,7 +143,7 @@ impl StandaloneCluster {
                 tracing::warn!(error = %e, "Ballista executor's Flight service ended");
             }
         }));
-        self.executor.push(tokio::spawn(async move {
+        self.executor.push(SpawnedTask::spawn(async move {
             let polled = ballista_executor::execution_loop::poll_loop(
                 scheduler,
                 executor,
@@ -158,14 +158,6 @@ impl StandaloneCluster {
             }
         }));
         Ok(())
-    }
-}
-
-impl Drop for StandaloneCluster {
-    fn drop(&mut self) {
-        for task in &self.executor {
-            task.abort();
-        }
     }
 }
 

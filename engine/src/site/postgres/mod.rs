@@ -59,7 +59,7 @@ pub async fn connect(url: &str) -> Result<Client> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
         .map_err(|e| EngineError::Data(format!("cannot connect to PostgreSQL: {e}")))?;
-    tokio::spawn(async move {
+    crate::tasks::run_to_end(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
         }

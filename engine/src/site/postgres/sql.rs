@@ -117,8 +117,8 @@ fn without_try_casts(node: LogicalPlan) -> datafusion::error::Result<Transformed
             let (Some(lo), Some(hi), true) = (bounds.0, bounds.1, from.is_integer()) else {
                 return Err(external(EngineError::Execution(format!(
                     "TRY_CAST from {} to {} cannot run on a PostgreSQL site; use a cast that cannot fail",
-                    ihdsi_planner::exprs::sql_type(&from),
-                    ihdsi_planner::exprs::sql_type(&to)
+                    ihdsi_planner::analysis::exprs::sql_type(&from),
+                    ihdsi_planner::analysis::exprs::sql_type(&to)
                 ))));
             };
             let in_range = tc.expr.as_ref().clone().between(lit(lo), lit(hi));

@@ -47,32 +47,10 @@ use datafusion::logical_expr::expr::{AggregateFunction, Like, ScalarFunction, Wi
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 use datafusion::optimizer::AnalyzerRule;
 use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
-use ihdsi_planner::admission::functions::total_cast;
-use ihdsi_planner::exprs;
+use ihdsi_planner::admission::functions::{self, total_cast};
+use ihdsi_planner::analysis::exprs;
 
 use crate::error::Result;
-
-/// Functions PostgreSQL has under the same name and evaluates without
-/// failing for any argument of the types DataFusion gives them.
-const TOTAL_FUNCTIONS: &[&str] = &[
-    "coalesce",
-    "nullif",
-    "greatest",
-    "least",
-    "lower",
-    "upper",
-    "btrim",
-    "ltrim",
-    "rtrim",
-    "length",
-    "char_length",
-    "character_length",
-    "octet_length",
-    "concat",
-    "concat_ws",
-    "starts_with",
-    "pi",
-];
 
 /// `date_part` fields PostgreSQL computes for every date and timestamp.
 const DATE_PART_FIELDS: &[&str] = &[
@@ -298,7 +276,8 @@ fn function_total(f: &ScalarFunction, schema: &DFSchema) -> bool {
         "floor" | "ceil" | "round" | "trunc" | "abs" => {
             f.args.len() == 1 && arg_type(0).is_some_and(|t| t.is_floating())
         }
-        other => TOTAL_FUNCTIONS.contains(&other),
+        // the rest as the one allow-list marks them
+        other => functions::total_in_postgres(other),
     }
 }
 

@@ -42,8 +42,8 @@ use datafusion::logical_expr::{
     Aggregate, Between, BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator,
 };
 
+use crate::analysis::exprs::strip_alias;
 use crate::error::{PlanError, Result};
-use crate::exprs::strip_alias;
 use provenance::{Prov, Scope, generalisation, temporal};
 
 // Fields every date and timestamp type supports (decade, century and

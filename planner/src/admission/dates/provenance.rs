@@ -16,7 +16,7 @@ use datafusion::common::tree_node::TreeNode;
 use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, LogicalPlan, Operator};
 
-use crate::lineage::{join_source, pass_through};
+use crate::analysis::lineage::{join_source, pass_through};
 
 /// One scan's date column.
 pub(super) type Source = (usize, String);
