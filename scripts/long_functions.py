@@ -1,12 +1,10 @@
 #!/usr/bin/env python3
-"""Functions longer than a screen in the workspace's non-test code.
+"""Functions longer than a screen anywhere in the workspace, tests included.
 
 Counts the lines of every `fn` from its signature to its closing brace
 (comments and blank lines included, as a reader sees them) and prints those
-over the limit (80 by default). Test code is left out: `tests.rs` files,
-`#[cfg(test)]` modules, integration tests (`*/tests/`) and the `tests`
-crate, which is the test suite's own support library. Exits 1 when any
-function is over, so the test suite can run it.
+over the limit (80 by default), in every crate's `src/` and `tests/`.
+Exits 1 when any function is over, so the test suite can run it.
 
     scripts/long_functions.py [--limit N] [crate ...]
 """
@@ -16,7 +14,10 @@ import sys
 from pathlib import Path
 
 FN = re.compile(r"^\s*(?:pub(?:\([^)]*\))?\s+)?(?:const\s+)?(?:async\s+)?(?:unsafe\s+)?fn\s+(\w+)")
-CRATES = ["catalog", "synthetic", "statistics", "planner", "engine", "flight-server", "cli", "benchmarks"]
+CRATES = [
+    "catalog", "synthetic", "statistics", "planner", "engine", "flight-server", "cli",
+    "benchmarks", "tests",
+]
 
 
 def code_lines(text):
@@ -58,39 +59,25 @@ def code_lines(text):
 
 
 def functions(path):
-    lines = code_lines(path.read_text())
-    skip_depth = None
+    """Each function of `path`: its name, first line and length."""
     depth = 0
-    pending_test = False
-    stack = []  # (name, start line, depth at open)
-    for no, line in enumerate(lines, 1):
-        if "#[cfg(test)]" in line:
-            pending_test = True
+    stack = []  # [name, start line, depth of its body]
+    for no, line in enumerate(code_lines(path.read_text()), 1):
         m = FN.match(line)
-        if m and skip_depth is None:
+        if m:
             stack.append([m.group(1), no, None])
         for ch in line:
             if ch == "{":
                 depth += 1
-                if pending_test and skip_depth is None:
-                    skip_depth = depth
-                    pending_test = False
                 if stack and stack[-1][2] is None:
                     stack[-1][2] = depth
             elif ch == "}":
                 if stack and stack[-1][2] == depth:
                     name, start, _ = stack.pop()
-                    if skip_depth is None:
-                        yield name, start, no - start + 1
-                if skip_depth == depth:
-                    skip_depth = None
+                    yield name, start, no - start + 1
                 depth -= 1
             elif ch == ";" and stack and stack[-1][2] is None:
                 stack.pop()  # a declaration without a body
-        if pending_test and line.strip() and not line.strip().startswith("#") and "{" not in line:
-            if not re.match(r"\s*(pub\s+)?mod\s+\w+\s*;", line):
-                pass
-            pending_test = False
 
 
 def main():
@@ -100,15 +87,14 @@ def main():
     args = ap.parse_args()
     over = []
     for crate in args.crates:
-        for f in sorted(Path(crate, "src").rglob("*.rs")):
-            if f.name == "tests.rs" or "tests" in f.relative_to(crate).parts[1:-1]:
-                continue
+        files = sorted(Path(crate, "src").rglob("*.rs")) + sorted(Path(crate, "tests").rglob("*.rs"))
+        for f in files:
             for name, start, length in functions(f):
                 if length > args.limit:
                     over.append((length, f"{f}:{start}", name))
     for length, where, name in sorted(over, reverse=True):
         print(f"{length:4} lines  {where}  fn {name}")
-    print(f"{len(over)} non-test functions over {args.limit} lines")
+    print(f"{len(over)} functions over {args.limit} lines")
     sys.exit(1 if over else 0)
 
 

@@ -20,9 +20,13 @@ pub enum CliError {
     /// Invalid configuration or data layout.
     #[error(transparent)]
     Catalog(#[from] ihdsi_catalog::CatalogError),
-    /// Failure opening a site or coordinator.
+    /// Failure opening a coordinator.
     #[error(transparent)]
     Engine(#[from] ihdsi_engine::EngineError),
+    /// Failure opening or loading a site (its data, its backend, its
+    /// audit trail).
+    #[error(transparent)]
+    Site(#[from] ihdsi_engine::SiteError),
     /// The synthetic cohort could not be generated.
     #[error(transparent)]
     Synthetic(#[from] ihdsi_synthetic::SyntheticError),

@@ -1,18 +1,35 @@
-//! Execution errors at sites and at the coordinator.
+//! The coordinator's errors: why a query could not be answered.
+//!
+//! A site has its own error type, [`crate::site::SiteError`]; what the
+//! coordinator learns of a site's failure arrives as a
+//! [`crate::protocol::SiteFailure`] and becomes one of the `Site*` kinds
+//! here ([`crate::protocol::SiteFailure::into_error`]). The kinds only a
+//! running subplan has (its own time limit, its cancellation, a backend's
+//! failure) are not here: the coordinator never raises them.
+//! `EngineError::from(SiteError)` is for the coordinator's own use of site
+//! code (its vocabulary, at start-up).
 //!
 //! Messages name the cause and, where one is involved, the site. They never
 //! carry result values or per-site numbers: a site's refusal is relayed with
 //! its own (privacy-safe) reason only.
+//!
+//! `#[non_exhaustive]`: the crates that turn it into something else (the
+//! gRPC statuses of `ihdsi-flight-server`) keep a last arm for kinds added
+//! here; adding a kind must add its own arm there too.
 
 use crate::audit::AuditError;
+use crate::bounded::LimitReached;
+use crate::site::error::SiteError;
 use ihdsi_catalog::permit::PermitRefusal;
 use ihdsi_planner::PlanError;
 
 /// Result alias for this crate.
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
-/// Why a query could not be answered.
+/// Why a query could not be answered: the coordinator's error (a site's
+/// is [`SiteError`]). The name is the crate's, kept for its users.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum EngineError {
     /// Planning or admission refused the query.
     #[error(transparent)]
@@ -41,19 +58,8 @@ pub enum EngineError {
         "the query failed while running at a site (code site.runtime); the cause is in the site's own log, and which site is not told because a run-time failure can depend on patient data"
     )]
     SiteRuntime,
-    /// A site stopped a subplan at its own `subplan_timeout_secs`.
-    #[error(
-        "the subplan ran longer than this site's limit subplan_timeout_secs = {secs} ([resources] in site.toml)"
-    )]
-    SubplanTimedOut { secs: u64 },
-    /// The subplan was dropped before it ended: the coordinator stopped
-    /// waiting (another site failed, the analyst cancelled or hung up, a
-    /// deadline passed). Only a site's log and audit trail say so; nobody
-    /// is left to tell.
-    #[error("the subplan was cancelled: the coordinator stopped waiting for it")]
-    Cancelled,
-    /// A query (at the coordinator) or a subplan (at a site) passed one of
-    /// the `[resources]` bounds and was stopped.
+    /// A query passed one of the coordinator's `[resources]` bounds and
+    /// was stopped.
     #[error(
         "stopped at the resource limit {limit} = {max} ([resources] in the config): narrow the query (fewer or more selective joins, coarser groups)"
     )]
@@ -80,12 +86,10 @@ pub enum EngineError {
     /// No site hosts every table the query reads.
     #[error("no site hosts all of the tables {0}")]
     NoSiteHosts(String),
-    /// The site's data could not be opened (missing folder, bad URL).
+    /// Data the coordinator opens with a site's code could not be opened
+    /// (its vocabulary file, at start-up).
     #[error("cannot open site data: {0}")]
     Data(String),
-    /// A backend failed while executing an admitted plan.
-    #[error("execution failed: {0}")]
-    Execution(String),
     /// DataFusion (or Arrow underneath it) failed; the error is kept whole
     /// as the source, for logs that walk the chain.
     #[error("execution failed: {source}")]
@@ -93,7 +97,8 @@ pub enum EngineError {
         #[source]
         source: Box<datafusion::error::DataFusionError>,
     },
-    /// The data permit does not allow this subplan (checked by a site).
+    /// The coordinator refused the analyst's data permit (unreadable, or
+    /// another analyst's) before charging the query to it.
     #[error("data permit refused: {0}")]
     Permit(#[from] PermitRefusal),
     /// The audit trail cannot be written: nothing runs unaudited.
@@ -160,10 +165,7 @@ impl EngineError {
             EngineError::Plan(p) => p.code().to_string(),
             EngineError::Permit(p) => p.code().to_string(),
             EngineError::SiteUnavailable { .. } => "site.unavailable".into(),
-            EngineError::SiteTimedOut { .. } | EngineError::SubplanTimedOut { .. } => {
-                "site.timeout".into()
-            }
-            EngineError::Cancelled => "cancelled".into(),
+            EngineError::SiteTimedOut { .. } => "site.timeout".into(),
             EngineError::Busy { .. } => "resources.busy".into(),
             EngineError::ResourceLimit { .. } | EngineError::SiteResources { .. } => {
                 "resources.limit".into()
@@ -176,7 +178,7 @@ impl EngineError {
             EngineError::Overflow => "merge.overflow".into(),
             EngineError::NoSiteHosts(_) => "plan.no_site".into(),
             EngineError::Data(_) => "site.data".into(),
-            EngineError::Execution(_) | EngineError::DataFusion { .. } => "runtime".into(),
+            EngineError::DataFusion { .. } => "runtime".into(),
             EngineError::Audit(_) => "audit.unwritable".into(),
             EngineError::Tls(_) => "tls".into(),
             EngineError::Budget(crate::dp::LedgerError::Exhausted { .. }) => {
@@ -201,5 +203,68 @@ impl From<datafusion::error::DataFusionError> for EngineError {
 impl From<datafusion::arrow::error::ArrowError> for EngineError {
     fn from(e: datafusion::arrow::error::ArrowError) -> Self {
         datafusion::error::DataFusionError::from(e).into()
+    }
+}
+
+impl From<LimitReached> for EngineError {
+    fn from(l: LimitReached) -> Self {
+        Self::ResourceLimit {
+            limit: l.limit.to_string(),
+            max: l.max,
+        }
+    }
+}
+
+/// A site's error, where the coordinator runs site code itself (its
+/// vocabulary, at start-up). Each kind the coordinator's error has keeps
+/// its kind and its message. The three only a running subplan has become
+/// what the coordinator hears of them from a site, with no site to name: a
+/// backend's failure and a cancellation are [`EngineError::SiteRuntime`],
+/// the site's time limit is [`EngineError::SiteResources`] under its key.
+impl From<SiteError> for EngineError {
+    fn from(e: SiteError) -> Self {
+        match e {
+            SiteError::Plan(p) => Self::Plan(p),
+            SiteError::Permit(p) => Self::Permit(p),
+            SiteError::ResourceLimit { limit, max } => Self::ResourceLimit { limit, max },
+            SiteError::Data(cause) => Self::Data(cause),
+            SiteError::DataFusion { source } => Self::DataFusion { source },
+            SiteError::Audit(a) => Self::Audit(a),
+            SiteError::Internal(bug) => Self::Internal(bug),
+            SiteError::Execution(_) | SiteError::Cancelled => Self::SiteRuntime,
+            SiteError::TimedOut { .. } => Self::SiteResources {
+                limit: "subplan_timeout_secs".into(),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Where the coordinator runs site code itself, a site's error keeps
+    /// its message and code when the coordinator's error has its kind.
+    #[test]
+    fn a_site_error_keeps_its_words_at_the_coordinator() {
+        let kept = [
+            SiteError::Data("vocabulary file x does not exist".into()),
+            SiteError::Internal("no vocabulary table".into()),
+            SiteError::ResourceLimit {
+                limit: "max_intermediate_rows".into(),
+                max: 10,
+            },
+        ];
+        for site in kept {
+            let (text, code) = (site.to_string(), site.code());
+            let coordinator = EngineError::from(site);
+            assert_eq!(coordinator.to_string(), text);
+            assert_eq!(coordinator.code(), code);
+        }
+        let ran = EngineError::from(SiteError::Execution("Cast error: 'x7'".into()));
+        assert!(
+            ran.names_no_site() && !ran.to_string().contains("x7"),
+            "{ran}"
+        );
     }
 }

@@ -3,6 +3,9 @@
 //! partials, thresholds again and runs the rest of the query.
 //!
 //! * [`site`]: a site's DataFusion session over object_store, and its threshold.
+//! * [`error`]: the coordinator's error, [`EngineError`]; a site fails with
+//!   its own, [`SiteError`], and [`protocol::SiteFailure`] is what passes
+//!   between the two.
 //! * [`bounded`]: the memory, row and cancellation bounds every DataFusion
 //!   run for a query is held to, at a site and at the coordinator.
 //! * [`cache`]: the byte-bounded map of held results and paid-for releases.
@@ -41,4 +44,4 @@ mod testing;
 pub use coordinator::{Coordinator, QueryContext, QueryOutcome};
 pub use error::{EngineError, Result};
 pub use progress::{Progress, SiteProgress, SiteState};
-pub use site::{SiteAnswer, SiteEngine};
+pub use site::{SiteAnswer, SiteEngine, SiteError};

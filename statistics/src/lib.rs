@@ -25,16 +25,20 @@
 //!       ├─► logrank::test             k strata, or k groups × strata
 //!   per-cause counts
 //!       └─► competing::cumulative_incidence   Aalen–Johansen, with its SE
+//!   patients per bin of a value
+//!       └─► histogram::{histogram, quantile}  open ends, the bin of a rank
 //! ```
 
 pub mod bins;
 pub mod competing;
 pub mod error;
+pub mod histogram;
 pub mod kaplan_meier;
 pub mod logrank;
 
 pub use bins::{Bin, Stratum};
 pub use competing::{CompetingBin, IncidencePoint};
 pub use error::{Result, StatisticsError};
+pub use histogram::HistogramBin;
 pub use kaplan_meier::{Curve, CurvePoint, Median};
 pub use logrank::LogRank;

@@ -149,79 +149,15 @@ fn survival_statistics_equal_lifelines_and_statsmodels_on_pooled_rows() {
         let want = reference(&rows, horizon);
         let groups: Vec<Stratum> = (0..3).map(|g| stratum_of(&rows, |r| r.1 == g)).collect();
         for (g, stratum) in groups.iter().enumerate() {
-            let curve = kaplan_meier::curve(stratum, 0.95).expect("curve");
             let w = &want["curves"][g.to_string()];
-            let times: Vec<f64> = curve.points.iter().map(|p| p.time).collect();
-            assert_eq!(times, numbers(&w["times"]), "seed {seed} group {g}: grid");
-            let series = [
-                ("survival", w["survival"].clone()),
-                ("lower", w["lower"].clone()),
-                ("upper", w["upper"].clone()),
-                ("greenwood", w["greenwood"].clone()),
-            ];
-            for (name, values) in series {
-                for (p, want) in curve.points.iter().zip(numbers(&values)) {
-                    let got = match name {
-                        "survival" => p.survival,
-                        "lower" => p.lower,
-                        "upper" => p.upper,
-                        // lifelines keeps Greenwood's sum; the standard
-                        // error is S·√sum.
-                        _ => (p.std_error / p.survival).powi(2),
-                    };
-                    if name == "greenwood" && p.survival == 0.0 {
-                        continue;
-                    }
-                    let what = format!("seed {seed} group {g} {name} at {}", p.time);
-                    close(&what, got, want, &mut failures);
-                }
-            }
-            let median = curve.median();
-            close_option("median", median.time, &w["median"], &mut failures);
-            close_option(
-                "median lower",
-                median.lower,
-                &w["median_lower"],
+            check_curve(
+                &format!("seed {seed} group {g}"),
+                stratum,
+                w,
+                horizon,
                 &mut failures,
             );
-            close_option(
-                "median upper",
-                median.upper,
-                &w["median_upper"],
-                &mut failures,
-            );
-            let rmst = w["rmst"].as_f64().expect("rmst");
-            close("rmst", curve.restricted_mean(horizon), rmst, &mut failures);
         }
-        let two = logrank::test(&groups[..2]).expect("log-rank");
-        let w = &want["logrank_two"];
-        close(
-            "log-rank χ²",
-            two.statistic,
-            w["statistic"].as_f64().expect("χ²"),
-            &mut failures,
-        );
-        close(
-            "log-rank p",
-            two.p_value,
-            w["p_value"].as_f64().expect("p"),
-            &mut failures,
-        );
-        let all = logrank::test(&groups).expect("log-rank");
-        let w = &want["logrank_all"];
-        close(
-            "k-group χ²",
-            all.statistic,
-            w["statistic"].as_f64().expect("χ²"),
-            &mut failures,
-        );
-        close(
-            "k-group p",
-            all.p_value,
-            w["p_value"].as_f64().expect("p"),
-            &mut failures,
-        );
-        assert_eq!(Some(all.degrees_of_freedom as u64), w["df"].as_u64());
         let strata: Vec<Vec<Stratum>> = (0..2)
             .map(|s| {
                 (0..3)
@@ -229,23 +165,82 @@ fn survival_statistics_equal_lifelines_and_statsmodels_on_pooled_rows() {
                     .collect()
             })
             .collect();
+        check_logrank(&groups, &strata, &want, &mut failures);
         check_incidence(seed, &rows, &want["incidence"], &mut failures);
-        let stratified = logrank::stratified(&strata).expect("stratified");
-        let w = &want["stratified"];
-        close(
-            "stratified χ²",
-            stratified.statistic,
-            w["statistic"].as_f64().expect("χ²"),
-            &mut failures,
-        );
-        close(
-            "stratified p",
-            stratified.p_value,
-            w["p_value"].as_f64().expect("p"),
-            &mut failures,
-        );
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// One stratum's Kaplan–Meier curve (S, its interval, Greenwood's sum),
+/// median with its interval, and restricted mean, against lifelines.
+fn check_curve(what: &str, stratum: &Stratum, w: &Value, horizon: f64, failures: &mut Vec<String>) {
+    let curve = kaplan_meier::curve(stratum, 0.95).expect("curve");
+    let times: Vec<f64> = curve.points.iter().map(|p| p.time).collect();
+    assert_eq!(times, numbers(&w["times"]), "{what}: grid");
+    for name in ["survival", "lower", "upper", "greenwood"] {
+        for (p, want) in curve.points.iter().zip(numbers(&w[name])) {
+            let got = match name {
+                "survival" => p.survival,
+                "lower" => p.lower,
+                "upper" => p.upper,
+                // lifelines keeps Greenwood's sum; the standard error is
+                // S·√sum.
+                _ => (p.std_error / p.survival).powi(2),
+            };
+            if name == "greenwood" && p.survival == 0.0 {
+                continue;
+            }
+            close(&format!("{what} {name} at {}", p.time), got, want, failures);
+        }
+    }
+    let median = curve.median();
+    close_option("median", median.time, &w["median"], failures);
+    close_option("median lower", median.lower, &w["median_lower"], failures);
+    close_option("median upper", median.upper, &w["median_upper"], failures);
+    let rmst = w["rmst"].as_f64().expect("rmst");
+    close("rmst", curve.restricted_mean(horizon), rmst, failures);
+}
+
+/// The log-rank test of two groups and of all, and the stratified test,
+/// against lifelines and statsmodels.
+fn check_logrank(
+    groups: &[Stratum],
+    strata: &[Vec<Stratum>],
+    want: &Value,
+    failures: &mut Vec<String>,
+) {
+    let tests = [
+        (
+            "log-rank",
+            logrank::test(&groups[..2]).expect("log-rank"),
+            &want["logrank_two"],
+        ),
+        (
+            "k-group",
+            logrank::test(groups).expect("log-rank"),
+            &want["logrank_all"],
+        ),
+        (
+            "stratified",
+            logrank::stratified(strata).expect("stratified"),
+            &want["stratified"],
+        ),
+    ];
+    for (name, got, w) in tests {
+        let chi2 = w["statistic"].as_f64().expect("χ²");
+        close(&format!("{name} χ²"), got.statistic, chi2, failures);
+        close(
+            &format!("{name} p"),
+            got.p_value,
+            w["p_value"].as_f64().expect("p"),
+            failures,
+        );
+    }
+    let all = logrank::test(groups).expect("log-rank");
+    assert_eq!(
+        Some(all.degrees_of_freedom as u64),
+        want["logrank_all"]["df"].as_u64()
+    );
 }
 
 /// Aalen–Johansen incidence of both causes over all rows, with its

@@ -44,7 +44,7 @@ use ihdsi_catalog::auth::{ServiceToken, UserEntry};
 use ihdsi_catalog::{AuthSection, PrivacyMode, PrivacyPolicy, SiteEntry};
 use ihdsi_engine::audit::AuditLog;
 use ihdsi_engine::site::SiteGuards;
-use ihdsi_engine::{Coordinator, EngineError};
+use ihdsi_engine::{Coordinator, SiteError};
 use ihdsi_flight_server::auth::secrets;
 use ihdsi_flight_server::coordinator::Drain;
 use ihdsi_flight_server::permits::PermitStore;
@@ -208,7 +208,7 @@ fn site_guards(spec: &FederationSpec, id: &str) -> Result<SiteGuards> {
         });
     };
     let trail =
-        AuditLog::open(&sec.site_trail(id), &format!("site:{id}")).map_err(EngineError::from)?;
+        AuditLog::open(&sec.site_trail(id), &format!("site:{id}")).map_err(SiteError::from)?;
     Ok(SiteGuards {
         permits: Some(sec.site_permits.clone()),
         audit: Some(Arc::new(trail)),

@@ -41,8 +41,10 @@ pub use verify::{VerifyReport, verify_file};
 /// The `prev` of the first record.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
-/// Why the audit trail cannot be written or read.
+/// Why the audit trail cannot be written or read. `#[non_exhaustive]`:
+/// code outside this crate that matches on it keeps a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AuditError {
     #[error("audit trail {path}: {source}")]
     Io {

@@ -4,13 +4,19 @@
 //! * **Memory.** Each query gets its own memory pool
 //!   (`FairSpillPool`, over a copy of the session whose other runtime parts,
 //!   object stores and caches, are shared). Aggregations and sorts spill
-//!   past it; an operator that cannot spill fails with
-//!   [`EngineError::ResourceLimit`] naming the limit. One query can no
-//!   longer take the memory every other query needs.
+//!   past it; an operator that cannot spill fails with [`LimitReached`]
+//!   naming the limit. One query can no longer take the memory every
+//!   other query needs.
 //! * **Rows.** Operators that can multiply rows are guarded
 //!   ([`row_guard`]): past `max_intermediate_rows` the query stops.
 //! * **Cancellation.** The same guard yields to the scheduler, so a query
 //!   whose caller is gone stops at its next batch instead of running on.
+//!
+//! The module is shared by a site and the coordinator, so it depends on
+//! neither's error type: [`collect`] fails with the caller's own, which
+//! names a [`LimitReached`] as its resource limit
+//! (`crate::site::SiteError::ResourceLimit`, `crate::EngineError::ResourceLimit`)
+//! and keeps any other DataFusion error whole.
 
 mod row_guard;
 
@@ -24,8 +30,18 @@ use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
 use datafusion::logical_expr::LogicalPlan;
 
-use crate::error::{EngineError, Result};
 use row_guard::{RowBudget, RowsExceeded};
+
+/// A query (at the coordinator) or a subplan (at a site) passed one of its
+/// [`ExecutionBudget`]'s limits and was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitReached {
+    /// The config key of the limit (`subplan_memory_mb`,
+    /// `query_memory_mb`, `max_intermediate_rows`).
+    pub limit: &'static str,
+    /// Its value in the config (MiB for memory).
+    pub max: u64,
+}
 
 /// What one query (at the coordinator) or one subplan (at a site) may use
 /// while DataFusion runs it.
@@ -60,7 +76,10 @@ impl ExecutionBudget {
 
     /// The error `err` is under this budget: one of its limits by name,
     /// or DataFusion's own error unchanged.
-    fn classify(&self, err: DataFusionError) -> EngineError {
+    fn classify<E>(&self, err: DataFusionError) -> E
+    where
+        E: From<DataFusionError> + From<LimitReached>,
+    {
         let limit = match err.find_root() {
             DataFusionError::ResourcesExhausted(_) => {
                 Some((self.memory_key, (self.memory_bytes >> 20) as u64))
@@ -73,10 +92,7 @@ impl ExecutionBudget {
         match limit {
             Some((limit, max)) => {
                 tracing::warn!(limit, max, cause = %err, "query stopped at a resource limit");
-                EngineError::ResourceLimit {
-                    limit: limit.to_string(),
-                    max,
-                }
+                LimitReached { limit, max }.into()
             }
             None => err.into(),
         }
@@ -85,24 +101,29 @@ impl ExecutionBudget {
 
 /// Plan `plan` in a copy of `state` whose memory pool holds
 /// `budget.memory_bytes`, guard the operators that can multiply rows, run
-/// it and collect its output.
-pub async fn collect(
+/// it and collect its output. Fails with the caller's error `E` (a site's
+/// or the coordinator's): a [`LimitReached`] when a limit stopped it, else
+/// DataFusion's error.
+pub async fn collect<E>(
     state: &SessionState,
     plan: LogicalPlan,
     budget: ExecutionBudget,
-) -> Result<Vec<RecordBatch>> {
+) -> Result<Vec<RecordBatch>, E>
+where
+    E: From<DataFusionError> + From<LimitReached>,
+{
     let runtime = RuntimeEnvBuilder::from_runtime_env(state.runtime_env())
         .with_memory_pool(Arc::new(FairSpillPool::new(budget.memory_bytes)))
         .build_arc()?;
     let state = SessionStateBuilder::new_from_existing(state.clone())
         .with_runtime_env(runtime)
         .build();
-    let physical = state
-        .create_physical_plan(&plan)
-        .await
-        .map_err(|e| budget.classify(e))?;
+    let physical = match state.create_physical_plan(&plan).await {
+        Ok(physical) => physical,
+        Err(e) => return Err(budget.classify::<E>(e)),
+    };
     let guarded = row_guard::guard(physical, &RowBudget::new(budget.max_rows))?;
     datafusion::physical_plan::collect(guarded, state.task_ctx())
         .await
-        .map_err(|e| budget.classify(e))
+        .map_err(|e| budget.classify::<E>(e))
 }

@@ -77,7 +77,8 @@ impl Coordinator {
             }
         }
         let budget = ExecutionBudget::for_coordinator(&self.resources);
-        let batches = crate::bounded::collect(&self.ctx.state(), logical, budget).await?;
+        let batches =
+            crate::bounded::collect::<EngineError>(&self.ctx.state(), logical, budget).await?;
         let (schema, batches) = self.finish_schema(plan, batches, &outcome)?;
         outcome.schema = schema;
         outcome.batches = batches;

@@ -16,8 +16,8 @@ use datafusion::arrow::compute::kernels::zip::zip;
 use datafusion::arrow::compute::{filter_record_batch, nullif, or_kleene};
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 
-use crate::error::{EngineError, Result};
 use crate::protocol::{SITE_ELAPSED_KEY, SITE_SUPPRESSED_KEY};
+use crate::site::error::{Result, SiteError};
 use ihdsi_planner::release::DOMINANCE_WIDTH;
 use ihdsi_planner::release::cells::{CellLayout, CellRef};
 use ihdsi_planner::release::dominance::DominanceEntry;
@@ -72,7 +72,7 @@ pub(crate) fn int64(batch: &RecordBatch, c: usize) -> Result<&Int64Array> {
         .column(c)
         .as_any()
         .downcast_ref::<Int64Array>()
-        .ok_or_else(|| EngineError::Internal("a patient count is not Int64".into()))
+        .ok_or_else(|| SiteError::Internal("a patient count is not Int64".into()))
 }
 
 /// Keep the groups of `batch` with at least `min` distinct patients and

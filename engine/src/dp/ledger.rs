@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 /// Nano-ρ per ρ.
 pub const NANO: u64 = 1_000_000_000;
 
-/// Why a charge was not made.
+/// Why a charge was not made. `#[non_exhaustive]`: code outside this
+/// crate that matches on it keeps a wildcard arm.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LedgerError {
     #[error(
         "privacy budget exhausted for {principal}: the query costs ρ = {cost}, {remaining} of {total} remain"

@@ -11,8 +11,10 @@
 
 use ring::rand::{SecureRandom, SystemRandom};
 
-/// Why a sample could not be drawn.
+/// Why a sample could not be drawn. `#[non_exhaustive]`: code outside
+/// this crate that matches on it keeps a wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SamplerError {
     #[error("the operating system's random source failed")]
     Random,

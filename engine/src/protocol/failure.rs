@@ -15,15 +15,26 @@
 //! names neither the site nor the cause. Refusals carry their reason,
 //! which the site builds from the query text, its policy and the permit
 //! only.
+//!
+//! The two sides' errors are two types: a site encodes its own
+//! [`SiteError`], the coordinator decodes into its [`EngineError`], and
+//! this module is the only place that knows both.
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
+use crate::site::error::SiteError;
 use ihdsi_planner::PlanError;
 
 /// The kinds of failure a site reports.
+///
+/// `#[non_exhaustive]`: a newer site may one day report a kind an older
+/// coordinator does not know (it does not decode, and the site counts as
+/// unavailable); code outside this crate that matches on a kind keeps a
+/// wildcard arm.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+#[non_exhaustive]
 pub enum SiteFailure {
     /// The site is up but cannot serve: its audit trail cannot be
     /// written, its data store or TLS material cannot be opened. Nothing
@@ -72,9 +83,11 @@ pub enum SiteFailure {
 const QUERY_ID_KEY: &str = "ihdsi-query-id";
 
 impl SiteFailure {
-    /// The failure a site reports for `err`.
-    pub fn of(err: &EngineError) -> Self {
-        use EngineError as E;
+    /// The failure a site reports for `err`. Exhaustive on purpose: a kind
+    /// added to [`SiteError`] needs a decision here on what the coordinator
+    /// may hear of it.
+    pub fn of(err: &SiteError) -> Self {
+        use SiteError as E;
         match err {
             E::Plan(PlanError::Syntax(r) | PlanError::Schema(r) | PlanError::NotAQuery(r)) => {
                 Self::Invalid { reason: r.clone() }
@@ -86,35 +99,15 @@ impl SiteFailure {
             E::Permit(p) => Self::Permit {
                 reason: p.to_string(),
             },
-            E::Audit(_) | E::Tls(_) | E::Data(_) => Self::Unavailable {
+            E::Audit(_) | E::Data(_) => Self::Unavailable {
                 cause: err.to_string(),
             },
-            E::Budget(_) => Self::Policy {
-                reason: err.to_string(),
-            },
-            E::SubplanTimedOut { secs } => Self::TimedOut { secs: *secs },
+            E::TimedOut { secs } => Self::TimedOut { secs: *secs },
             E::ResourceLimit { limit, .. } => Self::Resources {
                 limit: limit.clone(),
             },
-            // Everything that happens while the subplan runs, and anything
-            // a site would only pass on from another site.
-            E::Execution(_)
-            | E::DataFusion { .. }
-            | E::Internal(_)
-            | E::Overflow
-            | E::SiteRuntime
-            | E::RuntimeFailure { .. }
-            | E::Deadline { .. }
-            | E::SiteUnavailable { .. }
-            | E::SiteTimedOut { .. }
-            | E::SiteRefused { .. }
-            | E::SitePermit { .. }
-            | E::SiteInvalid { .. }
-            | E::SiteProtocol { .. }
-            | E::NoSiteHosts(_)
-            | E::Cancelled
-            | E::Busy { .. }
-            | E::SiteResources { .. } => Self::Runtime,
+            // Everything that happens while the subplan runs.
+            E::Execution(_) | E::DataFusion { .. } | E::Internal(_) | E::Cancelled => Self::Runtime,
         }
     }
 
@@ -241,7 +234,7 @@ mod tests {
     /// holds the query id and nothing of the error's text.
     #[test]
     fn a_runtime_failure_tells_nothing_of_its_cause() {
-        let err = EngineError::Execution("Cast error: cannot cast 'x7' to Int32".into());
+        let err = SiteError::Execution("Cast error: cannot cast 'x7' to Int32".into());
         let status = SiteFailure::of(&err).status("q-9");
         assert!(!status.message().contains("x7"), "{}", status.message());
         assert!(!String::from_utf8_lossy(status.details()).contains("x7"));

@@ -19,7 +19,7 @@ use datafusion::prelude::SessionContext;
 use futures::future::BoxFuture;
 
 use crate::bounded::ExecutionBudget;
-use crate::error::Result;
+use crate::site::error::{Result, SiteError};
 
 /// Executes a site's admitted, bounded subplans.
 pub trait SiteBackend: Send + Sync + std::fmt::Debug {
@@ -69,6 +69,8 @@ impl SiteBackend for DataFusionBackend {
         plan: LogicalPlan,
         budget: ExecutionBudget,
     ) -> BoxFuture<'_, Result<Vec<RecordBatch>>> {
-        Box::pin(async move { crate::bounded::collect(&self.ctx.state(), plan, budget).await })
+        Box::pin(async move {
+            crate::bounded::collect::<SiteError>(&self.ctx.state(), plan, budget).await
+        })
     }
 }

@@ -21,7 +21,7 @@ use datafusion::logical_expr::LogicalPlan;
 use super::backend::SiteBackend;
 use crate::bounded::ExecutionBudget;
 use crate::disclosure::dominance::Dominance;
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 use ihdsi_catalog::Bounding;
 use ihdsi_planner::partials::dominance::contributions;
 use ihdsi_planner::release::dominance::{DominanceEntry, contribution_width};
@@ -64,7 +64,7 @@ pub(crate) async fn append_dominance(
                     b.column(i)
                         .as_any()
                         .downcast_ref::<Float64Array>()
-                        .ok_or_else(|| EngineError::Internal("contribution is not Float64".into()))
+                        .ok_or_else(|| SiteError::Internal("contribution is not Float64".into()))
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok((groups, Values(columns)))

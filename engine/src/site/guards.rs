@@ -10,9 +10,9 @@ use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::logical_expr::LogicalPlan;
 
 use crate::audit::{AuditLog, Decision, RefusalRecord, SubplanRecord};
-use crate::error::{EngineError, Result};
 use crate::protocol::SubplanRequest;
 use crate::site::SiteAnswer;
+use crate::site::error::{Result, SiteError};
 use ihdsi_catalog::permit::{PermitRequest, SitePermitPolicy, label};
 use ihdsi_catalog::{QueryLimits, SiteConfig, SiteResources, schema};
 
@@ -146,9 +146,9 @@ impl SiteGuards {
 pub(crate) fn decision(answer: &Result<SiteAnswer>) -> Decision {
     match answer {
         Ok(_) => Decision::Answered,
-        Err(EngineError::Plan(_) | EngineError::Permit(_)) => Decision::Refused,
-        Err(EngineError::Cancelled) => Decision::Cancelled,
-        Err(EngineError::SubplanTimedOut { .. }) => Decision::TimedOut,
+        Err(SiteError::Plan(_) | SiteError::Permit(_)) => Decision::Refused,
+        Err(SiteError::Cancelled) => Decision::Cancelled,
+        Err(SiteError::TimedOut { .. }) => Decision::TimedOut,
         Err(_) => Decision::Failed,
     }
 }
@@ -188,7 +188,7 @@ fn scanned_tables(plan: &LogicalPlan) -> Vec<String> {
 /// line number (never its content, which may be an identifier).
 fn read_opt_out(path: &Path) -> Result<Vec<i64>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        EngineError::Data(format!("cannot read opt-out list {}: {e}", path.display()))
+        SiteError::Data(format!("cannot read opt-out list {}: {e}", path.display()))
     })?;
     let mut ids = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -197,7 +197,7 @@ fn read_opt_out(path: &Path) -> Result<Vec<i64>> {
             continue;
         }
         let id = line.parse::<i64>().map_err(|_| {
-            EngineError::Data(format!(
+            SiteError::Data(format!(
                 "opt-out list {} line {}: not a person id",
                 path.display(),
                 i + 1

@@ -3,11 +3,16 @@
 //! already removed), and releases only the groups and cells that pass its
 //! own threshold (`crate::disclosure::site`). Every subplan, run or refused, goes on the site's own audit
 //! trail.
+//!
+//! Everything here fails with the site's own [`SiteError`] ([`error`]), not
+//! the coordinator's `EngineError`: what the coordinator hears of a site's
+//! failure is decided in one place, `crate::protocol::SiteFailure::of`.
 
 pub mod backend;
 #[cfg(feature = "ballista")]
 pub mod ballista;
 mod dominance;
+pub mod error;
 mod guards;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -25,9 +30,10 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 use crate::bounded::ExecutionBudget;
 use crate::disclosure::{self, site::AnswerShape};
-use crate::error::{EngineError, Result};
 use crate::protocol::SubplanRequest;
 use backend::{DataFusionBackend, SiteBackend};
+use error::Result;
+pub use error::SiteError;
 pub use guards::SiteGuards;
 use ihdsi_catalog::registry::SiteBackendKind;
 use ihdsi_catalog::{Bounding, PrivacyPolicy, SiteConfig, schema};
@@ -119,14 +125,14 @@ impl SiteEngine {
             (SiteBackendKind::Ballista, Some(scheduler)) => {
                 ballista::open_site(data, scheduler, vocabulary, policy, guards).await
             }
-            (SiteBackendKind::Postgres | SiteBackendKind::Ballista, None) => Err(
-                EngineError::Data(format!("site {}: site.url is required", config.site.id)),
-            ),
+            (SiteBackendKind::Postgres | SiteBackendKind::Ballista, None) => Err(SiteError::Data(
+                format!("site {}: site.url is required", config.site.id),
+            )),
             (SiteBackendKind::Datafusion, _) => {
                 Self::open_guarded(data, vocabulary, policy, guards).await
             }
             #[cfg(not(all(feature = "postgres", feature = "ballista")))]
-            (kind, Some(_)) => Err(EngineError::Data(format!(
+            (kind, Some(_)) => Err(SiteError::Data(format!(
                 "site {}: backend '{}' is not built into this binary (cargo feature '{}' of ihdsi-engine)",
                 config.site.id,
                 kind.name(),
@@ -172,7 +178,7 @@ impl SiteEngine {
         )
         .await?;
         if tables.is_empty() {
-            return Err(EngineError::Data(format!(
+            return Err(SiteError::Data(format!(
                 "no <table>.parquet files found under {}",
                 data.location
             )));
@@ -228,7 +234,7 @@ impl SiteEngine {
             // A panic ended the task before it could say how the subplan
             // ended: say it here.
             Err(e) => {
-                let failed = Err(EngineError::Internal(format!("subplan task: {e}")));
+                let failed = Err(SiteError::Internal(format!("subplan task: {e}")));
                 self.end(&req, failed, started).await
             }
         }
@@ -247,9 +253,9 @@ impl SiteEngine {
         };
         let answer = tokio::select! {
             answer = work => answer,
-            _ = stopped => Err(EngineError::Cancelled),
+            _ = stopped => Err(SiteError::Cancelled),
             () = tokio::time::sleep(std::time::Duration::from_secs(limit)) => {
-                Err(EngineError::SubplanTimedOut { secs: limit })
+                Err(SiteError::TimedOut { secs: limit })
             }
         };
         let answer = self.end(req, answer, started).await;

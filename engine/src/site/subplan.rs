@@ -18,8 +18,8 @@ use tokio::sync::{Semaphore, SemaphorePermit};
 use super::SiteAnswer;
 use super::guards::decision;
 use crate::audit::Decision;
-use crate::error::Result;
 use crate::protocol::SubplanRequest;
+use crate::site::error::Result;
 
 /// The subplans a site works on: how many now, and how many may run at
 /// once (`[resources] max_concurrent_subplans`; the rest wait their turn,

@@ -28,7 +28,7 @@ use datafusion::datasource::{ViewTable, provider_as_source, source_as_provider};
 use datafusion::logical_expr::{Expr, Filter, LogicalPlan, LogicalPlanBuilder, lit};
 use datafusion::prelude::SessionContext;
 
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 use ihdsi_catalog::schema::{self, PRIVACY_UNIT, SITE_COLUMN, TableDef, TableKind};
 
 /// One site's data location.
@@ -46,7 +46,7 @@ pub fn folder_url(location: &str) -> Result<String> {
         location.to_string()
     } else {
         let abs = std::path::absolute(location)
-            .map_err(|e| EngineError::Data(format!("{location}: {e}")))?;
+            .map_err(|e| SiteError::Data(format!("{location}: {e}")))?;
         format!("file://{}", abs.display())
     };
     Ok(if url.ends_with('/') {
@@ -70,7 +70,7 @@ fn parquet_table(
     url: &str,
     schema: datafusion::arrow::datatypes::SchemaRef,
 ) -> Result<ListingTable> {
-    let data_err = |e: datafusion::error::DataFusionError| EngineError::Data(format!("{url}: {e}"));
+    let data_err = |e: datafusion::error::DataFusionError| SiteError::Data(format!("{url}: {e}"));
     let table_url = ListingTableUrl::parse(url).map_err(data_err)?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
@@ -288,14 +288,14 @@ pub async fn register_vocabulary(ctx: &SessionContext, location: &str) -> Result
     let def = schema::tables()
         .iter()
         .find(|t| t.kind == TableKind::Vocabulary)
-        .ok_or_else(|| EngineError::Internal("no vocabulary table".into()))?;
+        .ok_or_else(|| SiteError::Internal("no vocabulary table".into()))?;
     let url = if location.contains("://") {
         location.to_string()
     } else {
         folder_url(location)?.trim_end_matches('/').to_string()
     };
     if !present(&url) {
-        return Err(EngineError::Data(format!(
+        return Err(SiteError::Data(format!(
             "vocabulary file {url} does not exist"
         )));
     }

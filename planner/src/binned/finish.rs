@@ -12,7 +12,7 @@ use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::common::{Result as DfResult, ScalarValue};
 use datafusion::error::DataFusionError;
 use ihdsi_statistics::competing::{CompetingBin, cumulative_incidence};
-use ihdsi_statistics::{Bin, Curve, Stratum, kaplan_meier, logrank};
+use ihdsi_statistics::{Bin, Curve, Stratum, histogram, kaplan_meier, logrank};
 
 /// What a statistic function returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -329,47 +329,26 @@ fn histogram_fields() -> Fields {
 
 /// Patients per bin, in value order, merged by bin end.
 fn value_bins(records: &[Record]) -> Vec<(f64, i64)> {
-    let mut bins: BTreeMap<u64, (f64, i64)> = BTreeMap::new();
-    for r in records {
-        let end = r.bin + 0.0;
-        bins.entry(end.to_bits()).or_insert((end, 0)).1 += r.leaving.max(0);
-    }
-    let mut bins: Vec<(f64, i64)> = bins.into_values().collect();
-    bins.sort_by(|a, b| a.0.total_cmp(&b.0));
-    bins
+    histogram::by_end(records.iter().map(|r| (r.bin, r.leaving)))
 }
 
 /// Bins `(lower, upper]`: the first open below, the last open above (it
 /// holds every larger value, whose largest would rest on one patient).
 fn histogram(records: &[Record]) -> ScalarValue {
-    let bins = value_bins(records);
-    let n = bins.len();
-    let lower: Float64Array = (0..n)
-        .map(|i| i.checked_sub(1).map(|j| bins[j].0))
-        .collect();
-    let upper: Float64Array = (0..n).map(|i| (i + 1 < n).then(|| bins[i].0)).collect();
-    let patients = Int64Array::from_iter_values(bins.iter().map(|b| b.1));
+    let bins = histogram::histogram(&value_bins(records));
+    let lower: Float64Array = bins.iter().map(|b| b.lower).collect();
+    let upper: Float64Array = bins.iter().map(|b| b.upper).collect();
+    let patients = Int64Array::from_iter_values(bins.iter().map(|b| b.patients));
     list(
         histogram_fields(),
         vec![Arc::new(lower), Arc::new(upper), Arc::new(patients)],
     )
 }
 
-/// The end of the bin holding the `p` quantile (as `percentile_cont`
-/// places it: at rank (n − 1)·p, the higher of two ranks it falls
-/// between), or NULL without values.
+/// The end of the bin holding the `p` quantile, or NULL without values
+/// ([`histogram::quantile`]).
 fn quantile(records: &[Record], p: f64) -> Option<f64> {
-    let bins = value_bins(records);
-    let n: i64 = bins.iter().map(|b| b.1).sum();
-    if n == 0 || !(0.0..=1.0).contains(&p) {
-        return None;
-    }
-    let rank = ((n - 1) as f64 * p).ceil() as i64;
-    let mut seen = 0;
-    bins.iter().find_map(|&(end, count)| {
-        seen += count;
-        (seen > rank).then_some(end)
-    })
+    histogram::quantile(&value_bins(records), p)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use ihdsi_planner::release::cells::CellRef;
 
 use super::{Departures, released};
 use crate::disclosure::site::{AnswerShape, answer_schema, int64};
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 
 /// The column holding the patients behind `partial`.
 fn cell_column(shape: AnswerShape<'_>, partial: usize) -> usize {
@@ -31,7 +31,7 @@ pub fn release(
     min: u64,
 ) -> Result<(RecordBatch, u64)> {
     if !shape.dominance.is_empty() || shape.key_count == 0 {
-        return Err(EngineError::Internal(
+        return Err(SiteError::Internal(
             "a time axis has a bin key and counts only".into(),
         ));
     }

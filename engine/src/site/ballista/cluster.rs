@@ -29,7 +29,7 @@ use ballista_executor::metrics::LoggingMetricsCollector;
 use datafusion::execution::SessionStateBuilder;
 use tokio::net::TcpListener;
 
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 use crate::tasks::SpawnedTask;
 
 /// A scheduler and an executor running in this process.
@@ -41,8 +41,8 @@ pub struct StandaloneCluster {
     executor: Vec<SpawnedTask<()>>,
 }
 
-fn cluster_error(what: &str) -> impl Fn(String) -> EngineError + '_ {
-    move |e| EngineError::Data(format!("Ballista standalone cluster: {what}: {e}"))
+fn cluster_error(what: &str) -> impl Fn(String) -> SiteError + '_ {
+    move |e| SiteError::Data(format!("Ballista standalone cluster: {what}: {e}"))
 }
 
 impl StandaloneCluster {

@@ -38,7 +38,7 @@ use super::backend::SiteBackend;
 use super::tables::opt_out_as_filters;
 use super::{SiteData, SiteEngine, SiteGuards, site_session_config};
 use crate::bounded::ExecutionBudget;
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 use ihdsi_catalog::PrivacyPolicy;
 
 /// A site whose Parquet files at `data` are read by the Ballista cluster
@@ -98,10 +98,10 @@ impl BallistaBackend {
             .build();
         let cluster = SessionContext::remote_with_state(scheduler, state)
             .await
-            .map_err(|e| EngineError::Data(format!("Ballista scheduler {scheduler}: {e}")))?;
+            .map_err(|e| SiteError::Data(format!("Ballista scheduler {scheduler}: {e}")))?;
         for setting in SETTINGS {
             cluster.sql(setting).await.map_err(|e| {
-                EngineError::Data(format!("Ballista session setting `{setting}`: {e}"))
+                SiteError::Data(format!("Ballista session setting `{setting}`: {e}"))
             })?;
         }
         let backend = Self { cluster };
@@ -117,9 +117,9 @@ impl BallistaBackend {
             .cluster
             .sql("SELECT 1 AS ready")
             .await
-            .map_err(|e| EngineError::Data(format!("Ballista scheduler {scheduler}: {e}")))?;
+            .map_err(|e| SiteError::Data(format!("Ballista scheduler {scheduler}: {e}")))?;
         probe.collect().await.map_err(|e| {
-            EngineError::Data(format!(
+            SiteError::Data(format!(
                 "Ballista scheduler {scheduler} did not run a probe job: {}",
                 first_line(&e.to_string())
             ))
@@ -159,7 +159,7 @@ impl SiteBackend for BallistaBackend {
                     .await
             };
             run.await.map_err(|e| {
-                EngineError::Execution(format!("Ballista: {}", first_line(&e.to_string())))
+                SiteError::Execution(format!("Ballista: {}", first_line(&e.to_string())))
             })
         })
     }

@@ -31,8 +31,8 @@ use super::pg_error;
 use super::sql::{Naming, external, statement, to_batch};
 use super::total::runs_in_postgres;
 use crate::bounded::ExecutionBudget;
-use crate::error::{EngineError, Result};
 use crate::site::backend::SiteBackend;
+use crate::site::error::{Result, SiteError};
 use crate::site::tables::opt_out_as_filters;
 
 /// Runs subplans in a PostgreSQL database holding the site's CDM tables,
@@ -117,7 +117,7 @@ impl SiteBackend for PostgresBackend {
             // clients, a role name) is the site's to read, not the analyst's.
             let client = super::connect(&self.url).await.map_err(|e| {
                 tracing::warn!(error = %e, "cannot connect to the site's database for a subplan");
-                EngineError::Data("the site's database does not accept a connection now".into())
+                SiteError::Data("the site's database does not accept a connection now".into())
             })?;
             let cancel = CancelOnDrop(Some(client.cancel_token()));
             let answer = if in_postgres {

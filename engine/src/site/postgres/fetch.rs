@@ -30,7 +30,7 @@ use super::pg_error;
 use super::sql::{Naming, statement, to_batch};
 use super::total::node_runs_in_postgres;
 use crate::bounded::ExecutionBudget;
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 use crate::site::site_session_config;
 
 /// The prefix of the in-memory tables that hold fetched rows.
@@ -64,11 +64,11 @@ pub(super) async fn run(
         })?
         .data;
     if reads_database(&rewritten)? {
-        return Err(EngineError::Internal(
+        return Err(SiteError::Internal(
             "a database table was left unread in a subplan run in DataFusion".into(),
         ));
     }
-    crate::bounded::collect(&ctx.state(), rewritten, budget).await
+    crate::bounded::collect::<SiteError>(&ctx.state(), rewritten, budget).await
 }
 
 /// The largest subtrees of `plan` (and its subqueries) that PostgreSQL

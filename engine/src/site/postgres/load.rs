@@ -21,7 +21,7 @@ use futures::{SinkExt, StreamExt};
 use tokio_postgres::Client;
 
 use super::{connect, pg_error};
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 use ihdsi_catalog::schema;
 
 /// Rows loaded per table.
@@ -41,7 +41,7 @@ pub fn pg_type(t: &DataType) -> Result<&'static str> {
         DataType::Date32 => "DATE",
         DataType::Timestamp(..) => "TIMESTAMP",
         other => {
-            return Err(EngineError::Internal(format!(
+            return Err(SiteError::Internal(format!(
                 "no PostgreSQL type for {other}"
             )));
         }
@@ -104,7 +104,7 @@ pub async fn load_site(dir: &Path, vocabulary: Option<&Path>, url: &str) -> Resu
         report.tables.push((table.name.to_string(), rows));
     }
     if report.tables.is_empty() {
-        return Err(EngineError::Data(format!(
+        return Err(SiteError::Data(format!(
             "no <table>.parquet files found under {}",
             dir.display()
         )));
@@ -158,7 +158,7 @@ fn copy_text(batch: &RecordBatch) -> Result<String> {
             }
             cell.clear();
             write!(cell, "{}", format.value(row))
-                .map_err(|e| EngineError::Internal(format!("formatting a value: {e}")))?;
+                .map_err(|e| SiteError::Internal(format!("formatting a value: {e}")))?;
             for ch in cell.chars() {
                 match ch {
                     '\\' => out.push_str("\\\\"),

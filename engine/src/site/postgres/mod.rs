@@ -19,7 +19,7 @@ use datafusion::prelude::SessionContext;
 use tokio_postgres::{Client, NoTls};
 
 use super::{SiteEngine, SiteGuards, site_session_config, tables};
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 use ihdsi_catalog::PrivacyPolicy;
 
 /// A site whose CDM tables are in the PostgreSQL database at `url`: the
@@ -36,7 +36,7 @@ pub async fn open_site(
     let ctx = SessionContext::new_with_config(site_session_config());
     let tables = tables::register_relational_tables(&ctx, id, &present, &guards.opt_out)?;
     if tables.is_empty() {
-        return Err(EngineError::Data(format!(
+        return Err(SiteError::Data(format!(
             "site {id}: the PostgreSQL database holds none of the CDM's patient tables (load them with `ihdsi load postgres`)"
         )));
     }
@@ -58,7 +58,7 @@ pub async fn open_site(
 pub async fn connect(url: &str) -> Result<Client> {
     let (client, connection) = tokio_postgres::connect(url, NoTls)
         .await
-        .map_err(|e| EngineError::Data(format!("cannot connect to PostgreSQL: {e}")))?;
+        .map_err(|e| SiteError::Data(format!("cannot connect to PostgreSQL: {e}")))?;
     crate::tasks::run_to_end(async move {
         if let Err(e) = connection.await {
             tracing::warn!(error = %e, "PostgreSQL connection ended");
@@ -78,10 +78,10 @@ pub async fn connect(url: &str) -> Result<Client> {
 
 /// A failure inside the database, named by its SQLSTATE. The server's own
 /// message is not passed on: it can quote a value it failed on.
-pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> EngineError {
+pub(crate) fn pg_error(what: &str, e: tokio_postgres::Error) -> SiteError {
     let code = e
         .code()
         .map(|c| format!("SQLSTATE {}", c.code()))
         .unwrap_or_else(|| e.to_string());
-    EngineError::Execution(format!("PostgreSQL: {what}: {code}"))
+    SiteError::Execution(format!("PostgreSQL: {what}: {code}"))
 }

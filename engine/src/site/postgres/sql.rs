@@ -21,7 +21,7 @@ use datafusion::sql::unparser::dialect::PostgreSqlDialect;
 use tokio_postgres::Row;
 
 use super::pg_error;
-use crate::error::{EngineError, Result};
+use crate::site::error::{Result, SiteError};
 
 /// How the columns of a statement's output are named.
 #[derive(Debug, Clone, Copy)]
@@ -47,17 +47,17 @@ pub(super) fn statement(plan: LogicalPlan, naming: Naming) -> Result<String> {
     let plan = plan
         .transform_up_with_subqueries(without_try_casts)
         .map_err(|e| match e {
-            DataFusionError::External(inner) => match inner.downcast::<EngineError>() {
+            DataFusionError::External(inner) => match inner.downcast::<SiteError>() {
                 Ok(engine) => *engine,
-                Err(other) => EngineError::Internal(other.to_string()),
+                Err(other) => SiteError::Internal(other.to_string()),
             },
-            other => EngineError::from(other),
+            other => SiteError::from(other),
         })?
         .data;
     let inner = Unparser::new(&PostgreSqlDialect {})
         .plan_to_sql(&plan)
         .map_err(|e| {
-            EngineError::Internal(format!("cannot unparse the subplan for PostgreSQL: {e}"))
+            SiteError::Internal(format!("cannot unparse the subplan for PostgreSQL: {e}"))
         })?;
     let columns: Vec<String> = schema
         .fields()
@@ -81,7 +81,7 @@ pub(super) fn statement(plan: LogicalPlan, naming: Naming) -> Result<String> {
     ))
 }
 
-pub(super) fn external(e: EngineError) -> DataFusionError {
+pub(super) fn external(e: SiteError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
@@ -115,7 +115,7 @@ fn without_try_casts(node: LogicalPlan) -> datafusion::error::Result<Transformed
             }
             let bounds = (integer_bound(&to, false), integer_bound(&to, true));
             let (Some(lo), Some(hi), true) = (bounds.0, bounds.1, from.is_integer()) else {
-                return Err(external(EngineError::Execution(format!(
+                return Err(external(SiteError::Execution(format!(
                     "TRY_CAST from {} to {} cannot run on a PostgreSQL site; use a cast that cannot fail",
                     ihdsi_planner::analysis::exprs::sql_type(&from),
                     ihdsi_planner::analysis::exprs::sql_type(&to)
@@ -197,7 +197,7 @@ fn column(rows: &[Row], i: usize, t: &DataType) -> Result<ArrayRef> {
             // Arrow's message would quote the text it failed on: a group
             // key, possibly of a group the threshold withholds.
             cast(&text, other).map_err(|_| {
-                EngineError::Execution(format!(
+                SiteError::Execution(format!(
                     "PostgreSQL returned text Arrow cannot read as {other} in result column {i}"
                 ))
             })?

@@ -50,7 +50,7 @@ use datafusion::optimizer::analyzer::type_coercion::TypeCoercion;
 use ihdsi_planner::admission::functions::{self, total_cast};
 use ihdsi_planner::analysis::exprs;
 
-use crate::error::Result;
+use crate::site::error::Result;
 
 /// `date_part` fields PostgreSQL computes for every date and timestamp.
 const DATE_PART_FIELDS: &[&str] = &[

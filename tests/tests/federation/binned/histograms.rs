@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 
 use datafusion::arrow::array::RecordBatch;
+use datafusion::prelude::SessionContext;
+use ihdsi_cli::client::Connection;
 use ihdsi_tests::{centralized, cohort, connect, federation, oracle_rows, policy};
 
 /// Every column of `batches` as floats (NULL as NaN), sorted.
@@ -28,11 +30,20 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
     let fed = federation(&data, policy(1, true), policy(1, true)).await;
     let connection = connect(&fed.uri).await;
     let oracle = centralized(&data).await;
-    let pooled = |sql: String| {
-        let oracle = &oracle;
-        async move { rows(&oracle_rows(oracle, &sql).await) }
-    };
-    // The histogram: the pooled counts per 5-year bin, in order.
+    histogram_equals_the_pooled_counts(&connection, &oracle).await;
+    every_quantile_spelling_lies_in_its_bin(&connection, &oracle).await;
+    quartiles_share_one_release_and_medians_one_finish(&connection, &oracle).await;
+    fed.shutdown().await;
+}
+
+/// The pooled rows of `sql`, as [`rows`] sorts them.
+async fn pooled(oracle: &SessionContext, sql: &str) -> Vec<Vec<f64>> {
+    rows(&oracle_rows(oracle, sql).await)
+}
+
+/// The histogram: the pooled counts per 5-year bin, in order, each bin
+/// from the previous end (the first open below, the last open above).
+async fn histogram_equals_the_pooled_counts(connection: &Connection, oracle: &SessionContext) {
     let got = rows(
         &connection
             .query(HISTOGRAM)
@@ -41,8 +52,8 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
             .batches,
     );
     let want = pooled(
-        "SELECT gender_concept_id, ceil(CAST(year_of_birth AS DOUBLE) / 5) * 5, count(*) FROM person GROUP BY 1, 2"
-            .into(),
+        oracle,
+        "SELECT gender_concept_id, ceil(CAST(year_of_birth AS DOUBLE) / 5) * 5, count(*) FROM person GROUP BY 1, 2",
     )
     .await;
     let mut by_gender: BTreeMap<u64, Vec<(f64, f64)>> = BTreeMap::new();
@@ -75,43 +86,50 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
             }
         }
     }
-    // Quantiles, in every spelling, against the exact pooled one: within
-    // the bin (upper − width, upper] that the answer names.
-    for (spelling, exact, width) in [
-        ("median(year_of_birth)", "median(year_of_birth)", 2.0),
-        ("approx_median(year_of_birth)", "median(year_of_birth)", 2.0),
-        (
-            "percentile_cont(year_of_birth, 0.25)",
-            "percentile_cont(year_of_birth, 0.25)",
-            2.0,
-        ),
-        (
-            "percentile_cont(0.9) WITHIN GROUP (ORDER BY year_of_birth)",
-            "percentile_cont(year_of_birth, 0.9)",
-            2.0,
-        ),
-        (
-            "percentile_cont(0.9) WITHIN GROUP (ORDER BY year_of_birth DESC)",
-            "percentile_cont(year_of_birth, 0.1)",
-            2.0,
-        ),
-        (
-            "approx_percentile_cont(year_of_birth, 0.75)",
-            "percentile_cont(year_of_birth, 0.75)",
-            2.0,
-        ),
-        (
-            "quantile(year_of_birth, 0.6, 3)",
-            "percentile_cont(year_of_birth, 0.6)",
-            3.0,
-        ),
-    ] {
+}
+
+/// Each spelling of a quantile, the pooled exact one it stands for, and
+/// the grid width it is answered on.
+const QUANTILE_SPELLINGS: [(&str, &str, f64); 7] = [
+    ("median(year_of_birth)", "median(year_of_birth)", 2.0),
+    ("approx_median(year_of_birth)", "median(year_of_birth)", 2.0),
+    (
+        "percentile_cont(year_of_birth, 0.25)",
+        "percentile_cont(year_of_birth, 0.25)",
+        2.0,
+    ),
+    (
+        "percentile_cont(0.9) WITHIN GROUP (ORDER BY year_of_birth)",
+        "percentile_cont(year_of_birth, 0.9)",
+        2.0,
+    ),
+    (
+        "percentile_cont(0.9) WITHIN GROUP (ORDER BY year_of_birth DESC)",
+        "percentile_cont(year_of_birth, 0.1)",
+        2.0,
+    ),
+    (
+        "approx_percentile_cont(year_of_birth, 0.75)",
+        "percentile_cont(year_of_birth, 0.75)",
+        2.0,
+    ),
+    (
+        "quantile(year_of_birth, 0.6, 3)",
+        "percentile_cont(year_of_birth, 0.6)",
+        3.0,
+    ),
+];
+
+/// Quantiles, in every spelling, against the exact pooled one: within
+/// the bin (upper − width, upper] that the answer names, and the result
+/// says so in its metadata.
+async fn every_quantile_spelling_lies_in_its_bin(connection: &Connection, oracle: &SessionContext) {
+    for (spelling, exact, width) in QUANTILE_SPELLINGS {
         let sql = format!("SELECT gender_concept_id, {spelling} FROM person GROUP BY 1");
         let answer = connection
             .query(&sql)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
-        // The result says it is exact to one bin, and carries the width.
         let field = answer.schema.field(1);
         let bin_width = field.metadata().get("ihdsi.bin_width").cloned();
         assert_eq!(bin_width, Some(width.to_string()), "{spelling}");
@@ -120,9 +138,10 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
             "{spelling}"
         );
         let got = rows(&answer.batches);
-        let want = pooled(format!(
-            "SELECT gender_concept_id, {exact} FROM person GROUP BY 1"
-        ))
+        let want = pooled(
+            oracle,
+            &format!("SELECT gender_concept_id, {exact} FROM person GROUP BY 1"),
+        )
         .await;
         assert_eq!(got.len(), want.len(), "{spelling}");
         for (g, w) in got.iter().zip(&want) {
@@ -134,17 +153,23 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
             );
         }
     }
-    // Several quantiles of one value on one grid: one release, each in its
-    // bin; three spellings of the median on the catalog's grid are one
-    // finish, answered alike.
+}
+
+/// Several quantiles of one value on one grid: one release, each in its
+/// bin; three spellings of the median on the catalog's grid are one
+/// finish, answered alike.
+async fn quartiles_share_one_release_and_medians_one_finish(
+    connection: &Connection,
+    oracle: &SessionContext,
+) {
     let sql = "SELECT gender_concept_id, percentile_cont(year_of_birth, 0.25), median(year_of_birth), \
                percentile_cont(year_of_birth, 0.75), quantile(year_of_birth, 0.5, 2), \
                percentile_cont(0.5) WITHIN GROUP (ORDER BY year_of_birth) FROM person GROUP BY 1";
     let got = rows(&connection.query(sql).await.expect("quartiles").batches);
     let want = pooled(
+        oracle,
         "SELECT gender_concept_id, percentile_cont(year_of_birth, 0.25), median(year_of_birth), \
-         percentile_cont(year_of_birth, 0.75) FROM person GROUP BY 1"
-            .into(),
+         percentile_cont(year_of_birth, 0.75) FROM person GROUP BY 1",
     )
     .await;
     assert_eq!(got.len(), want.len());
@@ -159,7 +184,6 @@ async fn histograms_equal_the_pooled_counts_and_quantiles_their_bins() {
             );
         }
     }
-    fed.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -279,6 +279,23 @@ fn shown(count: f64, k: f64) -> bool {
     count == 0.0 || count >= k
 }
 
+/// Every released bin holds at least `k` patients at risk and shows no
+/// event or censoring count under `k` (0 is shown), and no month of
+/// `lonely` (one death) shows its one death.
+fn no_count_under_k(curve: &[[f64; 5]], k: f64, lonely: &[(u64, u64)]) {
+    for p in curve {
+        assert!(
+            p[2] >= k && shown(p[3], k) && shown(p[4], k),
+            "a count under k: {p:?}"
+        );
+        let month = (p[0] as u64, p[1] as u64);
+        assert!(
+            !(lonely.contains(&month) && p[3] == 1.0),
+            "a lonely death shown: {p:?}"
+        );
+    }
+}
+
 /// With k = 10 at every site and at the coordinator: no released count
 /// under k, a month with a single death never shown on its own, and two
 /// curves that differ by one patient who died differ only in bins of at
@@ -323,28 +340,13 @@ async fn small_bins_are_coarsened_and_one_patient_hides_among_k() {
 
     let all = released(&connection, "TRUE").await;
     assert!(all.len() >= 2, "some curve is released: {all:?}");
-    for p in &all {
-        assert!(
-            p[2] >= K && shown(p[3], K) && shown(p[4], K),
-            "a count under k: {p:?}"
-        );
-        let month = (p[0] as u64, p[1] as u64);
-        assert!(
-            !(lonely.contains(&month) && p[3] == 1.0),
-            "a lonely death shown: {p:?}"
-        );
-    }
+    no_count_under_k(&all, K, &lonely);
     let without = released(
         &connection,
         &format!("NOT (c.sex = {sex} AND c.days = {days})"),
     )
     .await;
-    for p in &without {
-        assert!(
-            p[2] >= K && shown(p[3], K) && shown(p[4], K),
-            "a count under k: {p:?}"
-        );
-    }
+    no_count_under_k(&without, K, &[]);
     // The bins of the victim's stratum, by (time, events, censored): what
     // one curve shows and the other does not.
     let key = |p: &[f64; 5]| (p[1] as u64, p[3] as u64, p[4] as u64);

@@ -46,26 +46,7 @@ async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
         .await,
     );
     let unique = pooled.first().expect("a follow-up nobody else has")[0];
-    for template in [
-        // An event that is the condition: 0 (nobody) against 1 (one).
-        format!(
-            "SELECT unnest(kaplan_meier(days, CASE WHEN COND THEN 1 ELSE 0 END, 30)) FROM {COHORT}"
-        ),
-        format!(
-            "SELECT unnest(kaplan_meier(days, CASE WHEN COND THEN 0 ELSE 1 END, 30)) FROM {COHORT}"
-        ),
-        format!(
-            "SELECT unnest(survival_summary(days, CASE WHEN COND THEN 1 ELSE 0 END, 30, 365)) FROM {COHORT}"
-        ),
-        format!(
-            "SELECT unnest(cumulative_incidence(days, CASE WHEN COND THEN 1 ELSE 2 END, 30)) FROM {COHORT}"
-        ),
-        // An arm of one patient: withheld, so the test has one arm left and
-        // is NULL, as with an arm of nobody; never an error.
-        format!(
-            "SELECT unnest(logrank_test(days, died, 30, CASE WHEN COND THEN 'a' ELSE 'b' END)) FROM {COHORT}"
-        ),
-    ] {
+    for template in one_patient_templates() {
         let nobody = answer(&connection, &template.replace("COND", "c.days = -1")).await;
         let one = answer(
             &connection,
@@ -87,52 +68,7 @@ async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
         let got = answer(&connection, &by_hand.replace("COND", &cond)).await;
         assert!(got.is_ok(), "{cond}: {got:?}");
     }
-    for (sql, why) in [
-        (
-            format!("SELECT kaplan_meier(days, died, 1) FROM {COHORT}"),
-            "30 days",
-        ),
-        (
-            format!("SELECT kaplan_meier(CAST(days AS DOUBLE) * 1000, died, 30) FROM {COHORT}"),
-            "cannot bin",
-        ),
-        (
-            "SELECT histogram(year_of_birth, 0.000001) FROM person".to_string(),
-            "cannot bin",
-        ),
-        (
-            format!("SELECT kaplan_meier(days, 'x', 30) FROM {COHORT}"),
-            "not a boolean",
-        ),
-        (
-            "SELECT quantile(year_of_birth, 0, 0.5) FROM person".to_string(),
-            "cannot bin",
-        ),
-        (
-            "SELECT histogram(v, 10) FROM (SELECT p.person_id, person.value_as_number AS v \
-             FROM person p JOIN measurement person ON p.person_id = person.person_id \
-             GROUP BY p.person_id, person.value_as_number) c"
-                .to_string(),
-            "one row per patient",
-        ),
-        // A number laundered into a date by a cast and a coalesce.
-        (
-            "SELECT histogram(coalesce(CAST(TRY_CAST(a.v * 30000 AS INT) AS DATE), a.d) \
-             - coalesce(CAST(TRY_CAST(a.v * 0 AS INT) AS DATE), b.d), 30) \
-             FROM (SELECT person_id, max(measurement_date) AS d, max(value_as_number) AS v FROM measurement GROUP BY person_id) a \
-             JOIN (SELECT person_id, max(measurement_date) AS d FROM measurement GROUP BY person_id) b ON a.person_id = b.person_id"
-                .to_string(),
-            "cannot bin",
-        ),
-        (
-            "SELECT kaplan_meier(coalesce(CAST(TRY_CAST((c.e - c.s) * 30 AS INT) AS DATE), c.e) \
-             - coalesce(CAST(TRY_CAST((c.e - c.s) * 0 AS INT) AS DATE), c.s), 1, 30) \
-             FROM (SELECT person_id, max(observation_period_end_date) AS e, min(observation_period_start_date) AS s \
-             FROM observation_period GROUP BY person_id) c"
-                .to_string(),
-            "cannot bin",
-        ),
-    ] {
+    for (sql, why) in refused_grids_and_times() {
         let got = answer(&connection, &sql).await;
         assert!(
             got.as_ref().is_err_and(|e| e.contains(why)),
@@ -153,6 +89,83 @@ async fn conditions_on_one_patient_and_fine_grids_learn_nothing() {
         Err(e) => assert!(!e.to_string().contains("internal"), "{e}"),
     }
     fed.shutdown().await;
+}
+
+/// Statistics whose event, cause or arm is `COND`: replaced by a
+/// condition on one patient, or on nobody, they must answer alike.
+fn one_patient_templates() -> Vec<String> {
+    vec![
+        // An event that is the condition: 0 (nobody) against 1 (one).
+        format!(
+            "SELECT unnest(kaplan_meier(days, CASE WHEN COND THEN 1 ELSE 0 END, 30)) FROM {COHORT}"
+        ),
+        format!(
+            "SELECT unnest(kaplan_meier(days, CASE WHEN COND THEN 0 ELSE 1 END, 30)) FROM {COHORT}"
+        ),
+        format!(
+            "SELECT unnest(survival_summary(days, CASE WHEN COND THEN 1 ELSE 0 END, 30, 365)) FROM {COHORT}"
+        ),
+        format!(
+            "SELECT unnest(cumulative_incidence(days, CASE WHEN COND THEN 1 ELSE 2 END, 30)) FROM {COHORT}"
+        ),
+        // An arm of one patient: withheld, so the test has one arm left and
+        // is NULL, as with an arm of nobody; never an error.
+        format!(
+            "SELECT unnest(logrank_test(days, died, 30, CASE WHEN COND THEN 'a' ELSE 'b' END)) FROM {COHORT}"
+        ),
+    ]
+}
+
+/// Grids fine enough to show one patient's value, times laundered
+/// through casts, and cohorts that only look like one row per patient,
+/// with the words their refusal must contain.
+fn refused_grids_and_times() -> Vec<(String, &'static str)> {
+    vec![
+    (
+        format!("SELECT kaplan_meier(days, died, 1) FROM {COHORT}"),
+        "30 days",
+    ),
+    (
+        format!("SELECT kaplan_meier(CAST(days AS DOUBLE) * 1000, died, 30) FROM {COHORT}"),
+        "cannot bin",
+    ),
+    (
+        "SELECT histogram(year_of_birth, 0.000001) FROM person".to_string(),
+        "cannot bin",
+    ),
+    (
+        format!("SELECT kaplan_meier(days, 'x', 30) FROM {COHORT}"),
+        "not a boolean",
+    ),
+    (
+        "SELECT quantile(year_of_birth, 0, 0.5) FROM person".to_string(),
+        "cannot bin",
+    ),
+    (
+        "SELECT histogram(v, 10) FROM (SELECT p.person_id, person.value_as_number AS v \
+         FROM person p JOIN measurement person ON p.person_id = person.person_id \
+         GROUP BY p.person_id, person.value_as_number) c"
+            .to_string(),
+        "one row per patient",
+    ),
+    // A number laundered into a date by a cast and a coalesce.
+    (
+        "SELECT histogram(coalesce(CAST(TRY_CAST(a.v * 30000 AS INT) AS DATE), a.d) \
+         - coalesce(CAST(TRY_CAST(a.v * 0 AS INT) AS DATE), b.d), 30) \
+         FROM (SELECT person_id, max(measurement_date) AS d, max(value_as_number) AS v FROM measurement GROUP BY person_id) a \
+         JOIN (SELECT person_id, max(measurement_date) AS d FROM measurement GROUP BY person_id) b ON a.person_id = b.person_id"
+            .to_string(),
+        "cannot bin",
+    ),
+    (
+        "SELECT kaplan_meier(coalesce(CAST(TRY_CAST((c.e - c.s) * 30 AS INT) AS DATE), c.e) \
+         - coalesce(CAST(TRY_CAST((c.e - c.s) * 0 AS INT) AS DATE), c.s), 1, 30) \
+         FROM (SELECT person_id, max(observation_period_end_date) AS e, min(observation_period_start_date) AS s \
+         FROM observation_period GROUP BY person_id) c"
+            .to_string(),
+        "cannot bin",
+    ),
+    ]
 }
 
 /// dp mode: a curve and a histogram are each one release with one

@@ -86,6 +86,35 @@ fn key_of(row: &[Cell], keys: usize) -> String {
     format!("{:?}", &row[..keys])
 }
 
+/// The federated query for `keys` and `aggs`, and the oracle's query
+/// that gives, per group, its patients, each cell's contributing patients
+/// and each cell's exact value.
+fn query_and_truth(keys: &[&str], aggs: &[Aggregate]) -> (String, String) {
+    let k = keys.join(", ");
+    let list: Vec<String> = aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{} AS a{i}", a.sql))
+        .collect();
+    let sql = format!("SELECT {k}, {} FROM person GROUP BY {k}", list.join(", "));
+    let truth: Vec<String> = aggs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            format!(
+                "count(DISTINCT person_id) FILTER (WHERE {}) AS t{i}",
+                a.contributes
+            )
+        })
+        .collect();
+    let truth_sql = format!(
+        "SELECT {k}, count(DISTINCT person_id), {}, {} FROM person GROUP BY {k}",
+        truth.join(", "),
+        list.join(", ")
+    );
+    (sql, truth_sql)
+}
+
 #[test]
 fn random_conditional_queries_never_release_a_cell_under_k() {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -104,28 +133,7 @@ fn random_conditional_queries_never_release_a_cell_under_k() {
     let released = std::cell::Cell::new(0usize);
     let withheld = std::cell::Cell::new(0usize);
     let result = runner.run(&query(), |(keys, aggs)| {
-        let k = keys.join(", ");
-        let list: Vec<String> = aggs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| format!("{} AS a{i}", a.sql))
-            .collect();
-        let sql = format!("SELECT {k}, {} FROM person GROUP BY {k}", list.join(", "));
-        let truth: Vec<String> = aggs
-            .iter()
-            .enumerate()
-            .map(|(i, a)| {
-                format!(
-                    "count(DISTINCT person_id) FILTER (WHERE {}) AS t{i}",
-                    a.contributes
-                )
-            })
-            .collect();
-        let truth_sql = format!(
-            "SELECT {k}, count(DISTINCT person_id), {}, {} FROM person GROUP BY {k}",
-            truth.join(", "),
-            list.join(", ")
-        );
+        let (sql, truth_sql) = query_and_truth(&keys, &aggs);
         let got = rt
             .block_on(ask(&fed.uri, &sql))
             .map_err(|e| TestCaseError::fail(format!("{sql}: {e}")))?;

@@ -175,6 +175,28 @@ async fn dp_mode_refuses_what_it_cannot_bound_and_never_releases_the_victims() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// A10: a reconstruction attack's many subset queries, asked until the
+/// budget refuses one: how many were answered, and the refusal.
+async fn subset_queries_until_refused(c: &Connection) -> (usize, Option<String>) {
+    let mut answered = 0;
+    let mut refusal = None;
+    for i in 0..40 {
+        let sql = format!(
+            "SELECT count(DISTINCT person_id) FROM person WHERE year_of_birth % 40 IN ({}, {})",
+            i,
+            (i * 7 + 3) % 40
+        );
+        match ask(c, &sql).await {
+            Ok(_) => answered += 1,
+            Err(e) => {
+                refusal = Some(e);
+                break;
+            }
+        }
+    }
+    (answered, refusal)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn repeats_are_free_and_identical_variants_are_charged_and_the_budget_ends_reconstruction() {
     let data = cohort(6_000);
@@ -224,23 +246,7 @@ async fn repeats_are_free_and_identical_variants_are_charged_and_the_budget_ends
         }
     }
     assert!(charged >= 1, "the tautology variants must cost budget");
-    // A10: a reconstruction attack's many subset queries run out of budget.
-    let mut answered = 0;
-    let mut refusal = None;
-    for i in 0..40 {
-        let sql = format!(
-            "SELECT count(DISTINCT person_id) FROM person WHERE year_of_birth % 40 IN ({}, {})",
-            i,
-            (i * 7 + 3) % 40
-        );
-        match ask(&c, &sql).await {
-            Ok(_) => answered += 1,
-            Err(e) => {
-                refusal = Some(e);
-                break;
-            }
-        }
-    }
+    let (answered, refusal) = subset_queries_until_refused(&c).await;
     let refusal = refusal.expect("the budget must end the attack");
     assert!(refusal.contains("privacy budget exhausted"), "{refusal}");
     assert_eq!(answered + 1 + charged, 10, "ρ 1.0 buys ten releases of 0.1");

@@ -170,6 +170,14 @@ const PG_FAILURE_ORACLES: &[&str] = &[
     "SELECT a.n, b.m FROM (SELECT count(*) AS n FROM person) a CROSS JOIN (SELECT count(*) AS m FROM condition_occurrence WHERE CASE WHEN condition_concept_id = {V1} THEN condition_concept_id ELSE 1 END * 3 = 3) b",
 ];
 
+/// Site `lu` of the cohort in `data` loaded into the PostgreSQL at `url`.
+async fn load_lu(data: &std::path::Path, url: &str) {
+    let vocabulary = data.join("concept.parquet");
+    postgres::load::load_site(&data.join("lu"), Some(&vocabulary), url)
+        .await
+        .expect("load lu");
+}
+
 /// The error oracle at a PostgreSQL site: with `lu` inside PostgreSQL,
 /// each of [`PG_FAILURE_ORACLES`] has the same outcome with and without
 /// the victim, never names a site, and answers as the same federation
@@ -186,10 +194,7 @@ async fn postgresql_failures_are_no_oracle_of_the_victim() {
         ihdsi_tests::postgres::start("oracle-without").await,
     );
     for (data, pg) in [(&victims, &pg_with), (&clean, &pg_without)] {
-        let vocabulary = data.join("concept.parquet");
-        postgres::load::load_site(&data.join("lu"), Some(&vocabulary), &pg.url())
-            .await
-            .expect("load lu");
+        load_lu(data, &pg.url()).await;
     }
     let federation = ihdsi_tests::policy(10, false);
     let with = mixed_federation(

@@ -107,6 +107,34 @@ fn subplan(sql: &str, analyst: &str, permit: Option<&str>) -> SubplanRequest {
     }
 }
 
+/// With the coordinator's own certificate, a subplan without a permit, or
+/// under a permit held by someone else, is refused by the site.
+async fn no_permit_or_another_holders_is_refused(
+    lu: &str,
+    coordinator: ClientTlsConfig,
+    permit: &str,
+) {
+    let err = direct(
+        lu,
+        Some(coordinator.clone()),
+        &subplan(CANONICAL, ANALYST, None),
+    )
+    .await
+    .expect_err("no permit");
+    assert!(
+        err.contains("no data permit accompanies the subplan"),
+        "{err}"
+    );
+    let err = direct(
+        lu,
+        Some(coordinator),
+        &subplan(CANONICAL, "mallory", Some(permit)),
+    )
+    .await
+    .expect_err("holder");
+    assert!(err.contains("is held by dr.kim, not by mallory"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_site_answers_only_a_pinned_coordinator_over_mutual_tls() {
     let data = cohort(3_000);
@@ -173,22 +201,7 @@ async fn a_site_answers_only_a_pinned_coordinator_over_mutual_tls() {
         "{err}"
     );
 
-    // No permit, and a permit held by someone else.
-    let err = direct(&lu, Some(coordinator()), &subplan(CANONICAL, ANALYST, None))
-        .await
-        .expect_err("no permit");
-    assert!(
-        err.contains("no data permit accompanies the subplan"),
-        "{err}"
-    );
-    let err = direct(
-        &lu,
-        Some(coordinator()),
-        &subplan(CANONICAL, "mallory", Some(&permit)),
-    )
-    .await
-    .expect_err("holder");
-    assert!(err.contains("is held by dr.kim, not by mallory"), "{err}");
+    no_permit_or_another_holders_is_refused(&lu, coordinator(), &permit).await;
     drop(fed);
 }
 
@@ -210,6 +223,56 @@ async fn ask(
         .await
         .map_err(|e| e.to_string())?;
     connection.query(sql).await.map_err(|e| e.to_string())
+}
+
+/// Permits every site must refuse for itself, the table each is tried on,
+/// and the site's reason: expired, forged, a purpose or a table the site
+/// or the permit does not allow.
+fn refused_permits(material: &Material) -> Vec<(&'static str, String, &'static str, &'static str)> {
+    let forger_key = material.dir.join("forger.key");
+    ihdsi_tests::secured::ihdsi_ok(&[
+        "permit",
+        "keygen",
+        "--out",
+        forger_key.to_str().expect("path"),
+        "--name",
+        "forger",
+    ]);
+    vec![
+        (
+            "expired",
+            material.permit(
+                "P-EXPIRED",
+                &[("--valid-from", "2020-01-01T00:00:00Z"), ("--days", "30")],
+            ),
+            "person",
+            "data permit P-EXPIRED expired at 2020-01-31T00:00:00Z",
+        ),
+        (
+            "forged signature",
+            material.permit_signed_by(&forger_key, "P-FORGED", &[]),
+            "person",
+            "signature does not verify against any access-body key this site trusts",
+        ),
+        (
+            "purpose the site does not allow",
+            material.permit("P-TEACH", &[("--purpose", "education")]),
+            "person",
+            "this site does not allow the purpose education (data permit P-TEACH)",
+        ),
+        (
+            "table outside the permit",
+            material.permit("P-PERSON", &[("--tables", "person")]),
+            "condition_occurrence",
+            "table condition_occurrence is outside data permit P-PERSON",
+        ),
+        (
+            "narrowed by the site's policy",
+            material.permit("P-PHARMA", &[("--commercial", "")]),
+            "variant_occurrence",
+            "does not allow table variant_occurrence for commercial scientific_research use (data permit P-PHARMA)",
+        ),
+    ]
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -249,51 +312,7 @@ async fn every_site_checks_the_permit_for_itself() {
         .expect_err("TLS endpoint without a CA");
     assert!(err.contains("pass --tls-ca"), "{err}");
 
-    let forger_key = material.dir.join("forger.key");
-    ihdsi_tests::secured::ihdsi_ok(&[
-        "permit",
-        "keygen",
-        "--out",
-        forger_key.to_str().expect("path"),
-        "--name",
-        "forger",
-    ]);
-    let cases = [
-        (
-            "expired",
-            material.permit(
-                "P-EXPIRED",
-                &[("--valid-from", "2020-01-01T00:00:00Z"), ("--days", "30")],
-            ),
-            "person",
-            "data permit P-EXPIRED expired at 2020-01-31T00:00:00Z",
-        ),
-        (
-            "forged signature",
-            material.permit_signed_by(&forger_key, "P-FORGED", &[]),
-            "person",
-            "signature does not verify against any access-body key this site trusts",
-        ),
-        (
-            "purpose the site does not allow",
-            material.permit("P-TEACH", &[("--purpose", "education")]),
-            "person",
-            "this site does not allow the purpose education (data permit P-TEACH)",
-        ),
-        (
-            "table outside the permit",
-            material.permit("P-PERSON", &[("--tables", "person")]),
-            "condition_occurrence",
-            "table condition_occurrence is outside data permit P-PERSON",
-        ),
-        (
-            "narrowed by the site's policy",
-            material.permit("P-PHARMA", &[("--commercial", "")]),
-            "variant_occurrence",
-            "does not allow table variant_occurrence for commercial scientific_research use (data permit P-PHARMA)",
-        ),
-    ];
-    for (what, token, table, reason) in cases {
+    for (what, token, table, reason) in refused_permits(&material) {
         let sql = format!("SELECT count(*) AS n FROM {table}");
         let err = ask(&fed.uri, Some(&ca), Some(&token), &sql)
             .await

@@ -211,9 +211,25 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
         .query("SELECT person_id FROM person")
         .await
         .expect_err("refused");
+    kill_9_with_a_query_in_flight(&mut fed).await;
 
-    // Freeze one site so the next query is in flight at the coordinator,
-    // then kill the coordinator once the query is on record.
+    let trail = fed.coordinator_trail();
+    let written = lines(&trail);
+    records_say_what_happened_and_nothing_more(&written, sites.len());
+    let (ok, out) = verify(&trail);
+    assert!(ok, "the trail written before kill -9 must verify: {out}");
+    assert!(out.contains("7 records, chain intact"), "{out}");
+    for site in &sites {
+        let (ok, out) = verify(&fed.site_trail(site));
+        assert!(ok, "site {site}: {out}");
+    }
+    tampering_is_found_at_its_first_line(&trail, &written);
+    drop(fed);
+}
+
+/// Freeze one site so that a query is in flight at the coordinator, and
+/// kill the coordinator with `kill -9` once the query is on record.
+async fn kill_9_with_a_query_in_flight(fed: &mut SecuredFederation) {
     signal(fed.pid("kr"), "-STOP");
     let uri = fed.uri.clone();
     let inflight = tokio::spawn(async move {
@@ -246,12 +262,17 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
         inflight.await.expect("task").is_err(),
         "the killed coordinator cannot answer"
     );
+}
 
-    let written = lines(&trail);
+/// The seven records of the three queries, in order, with who asked,
+/// under which permit and what was sent; no field that could hold a
+/// result value or a per-site number.
+fn records_say_what_happened_and_nothing_more(written: &[String], sites: usize) {
+    let json = |l: &String| -> serde_json::Value { serde_json::from_str(l).expect("json") };
     let events: Vec<(String, String)> = written
         .iter()
         .map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            let v = json(l);
             (
                 v["event"].as_str().unwrap_or("").into(),
                 v["decision"].as_str().unwrap_or("").into(),
@@ -271,7 +292,7 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
     .map(|(a, b)| (a.to_string(), b.to_string()))
     .collect();
     assert_eq!(events, expected, "{written:#?}");
-    let received: serde_json::Value = serde_json::from_str(&written[0]).expect("json");
+    let received = json(&written[0]);
     assert_eq!(received["analyst"], ANALYST);
     assert_eq!(received["permit"], "P-AUDIT");
     assert_eq!(
@@ -279,82 +300,78 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
         "SELECT site, count(*) AS persons FROM person GROUP BY site"
     );
     assert_eq!(received["sql_bytes"], 58);
-    let first: serde_json::Value = serde_json::from_str(&written[1]).expect("json");
+    let first = json(&written[1]);
     assert_eq!(first["analyst"], ANALYST);
     assert_eq!(first["permit"], "P-AUDIT");
     assert_eq!(first["purpose"], "scientific_research");
     assert_eq!(
         first["subplans"][0]["sites"].as_array().map(Vec::len),
-        Some(sites.len())
+        Some(sites)
     );
     assert!(
         first["subplans"][0]["sql"]
             .as_str()
             .is_some_and(|s| s.contains("ihdsi_patients"))
     );
-    let refused: serde_json::Value = serde_json::from_str(&written[4]).expect("json");
-    assert_eq!(refused["code"], "privacy.row_level");
-    // No record field can hold a result value or a per-site number.
-    let allowed = [
-        "analyst",
-        "by",
-        "code",
-        "decision",
-        "event",
-        "hash",
-        "permit",
-        "prev",
-        "purpose",
-        "query_id",
-        "reason",
-        "released_rows",
-        "sql",
-        "sql_bytes",
-        "sql_sha256",
-        "seq",
-        "subplans",
-        "suppressed_groups",
-        "time",
-    ];
-    for l in &written {
-        let v: serde_json::Value = serde_json::from_str(l).expect("json");
-        for key in v.as_object().expect("object").keys() {
+    assert_eq!(json(&written[4])["code"], "privacy.row_level");
+    for l in written {
+        for key in json(l).as_object().expect("object").keys() {
             assert!(
-                allowed.contains(&key.as_str()),
+                AUDIT_FIELDS.contains(&key.as_str()),
                 "unexpected audit field {key}"
             );
         }
     }
+}
 
-    let (ok, out) = verify(&trail);
-    assert!(ok, "the trail written before kill -9 must verify: {out}");
-    assert!(out.contains("7 records, chain intact"), "{out}");
-    for site in &sites {
-        let (ok, out) = verify(&fed.site_trail(site));
-        assert!(ok, "site {site}: {out}");
-    }
+/// Every field an audit record may have: none can hold a result value or
+/// a per-site number.
+const AUDIT_FIELDS: [&str; 19] = [
+    "analyst",
+    "by",
+    "code",
+    "decision",
+    "event",
+    "hash",
+    "permit",
+    "prev",
+    "purpose",
+    "query_id",
+    "reason",
+    "released_rows",
+    "sql",
+    "sql_bytes",
+    "sql_sha256",
+    "seq",
+    "subplans",
+    "suppressed_groups",
+    "time",
+];
 
-    let mut edited = written.clone();
+/// An edited, reordered, deleted, truncated or cut-short copy of `trail`
+/// fails verification, naming the first line that is wrong.
+fn tampering_is_found_at_its_first_line(trail: &Path, written: &[String]) {
+    let mut edited = written.to_vec();
     edited[2] = edited[2].replace("\"answered\"", "\"failed\"");
-    let mut reordered = written.clone();
+    let mut reordered = written.to_vec();
     reordered.swap(2, 3);
-    let mut deleted = written.clone();
+    let mut deleted = written.to_vec();
     deleted.remove(2);
-    let mut cut = written.clone();
+    let mut cut = written.to_vec();
     let half = cut[6].len() / 2;
     cut[6].truncate(half);
     let cases = [
-        ("edited", tampered(&trail, "edited", &edited, "\n"), 3),
+        ("edited", tampered(trail, "edited", &edited, "\n"), 3),
         (
             "reordered",
-            tampered(&trail, "reordered", &reordered, "\n"),
+            tampered(trail, "reordered", &reordered, "\n"),
             3,
         ),
-        ("deleted", tampered(&trail, "deleted", &deleted, "\n"), 3),
-        ("truncated", tampered(&trail, "truncated", &cut, ""), 7),
+        ("deleted", tampered(trail, "deleted", &deleted, "\n"), 3),
+        ("truncated", tampered(trail, "truncated", &cut, ""), 7),
         (
             "tail deleted",
-            tampered(&trail, "tail", &written[..3], "\n"),
+            tampered(trail, "tail", &written[..3], "\n"),
             4,
         ),
     ];
@@ -363,7 +380,6 @@ async fn the_audit_trail_survives_kill_9_and_names_the_first_tampered_line() {
         assert!(!ok, "{what}: a tampered trail verified: {out}");
         assert!(out.contains(&format!(": line {line}: ")), "{what}: {out}");
     }
-    drop(fed);
 }
 
 /// Persons per (year of birth, gender) cell, from the pooled oracle.

@@ -80,6 +80,54 @@ fn refused(outcome: Result<impl std::fmt::Debug, tonic::Status>, needle: &str) {
     assert!(status.message().contains(needle), "{status:?}");
 }
 
+/// No credentials, a wrong password, an unknown user, a forged or a
+/// malformed token: each refused with its own reason.
+async fn wrong_or_missing_credentials_are_refused(channel: &Channel) {
+    refused(handshake(channel, None).await, "no credentials");
+    refused(query(channel, None).await, "no credentials");
+    refused(
+        handshake(channel, Some(&basic(USER, WRONG, true))).await,
+        "invalid user name or password",
+    );
+    refused(
+        handshake(channel, Some(&basic("mallory", PASSWORD, true))).await,
+        "invalid user name or password",
+    );
+    let forged = "Bearer 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    refused(query(channel, Some(forged)).await, "unknown bearer token");
+    refused(query(channel, Some("Token abc")).await, "malformed");
+}
+
+/// The Rust client logs in the same way and keeps serving after refusals.
+async fn the_rust_client_logs_in_alike_and_serving_goes_on(uri: &str) {
+    let wrong = Connection::connect(
+        uri,
+        &Credentials::Password {
+            user: USER.into(),
+            password: WRONG.into(),
+        },
+    )
+    .await
+    .expect_err("wrong password");
+    assert!(
+        wrong.to_string().contains("invalid user name or password"),
+        "{wrong}"
+    );
+    let ok = Connection::connect(
+        uri,
+        &Credentials::Password {
+            user: USER.into(),
+            password: PASSWORD.into(),
+        },
+    )
+    .await
+    .expect("login")
+    .query("SELECT site, count(DISTINCT person_id) AS n FROM person GROUP BY site")
+    .await
+    .expect("query after refusals");
+    assert_eq!(ok.num_rows(), 3);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_authenticated_analysts_are_answered_and_sites_log_who_asked() {
     logs::capture();
@@ -105,19 +153,7 @@ async fn only_authenticated_analysts_are_answered_and_sites_log_who_asked() {
         .await
         .expect("connect");
 
-    refused(handshake(&channel, None).await, "no credentials");
-    refused(query(&channel, None).await, "no credentials");
-    refused(
-        handshake(&channel, Some(&basic(USER, WRONG, true))).await,
-        "invalid user name or password",
-    );
-    refused(
-        handshake(&channel, Some(&basic("mallory", PASSWORD, true))).await,
-        "invalid user name or password",
-    );
-    let forged = "Bearer 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
-    refused(query(&channel, Some(forged)).await, "unknown bearer token");
-    refused(query(&channel, Some("Token abc")).await, "malformed");
+    wrong_or_missing_credentials_are_refused(&channel).await;
 
     // ADBC sends Basic credentials without base64 padding; JDBC with.
     let padded = basic(USER, PASSWORD, true);
@@ -140,33 +176,7 @@ async fn only_authenticated_analysts_are_answered_and_sites_log_who_asked() {
         .await
         .expect("service token answers");
 
-    // The Rust client logs in the same way and keeps serving after refusals.
-    let wrong = Connection::connect(
-        &fed.uri,
-        &Credentials::Password {
-            user: USER.into(),
-            password: WRONG.into(),
-        },
-    )
-    .await
-    .expect_err("wrong password");
-    assert!(
-        wrong.to_string().contains("invalid user name or password"),
-        "{wrong}"
-    );
-    let ok = Connection::connect(
-        &fed.uri,
-        &Credentials::Password {
-            user: USER.into(),
-            password: PASSWORD.into(),
-        },
-    )
-    .await
-    .expect("login")
-    .query("SELECT site, count(DISTINCT person_id) AS n FROM person GROUP BY site")
-    .await
-    .expect("query after refusals");
-    assert_eq!(ok.num_rows(), 3);
+    the_rust_client_logs_in_alike_and_serving_goes_on(&fed.uri).await;
     fed.shutdown().await;
 
     let logged = logs::captured();

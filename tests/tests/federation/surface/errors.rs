@@ -203,6 +203,55 @@ async fn a_site_that_refuses_is_named_with_its_reason() {
     let _ = fed.coordinator_stop.send(());
 }
 
+/// Subplans a hostile or buggy coordinator could send, each with the words
+/// of the site's refusal.
+const HOSTILE_SUBPLANS: [(&str, &str); 11] = [
+    (
+        "SELECT * FROM person",
+        "must read directly from an aggregation",
+    ),
+    (
+        "SELECT person_id AS k0, count(*) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY person_id",
+        "patient identifier",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, count(*) AS p0, count(*) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "subplan rejected",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, stddev(year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "partials must be",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, count(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "COUNT(DISTINCT",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, array_agg(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "ARRAY_AGG(DISTINCT",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, array_agg(year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "individual patients' values",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, count(DISTINCT race_concept_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "COUNT(DISTINCT",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, array_agg(DISTINCT race_concept_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "ARRAY_AGG(DISTINCT",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, sum(person_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
+        "person_id is used in an aggregate other than count",
+    ),
+    (
+        "SELECT gender_concept_id AS k0, count(*) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person WHERE person_id = 17 GROUP BY gender_concept_id",
+        "person_id is used in a filter",
+    ),
+];
+
 /// A site checks what it receives itself: a hostile or buggy coordinator
 /// cannot make it release rows.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -216,53 +265,7 @@ async fn a_site_refuses_non_canonical_subplans_sent_directly() {
         .await
         .expect("connect to site");
     let mut client = FlightServiceClient::new(channel);
-    let hostile = [
-        (
-            "SELECT * FROM person",
-            "must read directly from an aggregation",
-        ),
-        (
-            "SELECT person_id AS k0, count(*) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY person_id",
-            "patient identifier",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, count(*) AS p0, count(*) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "subplan rejected",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, stddev(year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "partials must be",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, count(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "COUNT(DISTINCT",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, array_agg(DISTINCT year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "ARRAY_AGG(DISTINCT",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, array_agg(year_of_birth) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "individual patients' values",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, count(DISTINCT race_concept_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "COUNT(DISTINCT",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, array_agg(DISTINCT race_concept_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "ARRAY_AGG(DISTINCT",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, sum(person_id) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person GROUP BY gender_concept_id",
-            "person_id is used in an aggregate other than count",
-        ),
-        (
-            "SELECT gender_concept_id AS k0, count(*) AS p0, count(DISTINCT person_id) AS ihdsi_patients FROM person WHERE person_id = 17 GROUP BY gender_concept_id",
-            "person_id is used in a filter",
-        ),
-    ];
-    for (sql, needle) in hostile {
+    for (sql, needle) in HOSTILE_SUBPLANS {
         let req = SubplanRequest {
             query_id: "hostile".into(),
             analyst: "mallory".into(),

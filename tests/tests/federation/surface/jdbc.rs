@@ -56,6 +56,12 @@ fn rows(batches: &[RecordBatch]) -> usize {
     batches.iter().map(|b| b.num_rows()).sum()
 }
 
+type Client = FlightSqlServiceClient<Channel>;
+
+fn key_command<T>(make: impl FnOnce(Option<String>, Option<String>, String) -> T) -> T {
+    make(Some("ihdsi".into()), Some("omop".into()), "person".into())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
     let demo = DemoProcess::start(&cohort(6_000));
@@ -75,10 +81,17 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
         client.token().is_some(),
         "token read from the authorization header"
     );
+    sql_info_has_what_dbeaver_reads(&mut client).await;
+    navigator_answers_every_call(&mut client).await;
+    keys_answer_empty_with_their_shape(&mut client).await;
+    execute_query_prepares_fetches_and_closes(&mut client).await;
+    placeholders_bind_like_the_written_values(&mut client).await;
+}
 
-    // 2. GetSqlInfo with no ids: every key the server knows.
+/// Step 2: GetSqlInfo with no ids: every key the server knows.
+async fn sql_info_has_what_dbeaver_reads(client: &mut Client) {
     let info = client.get_sql_info(vec![]).await.expect("GetSqlInfo");
-    let sql_info = fetch(&mut client, info).await;
+    let sql_info = fetch(client, info).await;
     let ids: Vec<u32> = sql_info
         .iter()
         .flat_map(|b| {
@@ -106,10 +119,12 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
             "GetSqlInfo lacks {needed:?}"
         );
     }
+}
 
-    // 3. The navigator.
+/// Step 3: The navigator: catalogs, schemas, table types, tables and columns.
+async fn navigator_answers_every_call(client: &mut Client) {
     let catalogs = client.get_catalogs().await.expect("GetCatalogs");
-    let catalogs = fetch(&mut client, catalogs).await;
+    let catalogs = fetch(client, catalogs).await;
     assert_eq!(column(&catalogs[0], "catalog_name").value(0), "ihdsi");
     let schemas = client
         .get_db_schemas(CommandGetDbSchemas {
@@ -118,10 +133,10 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
         })
         .await
         .expect("GetDbSchemas");
-    let schemas = fetch(&mut client, schemas).await;
+    let schemas = fetch(client, schemas).await;
     assert_eq!(column(&schemas[0], "db_schema_name").value(0), "omop");
     let types = client.get_table_types().await.expect("GetTableTypes");
-    assert_eq!(rows(&fetch(&mut client, types).await), 2);
+    assert_eq!(rows(&fetch(client, types).await), 2);
     let tables = client
         .get_tables(CommandGetTables {
             catalog: Some("ihdsi".into()),
@@ -132,7 +147,7 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
         })
         .await
         .expect("GetTables");
-    let tables = fetch(&mut client, tables).await;
+    let tables = fetch(client, tables).await;
     assert_eq!(rows(&tables), 11, "the patient tables");
     assert!(tables[0].column_by_name("table_schema").is_none());
     let columns = client
@@ -145,38 +160,44 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
         })
         .await
         .expect("GetTables for getColumns");
-    let columns = fetch(&mut client, columns).await;
+    let columns = fetch(client, columns).await;
     assert_eq!(rows(&columns), 1);
     assert!(columns[0].column_by_name("table_schema").is_some());
-    let pk = CommandGetPrimaryKeys {
-        catalog: Some("ihdsi".into()),
-        db_schema: Some("omop".into()),
-        table: "person".into(),
-    };
+}
+
+/// Step 3: (cont.) getPrimaryKeys, getImportedKeys, getExportedKeys: empty.
+async fn keys_answer_empty_with_their_shape(client: &mut Client) {
+    let pk = key_command(|catalog, db_schema, table| CommandGetPrimaryKeys {
+        catalog,
+        db_schema,
+        table,
+    });
     let info = client.get_primary_keys(pk).await.expect("GetPrimaryKeys");
-    assert_eq!(rows(&fetch(&mut client, info).await), 0);
-    let imported = CommandGetImportedKeys {
-        catalog: Some("ihdsi".into()),
-        db_schema: Some("omop".into()),
-        table: "person".into(),
-    };
+    assert_eq!(rows(&fetch(client, info).await), 0);
+    let imported = key_command(|catalog, db_schema, table| CommandGetImportedKeys {
+        catalog,
+        db_schema,
+        table,
+    });
     let info = client
         .get_imported_keys(imported)
         .await
         .expect("GetImportedKeys");
-    assert_eq!(rows(&fetch(&mut client, info).await), 0);
-    let exported = CommandGetExportedKeys {
-        catalog: Some("ihdsi".into()),
-        db_schema: Some("omop".into()),
-        table: "person".into(),
-    };
+    assert_eq!(rows(&fetch(client, info).await), 0);
+    let exported = key_command(|catalog, db_schema, table| CommandGetExportedKeys {
+        catalog,
+        db_schema,
+        table,
+    });
     let info = client
         .get_exported_keys(exported)
         .await
         .expect("GetExportedKeys");
-    assert_eq!(rows(&fetch(&mut client, info).await), 0);
+    assert_eq!(rows(&fetch(client, info).await), 0);
+}
 
-    // 4. Statement.executeQuery: prepare → GetFlightInfo → DoGet → close.
+/// Step 4: Statement.executeQuery: prepare → GetFlightInfo → DoGet → close.
+async fn execute_query_prepares_fetches_and_closes(client: &mut Client) {
     let sql = "SELECT site, count(DISTINCT person_id) AS patients FROM person GROUP BY site ORDER BY site";
     let mut prepared = client.prepare(sql.into(), None).await.expect("prepare");
     let dataset = prepared.dataset_schema().expect("dataset schema").clone();
@@ -191,16 +212,18 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
         announced.fields(),
         "prepare and FlightInfo announce the same columns"
     );
-    let result = fetch(&mut client, info).await;
+    let result = fetch(client, info).await;
     let sites: Vec<&str> = (0..result[0].num_rows())
         .map(|i| column(&result[0], "site").value(i))
         .collect();
     assert_eq!(sites, vec!["kr", "lu", "us"]);
     prepared.close().await.expect("ClosePreparedStatement");
+}
 
-    // 5. PreparedStatement with `?` parameters (the JDBC placeholder):
-    // prepare, read the parameter schema, bind with DoPut, execute, fetch,
-    // close; the answer equals the same statement with the values written.
+/// Step 5: PreparedStatement with `?` parameters (the JDBC placeholder):
+/// prepare, read the parameter schema, bind with DoPut, execute, fetch,
+/// close; the answer equals the same statement with the values written.
+async fn placeholders_bind_like_the_written_values(client: &mut Client) {
     let sql = "SELECT gender_concept_id, count(*) AS n FROM person WHERE year_of_birth < ? AND site <> ? GROUP BY gender_concept_id ORDER BY 1";
     let mut prepared = client.prepare(sql.into(), None).await.expect("prepare ?");
     let parameters = prepared.parameter_schema().expect("params").clone();
@@ -223,14 +246,14 @@ async fn dbeaver_connects_browses_and_queries_through_the_jdbc_call_sequence() {
     .expect("parameter batch");
     prepared.set_parameters(values).expect("bind");
     let info = prepared.execute().await.expect("GetFlightInfo(bound)");
-    let bound = fetch(&mut client, info).await;
+    let bound = fetch(client, info).await;
     prepared.close().await.expect("ClosePreparedStatement");
     let written = sql.replacen('?', "1960", 1).replacen('?', "'kr'", 1);
     let info = client
         .execute(written, None)
         .await
         .expect("the same, written");
-    let expected = fetch(&mut client, info).await;
+    let expected = fetch(client, info).await;
     let cells = |b: &[RecordBatch]| -> Vec<_> { b.iter().map(|b| b.columns().to_vec()).collect() };
     assert!(rows(&bound) > 0);
     assert_eq!(cells(&bound), cells(&expected));

@@ -27,12 +27,26 @@ fn strings(batch: &RecordBatch, column: &str) -> Vec<String> {
     (0..a.len()).map(|i| a.value(i).to_string()).collect()
 }
 
+type Client = FlightSqlServiceClient<Channel>;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
     let data = cohort(6_000);
     let fed = federation(&data, policy(10, false), policy(10, false)).await;
     let client = ihdsi_tests::connect(&fed.uri).await.client();
+    catalogs_and_schemas(&client).await;
+    tables_with_their_schemas(&client).await;
+    table_types_and_xdbc_types(&client).await;
+    keys_updates_and_sql_info(&client).await;
+    let qualified = ihdsi_tests::ask(&fed.uri, "SELECT count(*) AS n FROM ihdsi.omop.person")
+        .await
+        .expect("qualified names resolve");
+    assert_eq!(qualified.num_rows(), 1);
+    fed.shutdown().await;
+}
 
+/// One catalog, `ihdsi`, with one schema, `omop`.
+async fn catalogs_and_schemas(client: &Client) {
     let (schema, batches) = fetch(
         client.clone(),
         client.clone().get_catalogs().await.expect("catalogs"),
@@ -40,7 +54,6 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
     .await;
     assert_eq!(schema, CommandGetCatalogs {}.into_builder().schema());
     assert_eq!(strings(&batches[0], "catalog_name"), vec!["ihdsi"]);
-
     let all = CommandGetDbSchemas {
         catalog: None,
         db_schema_filter_pattern: None,
@@ -56,7 +69,11 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
     .await;
     assert_eq!(schema, all.into_builder().schema());
     assert_eq!(strings(&batches[0], "db_schema_name"), vec!["omop"]);
+}
 
+/// Every table, each with its Arrow schema (columns carry their OMOP
+/// descriptions), and a filtered listing.
+async fn tables_with_their_schemas(client: &Client) {
     let tables = CommandGetTables {
         catalog: None,
         db_schema_filter_pattern: None,
@@ -93,7 +110,6 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
             .metadata()
             .contains_key("comment")
     );
-
     let filtered = CommandGetTables {
         catalog: Some("ihdsi".into()),
         db_schema_filter_pattern: Some("omop".into()),
@@ -107,7 +123,10 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
     )
     .await;
     assert_eq!(strings(&batches[0], "table_name").len(), 4);
+}
 
+/// The table types, and the SQL types a driver maps columns to.
+async fn table_types_and_xdbc_types(client: &Client) {
     let (schema, batches) = fetch(
         client.clone(),
         client.clone().get_table_types().await.expect("types"),
@@ -118,7 +137,6 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
         strings(&batches[0], "table_type"),
         vec!["TABLE", "VOCABULARY"]
     );
-
     let xdbc = CommandGetXdbcTypeInfo { data_type: None };
     let (_, batches) = fetch(
         client.clone(),
@@ -136,6 +154,11 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
             "TIMESTAMP"
         ]
     );
+}
+
+/// Keys answer empty with their schemas, updates are refused, and
+/// GetSqlInfo without ids lists every key.
+async fn keys_updates_and_sql_info(client: &Client) {
     let pk = CommandGetPrimaryKeys {
         catalog: None,
         db_schema: None,
@@ -170,7 +193,6 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
         .await
         .expect_err("read-only");
     assert!(update.to_string().contains("read-only"), "{update}");
-
     let info = client.clone().get_sql_info(vec![]).await.expect("sql info");
     let (_, batches) = fetch(client.clone(), info).await;
     let keys = batches.iter().map(|b| b.num_rows()).sum::<usize>();
@@ -178,10 +200,4 @@ async fn catalogs_schemas_tables_and_types_have_the_specified_shapes() {
         keys >= 40,
         "GetSqlInfo with no ids returns every key; got {keys}"
     );
-
-    let qualified = ihdsi_tests::ask(&fed.uri, "SELECT count(*) AS n FROM ihdsi.omop.person")
-        .await
-        .expect("qualified names resolve");
-    assert_eq!(qualified.num_rows(), 1);
-    fed.shutdown().await;
 }
