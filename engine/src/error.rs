@@ -215,12 +215,15 @@ impl From<LimitReached> for EngineError {
     }
 }
 
-/// A site's error, where the coordinator runs site code itself (its
-/// vocabulary, at start-up). Each kind the coordinator's error has keeps
-/// its kind and its message. The three only a running subplan has become
-/// what the coordinator hears of them from a site, with no site to name: a
-/// backend's failure and a cancellation are [`EngineError::SiteRuntime`],
-/// the site's time limit is [`EngineError::SiteResources`] under its key.
+/// A site's error, where the coordinator runs site code in its own
+/// process (today only its vocabulary, at start-up). Each kind the
+/// coordinator's error has keeps its kind and its message. The three only
+/// a running subplan has are told as a site's run-time failures are, with
+/// no site to name (in-process there is none): a backend's failure and a
+/// cancellation are [`EngineError::SiteRuntime`], the site's time limit
+/// [`EngineError::SiteResources`] under its key. Over Flight the same
+/// failures arrive as a `SiteFailure` instead, which names the site where
+/// a timeout is concerned (`protocol::failure`).
 impl From<SiteError> for EngineError {
     fn from(e: SiteError) -> Self {
         match e {

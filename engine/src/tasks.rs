@@ -5,10 +5,11 @@
 //! * [`SpawnedTask`] (DataFusion's): aborted when its handle is dropped,
 //!   for work nobody needs once its owner has gone (an in-process Ballista
 //!   executor, a password check).
-//! * [`run_to_end`]: work that must finish even when its caller stops
-//!   waiting: a subplan whose end goes on the site's audit trail whatever
-//!   happens to the coordinator's request, or a database connection's
-//!   driver, which ends by itself when its client is dropped.
+//! * [`run_to_end`] and [`blocking_to_end`]: work that must finish even
+//!   when its caller stops waiting: a subplan whose end goes on the site's
+//!   audit trail whatever happens to the coordinator's request, an audit
+//!   record being written, or a database connection's driver, which ends
+//!   by itself when its client is dropped.
 
 use std::future::Future;
 
@@ -25,4 +26,16 @@ where
     F::Output: Send + 'static,
 {
     tokio::spawn(work)
+}
+
+/// Run blocking `work` on Tokio's blocking pool to its end, whether or not
+/// the returned handle is awaited or dropped (an aborted
+/// `SpawnedTask::spawn_blocking` that has not started never runs).
+#[allow(clippy::disallowed_methods)] // the one place detached blocking work starts
+pub fn blocking_to_end<F, R>(work: F) -> JoinHandle<R>
+where
+    F: FnOnce() -> R + Send + 'static,
+    R: Send + 'static,
+{
+    tokio::task::spawn_blocking(work)
 }

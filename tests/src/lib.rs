@@ -37,21 +37,32 @@ static GENERATE: Mutex<()> = Mutex::new(());
 /// A generated three-site cohort of `persons`, shared by the tests of one
 /// run (generation is deterministic, so reuse is safe).
 pub fn cohort(persons: u64) -> PathBuf {
+    generated(
+        &format!("cohort-{persons}"),
+        GenerateOptions {
+            persons,
+            ..GenerateOptions::default()
+        },
+    )
+}
+
+/// The cohort `options` describe (its `out` ignored), generated once per
+/// test process into a folder of its own `name` and shared from there.
+pub fn generated(name: &str, options: GenerateOptions) -> PathBuf {
     let _guard = GENERATE.lock().unwrap_or_else(|p| p.into_inner());
     let dir = std::env::temp_dir()
         .join(format!("ihdsi-tests-{}", std::process::id()))
-        .join(format!("cohort-{persons}"));
+        .join(name);
     if !dir.join("concept.parquet").exists() {
         let tmp = dir.with_extension("partial");
         let _ = std::fs::remove_dir_all(&tmp);
         generate(&GenerateOptions {
             out: tmp.clone(),
-            persons,
-            ..GenerateOptions::default()
+            ..options
         })
-        .expect("generate cohort");
+        .unwrap_or_else(|e| panic!("generate {name}: {e}"));
         let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).expect("publish cohort");
+        std::fs::rename(&tmp, &dir).unwrap_or_else(|e| panic!("publish {name}: {e}"));
     }
     dir
 }

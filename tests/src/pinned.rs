@@ -43,7 +43,7 @@ use std::path::{Path, PathBuf};
 use ihdsi_catalog::PrivacyPolicy;
 use ihdsi_cli::client::Connection;
 use ihdsi_cli::demo::Federation;
-use ihdsi_synthetic::{GenerateOptions, generate};
+use ihdsi_synthetic::GenerateOptions;
 use sqllogictest::{
     AsyncDB, Connection as SltConnection, DBOutput, DefaultColumnType, MakeConnection, Record,
     Runner,
@@ -77,24 +77,15 @@ const METADATA: &str = "METADATA";
 /// The pinned cohort, generated once per test process: fixed size, seed
 /// and sites, so that its rows are the same on every run and machine.
 pub fn pinned_cohort() -> PathBuf {
-    let _guard = crate::GENERATE.lock().unwrap_or_else(|p| p.into_inner());
-    let dir = std::env::temp_dir()
-        .join(format!("ihdsi-tests-{}", std::process::id()))
-        .join(format!("pinned-{PERSONS}-seed-{SEED}"));
-    if !dir.join("concept.parquet").exists() {
-        let tmp = dir.with_extension("partial");
-        let _ = std::fs::remove_dir_all(&tmp);
-        generate(&GenerateOptions {
-            out: tmp.clone(),
+    crate::generated(
+        &format!("pinned-{PERSONS}-seed-{SEED}"),
+        GenerateOptions {
+            out: PathBuf::new(),
             persons: PERSONS,
             seed: SEED,
             sites: SITES.iter().map(|s| s.to_string()).collect(),
-        })
-        .expect("generate the pinned cohort");
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::rename(&tmp, &dir).expect("publish the pinned cohort");
-    }
-    dir
+        },
+    )
 }
 
 /// Every threshold at 1 and the p% rule off, MIN and MAX allowed: the

@@ -157,7 +157,8 @@ impl AuditLog {
         body.insert("event".into(), Value::from(event));
         body.insert("by".into(), Value::from(self.who.as_str()));
         let log = Arc::clone(self);
-        crate::tasks::SpawnedTask::spawn_blocking(move || log.append_blocking(body))
+        // Detached: a record whose caller stopped waiting is still written.
+        crate::tasks::blocking_to_end(move || log.append_blocking(body))
             .await
             .map_err(|e| AuditError::Encode(format!("audit writer task failed: {e}")))?
     }

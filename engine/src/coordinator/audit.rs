@@ -95,8 +95,6 @@ impl Coordinator {
         Ok(log.append("query", &record).await?)
     }
 
-    /// Put differencing pairs on the audit trail (advisory; with no trail
-    /// there is no one to advise, so nothing is kept).
     /// Put each earlier query the mechanism's differencing detector paired
     /// with this one on the audit trail, as an advisory.
     pub(super) async fn audit_differencing(

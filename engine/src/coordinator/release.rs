@@ -52,8 +52,12 @@ impl Coordinator {
             .mechanism
             .release(release, &answers, &mut OsUniform::default())?;
         let merge_time = merge_started.elapsed();
-        let flagged = self.mechanism.observe(cx, release, released.groups);
-        self.audit_differencing(cx, flagged).await?;
+        // The detector advises the stewards through the audit trail: with
+        // no trail there is no one to advise, so no exact count is kept.
+        if self.audit.is_some() {
+            let flagged = self.mechanism.observe(cx, release, released.groups);
+            self.audit_differencing(cx, flagged).await?;
+        }
         let sites = answers.into_iter().map(|a| a.site).collect();
         Ok(ReleaseRun {
             batch: released.batch,

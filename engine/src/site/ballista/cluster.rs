@@ -36,9 +36,12 @@ use crate::tasks::SpawnedTask;
 #[derive(Debug)]
 pub struct StandaloneCluster {
     scheduler: std::net::SocketAddr,
+    /// The executor's tasks, aborted on drop: declared before `work_dir`
+    /// so that they stop before its files are removed (fields drop in
+    /// order).
+    executor: Vec<SpawnedTask<()>>,
     /// The executor's shuffle files; removed on drop.
     work_dir: tempfile::TempDir,
-    executor: Vec<SpawnedTask<()>>,
 }
 
 fn cluster_error(what: &str) -> impl Fn(String) -> SiteError + '_ {
