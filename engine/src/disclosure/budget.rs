@@ -119,14 +119,17 @@ impl DpGate {
 
     /// The cache key of `release` for `principal` over `sites`. The privacy
     /// parameters are fixed for the life of the gate (and of its in-memory
-    /// cache), so the canonical subplan and who asked over which sites is
-    /// all that tells two releases apart.
+    /// cache), so who asked over which sites, the canonical subplan and how
+    /// its partials are merged tell two releases apart. The merges count:
+    /// `avg(x)` and `sum(x), count(x)` send every site the same subplan but
+    /// release different tables, and the cache holds the released table.
     pub(crate) fn key(&self, principal: &Principal, release: &Release, sites: &[String]) -> String {
         format!(
-            "{}\u{1f}{}\u{1f}{}",
+            "{}\u{1f}{}\u{1f}{}\u{1f}{:?}",
             principal.id,
             sites.join(","),
-            release.site_sql
+            release.site_sql,
+            release.merges
         )
     }
 

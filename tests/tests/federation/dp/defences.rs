@@ -273,6 +273,32 @@ fn diff_sorted(a: &QueryResult, b: &QueryResult) -> Option<String> {
     (x != y).then(|| format!("{x:?} vs {y:?}"))
 }
 
+/// `avg(x)` and `sum(x), count(x)` send every site the same subplan but
+/// release different tables: each is paid and cached on its own, and
+/// neither is answered with the other's columns (a review found the second
+/// failing with an internal error when the cache was keyed by the subplan
+/// alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_same_partials_merged_differently_are_cached_apart() {
+    let data = cohort(6_000);
+    let dir = scratch("cache-key");
+    let fed = dp_federation(&data, &dir.join("budget.jsonl"), 1.0).await;
+    let permits = Permits::default();
+    let (_, token) = permits.fresh(Some(1.0));
+    let c = connect(&fed.uri).await.with_permit(&token);
+    let avg = "SELECT gender_concept_id, avg(year_of_birth) AS mean FROM person GROUP BY 1";
+    let parts = "SELECT gender_concept_id, sum(year_of_birth) AS total, count(year_of_birth) AS n FROM person GROUP BY 1";
+    let first = ask(&c, avg).await.expect("avg");
+    assert_eq!(first.schema.fields().len(), 2);
+    let second = ask(&c, parts).await.expect("sum and count, after avg");
+    assert_eq!(second.schema.fields().len(), 3);
+    assert_eq!(meta(&second, key::RHO_CHARGED), "0.100000000");
+    let again = ask(&c, avg).await.expect("avg again");
+    assert_eq!(meta(&again, key::RHO_CHARGED), "0.000000000");
+    assert_eq!(diff(&again.batches, &first.batches), None, "the cached avg");
+    fed.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_queries_never_overspend_and_the_ledger_is_the_sum_of_charges() {
     let data = cohort(6_000);
