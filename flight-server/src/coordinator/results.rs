@@ -37,8 +37,9 @@ struct Held {
 pub struct ResultCache {
     entries: Mutex<Store<Held>>,
     drain: Arc<Drain>,
-    /// Takes expired results out while nobody touches the cache.
-    sweeper: Mutex<Option<SpawnedTask<()>>>,
+    /// Takes expired results out while nobody touches the cache; aborted
+    /// with it.
+    _sweeper: SpawnedTask<()>,
 }
 
 impl ResultCache {
@@ -46,15 +47,12 @@ impl ResultCache {
     /// the sweeper that takes them out when their time is up (it needs a
     /// Tokio runtime, and stops with the cache).
     pub fn start(ttl: Duration, max_bytes: usize, drain: Arc<Drain>) -> Arc<Self> {
-        let cache = Arc::new(Self {
+        let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        Arc::new_cyclic(|cache| Self {
             entries: Mutex::new(Store::new(max_bytes, ttl)),
             drain,
-            sweeper: Mutex::new(None),
-        });
-        let every = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
-        let sweeper = SpawnedTask::spawn(sweep(Arc::downgrade(&cache), every));
-        *cache.sweeper.lock().unwrap_or_else(|p| p.into_inner()) = Some(sweeper);
-        cache
+            _sweeper: SpawnedTask::spawn(sweep(Weak::clone(cache), every)),
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Store<Held>> {
@@ -89,9 +87,7 @@ impl ResultCache {
             outcome,
             fetched: false,
         };
-        let inserted = self
-            .lock()
-            .insert(handle.clone(), held, bytes, |h| h.fetched);
+        let inserted = self.lock().insert(handle, held, bytes, |h| h.fetched);
         match inserted {
             Ok(evicted) => {
                 self.drain.held();
