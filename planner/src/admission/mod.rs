@@ -25,6 +25,7 @@ pub mod dates;
 pub mod free_text;
 pub mod functions;
 pub mod identifier;
+pub mod magnitude;
 pub mod one_row;
 pub mod policy;
 pub mod ranges;
@@ -65,7 +66,9 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
     free_text::check_exprs(agg.group_expr.iter().chain(&agg.aggr_expr))?;
     dates::check_boundary(agg)?;
     values::check_aggregate(agg)?;
-    functions::check_plan(&LogicalPlan::Aggregate(agg.clone()))?;
+    let boundary = LogicalPlan::Aggregate(agg.clone());
+    functions::check_plan(&boundary)?;
+    magnitude::check_node(&boundary)?;
     let input_lineage = lineage(&agg.input)?;
     if agg
         .group_expr
@@ -110,6 +113,7 @@ fn check_node(node: &LogicalPlan) -> Result<()> {
     identifier::check_node(node)?;
     free_text::check_node(node)?;
     dates::check_node(node)?;
+    magnitude::check_node(node)?;
     match node {
         LogicalPlan::Aggregate(a) => {
             if a.group_expr

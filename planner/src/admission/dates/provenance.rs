@@ -12,11 +12,12 @@
 use std::collections::BTreeSet;
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::ScalarValue;
 use datafusion::common::tree_node::TreeNode;
-use datafusion::common::{Column, DFSchema, ScalarValue};
-use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Join, LogicalPlan, Operator};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 
 use crate::analysis::lineage::{join_source, pass_through};
+pub(super) use crate::analysis::scope::Scope;
 
 /// One scan's date column.
 pub(super) type Source = (usize, String);
@@ -83,44 +84,6 @@ pub(super) fn temporal(t: &DataType) -> bool {
 
 fn interval(t: &DataType) -> bool {
     matches!(t, DataType::Interval(_) | DataType::Duration(_))
-}
-
-/// The plan (or the two sides of a join) an expression is evaluated over.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Scope<'a> {
-    One(&'a LogicalPlan),
-    Join(&'a Join),
-}
-
-impl Scope<'_> {
-    pub(super) fn schema(&self) -> std::borrow::Cow<'_, DFSchema> {
-        match self {
-            Scope::One(p) => std::borrow::Cow::Borrowed(p.schema().as_ref()),
-            Scope::Join(j) => std::borrow::Cow::Owned(
-                j.left
-                    .schema()
-                    .join(j.right.schema())
-                    .unwrap_or_else(|_| j.schema.as_ref().clone()),
-            ),
-        }
-    }
-
-    fn column(&self, c: &Column) -> Prov {
-        match self {
-            Scope::One(p) => p
-                .schema()
-                .index_of_column(c)
-                .map_or(Prov::NotDate, |i| column(p, i)),
-            Scope::Join(j) => match j.left.schema().index_of_column(c) {
-                Ok(i) => column(&j.left, i),
-                Err(_) => j
-                    .right
-                    .schema()
-                    .index_of_column(c)
-                    .map_or(Prov::NotDate, |i| column(&j.right, i)),
-            },
-        }
-    }
 }
 
 /// The provenance of output column `index` of `plan`.
@@ -215,7 +178,9 @@ pub(super) fn expr(e: &Expr, scope: Scope<'_>) -> Prov {
     let typed = |x: &Expr| x.get_type(schema.as_ref()).ok();
     match e {
         Expr::Alias(a) => expr(&a.expr, scope),
-        Expr::Column(c) => scope.column(c),
+        Expr::Column(c) => scope
+            .resolve(c)
+            .map_or(Prov::NotDate, |(p, i)| column(p, i)),
         Expr::Literal(v, _) if temporal(&v.data_type()) => Prov::Constant,
         Expr::Cast(datafusion::logical_expr::Cast { expr: inner, field })
         | Expr::TryCast(datafusion::logical_expr::TryCast { expr: inner, field })

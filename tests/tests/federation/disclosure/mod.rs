@@ -9,3 +9,4 @@ pub(crate) mod cells;
 mod demo_flags;
 pub(crate) mod dominance;
 mod duplicates;
+mod magnitude_property;

@@ -22,6 +22,8 @@ use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator};
 
 use crate::analysis::exprs::strip_alias;
 
+pub mod plan;
+
 /// A closed interval of values; every value of the expression lies in it
 /// (or is NULL).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -31,11 +33,11 @@ pub struct Range {
 }
 
 impl Range {
-    fn new(lo: f64, hi: f64) -> Option<Self> {
+    pub(crate) fn new(lo: f64, hi: f64) -> Option<Self> {
         (lo.is_finite() && hi.is_finite() && lo <= hi).then_some(Self { lo, hi })
     }
 
-    fn union(self, other: Self) -> Self {
+    pub(crate) fn union(self, other: Self) -> Self {
         Self {
             lo: self.lo.min(other.lo),
             hi: self.hi.max(other.hi),
@@ -70,7 +72,7 @@ impl std::fmt::Display for Range {
 }
 
 /// The values an integer type holds.
-fn type_range(t: &DataType) -> Option<Range> {
+pub(crate) fn type_range(t: &DataType) -> Option<Range> {
     use DataType as T;
     let (lo, hi) = match t {
         T::Int8 => (i8::MIN as f64, i8::MAX as f64),
@@ -87,17 +89,34 @@ fn type_range(t: &DataType) -> Option<Range> {
     Some(Range { lo, hi })
 }
 
-/// The range of `e`'s values, where it can be derived.
+/// How an expression's columns get their ranges: by the name the column
+/// has where it is used ([`range_of`], enough where the sites make the
+/// result total whatever the data), or by following it down the plan to
+/// what it reads ([`plan::range_in`]).
+pub(crate) struct Columns<'a> {
+    pub column: &'a dyn Fn(&Expr, &datafusion::common::Column) -> Option<Range>,
+}
+
+/// The range of `e`'s values, where it can be derived, with column ranges
+/// from the declared bounds of the column's name.
 pub fn range_of(e: &Expr, schema: &DFSchema) -> Option<Range> {
-    match strip_alias(e) {
-        Expr::Column(c) => ihdsi_catalog::bounds::for_column(&c.name)
+    let by_name = |e: &Expr, c: &datafusion::common::Column| {
+        ihdsi_catalog::bounds::for_column(&c.name)
             .and_then(|b| Range::new(b.lo, b.hi))
-            .or_else(|| type_range(&e.get_type(schema).ok()?)),
+            .or_else(|| type_range(&e.get_type(schema).ok()?))
+    };
+    range_with(e, &Columns { column: &by_name })
+}
+
+/// The range of `e`'s values, with column ranges from `cols`.
+pub(crate) fn range_with(e: &Expr, cols: &Columns<'_>) -> Option<Range> {
+    match strip_alias(e) {
+        Expr::Column(c) => (cols.column)(e, c),
         Expr::Literal(v, _) => literal(v),
-        Expr::Cast(c) => range_of(&c.expr, schema),
-        Expr::TryCast(c) => range_of(&c.expr, schema),
-        Expr::Negative(x) => range_of(x, schema).and_then(|r| Range::new(-r.hi, -r.lo)),
-        Expr::BinaryExpr(b) => binary(b, schema),
+        Expr::Cast(c) => cast(range_with(&c.expr, cols)?, c.field.data_type()),
+        Expr::TryCast(c) => cast(range_with(&c.expr, cols)?, c.field.data_type()),
+        Expr::Negative(x) => range_with(x, cols).and_then(|r| Range::new(-r.hi, -r.lo)),
+        Expr::BinaryExpr(b) => binary(b, cols),
         Expr::Case(case) => {
             let branches = case
                 .when_then_expr
@@ -105,13 +124,24 @@ pub fn range_of(e: &Expr, schema: &DFSchema) -> Option<Range> {
                 .map(|(_, then)| then.as_ref())
                 .chain(case.else_expr.as_deref());
             branches
-                .map(|x| range_of(x, schema))
+                .map(|x| range_with(x, cols))
                 .reduce(|a, b| Some(a?.union(b?)))
                 .flatten()
         }
-        Expr::ScalarFunction(f) => function(f.func.name(), &f.args, schema),
+        Expr::ScalarFunction(f) => function(f.func.name(), &f.args, cols),
         _ => None,
     }
+}
+
+/// A cast keeps the range, except to a narrow float: beyond its largest
+/// value the result is infinite, so there is no finite range.
+fn cast(r: Range, to: &DataType) -> Option<Range> {
+    let limit = match to {
+        DataType::Float16 => 65_504.0,
+        DataType::Float32 => f64::from(f32::MAX),
+        _ => return Some(r),
+    };
+    (r.lo >= -limit && r.hi <= limit).then_some(r)
 }
 
 fn literal(v: &ScalarValue) -> Option<Range> {
@@ -125,8 +155,8 @@ fn literal(v: &ScalarValue) -> Option<Range> {
     Range::new(x, x)
 }
 
-fn binary(b: &BinaryExpr, schema: &DFSchema) -> Option<Range> {
-    let (l, r) = (range_of(&b.left, schema)?, range_of(&b.right, schema)?);
+fn binary(b: &BinaryExpr, cols: &Columns<'_>) -> Option<Range> {
+    let (l, r) = (range_with(&b.left, cols)?, range_with(&b.right, cols)?);
     let corners = |f: fn(f64, f64) -> f64| {
         let v = [f(l.lo, r.lo), f(l.lo, r.hi), f(l.hi, r.lo), f(l.hi, r.hi)];
         Range::new(
@@ -154,8 +184,8 @@ fn binary(b: &BinaryExpr, schema: &DFSchema) -> Option<Range> {
     }
 }
 
-fn function(name: &str, args: &[Expr], schema: &DFSchema) -> Option<Range> {
-    let arg = |i: usize| args.get(i).and_then(|a| range_of(a, schema));
+fn function(name: &str, args: &[Expr], cols: &Columns<'_>) -> Option<Range> {
+    let arg = |i: usize| args.get(i).and_then(|a| range_with(a, cols));
     match name.to_ascii_lowercase().as_str() {
         "floor" => arg(0).and_then(|r| Range::new(r.lo.floor(), r.hi.floor())),
         "ceil" => arg(0).and_then(|r| Range::new(r.lo.ceil(), r.hi.ceil())),
@@ -175,7 +205,7 @@ fn function(name: &str, args: &[Expr], schema: &DFSchema) -> Option<Range> {
         }),
         "coalesce" => args
             .iter()
-            .map(|a| range_of(a, schema))
+            .map(|a| range_with(a, cols))
             .reduce(|a, b| Some(a?.union(b?)))
             .flatten(),
         "date_part" | "datepart" | "extract" => date_part(args),
