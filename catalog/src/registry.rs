@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{CatalogError, Result};
 use crate::limits::QueryLimits;
 use crate::permit::SitePermitPolicy;
-use crate::privacy::PrivacyPolicy;
+use crate::privacy::{PrivacyMode, PrivacyPolicy};
 use crate::resources::{CoordinatorResources, SiteResources};
 use crate::schema;
 use crate::security::{
@@ -333,6 +333,12 @@ impl SiteConfig {
         let cfg = self;
         validate_id(&cfg.site.id)?;
         cfg.privacy.validate()?;
+        if cfg.privacy.mode == PrivacyMode::Dp && cfg.privacy.min_group_size > 1 {
+            return Err(CatalogError::ConfigInvalid(format!(
+                "site '{}': privacy.mode = \"dp\" with min_group_size = {}: dp mode's guarantee assumes that sites send every group (min_group_size = 1); a site that withholds groups under k lets one patient move a noisy count by up to k. Set min_group_size = 1, or run the site in threshold mode",
+                cfg.site.id, cfg.privacy.min_group_size
+            )));
+        }
         cfg.limits.validate()?;
         cfg.resources.validate()?;
         match (cfg.site.backend, &cfg.site.url) {
@@ -407,6 +413,15 @@ mod tests {
         let err = site("").expect_err("no data").to_string();
         assert!(err.contains("site.data is required"), "{err}");
         assert!(site("backend = \"oracle\"").is_err());
+        let err = site("data = \"data/lu\"\n[privacy]\nmode = \"dp\"\nmin_group_size = 10")
+            .expect_err("dp with k above 1")
+            .to_string();
+        assert!(
+            err.contains("site 'lu'") && err.contains("min_group_size = 1"),
+            "{err}"
+        );
+        site("data = \"data/lu\"\n[privacy]\nmode = \"dp\"\nmin_group_size = 1")
+            .expect("dp at k = 1");
     }
 
     #[test]

@@ -21,9 +21,11 @@ pub(super) struct PrivacyFlags {
     /// cell (`min_group_size`).
     #[arg(long, default_value_t = PrivacyPolicy::default().min_group_size)]
     min_group_size: u64,
-    /// Each site's minimum distinct patients per group it sends.
-    #[arg(long, default_value_t = PrivacyPolicy::default().min_group_size)]
-    site_min_group_size: u64,
+    /// Each site's minimum distinct patients per group it sends (default:
+    /// the federation's default in threshold mode; 1 in dp mode, whose
+    /// guarantee assumes that sites send every group).
+    #[arg(long)]
+    site_min_group_size: Option<u64>,
     /// Allow MIN and MAX (they release one patient's value).
     #[arg(long)]
     allow_min_max: bool,
@@ -81,11 +83,20 @@ impl PrivacyFlags {
             },
             ..PrivacyPolicy::threshold(self.min_group_size, self.allow_min_max)
         };
+        let site_k = match (self.privacy, self.site_min_group_size) {
+            (PrivacyMode::Dp, Some(k)) if k > 1 => {
+                return Err(CliError::Client(format!(
+                    "--site-min-group-size {k} with --privacy dp: dp mode's guarantee assumes sites send every group (k = 1); a site that withholds groups under k lets one patient move a noisy count by up to k. Leave the flag out, or use --privacy threshold"
+                )));
+            }
+            (PrivacyMode::Dp, _) => 1,
+            (PrivacyMode::Threshold, k) => k.unwrap_or(PrivacyPolicy::default().min_group_size),
+        };
         let site = PrivacyPolicy {
             mode: self.privacy,
             max_sites_per_patient: federation.max_sites_per_patient,
             bounding: federation.bounding,
-            ..PrivacyPolicy::threshold(self.site_min_group_size, self.allow_min_max)
+            ..PrivacyPolicy::threshold(site_k, self.allow_min_max)
         };
         for policy in [&federation, &site] {
             policy
@@ -110,5 +121,44 @@ impl PrivacyFlags {
                 .max_groups_per_patient
                 .unwrap_or(defaults.max_groups_per_patient),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Demo {
+        #[command(flatten)]
+        flags: PrivacyFlags,
+    }
+
+    fn site_k(args: &[&str]) -> Result<u64> {
+        let demo = Demo::try_parse_from(std::iter::once("demo").chain(args.iter().copied()))
+            .expect("flags parse");
+        demo.flags.policies().map(|(_, site)| site.min_group_size)
+    }
+
+    #[test]
+    fn dp_sites_send_every_group_and_a_site_threshold_above_one_is_refused() {
+        assert_eq!(
+            site_k(&[]).expect("threshold"),
+            PrivacyPolicy::default().min_group_size
+        );
+        assert_eq!(site_k(&["--privacy", "dp"]).expect("dp"), 1);
+        assert_eq!(
+            site_k(&["--privacy", "dp", "--site-min-group-size", "1"]).expect("dp"),
+            1
+        );
+        let err = site_k(&["--privacy", "dp", "--site-min-group-size", "10"])
+            .expect_err("dp with sites at k = 10")
+            .to_string();
+        assert!(
+            err.contains("--site-min-group-size 10 with --privacy dp"),
+            "{err}"
+        );
     }
 }

@@ -19,16 +19,19 @@
 //!   `inner.person_id = outer.person_id` among them), and on the left of
 //!   `IN (SELECT person_id …)`.
 //!
-//! A column is the identifier if the lineage analysis says so, or if it is
-//! named `person_id` (which also covers the nullable side of outer joins,
-//! where the lineage conservatively drops it).
+//! A column is the identifier if the lineage analysis says so, if it is
+//! named `person_id`, or if it may carry `person_id`'s values under another
+//! name ([`crate::analysis::carried`]: a rename above a `LEFT JOIN`, a
+//! `UNION` branch, a CTE), which the lineage conservatively drops.
 
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::expr::AggregateFunction;
 use datafusion::logical_expr::{Aggregate, Distinct, Expr, LogicalPlan, Operator};
 
+use crate::analysis::carried::carried_column;
 use crate::analysis::lineage::{Lineage, UNIT_ALIAS, lineage};
+use crate::analysis::scope::Scope;
 use crate::error::{PlanError, Result};
 use ihdsi_catalog::schema::PRIVACY_UNIT;
 
@@ -36,6 +39,7 @@ use ihdsi_catalog::schema::PRIVACY_UNIT;
 struct Identifiers<'a> {
     schema: &'a DFSchema,
     lineage: Lineage,
+    scope: Scope<'a>,
 }
 
 impl Identifiers<'_> {
@@ -46,6 +50,7 @@ impl Identifiers<'_> {
                 .schema
                 .index_of_column(c)
                 .is_ok_and(|i| self.lineage.unit.get(i).copied().unwrap_or(false))
+            || carried_column(c, self.scope).contains(PRIVACY_UNIT)
     }
 
     /// Whether `e` is a bare (possibly aliased) identifier column, or a
@@ -112,6 +117,7 @@ fn of(plan: &LogicalPlan) -> Result<Identifiers<'_>> {
     Ok(Identifiers {
         schema: plan.schema(),
         lineage: lineage(plan)?,
+        scope: Scope::One(plan),
     })
 }
 
@@ -157,6 +163,7 @@ pub fn check_node(node: &LogicalPlan) -> Result<()> {
             let ids = Identifiers {
                 schema: j.schema.as_ref(),
                 lineage: lineage(node)?,
+                scope: Scope::Join(j),
             };
             let on: Vec<Expr> =
                 j.on.iter()

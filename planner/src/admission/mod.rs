@@ -16,9 +16,12 @@ use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::utils::split_conjunction;
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan, Operator};
 
+use crate::analysis::carried::carried_column;
 use crate::analysis::lineage::{Lineage, expr_is_unit, lineage, reads_patient_data};
+use crate::analysis::scope::Scope;
 use crate::error::{PlanError, Result};
 use crate::rules::Rule;
+use ihdsi_catalog::schema::PRIVACY_UNIT;
 
 pub mod amplification;
 pub mod dates;
@@ -63,7 +66,7 @@ pub fn check_site_local(plan: &LogicalPlan) -> Result<()> {
 pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Lineage> {
     check_site_local(&agg.input)?;
     identifier::check_aggregate(agg)?;
-    free_text::check_exprs(agg.group_expr.iter().chain(&agg.aggr_expr))?;
+    free_text::check_exprs(agg.group_expr.iter().chain(&agg.aggr_expr), &agg.input)?;
     dates::check_boundary(agg)?;
     values::check_aggregate(agg)?;
     let boundary = LogicalPlan::Aggregate(agg.clone());
@@ -83,10 +86,16 @@ pub fn check_boundary(agg: &datafusion::logical_expr::Aggregate) -> Result<Linea
             "The coordinator sends one subplan per grouping set",
         ));
     }
+    // The lineage drops the identifier on the nullable side of an outer
+    // join; what a key carries does not.
+    let carries_unit = |g: &Expr| match crate::analysis::exprs::strip_alias(g) {
+        Expr::Column(c) => carried_column(c, Scope::One(&agg.input)).contains(PRIVACY_UNIT),
+        _ => false,
+    };
     if let Some(g) = agg
         .group_expr
         .iter()
-        .find(|g| expr_is_unit(g, &agg.input, &input_lineage))
+        .find(|g| expr_is_unit(g, &agg.input, &input_lineage) || carries_unit(g))
     {
         return Err(PlanError::RowLevel {
             detail: format!(

@@ -8,6 +8,7 @@
 
 pub mod aggregates;
 pub mod axis;
+pub mod carried;
 pub mod exprs;
 pub mod lineage;
 pub mod scope;

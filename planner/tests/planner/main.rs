@@ -6,4 +6,5 @@
 #![allow(clippy::disallowed_methods)]
 
 mod arbitrary_sql;
+mod metamorphic;
 mod site_sql;

@@ -139,7 +139,7 @@ fn dated(p: &Prov) -> bool {
 fn check_comparison(l: &Expr, op: Operator, r: &Expr, scope: Scope<'_>) -> Result<()> {
     let (pl, pr) = (provenance::expr(l, scope), provenance::expr(r, scope));
     if !dated(&pl) && !dated(&pr) {
-        return Ok(()); // numbers, generalised values, intervals, constants
+        return check_days(l, r, (&pl, &pr));
     }
     let (date, p, other, po) = if dated(&pl) {
         (l, &pl, r, &pr)
@@ -193,6 +193,24 @@ fn check_comparison(l: &Expr, op: Operator, r: &Expr, scope: Scope<'_>) -> Resul
     Ok(())
 }
 
+/// A difference of dates is compared with literals or with another
+/// difference of dates only: compared with other data (`a - b =
+/// year_of_birth * 365`) it is a number that can reach an exact day.
+fn check_days(l: &Expr, r: &Expr, p: (&Prov, &Prov)) -> Result<()> {
+    let (days, other, po) = match p {
+        (Prov::Interval, po) => (l, r, po),
+        (po, Prov::Interval) => (r, l, po),
+        _ => return Ok(()),
+    };
+    if *po == Prov::Interval || other.column_refs().is_empty() {
+        return Ok(());
+    }
+    Err(refused(format!(
+        "comparing {}, a difference of dates in days, with a value computed from other data: compare it with literals, or with another difference of dates",
+        name_of(days)
+    )))
+}
+
 /// An interval `a - b` between two dates: relative only between different
 /// dates of the data, with no literal date in either.
 fn check_interval(a: &Expr, b: &Expr, scope: Scope<'_>) -> Result<()> {
@@ -225,15 +243,10 @@ fn is_temporal(e: &Expr, scope: Scope<'_>) -> bool {
 /// Check every use of a high-resolution value in `e`, an expression over
 /// `scope`.
 fn check_expr(e: &Expr, scope: Scope<'_>) -> Result<()> {
+    // `day_of_birth` may pass through a projection under any name: the
+    // rules that keep it out of keys and filters follow what a column
+    // carries, not its name (`crate::analysis::carried`).
     let root = strip_alias(e);
-    // `day_of_birth` may pass through a projection under its own name only:
-    // the rules that keep it out of keys and filters go by that name.
-    if let (Expr::Alias(a), Expr::Column(c)) = (e, root)
-        && c.name.eq_ignore_ascii_case("day_of_birth")
-        && !a.name.eq_ignore_ascii_case("day_of_birth")
-    {
-        return Err(refused(format!("renaming {} to {}", c.name, a.name)));
-    }
     let mut outcome = Ok(());
     let _ = e.apply(|x| {
         outcome = check_one(x, std::ptr::eq(x, root), scope);
@@ -288,7 +301,7 @@ fn check_one(x: &Expr, is_root: bool, scope: Scope<'_>) -> Result<()> {
             };
         }
         Expr::IsNull(_) | Expr::IsNotNull(_) | Expr::AggregateFunction(_) => return Ok(()),
-        Expr::Column(c) if c.name.eq_ignore_ascii_case("day_of_birth") && !is_root => {
+        Expr::Column(c) if day_of_birth(c, scope) && !is_root => {
             return Err(refused(format!("computing with {}", c.name)));
         }
         _ => {}
@@ -310,6 +323,11 @@ fn check_one(x: &Expr, is_root: bool, scope: Scope<'_>) -> Result<()> {
         Ok(TreeNodeRecursion::Continue)
     });
     outcome
+}
+
+/// Whether column `c` may carry the day of birth, under any name.
+fn day_of_birth(c: &datafusion::common::Column, scope: Scope<'_>) -> bool {
+    crate::analysis::carried::carried_column(c, scope).contains("day_of_birth")
 }
 
 /// Check one node below the release boundary.
@@ -344,12 +362,13 @@ pub fn check_boundary(agg: &Aggregate) -> Result<()> {
     let scope = Scope::One(&agg.input);
     for key in &agg.group_expr {
         let p = provenance::expr(key, scope);
-        if dated(&p)
-            || key
-                .column_refs()
-                .iter()
-                .any(|c| c.name.eq_ignore_ascii_case("day_of_birth"))
-        {
+        if p == Prov::Interval {
+            return Err(refused(format!(
+                "grouping the released result by {}, a difference of dates in days: against a date that is (nearly) the same for every patient, such as an extraction or observation-period end date, it is an exact date. Group it by whole months or coarser, (a - b) / 30",
+                name_of(key)
+            )));
+        }
+        if dated(&p) || key.column_refs().iter().any(|c| day_of_birth(c, scope)) {
             return Err(refused(format!(
                 "grouping the released result by {}",
                 name_of(key)

@@ -196,7 +196,8 @@ pub(super) fn expr(e: &Expr, scope: Scope<'_>) -> Prov {
         _ if generalisation(e).is_some() => {
             let arg = generalisation(e).map(|a| expr(a, scope));
             match arg {
-                Some(Prov::Interval) => Prov::NotDate,
+                // A part of an interval (its days) is still at day resolution.
+                Some(Prov::Interval) => Prov::Interval,
                 _ => Prov::Generalised,
             }
         }
@@ -264,7 +265,13 @@ fn other(e: &Expr, scope: Scope<'_>) -> Prov {
         return Prov::Constant;
     }
     if !t.as_ref().is_some_and(temporal) {
-        return Prov::NotDate;
+        // A number of days keeps its resolution through arithmetic, until
+        // it is divided into whole months or coarser.
+        let days = parts.contains(&Prov::Interval);
+        return match days && !months_or_coarser(e) {
+            true => Prov::Interval,
+            false => Prov::NotDate,
+        };
     }
     Prov::mix(parts.into_iter().chain(
         // A literal date anywhere inside counts as a constant.
@@ -274,6 +281,21 @@ fn other(e: &Expr, scope: Scope<'_>) -> Prov {
             Prov::NotDate
         }),
     ))
+}
+
+/// The shortest grid a difference of dates may be released on, in days.
+pub(super) const DAY_GRID: f64 = 30.0;
+
+/// Whether `e` divides by a literal of at least [`DAY_GRID`] (days).
+fn months_or_coarser(e: &Expr) -> bool {
+    match e {
+        Expr::BinaryExpr(BinaryExpr {
+            op: Operator::Divide,
+            right,
+            ..
+        }) => crate::analysis::exprs::literal_f64(right).is_some_and(|d| d >= DAY_GRID),
+        _ => false,
+    }
 }
 
 fn is_volatile_date(e: &Expr) -> bool {

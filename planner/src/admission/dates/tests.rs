@@ -38,6 +38,36 @@ const CASES: &[(&str, Option<&str>)] = &[
         "SELECT year_of_birth, month_of_birth, count(*) FROM person GROUP BY 1, 2",
         None,
     ),
+    (
+        "SELECT (c.condition_start_date - o.observation_period_end_date) / 30 AS m, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        None,
+    ),
+    (
+        "SELECT floor((c.condition_start_date - o.observation_period_start_date) / 30.44) AS m, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        None,
+    ),
+    // A difference of dates in days, against a date that is nearly the
+    // same for everyone (the extraction date), is an exact date.
+    (
+        "SELECT c.condition_start_date - o.observation_period_end_date AS d, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        Some("a difference of dates in days"),
+    ),
+    (
+        "SELECT (c.condition_start_date - o.observation_period_end_date) * 1 AS d, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        Some("a difference of dates in days"),
+    ),
+    (
+        "SELECT (c.condition_start_date - o.observation_period_end_date) / 7 AS w, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        Some("a difference of dates in days"),
+    ),
+    (
+        "SELECT t.gap % 30 AS r, count(*) FROM (SELECT c.person_id, c.condition_start_date - o.observation_period_end_date AS gap FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id) t GROUP BY 1",
+        Some("a difference of dates in days"),
+    ),
+    (
+        "SELECT count(*) FROM condition_occurrence c JOIN person p ON c.person_id = p.person_id JOIN observation_period o ON c.person_id = o.person_id WHERE c.condition_start_date - o.observation_period_end_date > p.year_of_birth * 2",
+        Some("with a value computed from other data"),
+    ),
     // Exact dates and fine resolution: refused, naming the column only.
     (
         "SELECT count(*) FROM person WHERE birth_datetime = '1931-04-02 10:32:00'",

@@ -67,14 +67,32 @@ pub fn column_range(plan: &LogicalPlan, index: usize) -> Option<Range> {
             Some(k) => aggregate_range(w.window_expr.get(k)?, Scope::One(&w.input)),
         },
         LogicalPlan::Join(j) => join_source(j, index).and_then(|(p, i)| column_range(p, i)),
+        // A branch that holds only NULL there (a placeholder column of a
+        // `UNION ALL`) adds no value.
         LogicalPlan::Union(u) => u
             .inputs
             .iter()
+            .filter(|i| !only_null(i, index))
             .map(|i| column_range(i, index))
             .reduce(|a, b| Some(a?.union(b?)))
             .flatten(),
         _ => None,
     }
+}
+
+/// Whether output column `index` of `plan` is a NULL literal (cast or not).
+fn only_null(plan: &LogicalPlan, index: usize) -> bool {
+    if let Some(input) = pass_through(plan) {
+        return only_null(input, index);
+    }
+    let LogicalPlan::Projection(p) = plan else {
+        return false;
+    };
+    let mut e = p.expr.get(index).map(strip_alias);
+    while let Some(Expr::Cast(c)) = e {
+        e = Some(strip_alias(&c.expr));
+    }
+    matches!(e, Some(Expr::Literal(v, _)) if v.is_null())
 }
 
 /// The name and arguments of an aggregate or window call.
