@@ -58,7 +58,7 @@ pub fn check_aggregate(agg: &Aggregate) -> Result<()> {
         let Some(arg) = f.params.args.first() else {
             continue;
         };
-        for term in terms(arg)? {
+        for term in terms(arg, agg.input.schema())? {
             for c in &term.values {
                 let index = agg.input.schema().index_of_column(c).map_err(|_| {
                     PlanError::Internal(format!("column {c} not in the aggregate's input"))

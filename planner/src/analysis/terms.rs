@@ -16,9 +16,10 @@
 //! each term ([`crate::partials::cells`]) and judge each data term's
 //! dominance ([`crate::partials::dominance`]).
 
-use datafusion::common::{Column, ScalarValue};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::{Column, DFSchema, ScalarValue};
 use datafusion::logical_expr::expr::{Case, Cast, ScalarFunction, TryCast};
-use datafusion::logical_expr::{BinaryExpr, Expr, Operator, lit};
+use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, Operator, lit};
 
 use crate::analysis::exprs::{is_zero, sql_text, strip_alias};
 use crate::error::{PlanError, Result};
@@ -113,9 +114,16 @@ impl Terms {
     }
 }
 
-/// The terms of `arg`, an aggregate's argument.
-pub fn terms(arg: &Expr) -> Result<Vec<Term>> {
-    let t = decompose(strip_alias(arg))?;
+/// Whether an expression is a date.
+type Dated<'a> = &'a dyn Fn(&Expr) -> bool;
+
+/// The terms of `arg`, an aggregate's argument over `schema`.
+pub fn terms(arg: &Expr, schema: &DFSchema) -> Result<Vec<Term>> {
+    let dated = |e: &Expr| {
+        e.get_type(schema)
+            .is_ok_and(|t| matches!(t, DataType::Date32 | DataType::Date64))
+    };
+    let t = decompose(strip_alias(arg), &dated)?;
     Ok(t.terms)
 }
 
@@ -132,23 +140,23 @@ fn bounded(t: Terms, whole: &Expr) -> Result<Terms> {
     Ok(t)
 }
 
-fn decompose(e: &Expr) -> Result<Terms> {
+fn decompose(e: &Expr, dated: Dated<'_>) -> Result<Terms> {
     let t = match e {
-        Expr::Alias(a) => decompose(&a.expr)?,
+        Expr::Alias(a) => decompose(&a.expr, dated)?,
         Expr::Literal(..) | Expr::Column(_) => single(e),
-        Expr::Negative(x) => decompose(x)?.map(|t| Expr::Negative(Box::new(t))),
+        Expr::Negative(x) => decompose(x, dated)?.map(|t| Expr::Negative(Box::new(t))),
         Expr::Cast(c) if c.field.data_type().is_floating() => {
             let to = c.field.data_type().clone();
-            decompose(&c.expr)?.map(|t| Expr::Cast(Cast::new(Box::new(t), to.clone())))
+            decompose(&c.expr, dated)?.map(|t| Expr::Cast(Cast::new(Box::new(t), to.clone())))
         }
         Expr::Cast(Cast { expr, .. }) | Expr::TryCast(TryCast { expr, .. })
             if matches!(expr.as_ref(), Expr::Column(_) | Expr::Literal(..)) =>
         {
             single(e)
         }
-        Expr::BinaryExpr(b) => binary(b, e)?,
-        Expr::Case(c) => case(c)?,
-        Expr::ScalarFunction(f) => function(f)?,
+        Expr::BinaryExpr(b) => binary(b, e, dated)?,
+        Expr::Case(c) => case(c, dated)?,
+        Expr::ScalarFunction(f) => function(f, dated)?,
         other => opaque(other)?,
     };
     bounded(t, e)
@@ -170,12 +178,15 @@ fn opaque(e: &Expr) -> Result<Terms> {
     ))
 }
 
-fn binary(b: &BinaryExpr, whole: &Expr) -> Result<Terms> {
+fn binary(b: &BinaryExpr, whole: &Expr, dated: Dated<'_>) -> Result<Terms> {
     let (l, r) = (b.left.as_ref(), b.right.as_ref());
     match b.op {
+        // A difference of two dates is a number of days, one value: its
+        // dates are no quantities apart (a date cannot be negated).
+        Operator::Minus if dated(l) && dated(r) => Ok(single(whole)),
         Operator::Plus | Operator::Minus => {
-            let left = decompose(l)?.guarded(r);
-            let mut right = decompose(r)?.guarded(l);
+            let left = decompose(l, dated)?.guarded(r);
+            let mut right = decompose(r, dated)?.guarded(l);
             if b.op == Operator::Minus {
                 right = right.map(|t| Expr::Negative(Box::new(t)));
             }
@@ -187,7 +198,7 @@ fn binary(b: &BinaryExpr, whole: &Expr) -> Result<Terms> {
             })
         }
         Operator::Multiply => {
-            let (a, c) = (decompose(l)?, decompose(r)?);
+            let (a, c) = (decompose(l, dated)?, decompose(r, dated)?);
             let mut terms = Vec::with_capacity(a.terms.len() * c.terms.len());
             for x in &a.terms {
                 for y in &c.terms {
@@ -214,7 +225,7 @@ fn binary(b: &BinaryExpr, whole: &Expr) -> Result<Terms> {
                 return opaque(whole);
             }
             let divisor: Vec<Column> = r.column_refs().into_iter().cloned().collect();
-            let a = decompose(l)?;
+            let a = decompose(l, dated)?;
             Ok(Terms {
                 terms: a
                     .terms
@@ -234,7 +245,7 @@ fn binary(b: &BinaryExpr, whole: &Expr) -> Result<Terms> {
 }
 
 /// A CASE as the union of its branches, each a term where it is taken.
-fn case(c: &Case) -> Result<Terms> {
+fn case(c: &Case, dated: Dated<'_>) -> Result<Terms> {
     let branches = c.when_then_expr.len() + 1;
     let mut terms = Vec::new();
     let mut exclusive = true;
@@ -246,7 +257,7 @@ fn case(c: &Case) -> Result<Terms> {
         if matches!(result, Expr::Literal(ref v, _) if v.is_null()) {
             continue;
         }
-        let branch = decompose(&result)?;
+        let branch = decompose(&result, dated)?;
         exclusive &= branch.exclusive;
         for t in branch.terms {
             let only = |x: Expr| -> Expr {
@@ -277,7 +288,7 @@ fn when(cond: Expr, then: Expr) -> (Box<Expr>, Box<Expr>) {
 
 /// Read `coalesce`, `nullif`, `nvl2`, `greatest` and `least` as the CASE
 /// they are; other functions are applied to each exclusive branch.
-fn function(f: &ScalarFunction) -> Result<Terms> {
+fn function(f: &ScalarFunction, dated: Dated<'_>) -> Result<Terms> {
     let name = f.func.name().to_ascii_lowercase();
     let a = &f.args;
     let as_case = match (name.as_str(), a.len()) {
@@ -328,7 +339,7 @@ fn function(f: &ScalarFunction) -> Result<Terms> {
         _ => None,
     };
     if let Some(c) = as_case {
-        return case(&c);
+        return case(&c, dated);
     }
     Err(refuse(
         format!("the function {name} inside a sum, average or variance"),

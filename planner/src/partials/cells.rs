@@ -75,7 +75,7 @@ pub fn layout(plan: &LogicalPlan) -> Result<CellLayout> {
     let mut out = CellLayout::default();
     for e in proj.expr.iter().skip(keys).take(partials) {
         let (kind, f) = classify(source_aggregate(e, agg)?, &agg.input, &input_lineage)?;
-        let refs = partial_cells(kind, f, &mut out)?;
+        let refs = partial_cells(kind, f, agg.input.schema(), &mut out)?;
         out.per_partial.push(refs);
     }
     Ok(out)
@@ -84,6 +84,7 @@ pub fn layout(plan: &LogicalPlan) -> Result<CellLayout> {
 fn partial_cells(
     kind: AggKind,
     f: &AggregateFunction,
+    input: &datafusion::common::DFSchema,
     out: &mut CellLayout,
 ) -> Result<Vec<CellRef>> {
     let filter = f.params.filter.as_deref().cloned();
@@ -104,7 +105,7 @@ fn partial_cells(
             let nonzero = !matches!(kind, AggKind::Variance { .. });
             let arg = arg.ok_or_else(|| internal("an aggregate without an argument"))?;
             let mut refs = Vec::new();
-            for t in terms(&arg)? {
+            for t in terms(&arg, input)? {
                 if nonzero && t.zero {
                     continue; // adds nothing to a sum
                 }

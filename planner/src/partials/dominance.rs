@@ -115,7 +115,10 @@ fn judged(
                     });
                     continue;
                 }
-                for t in terms(&arg)?.into_iter().filter(|t| t.data && !t.zero) {
+                for t in terms(&arg, input)?
+                    .into_iter()
+                    .filter(|t| t.data && !t.zero)
+                {
                     out.push(Judged {
                         entry: DominanceEntry {
                             partial: j,

@@ -82,7 +82,7 @@ async fn zeros_do_not_contribute_to_sums_but_do_to_counts() {
 #[test]
 fn an_offset_is_a_constant_term_of_its_own() {
     let e = col("value_as_number") + datafusion::prelude::lit(1000.0);
-    let t = terms(&e).expect("terms");
+    let t = terms(&e, &datafusion::common::DFSchema::empty()).expect("terms");
     assert_eq!(t.len(), 2);
     assert_eq!(t.iter().filter(|t| t.data).count(), 1, "{t:?}");
 }
@@ -124,5 +124,5 @@ fn arguments_of_too_many_parts_are_refused() {
     for i in 0..crate::analysis::terms::MAX_TERMS {
         e = e + col(format!("c{i}"));
     }
-    assert!(terms(&e).is_err());
+    assert!(terms(&e, &datafusion::common::DFSchema::empty()).is_err());
 }
