@@ -17,6 +17,9 @@
 //! * **variances and standard deviations** add squares (their dominance
 //!   summaries, squared deviations): the largest value times the total,
 //!   times four, times [`MAX_SITES`], within 10³⁰⁰;
+//! * **no DECIMAL arithmetic** over patient data and no DECIMAL sums:
+//!   arrow computes them in checked 128-bit integers, which fail past 38
+//!   digits for some values only (cast to DOUBLE instead);
 //! * **no cast to `FLOAT`/`REAL` inside a sum**: a 24-bit float rounds each
 //!   value by an amount that depends on its size, so its sum and its
 //!   largest contributions disagree in a way that tells the values apart.
@@ -25,6 +28,7 @@
 //! keeps the declared column bounds and [`MAX_ROWS`]; no run of the query
 //! is needed, and no refusal depends on the data.
 
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 
@@ -86,6 +90,13 @@ fn check_integers(e: &Expr, scope: Scope<'_>) -> Result<()> {
         let Ok(t) = x.get_type(schema.as_ref()) else {
             return Ok(TreeNodeRecursion::Continue);
         };
+        if matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)) {
+            outcome = Err(refused(format!(
+                "the DECIMAL arithmetic {} fails when its result passes 38 digits, for some values only",
+                sql_text(x)
+            )));
+            return Ok(TreeNodeRecursion::Stop);
+        }
         if t.is_integer() && !range_in(x, scope).is_some_and(|r| r.fits(&t)) {
             outcome = Err(refused(format!(
                 "the integer arithmetic {} could overflow {} for some values",
@@ -132,6 +143,16 @@ fn check_sum(e: &Expr, scope: Scope<'_>) -> Result<()> {
             shown()
         )));
     }
+    let arg_type = arg.get_type(scope.schema().as_ref()).ok();
+    if matches!(
+        arg_type,
+        Some(DataType::Decimal128(..) | DataType::Decimal256(..))
+    ) {
+        return Err(refused(format!(
+            "{} adds up DECIMAL values, whose sums fail or wrap past 38 digits; cast them to DOUBLE",
+            shown()
+        )));
+    }
     let bounds = range_in(arg, scope).zip(total_in(arg, scope));
     let Some((range, total)) = bounds else {
         return Err(refused(format!(
@@ -139,9 +160,7 @@ fn check_sum(e: &Expr, scope: Scope<'_>) -> Result<()> {
             shown()
         )));
     };
-    let integer = arg
-        .get_type(scope.schema().as_ref())
-        .is_ok_and(|t| t.is_integer());
+    let integer = arg_type.is_some_and(|t| t.is_integer());
     let (reach, limit) = match kind {
         Adds::Values if integer => (total * MAX_SITES, INTEGER_LIMIT),
         Adds::Values => (total * MAX_SITES, FLOAT_LIMIT),
@@ -165,16 +184,10 @@ fn check_sum(e: &Expr, scope: Scope<'_>) -> Result<()> {
 fn narrow_float(e: &Expr) -> bool {
     e.exists(|x| {
         Ok(match x {
-            Expr::Cast(c) => matches!(
-                c.field.data_type(),
-                datafusion::arrow::datatypes::DataType::Float32
-                    | datafusion::arrow::datatypes::DataType::Float16
-            ),
-            Expr::TryCast(c) => matches!(
-                c.field.data_type(),
-                datafusion::arrow::datatypes::DataType::Float32
-                    | datafusion::arrow::datatypes::DataType::Float16
-            ),
+            Expr::Cast(c) => matches!(c.field.data_type(), DataType::Float32 | DataType::Float16),
+            Expr::TryCast(c) => {
+                matches!(c.field.data_type(), DataType::Float32 | DataType::Float16)
+            }
             _ => false,
         })
     })

@@ -53,7 +53,12 @@ impl Range {
     /// Whether every value fits integer type `t` (a float is truncated
     /// toward zero, so up to one unit beyond the bounds still fits).
     pub fn fits(self, t: &DataType) -> bool {
-        type_range(t).is_some_and(|r| self.lo > r.lo - 1.0 && self.hi < r.hi + 1.0)
+        // Bounds are computed in f64, rounded to nearest: near 2^63 a
+        // step is 2048, so a relative margin keeps the test outward.
+        type_range(t).is_some_and(|r| {
+            let margin = r.lo.abs().max(r.hi.abs()) * 1e-12;
+            self.lo > r.lo + margin - 1.0 && self.hi < r.hi - margin + 1.0
+        })
     }
 }
 
@@ -94,6 +99,7 @@ pub(crate) fn type_range(t: &DataType) -> Option<Range> {
 /// result total whatever the data), or by following it down the plan to
 /// what it reads ([`plan::range_in`]).
 pub(crate) struct Columns<'a> {
+    pub schema: &'a DFSchema,
     pub column: &'a dyn Fn(&Expr, &datafusion::common::Column) -> Option<Range>,
 }
 
@@ -105,7 +111,13 @@ pub fn range_of(e: &Expr, schema: &DFSchema) -> Option<Range> {
             .and_then(|b| Range::new(b.lo, b.hi))
             .or_else(|| type_range(&e.get_type(schema).ok()?))
     };
-    range_with(e, &Columns { column: &by_name })
+    range_with(
+        e,
+        &Columns {
+            schema,
+            column: &by_name,
+        },
+    )
 }
 
 /// The range of `e`'s values, with column ranges from `cols`.
@@ -189,9 +201,7 @@ fn function(name: &str, args: &[Expr], cols: &Columns<'_>) -> Option<Range> {
     match name.to_ascii_lowercase().as_str() {
         "floor" => arg(0).and_then(|r| Range::new(r.lo.floor(), r.hi.floor())),
         "ceil" => arg(0).and_then(|r| Range::new(r.lo.ceil(), r.hi.ceil())),
-        "trunc" => arg(0).and_then(|r| Range::new(r.lo.trunc(), r.hi.trunc())),
-        // Rounding to digits moves a value by less than one unit.
-        "round" => arg(0).and_then(|r| Range::new(r.lo.floor(), r.hi.ceil())),
+        "trunc" | "round" => to_digits(arg(0)?, args.get(1)),
         "abs" => arg(0).and_then(|r| {
             let m = r.lo.abs().max(r.hi.abs());
             Range::new(
@@ -208,22 +218,55 @@ fn function(name: &str, args: &[Expr], cols: &Columns<'_>) -> Option<Range> {
             .map(|a| range_with(a, cols))
             .reduce(|a, b| Some(a?.union(b?)))
             .flatten(),
-        "date_part" | "datepart" | "extract" => date_part(args),
+        "date_part" | "datepart" | "extract" => date_part(args, cols),
         _ => None,
     }
 }
 
-/// `date_part(unit, d)`: the unit's own range; a year is within what a
-/// 32-bit day count can hold.
-fn date_part(args: &[Expr]) -> Option<Range> {
+/// `round(x, d)` or `trunc(x, d)`: within a unit of `x` (or of the
+/// power of ten it rounds to), when `d` is a literal the computation
+/// (`x · 10^d`) cannot overflow; no range otherwise.
+fn to_digits(r: Range, digits: Option<&Expr>) -> Option<Range> {
+    let d = match digits {
+        None => 0,
+        Some(e) => crate::analysis::exprs::literal_i64(e).filter(|d| d.abs() <= 15)?,
+    };
+    let m = r.lo.abs().max(r.hi.abs());
+    let unit = 10f64.powi(i32::try_from(d).ok()?.min(0).abs());
+    if m * 10f64.powi(i32::try_from(d.max(0)).ok()?) >= 1e300 {
+        return None;
+    }
+    Range::new((r.lo - unit).floor(), (r.hi + unit).ceil())
+}
+
+/// `date_part(unit, d)` of a date or timestamp (of an interval it is a
+/// total count, with no calendar range): the unit's own range; a year
+/// within the date's range where it has one, else what a 32-bit day
+/// count can hold.
+fn date_part(args: &[Expr], cols: &Columns<'_>) -> Option<Range> {
     let unit = match args.first().map(strip_alias) {
         Some(Expr::Literal(ScalarValue::Utf8(Some(u)) | ScalarValue::Utf8View(Some(u)), _)) => {
             u.to_ascii_lowercase()
         }
         _ => return None,
     };
+    let arg = args.get(1)?;
+    let t = arg.get_type(cols.schema).ok()?;
+    if !matches!(
+        t,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    ) {
+        return None;
+    }
     let (lo, hi) = match unit.as_str() {
-        "year" | "isoyear" => (-5_877_642.0, 5_881_581.0),
+        "year" | "isoyear" => match (t, range_with(arg, cols)) {
+            // A Date32 range is in days since 1970.
+            (DataType::Date32, Some(days)) => (
+                (1970.0 + days.lo / 365.25).floor() - 1.0,
+                (1970.0 + days.hi / 365.25).ceil() + 1.0,
+            ),
+            _ => (-5_877_642.0, 5_881_581.0),
+        },
         "quarter" => (1.0, 4.0),
         "month" => (1.0, 12.0),
         "week" => (1.0, 53.0),

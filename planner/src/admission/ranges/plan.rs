@@ -35,8 +35,15 @@ pub const DATE_DAYS: (f64, f64) = (-62_091.0, 120_940.0);
 
 /// The range of `e` over `scope`, each column followed to what it reads.
 pub fn range_in(e: &Expr, scope: Scope<'_>) -> Option<Range> {
+    let schema = scope.schema();
     let column = |_: &Expr, c: &Column| scope.resolve(c).and_then(|(p, i)| column_range(p, i));
-    range_with(e, &Columns { column: &column })
+    range_with(
+        e,
+        &Columns {
+            schema: &schema,
+            column: &column,
+        },
+    )
 }
 
 /// The range of output column `index` of `plan`.
