@@ -79,6 +79,14 @@ pub enum EngineError {
     /// A site answered with something that is not the agreed partial schema.
     #[error("site '{site}' sent an invalid answer: {detail}")]
     SiteProtocol { site: String, detail: String },
+    /// A site's partials break a plausibility rule. Which site is logged
+    /// for operators, never told to the analyst: a site's data outside its
+    /// declared bounds can trip a rule, and naming the site would tell
+    /// where such a value lives.
+    #[error(
+        "a site sent partials no real data can produce ({rule}); which site is in the coordinator's log"
+    )]
+    SiteImplausible { site: String, rule: String },
     /// Merged counts or sums overflow 64 bits: no real cohort does that, so
     /// the partials are implausible (or an attack on wrap-around).
     #[error("a merged count or sum overflows; the sites' partials are implausible")]
@@ -153,9 +161,10 @@ impl EngineError {
     /// A site's answer that no real data can produce (the plausibility
     /// checks of `disclosure::plausibility`, and the merge's own).
     pub(crate) fn implausible(site: &str, rule: &str) -> Self {
-        EngineError::SiteProtocol {
+        tracing::warn!(site, rule, "a site sent implausible partials");
+        EngineError::SiteImplausible {
             site: site.into(),
-            detail: format!("implausible partials: {rule}"),
+            rule: rule.into(),
         }
     }
 
@@ -174,7 +183,9 @@ impl EngineError {
             EngineError::SitePermit { .. } => "site.permit".into(),
             EngineError::SiteInvalid { .. } => "site.invalid".into(),
             EngineError::SiteRuntime => "site.runtime".into(),
-            EngineError::SiteProtocol { .. } => "site.protocol".into(),
+            EngineError::SiteProtocol { .. } | EngineError::SiteImplausible { .. } => {
+                "site.protocol".into()
+            }
             EngineError::Overflow => "merge.overflow".into(),
             EngineError::NoSiteHosts(_) => "plan.no_site".into(),
             EngineError::Data(_) => "site.data".into(),

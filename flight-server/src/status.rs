@@ -49,7 +49,10 @@ pub fn to_status(err: &EngineError) -> Status {
             tracing::warn!(code = err.code(), "a site failed while running a subplan");
             Status::aborted(err.to_string())
         }
-        EngineError::SiteProtocol { .. } | EngineError::Overflow | EngineError::Data(_) => {
+        EngineError::SiteProtocol { .. }
+        | EngineError::SiteImplausible { .. }
+        | EngineError::Overflow
+        | EngineError::Data(_) => {
             tracing::error!(error = %err, "federation fault");
             Status::failed_precondition(err.to_string())
         }
