@@ -13,12 +13,15 @@
 //!       ▼
 //!   LogicalPlan (unoptimised)
 //!       │  analysis/     reading a plan: expressions, where person_id flows
-//!       │                (lineage), aggregate kinds, additive terms, axes
+//!       │                (lineage), what a column carries, the scope an
+//!       │                expression reads, aggregate kinds, additive terms,
+//!       │                axes
 //!       │  admission/    may each site run this below the boundary with its
 //!       │                meaning intact? (identifier, free text, dates,
-//!       │                functions, values, amplification, one row per
-//!       │                patient) — and, at a site, is the received subplan
-//!       │                canonical (`admit_subplan`)?
+//!       │                functions, value ranges and magnitudes, values,
+//!       │                amplification, one row per patient) — and, at a
+//!       │                site, is the received subplan canonical
+//!       │                (`admit_subplan`)?
 //!       │  split/        release boundaries, grouping sets, distinct values,
 //!       │                partial aggregates, site pruning, unparsing, EXPLAIN
 //!       │  binned/       survival curves, histograms and quantiles as
