@@ -32,8 +32,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::logical_expr::{BinaryExpr, Expr, ExprSchemable, LogicalPlan, Operator};
 
-use super::ranges::plan::{MAX_ROWS, call, magnitude, range_in, total_in};
-use crate::analysis::exprs::sql_text;
+use super::ranges::plan::{MAX_ROWS, magnitude, range_in, total_in};
+use crate::analysis::exprs::{call, sql_text};
 use crate::analysis::scope::Scope;
 use crate::error::{PlanError, Result};
 use crate::rules::Rule;

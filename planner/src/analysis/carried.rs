@@ -17,7 +17,7 @@ use std::collections::BTreeSet;
 use datafusion::common::Column;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 
-use crate::analysis::exprs::strip_alias;
+use crate::analysis::exprs::{call, strip_alias};
 use crate::analysis::lineage::{join_source, pass_through};
 use crate::analysis::scope::Scope;
 
@@ -80,27 +80,19 @@ pub fn carried_column(c: &Column, scope: Scope<'_>) -> BTreeSet<String> {
 /// What expression `e` carries: a bare column's values, or those of an
 /// aggregate or window function that returns one of its input values.
 fn carried_by(e: &Expr, scope: Scope<'_>) -> BTreeSet<String> {
-    match strip_alias(e) {
-        Expr::Column(c) => carried_column(c, scope),
-        Expr::AggregateFunction(f) if returns_an_input(f.func.name()) => f
-            .params
-            .args
-            .first()
-            .map(|a| carried_by(a, scope))
-            .unwrap_or_default(),
-        Expr::WindowFunction(w) if returns_an_input(w.fun.name()) => w
-            .params
-            .args
-            .first()
-            .map(|a| carried_by(a, scope))
-            .unwrap_or_default(),
-        _ => BTreeSet::new(),
+    if let Expr::Column(c) = strip_alias(e) {
+        return carried_column(c, scope);
     }
+    call(e)
+        .filter(|(name, _)| returns_an_input(name))
+        .and_then(|(_, args)| args.first())
+        .map(|a| carried_by(a, scope))
+        .unwrap_or_default()
 }
 
 fn returns_an_input(name: &str) -> bool {
     matches!(
-        name.to_ascii_lowercase().as_str(),
+        name,
         "min"
             | "max"
             | "first_value"

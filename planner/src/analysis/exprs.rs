@@ -21,6 +21,15 @@ pub fn input_schema(node: &LogicalPlan) -> DFSchema {
     }
 }
 
+/// The lower-case name and the arguments of an aggregate or window call.
+pub fn call(e: &Expr) -> Option<(String, &[Expr])> {
+    match strip_alias(e) {
+        Expr::AggregateFunction(f) => Some((f.func.name().to_ascii_lowercase(), &f.params.args)),
+        Expr::WindowFunction(w) => Some((w.fun.name().to_ascii_lowercase(), &w.params.args)),
+        _ => None,
+    }
+}
+
 /// A literal under any casts and aliases: a constant.
 pub fn literal(e: &Expr) -> Option<&ScalarValue> {
     match e {

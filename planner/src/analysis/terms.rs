@@ -127,6 +127,16 @@ pub fn terms(arg: &Expr, schema: &DFSchema) -> Result<Vec<Term>> {
     Ok(t.terms)
 }
 
+/// A column, under aliases and casts.
+fn plain(e: &Expr) -> bool {
+    match e {
+        Expr::Alias(a) => plain(&a.expr),
+        Expr::Cast(Cast { expr, .. }) | Expr::TryCast(TryCast { expr, .. }) => plain(expr),
+        Expr::Column(_) => true,
+        _ => false,
+    }
+}
+
 fn bounded(t: Terms, whole: &Expr) -> Result<Terms> {
     if t.terms.len() > MAX_TERMS {
         return Err(refuse(
@@ -181,9 +191,14 @@ fn opaque(e: &Expr) -> Result<Terms> {
 fn binary(b: &BinaryExpr, whole: &Expr, dated: Dated<'_>) -> Result<Terms> {
     let (l, r) = (b.left.as_ref(), b.right.as_ref());
     match b.op {
-        // A difference of two dates is a number of days, one value: its
-        // dates are no quantities apart (a date cannot be negated).
-        Operator::Minus if dated(l) && dated(r) => Ok(single(whole)),
+        // A difference of two date columns is a number of days, one value:
+        // its dates are no quantities apart (a date cannot be negated).
+        // Anything else that is a date (a CASE choosing between dates)
+        // would hide its condition inside one term, out of the cells' sight.
+        Operator::Minus if dated(l) && dated(r) => match (plain(l), plain(r)) {
+            (true, true) => Ok(single(whole)),
+            _ => opaque(whole),
+        },
         Operator::Plus | Operator::Minus => {
             let left = decompose(l, dated)?.guarded(r);
             let mut right = decompose(r, dated)?.guarded(l);

@@ -79,9 +79,10 @@ fn refused_queries() -> Vec<String> {
     queries
 }
 
-/// `sql` with every patient table it reads replaced by `wrap(table, n)`
-/// (the n-th wrapping in the query), under the alias it was read by.
-fn wrap_tables(sql: &str, wrap: &dyn Fn(&str, usize) -> String) -> String {
+/// `sql` with every patient table it reads replaced by the FROM item
+/// `item(table, n)` (the n-th table in the query: a parenthesised subquery
+/// or a CTE's name), under the alias it was read by.
+fn wrap_tables(sql: &str, item: &mut dyn FnMut(&str, usize) -> String) -> String {
     let mut n = 0;
     TABLE_REF
         .replace_all(sql, |c: &Captures<'_>| {
@@ -90,14 +91,13 @@ fn wrap_tables(sql: &str, wrap: &dyn Fn(&str, usize) -> String) -> String {
                 return c[0].to_string();
             }
             n += 1;
-            let alias = c.get(4).map(|a| a.as_str());
-            match alias {
+            let from = item(table, n);
+            match c.get(4).map(|a| a.as_str()) {
                 Some(a) if !KEYWORDS.contains(&a.to_ascii_lowercase().as_str()) => {
-                    format!("{keyword} ({}) AS {a}", wrap(table, n))
+                    format!("{keyword} {from} AS {a}")
                 }
                 _ => format!(
-                    "{keyword} ({}) AS {table}{}",
-                    wrap(table, n),
+                    "{keyword} {from} AS {table}{}",
                     c.get(3).map_or("", |m| m.as_str())
                 ),
             }
@@ -169,42 +169,30 @@ fn nulls(table: &str) -> String {
 /// what renames them.
 fn wrappings(sql: &str) -> Vec<(&'static str, String)> {
     let body = renamed_references(sql);
-    let union = wrap_tables(&body, &|t, _| {
+    let union = wrap_tables(&body, &mut |t, _| {
         format!(
-            "SELECT {} FROM {t} WHERE 1 = 0 UNION ALL SELECT {} FROM {t}",
+            "(SELECT {} FROM {t} WHERE 1 = 0 UNION ALL SELECT {} FROM {t})",
             nulls(t),
             columns(t).join(", ")
         )
     });
-    let renamed = wrap_tables(&body, &|t, _| {
-        format!("SELECT {} FROM {t}", renaming(t, ""))
+    let renamed = wrap_tables(&body, &mut |t, _| {
+        format!("(SELECT {} FROM {t})", renaming(t, ""))
     });
-    let left_join = wrap_tables(&body, &|t, n| {
+    let left_join = wrap_tables(&body, &mut |t, n| {
         format!(
-            "SELECT {} FROM person v{n} LEFT JOIN {t} w{n} ON v{n}.person_id = w{n}.person_id",
+            "(SELECT {} FROM person v{n} LEFT JOIN {t} w{n} ON v{n}.person_id = w{n}.person_id)",
             renaming(t, &format!("w{n}."))
         )
     });
     let mut ctes = Vec::new();
-    let with_ctes = TABLE_REF.replace_all(&body, |c: &Captures<'_>| {
-        let table = &c[2];
-        if !schema::is_patient_table(table) {
-            return c[0].to_string();
-        }
-        let n = ctes.len();
-        ctes.push(format!(
-            "cte_{n} AS (SELECT {} FROM {table})",
-            renaming(table, "")
-        ));
-        let rest = match c.get(4).map(|a| a.as_str()) {
-            Some(a) if !KEYWORDS.contains(&a.to_ascii_lowercase().as_str()) => format!(" AS {a}"),
-            _ => format!(" AS {table}{}", c.get(3).map_or("", |m| m.as_str())),
-        };
-        format!("{} cte_{n}{rest}", &c[1])
+    let with_ctes = wrap_tables(&body, &mut |t, n| {
+        ctes.push(format!("cte_{n} AS (SELECT {} FROM {t})", renaming(t, "")));
+        format!("cte_{n}")
     });
     let cte = match with_ctes.to_ascii_lowercase().starts_with("with ") {
         true => format!("WITH {}, {}", ctes.join(", "), &with_ctes[5..]),
-        false if ctes.is_empty() => with_ctes.into_owned(),
+        false if ctes.is_empty() => with_ctes,
         false => format!("WITH {} {with_ctes}", ctes.join(", ")),
     };
     vec![

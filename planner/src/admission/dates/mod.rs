@@ -202,7 +202,7 @@ fn check_days(l: &Expr, r: &Expr, p: (&Prov, &Prov)) -> Result<()> {
         (po, Prov::Interval) => (r, l, po),
         _ => return Ok(()),
     };
-    if *po == Prov::Interval || other.column_refs().is_empty() {
+    if matches!(po, Prov::Interval | Prov::Gridded) || other.column_refs().is_empty() {
         return Ok(());
     }
     Err(refused(format!(
@@ -262,7 +262,9 @@ fn check_expr(e: &Expr, scope: Scope<'_>) -> Result<()> {
 fn check_one(x: &Expr, is_root: bool, scope: Scope<'_>) -> Result<()> {
     if let Some(arg) = generalisation(x) {
         return match provenance::expr(arg, scope) {
-            Prov::Bare(_) | Prov::Generalised | Prov::Interval | Prov::NotDate => Ok(()),
+            Prov::Bare(_) | Prov::Generalised | Prov::Interval | Prov::Gridded | Prov::NotDate => {
+                Ok(())
+            }
             _ => Err(refused(format!(
                 "generalising {}, which is shifted, computed or mixed with a literal",
                 name_of(arg)
@@ -360,6 +362,16 @@ pub fn check_node(node: &LogicalPlan) -> Result<()> {
 /// every date generalised.
 pub fn check_boundary(agg: &Aggregate) -> Result<()> {
     let scope = Scope::One(&agg.input);
+    let gridded = agg
+        .group_expr
+        .iter()
+        .filter(|k| provenance::expr(k, scope) == Prov::Gridded)
+        .count();
+    if gridded > 1 {
+        return Err(refused(
+            "grouping the released result by two grids of differences of dates: shifted grids together are finer than either ((a - b) / 30 and (a - b + 15) / 30 tell 15 days apart). Group by one".to_string(),
+        ));
+    }
     for key in &agg.group_expr {
         let p = provenance::expr(key, scope);
         if p == Prov::Interval {

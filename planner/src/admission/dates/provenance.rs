@@ -37,8 +37,15 @@ pub(super) enum Prov {
     /// A date that is not data: a literal, `current_date`, a date of the
     /// public vocabulary.
     Constant,
-    /// An interval between dates (relative: says nothing about when).
+    /// An interval between dates, or a number of days computed from one:
+    /// relative, but at day resolution (against an extraction date, an
+    /// exact date).
     Interval,
+    /// A number of days put on a grid of at least [`DAY_GRID`] days
+    /// (`(a - b) / 30`). Two such grids combined, in one expression or as
+    /// two keys of one release, are finer (`(a - b) / 30` and
+    /// `(a - b + 15) / 30` tell 15 days apart).
+    Gridded,
     /// Anything else computed from dates: `sources`, and whether a
     /// constant date went into it.
     Mixed {
@@ -266,11 +273,18 @@ fn other(e: &Expr, scope: Scope<'_>) -> Prov {
     }
     if !t.as_ref().is_some_and(temporal) {
         // A number of days keeps its resolution through arithmetic, until
-        // it is divided into whole months or coarser.
-        let days = parts.contains(&Prov::Interval);
-        return match days && !months_or_coarser(e) {
-            true => Prov::Interval,
-            false => Prov::NotDate,
+        // it is divided into whole months or coarser; two grids combined
+        // are finer than either.
+        if parts.contains(&Prov::Interval) {
+            return match months_or_coarser(e, t.as_ref()) {
+                true => Prov::Gridded,
+                false => Prov::Interval,
+            };
+        }
+        return match parts.iter().filter(|p| **p == Prov::Gridded).count() {
+            0 => Prov::NotDate,
+            1 => Prov::Gridded,
+            _ => Prov::Interval,
         };
     }
     Prov::mix(parts.into_iter().chain(
@@ -286,14 +300,29 @@ fn other(e: &Expr, scope: Scope<'_>) -> Prov {
 /// The shortest grid a difference of dates may be released on, in days.
 pub(super) const DAY_GRID: f64 = 30.0;
 
-/// Whether `e` divides by a literal of at least [`DAY_GRID`] (days).
-fn months_or_coarser(e: &Expr) -> bool {
-    match e {
+/// Whether `e`, of type `t`, puts a number of days on a grid of at least
+/// [`DAY_GRID`] days: an integer quotient by such a literal, or a float one
+/// rounded or cast to an integer. A float quotient alone keeps the day in
+/// its fraction (`(a - b) / 30.0` is 1.2333… for day 37).
+fn months_or_coarser(e: &Expr, t: Option<&DataType>) -> bool {
+    let quotient = |x: &Expr| match crate::analysis::exprs::strip_alias(x) {
         Expr::BinaryExpr(BinaryExpr {
             op: Operator::Divide,
             right,
             ..
         }) => crate::analysis::exprs::literal_f64(right).is_some_and(|d| d >= DAY_GRID),
+        _ => false,
+    };
+    match e {
+        Expr::BinaryExpr(_) => quotient(e) && t.is_some_and(DataType::is_integer),
+        Expr::ScalarFunction(f) => {
+            matches!(
+                f.func.name().to_ascii_lowercase().as_str(),
+                "floor" | "ceil" | "trunc" | "round"
+            ) && matches!(f.args.as_slice(), [x] if quotient(x))
+        }
+        Expr::Cast(c) => c.field.data_type().is_integer() && quotient(&c.expr),
+        Expr::TryCast(c) => c.field.data_type().is_integer() && quotient(&c.expr),
         _ => false,
     }
 }

@@ -61,6 +61,22 @@ const CASES: &[(&str, Option<&str>)] = &[
         Some("a difference of dates in days"),
     ),
     (
+        "SELECT (c.condition_start_date - o.observation_period_end_date) / 30.0 AS m, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        Some("a difference of dates in days"),
+    ),
+    (
+        "SELECT TRY_CAST((c.condition_start_date - o.observation_period_end_date) / 30.5 AS INT) AS m, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        None,
+    ),
+    (
+        "SELECT (c.condition_start_date - o.observation_period_end_date) / 30 AS a, (c.condition_start_date - o.observation_period_end_date + 15) / 30 AS b, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1, 2",
+        Some("two grids of differences of dates"),
+    ),
+    (
+        "SELECT (c.condition_start_date - o.observation_period_end_date) / 30 + (c.condition_start_date - o.observation_period_end_date + 15) / 30 AS a, count(*) FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id GROUP BY 1",
+        Some("a difference of dates in days"),
+    ),
+    (
         "SELECT t.gap % 30 AS r, count(*) FROM (SELECT c.person_id, c.condition_start_date - o.observation_period_end_date AS gap FROM condition_occurrence c JOIN observation_period o ON c.person_id = o.person_id) t GROUP BY 1",
         Some("a difference of dates in days"),
     ),

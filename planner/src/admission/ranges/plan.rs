@@ -20,7 +20,7 @@ use datafusion::common::Column;
 use datafusion::logical_expr::{BinaryExpr, Expr, LogicalPlan, Operator};
 
 use super::{Columns, Range, literal, range_with, type_range};
-use crate::analysis::exprs::strip_alias;
+use crate::analysis::exprs::{call, strip_alias};
 use crate::analysis::lineage::{join_source, pass_through};
 use crate::analysis::scope::Scope;
 
@@ -100,15 +100,6 @@ fn only_null(plan: &LogicalPlan, index: usize) -> bool {
         e = Some(strip_alias(&c.expr));
     }
     matches!(e, Some(Expr::Literal(v, _)) if v.is_null())
-}
-
-/// The name and arguments of an aggregate or window call.
-pub(crate) fn call(e: &Expr) -> Option<(String, &[Expr])> {
-    match strip_alias(e) {
-        Expr::AggregateFunction(f) => Some((f.func.name().to_ascii_lowercase(), &f.params.args)),
-        Expr::WindowFunction(w) => Some((w.fun.name().to_ascii_lowercase(), &w.params.args)),
-        _ => None,
-    }
 }
 
 /// The range of an aggregate's (or window function's) values.

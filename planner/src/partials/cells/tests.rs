@@ -126,3 +126,27 @@ fn arguments_of_too_many_parts_are_refused() {
     }
     assert!(terms(&e, &datafusion::common::DFSchema::empty()).is_err());
 }
+
+/// A difference of two date columns is one term of days; a date chosen by a
+/// condition would hide the condition inside that one term (its cell
+/// would count every row), so it is refused.
+#[test]
+fn a_difference_of_date_columns_is_one_term_and_a_chosen_date_is_refused() {
+    use datafusion::arrow::datatypes::{DataType, Field, Schema};
+    use datafusion::common::DFSchema;
+    use datafusion::prelude::{lit, when};
+    let schema = DFSchema::try_from(Schema::new(vec![
+        Field::new("d_end", DataType::Date32, true),
+        Field::new("d_start", DataType::Date32, true),
+        Field::new("c", DataType::Int32, true),
+    ]))
+    .expect("schema");
+    let days = col("d_end") - col("d_start");
+    let t = terms(&days, &schema).expect("one term");
+    assert_eq!(t.len(), 1, "{t:?}");
+    let chosen = when(col("c").eq(lit(999)), col("d_end"))
+        .otherwise(col("d_start"))
+        .expect("case")
+        - col("d_start");
+    assert!(terms(&chosen, &schema).is_err());
+}
